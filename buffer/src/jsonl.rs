@@ -1,0 +1,266 @@
+//! The JSONL interchange format for trajectories (documented in `docs/formats.md`).
+//!
+//! One trajectory per line: `{"version":1,"trajectory":{...}}`. Readers reject unknown versions
+//! and report every bad line with its 1-based line number and column.
+
+use crate::records::Trajectory;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// Version of the interchange format this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A bad line (or I/O failure) while reading or writing trajectory JSONL.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonlError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A line is not a valid trajectory record.
+    #[error("{path}:{line}:{column}: {message}")]
+    BadLine {
+        /// File involved.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// 1-based column (1 when the whole line is at fault).
+        column: usize,
+        /// What was expected.
+        message: String,
+    },
+}
+
+#[derive(Serialize)]
+struct LineOut<'a> {
+    version: u32,
+    trajectory: &'a Trajectory,
+}
+
+#[derive(Deserialize)]
+struct LineIn {
+    version: u32,
+    trajectory: Trajectory,
+}
+
+/// Serialise one trajectory as a single JSONL line (without the newline).
+pub fn to_line(trajectory: &Trajectory) -> String {
+    serde_json::to_string(&LineOut {
+        version: FORMAT_VERSION,
+        trajectory,
+    })
+    .expect("trajectory serialisation cannot fail: all keys are strings")
+}
+
+/// Parse one JSONL line; `line_no` and `path` are only used in the error.
+pub fn parse_line(text: &str, path: &Path, line_no: usize) -> Result<Trajectory, JsonlError> {
+    let bad = |column: usize, message: String| JsonlError::BadLine {
+        path: path.to_path_buf(),
+        line: line_no,
+        column,
+        message,
+    };
+    let parsed: LineIn = serde_json::from_str(text).map_err(|e| {
+        bad(
+            e.column().max(1),
+            format!("expected a trajectory record {{\"version\":{FORMAT_VERSION},\"trajectory\":{{...}}}}: {e}"),
+        )
+    })?;
+    if parsed.version != FORMAT_VERSION {
+        return Err(bad(
+            1,
+            format!(
+                "unsupported format version {} (this build reads version {FORMAT_VERSION})",
+                parsed.version
+            ),
+        ));
+    }
+    let t = parsed.trajectory;
+    if t.outcome.length as usize != t.steps.len() {
+        return Err(bad(
+            1,
+            format!(
+                "outcome.length is {} but the trajectory has {} steps",
+                t.outcome.length,
+                t.steps.len()
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// Read every trajectory of a JSONL file; the first bad line stops the read with a located error.
+pub fn read_file(path: &Path) -> Result<Vec<Trajectory>, JsonlError> {
+    let mut out = Vec::new();
+    for_each_in_file(path, |t| {
+        out.push(t);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Stream the trajectories of a JSONL file to `f` without holding them all in memory.
+pub fn for_each_in_file(
+    path: &Path,
+    mut f: impl FnMut(Trajectory) -> Result<(), JsonlError>,
+) -> Result<(), JsonlError> {
+    let io = |source| JsonlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let reader = std::io::BufReader::new(file);
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|source| match source.kind() {
+            std::io::ErrorKind::InvalidData => JsonlError::BadLine {
+                path: path.to_path_buf(),
+                line: i + 1,
+                column: 1,
+                message: "line is not valid UTF-8".into(),
+            },
+            _ => io(source),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        f(parse_line(&line, path, i + 1)?)?;
+    }
+    Ok(())
+}
+
+/// Writes trajectories as JSONL, one per line.
+pub struct JsonlWriter<W: Write> {
+    inner: W,
+    path: PathBuf,
+    written: usize,
+}
+
+impl JsonlWriter<std::io::BufWriter<std::fs::File>> {
+    /// Create (truncate) a JSONL file, creating parent directories.
+    pub fn create(path: &Path) -> Result<Self, JsonlError> {
+        let io = |source| JsonlError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let file = std::fs::File::create(path).map_err(io)?;
+        Ok(Self::new(std::io::BufWriter::new(file), path))
+    }
+}
+
+impl<W: Write> JsonlWriter<W> {
+    /// Wrap any writer; `path` names it in errors.
+    pub fn new(inner: W, path: &Path) -> Self {
+        Self {
+            inner,
+            path: path.to_path_buf(),
+            written: 0,
+        }
+    }
+
+    /// Append one trajectory.
+    pub fn write(&mut self, t: &Trajectory) -> Result<(), JsonlError> {
+        let mut line = to_line(t);
+        line.push('\n');
+        self.inner
+            .write_all(line.as_bytes())
+            .map_err(|source| JsonlError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Number of trajectories written so far.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Flush buffered output.
+    pub fn finish(mut self) -> Result<W, JsonlError> {
+        self.inner.flush().map_err(|source| JsonlError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(self.inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::*;
+
+    pub(crate) fn sample() -> Trajectory {
+        let obs = Observation {
+            lines: vec!["[kitchen] room: you are in the kitchen".into()],
+            instruction: "find the apple".into(),
+            admissible: vec!["look".into()],
+            feedback: String::new(),
+        };
+        let step = Step {
+            state: obs.clone(),
+            action: "look".into(),
+            reward: 1.0,
+            next_state: obs,
+            done: true,
+            truncated: false,
+            reasoning: None,
+            provenance: Provenance::Real,
+        };
+        Trajectory {
+            task: Task {
+                id: "t1".into(),
+                instruction: "find the apple".into(),
+                params: Default::default(),
+                difficulty: 1,
+                origin: TaskOrigin::Seed,
+            },
+            env_id: "scenario:x.ron".into(),
+            seed: 3,
+            provenance: Provenance::Real,
+            policy: "expert".into(),
+            outcome: Trajectory::outcome_from_steps(std::slice::from_ref(&step), true),
+            steps: vec![step],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = sample();
+        let line = to_line(&t);
+        assert!(line.starts_with("{\"version\":1,"));
+        let back = parse_line(&line, Path::new("x"), 1).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn bad_lines_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.jsonl");
+        let good = to_line(&sample());
+        std::fs::write(&p, format!("{good}\n\n{good}\n{{\"version\":1,\"trajectory\":{{\"task\":3}}}}\n")).unwrap();
+        let err = read_file(&p).unwrap_err().to_string();
+        assert!(err.contains("t.jsonl:4:"), "{err}");
+        let v2 = good.replacen("\"version\":1", "\"version\":2", 1);
+        std::fs::write(&p, format!("{v2}\n")).unwrap();
+        let err = read_file(&p).unwrap_err().to_string();
+        assert!(err.contains(":1:1: unsupported format version 2"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_length_is_rejected() {
+        let mut t = sample();
+        t.outcome.length = 5;
+        let err = parse_line(&to_line(&t), Path::new("f"), 7).unwrap_err().to_string();
+        assert!(err.starts_with("f:7:1: outcome.length is 5"), "{err}");
+    }
+}

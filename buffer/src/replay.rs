@@ -1,0 +1,603 @@
+//! The replay buffer: real and synthetic transitions in memory, optionally durable on disk, with
+//! uniform / provenance-mixed sampling and top-k retrieval of similar transitions.
+//!
+//! **Eviction rule**: the buffer holds at most `capacity` records. Real records are never evicted
+//! and always admitted (the offline seed data may exceed the capacity on its own). When the buffer is
+//! full, the oldest *synthetic* record is evicted to make room; a synthetic record that finds no
+//! synthetic record to evict is refused with [`BufferError::Full`].
+//!
+//! **Durability**: a buffer opened with [`ReplayBuffer::open`] appends every admitted record to a
+//! [`DurableLog`] before it becomes visible. Evictions are not logged: replaying the log through the
+//! same eviction rule reproduces the same live set. [`ReplayBuffer::compact`] rewrites the log with
+//! only the live records.
+
+use crate::embed::{Embedder, HashedNgramEmbedder, transition_text};
+use crate::index::{ApproxIndex, ApproxParams, ExactIndex, Hit};
+use crate::jsonl::{self, JsonlError, JsonlWriter};
+use crate::log::{DurableLog, FsyncPolicy, LogError, Recovery, TailRule};
+use crate::records::{Outcome, Provenance, Step, Task, Trajectory};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The episode a transition belongs to (shared by all its steps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeMeta {
+    /// Buffer-assigned episode number.
+    pub id: u64,
+    /// The task of the episode.
+    pub task: Task,
+    /// Environment id.
+    pub env_id: String,
+    /// Reset seed.
+    pub seed: u64,
+    /// Behaviour policy name.
+    #[serde(default)]
+    pub policy: String,
+    /// Provenance of the episode.
+    pub provenance: Provenance,
+    /// How the episode ended.
+    pub outcome: Outcome,
+}
+
+/// One stored transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BufferRecord {
+    /// Its episode.
+    pub episode: Arc<EpisodeMeta>,
+    /// Index of the step within the episode.
+    pub t: u32,
+    /// The transition itself.
+    pub step: Step,
+}
+
+impl BufferRecord {
+    /// Provenance of the step.
+    pub fn provenance(&self) -> Provenance {
+        self.step.provenance
+    }
+}
+
+/// Buffer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferConfig {
+    /// Maximum number of live records (real records may exceed it; see the module docs).
+    pub capacity: usize,
+    /// Dimension of the default hashed embedder.
+    pub embed_dim: usize,
+    /// When the durable log fsyncs.
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1_000_000,
+            embed_dim: 128,
+            fsync: FsyncPolicy::default(),
+        }
+    }
+}
+
+/// Errors of the replay buffer.
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    /// The durable log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Reading or writing JSONL failed.
+    #[error(transparent)]
+    Jsonl(#[from] JsonlError),
+    /// A synthetic record found the buffer full of real records.
+    #[error("buffer full: {capacity} records, none synthetic to evict; synthetic record refused")]
+    Full {
+        /// The capacity.
+        capacity: usize,
+    },
+}
+
+/// Counts describing the buffer's contents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BufferStats {
+    /// Live records (transitions).
+    pub records: usize,
+    /// Live real records.
+    pub real: usize,
+    /// Live synthetic records.
+    pub synthetic: usize,
+    /// Distinct episodes with at least one live record.
+    pub episodes: usize,
+    /// Distinct task ids with at least one live record.
+    pub tasks: usize,
+    /// Distinct environments.
+    pub envs: usize,
+    /// Live steps that ended an episode successfully (done with reward > 0).
+    pub successful_episodes: usize,
+    /// Records evicted since the buffer was opened (replay included).
+    pub evicted: usize,
+    /// Configured capacity.
+    pub capacity: usize,
+}
+
+/// The replay buffer.
+pub struct ReplayBuffer {
+    config: BufferConfig,
+    embedder: Box<dyn Embedder>,
+    records: HashMap<u64, BufferRecord>,
+    live: Vec<u64>,
+    live_pos: HashMap<u64, usize>,
+    real_live: Vec<u64>,
+    synthetic_fifo: VecDeque<u64>,
+    index: ExactIndex,
+    approx: Option<ApproxIndex>,
+    log: Option<DurableLog>,
+    next_id: u64,
+    next_episode: u64,
+    evicted: usize,
+}
+
+impl ReplayBuffer {
+    /// An in-memory buffer with the default hashed embedder.
+    pub fn new(config: BufferConfig) -> Self {
+        Self::with_embedder(config, Box::new(HashedNgramEmbedder::new(config.embed_dim)))
+    }
+
+    /// An in-memory buffer with a custom embedder.
+    pub fn with_embedder(config: BufferConfig, embedder: Box<dyn Embedder>) -> Self {
+        let dim = embedder.dim();
+        Self {
+            config,
+            embedder,
+            records: HashMap::new(),
+            live: Vec::new(),
+            live_pos: HashMap::new(),
+            real_live: Vec::new(),
+            synthetic_fifo: VecDeque::new(),
+            index: ExactIndex::new(dim),
+            approx: None,
+            log: None,
+            next_id: 0,
+            next_episode: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Open (or create) a durable buffer at `path`: replays the log, cuts a torn tail, and reports
+    /// what recovery did.
+    pub fn open(path: &Path, config: BufferConfig) -> Result<(Self, Recovery), BufferError> {
+        Self::open_with(path, config, TailRule::CutTailOnly)
+    }
+
+    /// Like [`open`](Self::open) with an explicit rule for bad frames.
+    pub fn open_with(path: &Path, config: BufferConfig, rule: TailRule) -> Result<(Self, Recovery), BufferError> {
+        let mut buf = Self::new(config);
+        let (log, recovery) = DurableLog::open(path, config.fsync, rule, |payload| {
+            let rec: BufferRecord =
+                serde_json::from_slice(payload).map_err(|e| format!("not a buffer record: {e}"))?;
+            buf.insert(rec).map(|_| ()).map_err(|e| e.to_string())
+        })?;
+        buf.log = Some(log);
+        Ok((buf, recovery))
+    }
+
+    /// The buffer's settings.
+    pub fn config(&self) -> &BufferConfig {
+        &self.config
+    }
+
+    /// The embedder used for retrieval.
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.as_ref()
+    }
+
+    /// Number of live records.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Whether the buffer holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// A live record by id.
+    pub fn get(&self, id: u64) -> Option<&BufferRecord> {
+        self.records.get(&id)
+    }
+
+    /// All live records in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &BufferRecord)> {
+        let mut ids: Vec<u64> = self.live.clone();
+        ids.sort_unstable();
+        ids.into_iter().map(move |id| (id, &self.records[&id]))
+    }
+
+    /// Append every step of a trajectory (as one episode); returns the ids of the records.
+    pub fn push_trajectory(&mut self, t: &Trajectory) -> Result<Vec<u64>, BufferError> {
+        let episode = Arc::new(EpisodeMeta {
+            id: self.next_episode,
+            task: t.task.clone(),
+            env_id: t.env_id.clone(),
+            seed: t.seed,
+            policy: t.policy.clone(),
+            provenance: t.provenance,
+            outcome: t.outcome,
+        });
+        let mut ids = Vec::with_capacity(t.steps.len());
+        for (i, step) in t.steps.iter().enumerate() {
+            ids.push(self.push(BufferRecord {
+                episode: episode.clone(),
+                t: i as u32,
+                step: step.clone(),
+            })?);
+        }
+        Ok(ids)
+    }
+
+    /// Append one record: logged first (when durable), then made visible.
+    pub fn push(&mut self, rec: BufferRecord) -> Result<u64, BufferError> {
+        self.check_room(rec.provenance())?;
+        if let Some(log) = &mut self.log {
+            let payload = serde_json::to_vec(&rec).expect("buffer records always serialise");
+            log.append(&payload)?;
+        }
+        self.insert(rec)
+    }
+
+    fn check_room(&self, p: Provenance) -> Result<(), BufferError> {
+        if p == Provenance::Synthetic && self.live.len() >= self.config.capacity && self.synthetic_fifo.is_empty() {
+            return Err(BufferError::Full {
+                capacity: self.config.capacity,
+            });
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, rec: BufferRecord) -> Result<u64, BufferError> {
+        self.check_room(rec.provenance())?;
+        while self.live.len() >= self.config.capacity {
+            let Some(old) = self.synthetic_fifo.pop_front() else { break };
+            self.remove_live(old);
+            self.evicted += 1;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.next_episode = self.next_episode.max(rec.episode.id + 1);
+        let mut v = vec![0.0; self.embedder.dim()];
+        self.embedder.embed_into(&transition_text(&rec.step.state.lines, &rec.step.action), &mut v);
+        self.index.add(id, &v);
+        match rec.provenance() {
+            Provenance::Real => self.real_live.push(id),
+            Provenance::Synthetic => self.synthetic_fifo.push_back(id),
+        }
+        self.live_pos.insert(id, self.live.len());
+        self.live.push(id);
+        self.records.insert(id, rec);
+        Ok(id)
+    }
+
+    fn remove_live(&mut self, id: u64) {
+        self.records.remove(&id);
+        self.index.remove(id);
+        if let Some(p) = self.live_pos.remove(&id) {
+            self.live.swap_remove(p);
+            if let Some(&moved) = self.live.get(p) {
+                self.live_pos.insert(moved, p);
+            }
+        }
+    }
+
+    /// Make every appended record durable now (no-op for an in-memory buffer).
+    pub fn sync(&mut self) -> Result<(), BufferError> {
+        if let Some(log) = &mut self.log {
+            log.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Rewrite the durable log with only the live records (atomic: temp file + rename).
+    pub fn compact(&mut self) -> Result<(), BufferError> {
+        let Some(log) = self.log.take() else { return Ok(()) };
+        let path = log.path().to_path_buf();
+        drop(log);
+        let payloads: Vec<Vec<u8>> = self
+            .iter()
+            .map(|(_, r)| serde_json::to_vec(r).expect("buffer records always serialise"))
+            .collect();
+        DurableLog::rewrite(&path, payloads.iter().map(|p| p.as_slice()))?;
+        let (log, _) = DurableLog::open(&path, self.config.fsync, TailRule::CutTailOnly, |_| Ok(()))?;
+        self.log = Some(log);
+        Ok(())
+    }
+
+    /// `n` records drawn uniformly with replacement.
+    pub fn sample<'a>(&'a self, n: usize, rng: &mut impl rand::Rng) -> Vec<&'a BufferRecord> {
+        if self.live.is_empty() {
+            return vec![];
+        }
+        (0..n)
+            .map(|_| &self.records[&self.live[rng.random_range(0..self.live.len())]])
+            .collect()
+    }
+
+    /// `n` records with a share `real_fraction` drawn from real records and the rest from synthetic
+    /// ones (each uniformly, with replacement); falls back to the other kind when one is empty.
+    pub fn sample_mix<'a>(&'a self, n: usize, real_fraction: f64, rng: &mut impl rand::Rng) -> Vec<&'a BufferRecord> {
+        let n_real = ((n as f64) * real_fraction.clamp(0.0, 1.0)).round() as usize;
+        let (real, synth) = (&self.real_live, &self.synthetic_fifo);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let want_real = i < n_real;
+            let id = match (want_real, real.is_empty(), synth.is_empty()) {
+                (_, true, true) => return vec![],
+                (true, false, _) | (false, false, true) => real[rng.random_range(0..real.len())],
+                _ => synth[rng.random_range(0..synth.len())],
+            };
+            out.push(&self.records[&id]);
+        }
+        out
+    }
+
+    /// The `k` transitions most similar to (`state_lines`, `action`), exact search.
+    pub fn retrieve(&self, state_lines: &[String], action: &str, k: usize) -> Vec<(Hit, &BufferRecord)> {
+        let q = self.embedder.embed(&transition_text(state_lines, action));
+        self.retrieve_vec(&q, k)
+    }
+
+    /// Exact top-k for a query vector.
+    pub fn retrieve_vec(&self, query: &[f32], k: usize) -> Vec<(Hit, &BufferRecord)> {
+        self.index
+            .search(query, k)
+            .into_iter()
+            .map(|h| (h, &self.records[&h.id]))
+            .collect()
+    }
+
+    /// Build (or rebuild) the approximate index over the live records.
+    pub fn build_approx_index(&mut self, params: ApproxParams) {
+        self.approx = Some(ApproxIndex::build(self.index.dim(), self.index.iter(), params));
+    }
+
+    /// Approximate top-k (falls back to exact search when no approximate index was built);
+    /// records evicted since the index was built are skipped.
+    pub fn retrieve_approx(&self, query: &[f32], k: usize) -> Vec<(Hit, &BufferRecord)> {
+        let Some(approx) = &self.approx else {
+            return self.retrieve_vec(query, k);
+        };
+        approx
+            .search(query, k + self.evicted.min(k))
+            .into_iter()
+            .filter_map(|h| self.records.get(&h.id).map(|r| (h, r)))
+            .take(k)
+            .collect()
+    }
+
+    /// Counts of the buffer's contents.
+    pub fn stats(&self) -> BufferStats {
+        let mut episodes = HashMap::new();
+        let mut tasks = std::collections::HashSet::new();
+        let mut envs = std::collections::HashSet::new();
+        for id in &self.live {
+            let r = &self.records[id];
+            episodes.insert(r.episode.id, r.episode.outcome.success);
+            tasks.insert(r.episode.task.id.as_str());
+            envs.insert(r.episode.env_id.as_str());
+        }
+        BufferStats {
+            records: self.live.len(),
+            real: self.real_live.len(),
+            synthetic: self.synthetic_fifo.len(),
+            episodes: episodes.len(),
+            tasks: tasks.len(),
+            envs: envs.len(),
+            successful_episodes: episodes.values().filter(|&&s| s).count(),
+            evicted: self.evicted,
+            capacity: self.config.capacity,
+        }
+    }
+
+    /// Import every trajectory of a JSONL file; returns (trajectories, steps) imported.
+    pub fn import_jsonl(&mut self, path: &Path) -> Result<(usize, usize), BufferError> {
+        let (mut trajectories, mut steps) = (0, 0);
+        let mut failure: Option<BufferError> = None;
+        let res = jsonl::for_each_in_file(path, |t| {
+            match self.push_trajectory(&t) {
+                Ok(ids) => {
+                    trajectories += 1;
+                    steps += ids.len();
+                }
+                Err(e) if failure.is_none() => failure = Some(e),
+                Err(_) => {}
+            }
+            Ok(())
+        });
+        res?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok((trajectories, steps))
+    }
+
+    /// Export the live records as trajectories (grouped by episode, steps in order) to JSONL.
+    /// Episodes that lost steps to eviction are exported with the steps that remain.
+    pub fn export_jsonl(&self, path: &Path) -> Result<usize, BufferError> {
+        let mut by_episode: BTreeMap<u64, Vec<&BufferRecord>> = BTreeMap::new();
+        for id in &self.live {
+            let r = &self.records[id];
+            by_episode.entry(r.episode.id).or_default().push(r);
+        }
+        let mut w = JsonlWriter::create(path)?;
+        for recs in by_episode.values_mut() {
+            recs.sort_by_key(|r| r.t);
+            let ep = &recs[0].episode;
+            let steps: Vec<Step> = recs.iter().map(|r| r.step.clone()).collect();
+            let outcome = if steps.len() == ep.outcome.length as usize {
+                ep.outcome
+            } else {
+                Trajectory::outcome_from_steps(&steps, ep.outcome.success)
+            };
+            w.write(&Trajectory {
+                task: ep.task.clone(),
+                env_id: ep.env_id.clone(),
+                seed: ep.seed,
+                provenance: ep.provenance,
+                policy: ep.policy.clone(),
+                steps,
+                outcome,
+            })?;
+        }
+        let n = w.written();
+        w.finish()?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{Observation, TaskOrigin};
+    use rand::SeedableRng;
+
+    fn traj(seed: u64, n: usize, prov: Provenance) -> Trajectory {
+        let steps: Vec<Step> = (0..n)
+            .map(|i| {
+                let obs = |j: usize| Observation {
+                    lines: vec![format!("[room{j}] room: you are in room {j} of episode {seed}")],
+                    instruction: "walk".into(),
+                    admissible: vec!["go north".into()],
+                    feedback: String::new(),
+                };
+                Step {
+                    state: obs(i),
+                    action: format!("go north {i}"),
+                    reward: if i + 1 == n { 1.0 } else { 0.0 },
+                    next_state: obs(i + 1),
+                    done: i + 1 == n,
+                    truncated: false,
+                    reasoning: None,
+                    provenance: prov,
+                }
+            })
+            .collect();
+        Trajectory {
+            task: Task {
+                id: format!("task{seed}"),
+                instruction: "walk".into(),
+                params: Default::default(),
+                difficulty: 1,
+                origin: TaskOrigin::Seed,
+            },
+            env_id: "test".into(),
+            seed,
+            provenance: prov,
+            policy: "expert".into(),
+            outcome: Trajectory::outcome_from_steps(&steps, true),
+            steps,
+        }
+    }
+
+    fn cfg(capacity: usize) -> BufferConfig {
+        BufferConfig {
+            capacity,
+            embed_dim: 32,
+            fsync: FsyncPolicy::Never,
+        }
+    }
+
+    #[test]
+    fn eviction_never_touches_real_records() {
+        let mut b = ReplayBuffer::new(cfg(10));
+        b.push_trajectory(&traj(1, 6, Provenance::Real)).unwrap();
+        b.push_trajectory(&traj(2, 4, Provenance::Synthetic)).unwrap();
+        assert_eq!(b.len(), 10);
+        b.push_trajectory(&traj(3, 3, Provenance::Synthetic)).unwrap();
+        let s = b.stats();
+        assert_eq!((s.records, s.real, s.synthetic, s.evicted), (10, 6, 4, 3));
+        // the oldest synthetic records went first
+        assert!(b.iter().all(|(_, r)| r.episode.seed != 2 || r.t >= 3));
+        // real records are admitted beyond capacity; then synthetic ones are refused
+        b.push_trajectory(&traj(4, 8, Provenance::Real)).unwrap();
+        assert_eq!(b.stats().real, 14);
+        assert_eq!(b.stats().synthetic, 0);
+        let err = b.push_trajectory(&traj(5, 1, Provenance::Synthetic)).unwrap_err();
+        assert!(matches!(err, BufferError::Full { capacity: 10 }));
+    }
+
+    #[test]
+    fn retrieval_finds_the_same_transition_first() {
+        let mut b = ReplayBuffer::new(cfg(1000));
+        for s in 0..20 {
+            b.push_trajectory(&traj(s, 5, Provenance::Real)).unwrap();
+        }
+        let target = b.get(37).unwrap().clone();
+        let hits = b.retrieve(&target.step.state.lines, &target.step.action, 5);
+        assert_eq!(hits.len(), 5);
+        assert_eq!(hits[0].1, &target);
+        assert!(hits.windows(2).all(|w| w[0].0.score >= w[1].0.score));
+        b.build_approx_index(ApproxParams::default());
+        let q = b.embedder().embed(&transition_text(&target.step.state.lines, &target.step.action));
+        assert_eq!(b.retrieve_approx(&q, 3)[0].1, &target);
+    }
+
+    #[test]
+    fn sample_mix_respects_the_share() {
+        let mut b = ReplayBuffer::new(cfg(1000));
+        b.push_trajectory(&traj(1, 50, Provenance::Real)).unwrap();
+        b.push_trajectory(&traj(2, 50, Provenance::Synthetic)).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let s = b.sample_mix(100, 0.3, &mut rng);
+        assert_eq!(s.iter().filter(|r| r.provenance() == Provenance::Real).count(), 30);
+        assert_eq!(b.sample(7, &mut rng).len(), 7);
+        let mut rng2 = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let a: Vec<_> = b.sample_mix(100, 0.3, &mut rng2);
+        assert_eq!(a, s, "same seed, same sample");
+    }
+
+    #[test]
+    fn durable_buffer_recovers_the_same_live_set_and_round_trips_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("buf.dglog");
+        {
+            let (mut b, rec) = ReplayBuffer::open(&path, cfg(12)).unwrap();
+            assert_eq!(rec.records, 0);
+            b.push_trajectory(&traj(1, 5, Provenance::Real)).unwrap();
+            b.push_trajectory(&traj(2, 5, Provenance::Synthetic)).unwrap();
+            b.push_trajectory(&traj(3, 5, Provenance::Synthetic)).unwrap();
+        }
+        let (mut b, rec) = ReplayBuffer::open(&path, cfg(12)).unwrap();
+        assert_eq!(rec.records, 15);
+        let s = b.stats();
+        assert_eq!((s.records, s.real, s.synthetic, s.evicted), (12, 5, 7, 3));
+        b.compact().unwrap();
+        drop(b);
+        let (b, rec) = ReplayBuffer::open(&path, cfg(12)).unwrap();
+        assert_eq!(rec.records, 12);
+        assert_eq!(b.stats().evicted, 0);
+        let out = dir.path().join("out.jsonl");
+        assert_eq!(b.export_jsonl(&out).unwrap(), 3);
+        let mut b2 = ReplayBuffer::new(cfg(100));
+        assert_eq!(b2.import_jsonl(&out).unwrap(), (3, 12));
+        assert_eq!(b2.stats().records, 12);
+        let back = jsonl::read_file(&out).unwrap();
+        assert_eq!(back[0], traj(1, 5, Provenance::Real));
+    }
+
+    #[test]
+    fn torn_tail_of_buffer_log_is_cut_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("buf.dglog");
+        {
+            let (mut b, _) = ReplayBuffer::open(&path, cfg(100)).unwrap();
+            b.push_trajectory(&traj(1, 4, Provenance::Real)).unwrap();
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 7).unwrap();
+        let (b, rec) = ReplayBuffer::open(&path, cfg(100)).unwrap();
+        assert_eq!(rec.records, 3);
+        assert!(rec.truncated_bytes > 0);
+        assert_eq!(b.len(), 3);
+    }
+}
