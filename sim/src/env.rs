@@ -1,0 +1,80 @@
+//! The `Env` trait: what every real environment (scenario engine, bridged env) and every
+//! experience model posing as one implements.
+
+use dreamgym_buffer::{Observation, Task};
+use std::collections::BTreeMap;
+
+/// Which task to reset to; the concrete instance is a function of this and the seed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// Task template id (any when `None`).
+    pub template: Option<String>,
+    /// Difficulty level (any when `None`).
+    pub difficulty: Option<u32>,
+}
+
+/// What one step returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepResult {
+    /// The observation after the action.
+    pub observation: Observation,
+    /// Reward for this step.
+    pub reward: f32,
+    /// The episode ended (goal reached or terminal failure).
+    pub done: bool,
+    /// The episode was cut by the step limit.
+    pub truncated: bool,
+    /// The task was accomplished.
+    pub success: bool,
+    /// Extra information (e.g. `valid` = whether the action was applicable).
+    pub info: BTreeMap<String, String>,
+}
+
+/// Errors of environments.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// `step` before `reset`.
+    #[error("{env}: step called before reset")]
+    NotReset {
+        /// Env id.
+        env: String,
+    },
+    /// `step` after the episode ended.
+    #[error("{env}: step called after the episode ended (done or truncated); reset first")]
+    EpisodeOver {
+        /// Env id.
+        env: String,
+    },
+    /// The task could not be set up.
+    #[error("{env}: {message}")]
+    Task {
+        /// Env id.
+        env: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Anything else (I/O, protocol, ...).
+    #[error("{env}: {message}")]
+    Other {
+        /// Env id.
+        env: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A (real or simulated) environment with a textual abstract state.
+pub trait Env: Send {
+    /// Stable id, e.g. `scenario:scenarios/household.ron`.
+    fn id(&self) -> &str;
+    /// Start an episode of a task chosen by `spec` and `seed`; returns the first observation.
+    fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError>;
+    /// Take an action (its text). Inadmissible actions fail cleanly: state unchanged, reward 0.
+    fn step(&mut self, action: &str) -> Result<StepResult, EnvError>;
+    /// The task of the current episode.
+    fn task(&self) -> Option<&Task>;
+    /// The expert's action in the current state, where the env has an expert.
+    fn expert_action(&mut self) -> Result<Option<String>, EnvError> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,113 @@
+//! Behaviour policies for offline data (expert, random, epsilon-noisy expert) and episode collection.
+
+use crate::env::{Env, EnvError, TaskSpec};
+use dreamgym_buffer::{Provenance, Step, Trajectory};
+use rand::RngExt;
+use std::str::FromStr;
+
+/// A policy that generates offline trajectories.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BehaviourPolicy {
+    /// Follow the env's expert (for scenarios: the generic planner).
+    Expert,
+    /// Uniform over the admissible actions.
+    Random,
+    /// Random admissible action with probability `epsilon`, else the expert's.
+    NoisyExpert {
+        /// Probability of a random action.
+        epsilon: f64,
+    },
+}
+
+impl std::fmt::Display for BehaviourPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BehaviourPolicy::Expert => f.write_str("expert"),
+            BehaviourPolicy::Random => f.write_str("random"),
+            BehaviourPolicy::NoisyExpert { epsilon } => write!(f, "noisy-expert:{epsilon}"),
+        }
+    }
+}
+
+impl FromStr for BehaviourPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "expert" => Ok(Self::Expert),
+            "random" => Ok(Self::Random),
+            "noisy-expert" | "noisy" => Ok(Self::NoisyExpert { epsilon: 0.3 }),
+            _ => match s.strip_prefix("noisy-expert:").or_else(|| s.strip_prefix("noisy:")) {
+                Some(e) => match e.parse::<f64>() {
+                    Ok(eps) if (0.0..=1.0).contains(&eps) => Ok(Self::NoisyExpert { epsilon: eps }),
+                    _ => Err(format!("bad epsilon `{e}` in `{s}`: expected a number in [0, 1]")),
+                },
+                None => Err(format!("unknown policy `{s}`: expected expert, random, noisy-expert or noisy-expert:EPS")),
+            },
+        }
+    }
+}
+
+/// Run one episode of `policy` in `env` and return it as a real trajectory.
+pub fn collect_episode(
+    env: &mut dyn Env,
+    spec: &TaskSpec,
+    seed: u64,
+    policy: BehaviourPolicy,
+    rng: &mut impl rand::Rng,
+) -> Result<Trajectory, EnvError> {
+    let mut obs = env.reset(spec, seed)?;
+    let task = env.task().cloned().ok_or_else(|| EnvError::Other {
+        env: env.id().to_string(),
+        message: "env gave no task after reset".into(),
+    })?;
+    let mut steps = vec![];
+    let mut success = false;
+    loop {
+        let random = |rng: &mut dyn rand::Rng, obs: &dreamgym_buffer::Observation| -> Option<String> {
+            (!obs.admissible.is_empty()).then(|| obs.admissible[rng.random_range(0..obs.admissible.len())].clone())
+        };
+        let action = match policy {
+            BehaviourPolicy::Random => random(rng, &obs),
+            BehaviourPolicy::Expert => env.expert_action()?.or_else(|| random(rng, &obs)),
+            BehaviourPolicy::NoisyExpert { epsilon } => {
+                if rng.random_bool(epsilon) {
+                    random(rng, &obs)
+                } else {
+                    env.expert_action()?.or_else(|| random(rng, &obs))
+                }
+            }
+        };
+        let Some(action) = action else {
+            return Err(EnvError::Other {
+                env: env.id().to_string(),
+                message: format!("no admissible action in task {}", task.id),
+            });
+        };
+        let r = env.step(&action)?;
+        success |= r.success;
+        let end = r.done || r.truncated;
+        steps.push(Step {
+            state: obs,
+            action,
+            reward: r.reward,
+            next_state: r.observation.clone(),
+            done: r.done,
+            truncated: r.truncated,
+            reasoning: None,
+            provenance: Provenance::Real,
+        });
+        obs = r.observation;
+        if end {
+            break;
+        }
+    }
+    Ok(Trajectory {
+        outcome: Trajectory::outcome_from_steps(&steps, success),
+        task,
+        env_id: env.id().to_string(),
+        seed,
+        provenance: Provenance::Real,
+        policy: policy.to_string(),
+        steps,
+    })
+}

@@ -1,0 +1,271 @@
+//! The RON scenario file as written by authors (see `docs/scenarios.md`).
+//!
+//! These types mirror the file one to one; [`super::world::World`] is the checked, compiled form.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Short name (used in task ids).
+    pub name: String,
+    /// What the world is, for humans.
+    #[serde(default)]
+    pub description: String,
+    /// Step limit of an episode (a level may override it).
+    pub max_steps: u32,
+    /// Object types, optionally with a parent type.
+    pub types: Vec<TypeDef>,
+    /// Predicates (relations) the state is made of.
+    pub predicates: Vec<PredicateDef>,
+    /// The objects of the world.
+    pub objects: Vec<ObjectDef>,
+    /// Places connected as a graph (optional).
+    #[serde(default)]
+    pub places: Option<PlacesDef>,
+    /// Facts true at the start of every task (before the task's setup).
+    #[serde(default)]
+    pub init: Vec<String>,
+    /// Action schemas.
+    pub actions: Vec<ActionDef>,
+    /// How a state renders as lines.
+    pub render: Vec<RenderDef>,
+    /// Task templates.
+    pub tasks: Vec<TaskTemplateDef>,
+}
+
+/// An object type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeDef {
+    /// Type name.
+    pub name: String,
+    /// Parent type: objects of this type are also of the parent type.
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+/// A predicate: a named relation over typed objects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredicateDef {
+    /// Predicate name.
+    pub name: String,
+    /// Type of each argument.
+    #[serde(default)]
+    pub params: Vec<String>,
+}
+
+/// An attribute value of an object.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    /// true / false.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A number.
+    Float(f64),
+    /// Text.
+    Str(String),
+}
+
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrValue::Bool(b) => write!(f, "{b}"),
+            AttrValue::Int(i) => write!(f, "{i}"),
+            AttrValue::Float(x) => write!(f, "{x}"),
+            AttrValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// An object of the world.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectDef {
+    /// Unique id (appears in state lines as `[id]` and in action texts through templates).
+    pub id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Display name (defaults to the id with `_` as spaces).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Static attributes, usable in conditions (`?o.color = red`) and templates (`{o.color}`).
+    #[serde(default)]
+    pub attrs: BTreeMap<String, AttrValue>,
+}
+
+/// Places connected as an undirected graph.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacesDef {
+    /// Type of the place objects.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Predicate `adjacent(place, place)` filled in both directions for every link.
+    pub adjacency: String,
+    /// Predicate `door(place, place, door)` filled in both directions for links with a door.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// The links.
+    pub links: Vec<LinkDef>,
+}
+
+/// One link between two places.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkDef {
+    /// One end.
+    pub from: String,
+    /// The other end.
+    pub to: String,
+    /// The door object between them, if any.
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
+/// An action schema.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionDef {
+    /// Name (for errors and summaries).
+    pub name: String,
+    /// Parameters shown in the action text, as (variable, type).
+    #[serde(default)]
+    pub params: Vec<(String, String)>,
+    /// Extra variables bound by the preconditions but not shown in the text, as (variable, type).
+    #[serde(default)]
+    pub bind: Vec<(String, String)>,
+    /// Action text template, e.g. `"take {o} from {r}"`.
+    pub text: String,
+    /// Preconditions (literals; each string may hold several separated by commas).
+    #[serde(default)]
+    pub pre: Vec<String>,
+    /// Failure message per precondition (keyed by the precondition string as written).
+    #[serde(default)]
+    pub fail: BTreeMap<String, String>,
+    /// Failure message when no keyed message applies.
+    #[serde(default)]
+    pub otherwise: Option<String>,
+    /// Effects: atoms to add, `not atom` to delete (`_` deletes every match).
+    pub effect: Vec<String>,
+    /// Feedback shown after the action succeeds.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// A render rule: one state line per binding of the condition's variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderDef {
+    /// Condition (empty = always).
+    #[serde(default)]
+    pub when: String,
+    /// Line template, DreamGym style `"[{o}] {o.type}: {o.name}"`.
+    pub line: String,
+}
+
+/// A count in a setup statement: a literal or a level knob.
+#[derive(Debug, Clone, Deserialize)]
+pub enum Count {
+    /// A fixed number.
+    Fixed(u32),
+    /// The value of the named knob of the level.
+    Knob(String),
+}
+
+/// One statement of a task's setup (run in order with a seeded RNG).
+#[derive(Debug, Clone, Deserialize)]
+pub enum SetupStep {
+    /// Bind a variable to a random active object of `type` satisfying `where`.
+    Choose {
+        /// Variable name (without `?`).
+        var: String,
+        /// Object type.
+        #[serde(rename = "type")]
+        ty: String,
+        /// Condition on `?var` (and earlier variables).
+        #[serde(default, rename = "where")]
+        filter: Option<String>,
+    },
+    /// Keep only `keep` random active objects of `type` besides those bound to variables.
+    Limit {
+        /// Object type.
+        #[serde(rename = "type")]
+        ty: String,
+        /// How many unbound objects of the type stay.
+        keep: Count,
+    },
+    /// Keep only the first `count` places (declaration order) and what lies in them.
+    LimitPlaces {
+        /// Number of places.
+        count: Count,
+    },
+    /// Put `what` (a `?var` or a type: all active unplaced objects of it) at a random `among`
+    /// object satisfying `where` (`?it` = the object, `?at` = the candidate), adding `pred(it, at)`.
+    Place {
+        /// `?var` or a type name.
+        what: String,
+        /// Binary predicate to add.
+        pred: String,
+        /// Type of the candidate locations.
+        among: String,
+        /// Condition on `?it` and `?at`.
+        #[serde(default, rename = "where")]
+        filter: Option<String>,
+    },
+    /// Add facts (atoms, `not atom` removes), with variables substituted.
+    Assert(Vec<String>),
+    /// Run the inner steps `times` times (e.g. lock `Knob("locked")` random doors).
+    Repeat {
+        /// How many times.
+        times: Count,
+        /// The steps.
+        steps: Vec<SetupStep>,
+    },
+}
+
+/// A task template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskTemplateDef {
+    /// Template id (unique in the file).
+    pub id: String,
+    /// Instruction template.
+    pub instruction: String,
+    /// Setup statements (run before the level's own).
+    #[serde(default)]
+    pub setup: Vec<SetupStep>,
+    /// Goal condition: success when it holds (free variables are existential).
+    pub goal: Vec<String>,
+    /// The episode ends (as a failure) when this holds and the goal does not.
+    #[serde(default)]
+    pub ends_when: Option<String>,
+    /// Partial credit at a failed end: the reward is the share of these conditions that hold.
+    #[serde(default)]
+    pub partial: Vec<String>,
+    /// Difficulty levels.
+    pub levels: Vec<LevelDef>,
+}
+
+/// One difficulty level of a template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelDef {
+    /// Difficulty (1 = easiest).
+    pub difficulty: u32,
+    /// Knob values used by `Count::Knob`.
+    #[serde(default)]
+    pub knobs: BTreeMap<String, u32>,
+    /// Extra setup after the template's.
+    #[serde(default)]
+    pub setup: Vec<SetupStep>,
+    /// Step limit override.
+    #[serde(default)]
+    pub max_steps: Option<u32>,
+}

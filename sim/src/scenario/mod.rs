@@ -1,0 +1,14 @@
+//! The RON scenario language and its engine (reference: `docs/scenarios.md`).
+
+pub mod ast;
+pub mod engine;
+pub mod error;
+pub mod expr;
+pub mod instance;
+pub mod planner;
+pub mod solve;
+pub mod world;
+
+pub use engine::ScenarioEnv;
+pub use error::ScenarioError;
+pub use world::World;

@@ -1,0 +1,1043 @@
+//! The compiled, checked form of a scenario file.
+
+use super::ast::{self, AttrValue, Count, ScenarioFile, SetupStep};
+use super::error::{Locator, ScenarioError};
+use super::expr::{self, CmpOp, Literal, Piece, Term};
+use petgraph::graph::{NodeIndex, UnGraph};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+/// Index of an object.
+pub type ObjId = u16;
+/// Index of a type.
+pub type TypeId = u16;
+/// Index of a predicate.
+pub type PredId = u16;
+/// Largest predicate arity.
+pub const MAX_ARITY: usize = 4;
+
+/// A ground atom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fact {
+    /// Predicate.
+    pub pred: PredId,
+    /// Number of arguments.
+    pub n: u8,
+    /// Arguments (unused slots are 0).
+    pub args: [ObjId; MAX_ARITY],
+}
+
+impl Fact {
+    /// A fact from a predicate and its arguments.
+    pub fn new(pred: PredId, args: &[ObjId]) -> Self {
+        let mut a = [0; MAX_ARITY];
+        a[..args.len()].copy_from_slice(args);
+        Fact {
+            pred,
+            n: args.len() as u8,
+            args: a,
+        }
+    }
+    /// The arguments.
+    pub fn args(&self) -> &[ObjId] {
+        &self.args[..self.n as usize]
+    }
+}
+
+/// A term of a compiled atom.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CTerm {
+    /// Variable slot.
+    Var(usize),
+    /// A constant object.
+    Obj(ObjId),
+    /// `_`
+    Wild,
+}
+
+/// A value in a compiled comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CVal {
+    /// The object bound to a variable slot (compared by identity).
+    Var(usize),
+    /// A constant object.
+    Obj(ObjId),
+    /// An attribute of the object in a variable slot.
+    Attr(usize, String),
+    /// A constant value.
+    Lit(AttrValue),
+}
+
+/// A compiled literal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CLit {
+    /// A (possibly negated) atom.
+    Atom {
+        /// Negated.
+        neg: bool,
+        /// Predicate.
+        pred: PredId,
+        /// Arguments.
+        args: Vec<CTerm>,
+    },
+    /// A comparison of static values.
+    Cmp {
+        /// Operator.
+        op: CmpOp,
+        /// Left.
+        lhs: CVal,
+        /// Right.
+        rhs: CVal,
+    },
+}
+
+impl CLit {
+    /// Variable slots used by the literal.
+    pub fn vars(&self) -> Vec<usize> {
+        let mut v = vec![];
+        match self {
+            CLit::Atom { args, .. } => v.extend(args.iter().filter_map(|a| match a {
+                CTerm::Var(s) => Some(*s),
+                _ => None,
+            })),
+            CLit::Cmp { lhs, rhs, .. } => {
+                for x in [lhs, rhs] {
+                    if let CVal::Var(s) | CVal::Attr(s, _) = x {
+                        v.push(*s);
+                    }
+                }
+            }
+        }
+        v
+    }
+}
+
+/// A piece of a compiled text template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TPiece {
+    /// Literal text.
+    Text(String),
+    /// The id of the object in a slot.
+    Id(usize),
+    /// An attribute (`name`, `type` or declared) of the object in a slot.
+    Attr(usize, String),
+}
+
+/// A compiled text template.
+pub type Template = Vec<TPiece>;
+
+/// A compiled condition with its variable scope (slots beyond the bound ones are existential).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cond {
+    /// The literals.
+    pub lits: Vec<CLit>,
+    /// Types of all variable slots of the scope (bound ones first).
+    pub var_types: Vec<TypeId>,
+}
+
+/// A type.
+#[derive(Debug, Clone)]
+pub struct TypeInfo {
+    /// Name.
+    pub name: String,
+    /// Parent type.
+    pub parent: Option<TypeId>,
+}
+
+/// A predicate.
+#[derive(Debug, Clone)]
+pub struct PredInfo {
+    /// Name.
+    pub name: String,
+    /// Argument types.
+    pub params: Vec<TypeId>,
+    /// True when no action effect changes it.
+    pub is_static: bool,
+}
+
+/// An object.
+#[derive(Debug, Clone)]
+pub struct ObjInfo {
+    /// Id.
+    pub id: String,
+    /// Type.
+    pub ty: TypeId,
+    /// Display name.
+    pub name: String,
+    /// Attributes.
+    pub attrs: BTreeMap<String, AttrValue>,
+}
+
+/// A compiled action schema.
+#[derive(Debug, Clone)]
+pub struct ActionSchema {
+    /// Name.
+    pub name: String,
+    /// Variable names and types (text parameters first, then bound-only ones).
+    pub vars: Vec<(String, TypeId)>,
+    /// Number of text parameters.
+    pub nparams: usize,
+    /// Action text.
+    pub text: Template,
+    /// Preconditions with their failure messages.
+    pub pre: Vec<(CLit, Option<Template>)>,
+    /// Default failure message.
+    pub otherwise: Option<Template>,
+    /// Effects (negated atoms delete).
+    pub effects: Vec<CLit>,
+    /// Success feedback.
+    pub message: Option<Template>,
+}
+
+/// A compiled render rule.
+#[derive(Debug, Clone)]
+pub struct RenderRule {
+    /// Condition (all its variables are free).
+    pub when: Cond,
+    /// Line template.
+    pub line: Template,
+}
+
+/// A compiled count.
+#[derive(Debug, Clone)]
+pub enum CCount {
+    /// Fixed.
+    Fixed(u32),
+    /// A knob of the level.
+    Knob(String),
+}
+
+/// What a `Place` statement places.
+#[derive(Debug, Clone)]
+pub enum PlaceWhat {
+    /// The object in a task variable slot.
+    Var(usize),
+    /// Every active, not yet placed object of a type.
+    Type(TypeId),
+}
+
+/// A compiled setup statement.
+#[derive(Debug, Clone)]
+pub enum CSetup {
+    /// See [`SetupStep::Choose`].
+    Choose {
+        /// Slot.
+        slot: usize,
+        /// Type.
+        ty: TypeId,
+        /// Filter (scope: task slots + free).
+        filter: Option<Cond>,
+    },
+    /// See [`SetupStep::Limit`].
+    Limit {
+        /// Type.
+        ty: TypeId,
+        /// Count.
+        keep: CCount,
+    },
+    /// See [`SetupStep::LimitPlaces`].
+    LimitPlaces {
+        /// Count.
+        count: CCount,
+    },
+    /// See [`SetupStep::Place`].
+    Place {
+        /// What.
+        what: PlaceWhat,
+        /// Predicate.
+        pred: PredId,
+        /// Candidate type.
+        among: TypeId,
+        /// Filter (scope: task slots, `it`, `at`, free).
+        filter: Option<Cond>,
+        /// Number of task slots at this point (`it` is this slot, `at` the next).
+        base: usize,
+    },
+    /// Facts to add / remove.
+    Assert(Vec<CLit>),
+    /// Repeat.
+    Repeat {
+        /// Times.
+        times: CCount,
+        /// Steps.
+        steps: Vec<CSetup>,
+    },
+}
+
+/// A difficulty level.
+#[derive(Debug, Clone)]
+pub struct Level {
+    /// Difficulty.
+    pub difficulty: u32,
+    /// Knobs.
+    pub knobs: BTreeMap<String, u32>,
+    /// Extra setup.
+    pub setup: Vec<CSetup>,
+    /// Step limit.
+    pub max_steps: u32,
+}
+
+/// A compiled task template.
+#[derive(Debug, Clone)]
+pub struct TaskTemplate {
+    /// Id.
+    pub id: String,
+    /// Task variables (name, type) in slot order.
+    pub vars: Vec<(String, TypeId)>,
+    /// Instruction.
+    pub instruction: Template,
+    /// Setup.
+    pub setup: Vec<CSetup>,
+    /// Goal.
+    pub goal: Cond,
+    /// Terminal failure condition.
+    pub ends_when: Option<Cond>,
+    /// Partial-credit conditions.
+    pub partial: Vec<Cond>,
+    /// Levels.
+    pub levels: Vec<Level>,
+}
+
+/// The place graph.
+#[derive(Debug, Clone)]
+pub struct PlaceGraph {
+    /// Places as nodes, links as edges (weight: the door, if any).
+    pub graph: UnGraph<ObjId, Option<ObjId>>,
+    /// Node of each place object.
+    pub node: HashMap<ObjId, NodeIndex>,
+    /// Place type.
+    pub ty: TypeId,
+    /// Places in declaration order.
+    pub order: Vec<ObjId>,
+}
+
+/// A compiled scenario.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Default step limit.
+    pub max_steps: u32,
+    /// Types.
+    pub types: Vec<TypeInfo>,
+    /// Predicates.
+    pub preds: Vec<PredInfo>,
+    /// Objects.
+    pub objects: Vec<ObjInfo>,
+    /// Object index by id.
+    pub obj_index: HashMap<String, ObjId>,
+    /// Place graph.
+    pub places: Option<PlaceGraph>,
+    /// Initial facts.
+    pub init: Vec<Fact>,
+    /// Actions.
+    pub actions: Vec<ActionSchema>,
+    /// Render rules.
+    pub render: Vec<RenderRule>,
+    /// Task templates.
+    pub tasks: Vec<TaskTemplate>,
+    /// Objects of each type (subtypes included).
+    pub objects_of: Vec<Vec<ObjId>>,
+}
+
+impl World {
+    /// Whether type `a` is `b` or a subtype of it.
+    pub fn is_subtype(&self, mut a: TypeId, b: TypeId) -> bool {
+        loop {
+            if a == b {
+                return true;
+            }
+            match self.types[a as usize].parent {
+                Some(p) => a = p,
+                None => return false,
+            }
+        }
+    }
+
+    /// Read and compile a scenario file.
+    pub fn load(path: &Path) -> Result<World, ScenarioError> {
+        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read scenario: {e}"),
+        })?;
+        Self::from_str(path, &src)
+    }
+
+    /// Compile scenario source text (`path` names it in errors).
+    pub fn from_str(path: &Path, src: &str) -> Result<World, ScenarioError> {
+        let loc = Locator::new(path, src);
+        let file: ScenarioFile = ron::from_str(src).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            message: format!("{} (expected the Scenario(...) structure described in docs/scenarios.md)", e.code),
+        })?;
+        Compiler { loc: &loc }.compile(file)
+    }
+
+    /// The value of attribute `attr` of object `o` (`name`, `type`, `id` or declared).
+    pub fn attr(&self, o: ObjId, attr: &str) -> Option<AttrValue> {
+        let info = &self.objects[o as usize];
+        match attr {
+            "name" => Some(AttrValue::Str(info.name.clone())),
+            "type" => Some(AttrValue::Str(self.types[info.ty as usize].name.clone())),
+            "id" => Some(AttrValue::Str(info.id.clone())),
+            _ => info.attrs.get(attr).cloned(),
+        }
+    }
+
+    /// Fill a template with the objects bound to its slots.
+    pub fn fill(&self, t: &Template, binding: &[ObjId]) -> String {
+        let mut s = String::new();
+        for p in t {
+            match p {
+                TPiece::Text(x) => s.push_str(x),
+                TPiece::Id(v) => s.push_str(&self.objects[binding[*v] as usize].id),
+                TPiece::Attr(v, a) => {
+                    if let Some(val) = self.attr(binding[*v], a) {
+                        s.push_str(&val.to_string());
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// Display a fact as `pred(a, b)`.
+    pub fn show_fact(&self, f: &Fact) -> String {
+        let args: Vec<&str> = f.args().iter().map(|&a| self.objects[a as usize].id.as_str()).collect();
+        format!("{}({})", self.preds[f.pred as usize].name, args.join(", "))
+    }
+}
+
+/// Compare two static values (numbers numerically, everything else as text).
+pub fn compare(op: CmpOp, a: &AttrValue, b: &AttrValue) -> bool {
+    let num = |v: &AttrValue| match v {
+        AttrValue::Int(i) => Some(*i as f64),
+        AttrValue::Float(f) => Some(*f),
+        AttrValue::Str(s) => s.parse::<f64>().ok(),
+        AttrValue::Bool(_) => None,
+    };
+    let ord = match (num(a), num(b)) {
+        (Some(x), Some(y)) => x.partial_cmp(&y),
+        _ => Some(a.to_string().cmp(&b.to_string())),
+    };
+    let Some(ord) = ord else { return false };
+    use std::cmp::Ordering::*;
+    match op {
+        CmpOp::Eq => ord == Equal,
+        CmpOp::Ne => ord != Equal,
+        CmpOp::Lt => ord == Less,
+        CmpOp::Le => ord != Greater,
+        CmpOp::Gt => ord == Greater,
+        CmpOp::Ge => ord != Less,
+    }
+}
+
+/// A variable scope while compiling.
+#[derive(Clone, Default)]
+struct Scope {
+    vars: Vec<(String, TypeId)>,
+}
+
+impl Scope {
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.vars.iter().position(|(n, _)| n == name)
+    }
+}
+
+struct Compiler<'a> {
+    loc: &'a Locator<'a>,
+}
+
+type R<T> = Result<T, ScenarioError>;
+
+impl Compiler<'_> {
+    /// Every level of every template must set up, and its goal must be reachable under the delete
+    /// relaxation (a necessary condition), for a few seeds.
+    fn check_goals(&self, w: &World, f: &ScenarioFile) -> R<()> {
+        use rand::SeedableRng;
+        for (t, tf) in w.tasks.iter().zip(&f.tasks) {
+            for level in &t.levels {
+                for seed in 0..4u64 {
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                    let inst = super::instance::instantiate(w, t, level, seed, &mut rng)
+                        .map_err(|e| self.loc.error(&["tasks", &t.id], &t.id, 0, format!("setup fails: {e}")))?;
+                    if super::planner::h_add(&inst, &inst.init, &mut vec![]).is_none() {
+                        let g = tf.goal.first().map(|s| s.as_str()).unwrap_or(&t.id);
+                        return Err(self.loc.error(&["tasks", &t.id], g, 0, format!(
+                            "unreachable goal: no sequence of actions can make it true from the initial state of task {} (difficulty {}, seed {seed})",
+                            inst.task.instruction, level.difficulty)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn compile(&self, f: ScenarioFile) -> R<World> {
+        let mut w = World {
+            name: f.name.clone(),
+            description: f.description.clone(),
+            max_steps: f.max_steps,
+            types: vec![],
+            preds: vec![],
+            objects: vec![],
+            obj_index: HashMap::new(),
+            places: None,
+            init: vec![],
+            actions: vec![],
+            render: vec![],
+            tasks: vec![],
+            objects_of: vec![],
+        };
+        if f.max_steps == 0 {
+            return Err(self.loc.error(&[], "max_steps", 0, "max_steps must be at least 1"));
+        }
+        // types
+        let mut type_index: HashMap<String, TypeId> = HashMap::new();
+        for t in &f.types {
+            if type_index.insert(t.name.clone(), w.types.len() as TypeId).is_some() {
+                return Err(self.loc.error(&["types"], &t.name, 0, format!("duplicate type `{}`", t.name)));
+            }
+            w.types.push(TypeInfo {
+                name: t.name.clone(),
+                parent: None,
+            });
+        }
+        for (i, t) in f.types.iter().enumerate() {
+            if let Some(p) = &t.parent {
+                let Some(&pid) = type_index.get(p) else {
+                    return Err(self.loc.error(&[&t.name], p, 0, format!("unknown parent type `{p}` (declared types: {})", names(&type_index))));
+                };
+                w.types[i].parent = Some(pid);
+            }
+        }
+        for i in 0..w.types.len() {
+            let mut seen = HashSet::new();
+            let mut t = Some(i as TypeId);
+            while let Some(x) = t {
+                if !seen.insert(x) {
+                    return Err(self.loc.error(&["types"], &w.types[i].name, 0, format!("type `{}` is its own ancestor", w.types[i].name)));
+                }
+                t = w.types[x as usize].parent;
+            }
+        }
+        let ty = |name: &str, anchors: &[&str]| -> R<TypeId> {
+            type_index.get(name).copied().ok_or_else(|| {
+                self.loc.error(anchors, name, 0, format!("unknown type `{name}` (declared types: {})", names(&type_index)))
+            })
+        };
+        // predicates
+        let mut pred_index: HashMap<String, PredId> = HashMap::new();
+        for p in &f.predicates {
+            if pred_index.insert(p.name.clone(), w.preds.len() as PredId).is_some() {
+                return Err(self.loc.error(&["predicates"], &p.name, 0, format!("duplicate predicate `{}`", p.name)));
+            }
+            if p.params.len() > MAX_ARITY {
+                return Err(self.loc.error(&["predicates"], &p.name, 0, format!("predicate `{}` has {} parameters; at most {MAX_ARITY} are supported", p.name, p.params.len())));
+            }
+            let params = p.params.iter().map(|t| ty(t, &["predicates", &p.name])).collect::<R<Vec<_>>>()?;
+            w.preds.push(PredInfo {
+                name: p.name.clone(),
+                params,
+                is_static: true,
+            });
+        }
+        // objects
+        for o in &f.objects {
+            if o.id.is_empty() || !o.id.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                return Err(self.loc.error(&["objects"], &o.id, 0, format!("object id `{}` must be non-empty letters, digits, `_` or `-`", o.id)));
+            }
+            if w.obj_index.insert(o.id.clone(), w.objects.len() as ObjId).is_some() {
+                return Err(self.loc.error(&["objects", &o.id], &o.id, 0, format!("duplicate object id `{}`", o.id)));
+            }
+            for reserved in ["name", "type", "id"] {
+                if o.attrs.contains_key(reserved) {
+                    return Err(self.loc.error(&[&o.id], reserved, 0, format!("attribute `{reserved}` is reserved (use the object's `name` field)")));
+                }
+            }
+            w.objects.push(ObjInfo {
+                id: o.id.clone(),
+                ty: ty(&o.ty, &["objects", &o.id])?,
+                name: o.name.clone().unwrap_or_else(|| o.id.replace('_', " ")),
+                attrs: o.attrs.clone(),
+            });
+        }
+        if w.objects.len() > ObjId::MAX as usize {
+            return Err(self.loc.error_at(0, "too many objects"));
+        }
+        w.objects_of = (0..w.types.len())
+            .map(|t| (0..w.objects.len() as ObjId).filter(|&o| w.is_subtype(w.objects[o as usize].ty, t as TypeId)).collect())
+            .collect();
+        // effects decide which predicates are static
+        for a in &f.actions {
+            for e in &a.effect {
+                if let Ok(lits) = expr::parse_literals(e) {
+                    for (l, _) in lits {
+                        if let Literal::Atom { pred, .. } = l
+                            && let Some(&p) = pred_index.get(&pred)
+                        {
+                            w.preds[p as usize].is_static = false;
+                        }
+                    }
+                }
+            }
+        }
+        let cx = Cx {
+            w: &w,
+            loc: self.loc,
+            pred_index: &pred_index,
+            type_index: &type_index,
+        };
+        // places
+        let mut init = vec![];
+        let places = f.places.as_ref().map(|p| cx.places(p, &mut init)).transpose()?;
+        w.places = places;
+        let cx = Cx {
+            w: &w,
+            loc: self.loc,
+            pred_index: &pred_index,
+            type_index: &type_index,
+        };
+        for s in &f.init {
+            let lits = cx.literals(&["init"], s, &mut Scope::default(), false)?;
+            for l in lits {
+                match l {
+                    CLit::Atom { neg: false, pred, args } => {
+                        let objs: Vec<ObjId> = args.iter().map(|a| if let CTerm::Obj(o) = a { *o } else { unreachable!() }).collect();
+                        init.push(Fact::new(pred, &objs));
+                    }
+                    _ => return Err(self.loc.error(&["init"], s, 0, "init facts must be positive ground atoms like `at(apple, table)`")),
+                }
+            }
+        }
+        let actions = f.actions.iter().map(|a| cx.action(a)).collect::<R<Vec<_>>>()?;
+        let mut seen = HashSet::new();
+        for a in &f.actions {
+            if !seen.insert(&a.name) {
+                return Err(self.loc.error(&["actions"], &a.name, 0, format!("duplicate action name `{}`", a.name)));
+            }
+        }
+        let render = f.render.iter().map(|r| cx.render(r)).collect::<R<Vec<_>>>()?;
+        let mut tasks = vec![];
+        let mut seen = HashSet::new();
+        for t in &f.tasks {
+            if !seen.insert(&t.id) {
+                return Err(self.loc.error(&["tasks"], &t.id, 0, format!("duplicate task template id `{}`", t.id)));
+            }
+            tasks.push(cx.template_def(t, f.max_steps)?);
+        }
+        if tasks.is_empty() {
+            return Err(self.loc.error(&[], "tasks", 0, "a scenario needs at least one task template"));
+        }
+        w.init = init;
+        w.actions = actions;
+        w.render = render;
+        w.tasks = tasks;
+        self.check_goals(&w, &f)?;
+        Ok(w)
+    }
+}
+
+fn names<V>(m: &HashMap<String, V>) -> String {
+    let mut v: Vec<&str> = m.keys().map(|s| s.as_str()).collect();
+    v.sort();
+    v.join(", ")
+}
+
+struct Cx<'a> {
+    w: &'a World,
+    loc: &'a Locator<'a>,
+    pred_index: &'a HashMap<String, PredId>,
+    type_index: &'a HashMap<String, TypeId>,
+}
+
+impl Cx<'_> {
+    fn ty(&self, name: &str, anchors: &[&str]) -> R<TypeId> {
+        self.type_index.get(name).copied().ok_or_else(|| {
+            self.loc.error(anchors, name, 0, format!("unknown type `{name}` (declared types: {})", names(self.type_index)))
+        })
+    }
+
+    fn obj(&self, id: &str, anchors: &[&str], within: &str, offset: usize) -> R<ObjId> {
+        self.w.obj_index.get(id).copied().ok_or_else(|| {
+            self.loc.error(anchors, within, offset, format!("unknown object `{id}`"))
+        })
+    }
+
+    fn places(&self, p: &ast::PlacesDef, init: &mut Vec<Fact>) -> R<PlaceGraph> {
+        let pty = self.ty(&p.ty, &["places"])?;
+        let adj = self.pred(&p.adjacency, &["places"], &p.adjacency, 0)?;
+        let ptypes = &self.w.preds[adj as usize].params;
+        if ptypes.len() != 2 || !ptypes.iter().all(|&t| self.w.is_subtype(pty, t)) {
+            return Err(self.loc.error(&["places"], &p.adjacency, 0, format!("adjacency predicate `{}` must take two `{}` parameters", p.adjacency, p.ty)));
+        }
+        let via = match &p.via {
+            Some(v) => {
+                let id = self.pred(v, &["places"], v, 0)?;
+                if self.w.preds[id as usize].params.len() != 3 {
+                    return Err(self.loc.error(&["places"], v, 0, format!("door predicate `{v}` must take (place, place, door)")));
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        let mut graph = UnGraph::new_undirected();
+        let mut node = HashMap::new();
+        let order: Vec<ObjId> = self.w.objects_of[pty as usize].clone();
+        for &o in &order {
+            node.insert(o, graph.add_node(o));
+        }
+        for l in &p.links {
+            let a = self.obj(&l.from, &["places", "links"], &l.from, 0)?;
+            let b = self.obj(&l.to, &["places", "links", &l.from], &l.to, 0)?;
+            for (x, id) in [(a, &l.from), (b, &l.to)] {
+                if !self.w.is_subtype(self.w.objects[x as usize].ty, pty) {
+                    return Err(self.loc.error(&["places", "links"], id, 0, format!("type mismatch: `{id}` is a `{}`, links join `{}` objects", self.w.types[self.w.objects[x as usize].ty as usize].name, p.ty)));
+                }
+            }
+            if a == b {
+                return Err(self.loc.error(&["places", "links"], &l.from, 0, format!("link from `{}` to itself", l.from)));
+            }
+            let door = match &l.via {
+                Some(d) => Some(self.obj(d, &["places", "links", &l.from, &l.to], d, 0)?),
+                None => None,
+            };
+            if door.is_some() && via.is_none() {
+                return Err(self.loc.error(&["places", "links", &l.from, &l.to], l.via.as_deref().unwrap(), 0, "a link has a door but `places` declares no `via` predicate"));
+            }
+            graph.add_edge(node[&a], node[&b], door);
+            init.push(Fact::new(adj, &[a, b]));
+            init.push(Fact::new(adj, &[b, a]));
+            if let (Some(v), Some(d)) = (via, door) {
+                init.push(Fact::new(v, &[a, b, d]));
+                init.push(Fact::new(v, &[b, a, d]));
+            }
+        }
+        Ok(PlaceGraph { graph, node, ty: pty, order })
+    }
+
+    fn pred(&self, name: &str, anchors: &[&str], within: &str, offset: usize) -> R<PredId> {
+        self.pred_index.get(name).copied().ok_or_else(|| {
+            self.loc.error(anchors, within, offset, format!("unknown predicate `{name}` (declared: {})", names(self.pred_index)))
+        })
+    }
+
+    /// Compile a literal list. `open`: unknown variables become new (existential) slots typed by
+    /// the first atom they appear in; otherwise they are errors.
+    fn literals(&self, anchors: &[&str], s: &str, scope: &mut Scope, open: bool) -> R<Vec<CLit>> {
+        let lits = expr::parse_literals(s).map_err(|e| self.loc.error(anchors, s, e.offset, format!("syntax: {}", e.message)))?;
+        let err = |off: usize, m: String| self.loc.error(anchors, s, off, m);
+        // first pass: declare new variables from positive atoms
+        if open {
+            for (l, off) in &lits {
+                if let Literal::Atom { neg: false, pred, args } = l {
+                    let p = self.pred(pred, anchors, s, *off)?;
+                    for (i, a) in args.iter().enumerate() {
+                        if let Term::Var(v) = a
+                            && scope.slot(v).is_none()
+                            && let Some(&t) = self.w.preds[p as usize].params.get(i)
+                        {
+                            scope.vars.push((v.clone(), t));
+                        }
+                    }
+                }
+            }
+        }
+        let var = |scope: &Scope, v: &str, off: usize| -> R<usize> {
+            scope.slot(v).ok_or_else(|| {
+                err(off, if open {
+                    format!("variable `?{v}` must appear in a positive atom of this condition (or be declared) so its type is known")
+                } else {
+                    format!("unknown variable `?{v}` (declared here: {})", scope.vars.iter().map(|(n, _)| format!("?{n}")).collect::<Vec<_>>().join(", "))
+                })
+            })
+        };
+        let mut out = vec![];
+        for (l, off) in lits {
+            match l {
+                Literal::Atom { neg, pred, args } => {
+                    let p = self.pred(&pred, anchors, s, off)?;
+                    let info = &self.w.preds[p as usize];
+                    if args.len() != info.params.len() {
+                        return Err(err(off, format!("`{pred}` takes {} arguments, found {}", info.params.len(), args.len())));
+                    }
+                    let mut cargs = vec![];
+                    for (a, &pt) in args.iter().zip(&info.params) {
+                        let tname = &self.w.types[pt as usize].name;
+                        match a {
+                            Term::Var(v) => {
+                                let slot = var(scope, v, off)?;
+                                let vt = scope.vars[slot].1;
+                                if !self.w.is_subtype(vt, pt) && !self.w.is_subtype(pt, vt) {
+                                    return Err(err(off, format!("type mismatch: `?{v}` is a `{}` but `{pred}` expects a `{tname}` here", self.w.types[vt as usize].name)));
+                                }
+                                cargs.push(CTerm::Var(slot));
+                            }
+                            Term::Word(id) => {
+                                let o = self.obj(id, anchors, s, off)?;
+                                let ot = self.w.objects[o as usize].ty;
+                                if !self.w.is_subtype(ot, pt) {
+                                    return Err(err(off, format!("type mismatch: `{id}` is a `{}` but `{pred}` expects a `{tname}` here", self.w.types[ot as usize].name)));
+                                }
+                                cargs.push(CTerm::Obj(o));
+                            }
+                            Term::Wild if neg => cargs.push(CTerm::Wild),
+                            Term::Wild => return Err(err(off, "`_` is only allowed in `not ...` effects".into())),
+                            _ => return Err(err(off, format!("atom arguments must be `?var` or object ids, found {a:?}"))),
+                        }
+                    }
+                    out.push(CLit::Atom { neg, pred: p, args: cargs });
+                }
+                Literal::Cmp { op, lhs, rhs } => {
+                    let val = |t: &Term, other_is_attr: bool| -> R<CVal> {
+                        Ok(match t {
+                            Term::Var(v) => CVal::Var(var(scope, v, off)?),
+                            Term::Attr(v, a) => CVal::Attr(var(scope, v, off)?, a.clone()),
+                            Term::Word(w) if !other_is_attr => CVal::Obj(self.obj(w, anchors, s, off)?),
+                            Term::Word(w) | Term::Str(w) => CVal::Lit(AttrValue::Str(w.clone())),
+                            Term::Num(n) => CVal::Lit(AttrValue::Float(*n)),
+                            Term::Wild => return Err(err(off, "`_` cannot be compared".into())),
+                        })
+                    };
+                    let la = matches!(lhs, Term::Attr(..));
+                    let ra = matches!(rhs, Term::Attr(..));
+                    let (l, r) = (val(&lhs, ra)?, val(&rhs, la)?);
+                    let is_obj = |v: &CVal| matches!(v, CVal::Var(_) | CVal::Obj(_));
+                    if is_obj(&l) != is_obj(&r) {
+                        return Err(err(off, "a comparison must compare objects with objects (`?a = ?b`) or values with values (`?a.color = red`)".into()));
+                    }
+                    if is_obj(&l) && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                        return Err(err(off, "objects can only be compared with `=` or `!=`".into()));
+                    }
+                    out.push(CLit::Cmp { op, lhs: l, rhs: r });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn cond(&self, anchors: &[&str], strings: &[String], scope: &Scope) -> R<Cond> {
+        let mut sc = scope.clone();
+        let mut lits = vec![];
+        for s in strings {
+            lits.extend(self.literals(anchors, s, &mut sc, true)?);
+        }
+        Ok(Cond {
+            lits,
+            var_types: sc.vars.iter().map(|v| v.1).collect(),
+        })
+    }
+
+    fn template(&self, anchors: &[&str], s: &str, scope: &Scope) -> R<Template> {
+        let pieces = expr::parse_template(s).map_err(|e| self.loc.error(anchors, s, e.offset, format!("syntax: {}", e.message)))?;
+        pieces
+            .into_iter()
+            .map(|(p, off)| {
+                let slot = |v: &str| {
+                    scope.slot(v).ok_or_else(|| {
+                        self.loc.error(anchors, s, off, format!("unknown variable `{{{v}}}` in template (available: {})", scope.vars.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")))
+                    })
+                };
+                Ok(match p {
+                    Piece::Text(t) => TPiece::Text(t),
+                    Piece::Var(v) => TPiece::Id(slot(&v)?),
+                    Piece::Attr(v, a) => {
+                        let sl = slot(&v)?;
+                        let t = scope.vars[sl].1;
+                        let known = ["name", "type", "id"].contains(&a.as_str())
+                            || self.w.objects_of[t as usize].iter().any(|&o| self.w.objects[o as usize].attrs.contains_key(&a));
+                        if !known {
+                            return Err(self.loc.error(anchors, s, off, format!("no `{}` object has an attribute `{a}`", self.w.types[t as usize].name)));
+                        }
+                        TPiece::Attr(sl, a)
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn action(&self, a: &ast::ActionDef) -> R<ActionSchema> {
+        let anchors: &[&str] = &["actions", &a.name];
+        let mut scope = Scope::default();
+        for (v, t) in a.params.iter().chain(&a.bind) {
+            if scope.slot(v).is_some() {
+                return Err(self.loc.error(anchors, v, 0, format!("variable `{v}` declared twice")));
+            }
+            scope.vars.push((v.clone(), self.ty(t, anchors)?));
+        }
+        let text_scope = Scope {
+            vars: scope.vars[..a.params.len()].to_vec(),
+        };
+        let text = self.template(anchors, &a.text, &text_scope)?;
+        let mut pre = vec![];
+        for p in &a.pre {
+            let msg = match a.fail.get(p) {
+                Some(m) => Some(self.template(anchors, m, &scope)?),
+                None => None,
+            };
+            for l in self.literals(anchors, p, &mut scope, false)? {
+                pre.push((l, msg.clone()));
+            }
+        }
+        for k in a.fail.keys() {
+            if !a.pre.contains(k) {
+                return Err(self.loc.error(anchors, k, 0, format!("`fail` key `{k}` is not one of the action's `pre` strings")));
+            }
+        }
+        let mut effects = vec![];
+        for e in &a.effect {
+            for l in self.literals(anchors, e, &mut scope, false)? {
+                if let CLit::Cmp { .. } = l {
+                    return Err(self.loc.error(anchors, e, 0, "effects must be atoms (`pred(..)` adds, `not pred(..)` deletes)"));
+                }
+                effects.push(l);
+            }
+        }
+        let otherwise = a.otherwise.as_ref().map(|m| self.template(anchors, m, &scope)).transpose()?;
+        let message = a.message.as_ref().map(|m| self.template(anchors, m, &scope)).transpose()?;
+        Ok(ActionSchema {
+            name: a.name.clone(),
+            vars: scope.vars,
+            nparams: a.params.len(),
+            text,
+            pre,
+            otherwise,
+            effects,
+            message,
+        })
+    }
+
+    fn render(&self, r: &ast::RenderDef) -> R<RenderRule> {
+        let anchors: &[&str] = &["render", &r.when];
+        let when = self.cond(anchors, std::slice::from_ref(&r.when), &Scope::default())?;
+        let mut sc = Scope::default();
+        self.literals(anchors, &r.when, &mut sc, true)?;
+        let line = self.template(&["render", &r.when], &r.line, &sc)?;
+        Ok(RenderRule { when, line })
+    }
+
+    fn count(&self, c: &Count, anchors: &[&str], levels: &[ast::LevelDef]) -> R<CCount> {
+        Ok(match c {
+            Count::Fixed(n) => CCount::Fixed(*n),
+            Count::Knob(k) => {
+                if let Some(l) = levels.iter().find(|l| !l.knobs.contains_key(k)) {
+                    return Err(self.loc.error(anchors, k, 0, format!("knob `{k}` is not set by the level with difficulty {}", l.difficulty)));
+                }
+                CCount::Knob(k.clone())
+            }
+        })
+    }
+
+    fn setup(&self, steps: &[SetupStep], scope: &mut Scope, anchors: &[&str], levels: &[ast::LevelDef]) -> R<Vec<CSetup>> {
+        let mut out = vec![];
+        for s in steps {
+            out.push(match s {
+                SetupStep::Choose { var, ty, filter } => {
+                    if scope.slot(var).is_some() {
+                        return Err(self.loc.error(anchors, var, 0, format!("task variable `{var}` chosen twice")));
+                    }
+                    let t = self.ty(ty, anchors)?;
+                    scope.vars.push((var.clone(), t));
+                    let filter = filter.as_ref().map(|f| self.cond(anchors, std::slice::from_ref(f), scope)).transpose()?;
+                    CSetup::Choose { slot: scope.vars.len() - 1, ty: t, filter }
+                }
+                SetupStep::Limit { ty, keep } => CSetup::Limit {
+                    ty: self.ty(ty, anchors)?,
+                    keep: self.count(keep, anchors, levels)?,
+                },
+                SetupStep::LimitPlaces { count } => {
+                    if self.w.places.is_none() {
+                        return Err(self.loc.error(anchors, "LimitPlaces", 0, "LimitPlaces needs a `places` section"));
+                    }
+                    CSetup::LimitPlaces {
+                        count: self.count(count, anchors, levels)?,
+                    }
+                }
+                SetupStep::Place { what, pred, among, filter } => {
+                    let among_t = self.ty(among, anchors)?;
+                    let p = self.pred(pred, anchors, pred, 0)?;
+                    let base = scope.vars.len();
+                    let (what_c, it_t) = match what.strip_prefix('?') {
+                        Some(v) => {
+                            let slot = scope.slot(v).ok_or_else(|| self.loc.error(anchors, what, 0, format!("unknown task variable `{what}`")))?;
+                            (PlaceWhat::Var(slot), scope.vars[slot].1)
+                        }
+                        None => {
+                            let t = self.ty(what, anchors)?;
+                            (PlaceWhat::Type(t), t)
+                        }
+                    };
+                    let pt = &self.w.preds[p as usize].params;
+                    if pt.len() != 2 || !self.w.is_subtype(it_t, pt[0]) || !self.w.is_subtype(among_t, pt[1]) {
+                        return Err(self.loc.error(anchors, pred, 0, format!("type mismatch: Place needs `{pred}` to take ({what}, {among})")));
+                    }
+                    let mut sc = scope.clone();
+                    sc.vars.push(("it".into(), it_t));
+                    sc.vars.push(("at".into(), among_t));
+                    let filter = filter.as_ref().map(|f| self.cond(anchors, std::slice::from_ref(f), &sc)).transpose()?;
+                    CSetup::Place { what: what_c, pred: p, among: among_t, filter, base }
+                }
+                SetupStep::Assert(facts) => {
+                    let mut lits = vec![];
+                    for f in facts {
+                        for l in self.literals(anchors, f, &mut scope.clone(), false)? {
+                            if !matches!(l, CLit::Atom { .. }) {
+                                return Err(self.loc.error(anchors, f, 0, "Assert takes atoms (`pred(..)` or `not pred(..)`)"));
+                            }
+                            lits.push(l);
+                        }
+                    }
+                    CSetup::Assert(lits)
+                }
+                SetupStep::Repeat { times, steps } => CSetup::Repeat {
+                    times: self.count(times, anchors, levels)?,
+                    steps: self.setup(steps, scope, anchors, levels)?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn template_def(&self, t: &ast::TaskTemplateDef, default_max: u32) -> R<TaskTemplate> {
+        let anchors: &[&str] = &["tasks", &t.id];
+        if t.levels.is_empty() {
+            return Err(self.loc.error(anchors, &t.id, 0, "a task template needs at least one level"));
+        }
+        let mut scope = Scope::default();
+        let setup = self.setup(&t.setup, &mut scope, anchors, &t.levels)?;
+        let instruction = self.template(anchors, &t.instruction, &scope)?;
+        let goal = self.cond(anchors, &t.goal, &scope)?;
+        if goal.lits.is_empty() {
+            return Err(self.loc.error(anchors, &t.id, 0, "the goal is empty"));
+        }
+        let ends_when = t.ends_when.as_ref().map(|e| self.cond(anchors, std::slice::from_ref(e), &scope)).transpose()?;
+        let partial = t.partial.iter().map(|p| self.cond(anchors, std::slice::from_ref(p), &scope)).collect::<R<Vec<_>>>()?;
+        let mut levels = vec![];
+        for l in &t.levels {
+            let mut sc = scope.clone();
+            levels.push(Level {
+                difficulty: l.difficulty,
+                knobs: l.knobs.clone(),
+                setup: self.setup(&l.setup, &mut sc, anchors, std::slice::from_ref(l))?,
+                max_steps: l.max_steps.unwrap_or(default_max),
+            });
+        }
+        Ok(TaskTemplate {
+            id: t.id.clone(),
+            vars: scope.vars,
+            instruction,
+            setup,
+            goal,
+            ends_when,
+            partial,
+            levels,
+        })
+    }
+}
+
