@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// A whole scenario file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Scenario")]
 pub struct ScenarioFile {
     /// Short name (used in task ids).
     pub name: String,
@@ -38,7 +38,7 @@ pub struct ScenarioFile {
 
 /// An object type.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Type")]
 pub struct TypeDef {
     /// Type name.
     pub name: String,
@@ -49,7 +49,7 @@ pub struct TypeDef {
 
 /// A predicate: a named relation over typed objects.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Predicate")]
 pub struct PredicateDef {
     /// Predicate name.
     pub name: String,
@@ -85,7 +85,7 @@ impl std::fmt::Display for AttrValue {
 
 /// An object of the world.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Object")]
 pub struct ObjectDef {
     /// Unique id (appears in state lines as `[id]` and in action texts through templates).
     pub id: String,
@@ -102,7 +102,7 @@ pub struct ObjectDef {
 
 /// Places connected as an undirected graph.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Places")]
 pub struct PlacesDef {
     /// Type of the place objects.
     #[serde(rename = "type")]
@@ -118,7 +118,7 @@ pub struct PlacesDef {
 
 /// One link between two places.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Link")]
 pub struct LinkDef {
     /// One end.
     pub from: String,
@@ -131,7 +131,7 @@ pub struct LinkDef {
 
 /// An action schema.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Action")]
 pub struct ActionDef {
     /// Name (for errors and summaries).
     pub name: String,
@@ -161,7 +161,7 @@ pub struct ActionDef {
 
 /// A render rule: one state line per binding of the condition's variables.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Render")]
 pub struct RenderDef {
     /// Condition (empty = always).
     #[serde(default)]
@@ -232,7 +232,7 @@ pub enum SetupStep {
 
 /// A task template.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "TaskTemplate")]
 pub struct TaskTemplateDef {
     /// Template id (unique in the file).
     pub id: String,
@@ -255,7 +255,7 @@ pub struct TaskTemplateDef {
 
 /// One difficulty level of a template.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Level")]
 pub struct LevelDef {
     /// Difficulty (1 = easiest).
     pub difficulty: u32,
@@ -268,4 +268,7 @@ pub struct LevelDef {
     /// Step limit override.
     #[serde(default)]
     pub max_steps: Option<u32>,
+    /// Conditions the instance must satisfy after setup (setup is re-drawn until they hold).
+    #[serde(default)]
+    pub require: Vec<String>,
 }

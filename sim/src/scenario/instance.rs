@@ -280,16 +280,29 @@ pub fn instantiate(
     seed: u64,
     rng: &mut impl rand::Rng,
 ) -> Result<Instance, SetupError> {
-    let mut s = Setup {
-        w,
-        t,
-        level,
-        facts: w.init.iter().copied().collect(),
-        active: vec![true; w.objects.len()],
-        binding: vec![None; t.vars.len()],
+    const ATTEMPTS: usize = 500;
+    let mut attempt = 0;
+    let s = loop {
+        let mut s = Setup {
+            w,
+            t,
+            level,
+            facts: w.init.iter().copied().collect(),
+            active: vec![true; w.objects.len()],
+            binding: vec![None; t.vars.len()],
+        };
+        s.run(&t.setup, rng)?;
+        s.run(&level.setup, rng)?;
+        match &level.require {
+            Some(req) if !s.cond_ok(req, &s.binding) => {
+                attempt += 1;
+                if attempt >= ATTEMPTS {
+                    return Err(s.err(format!("no setup satisfying the level's `require` in {ATTEMPTS} draws")));
+                }
+            }
+            _ => break s,
+        }
     };
-    s.run(&t.setup, rng)?;
-    s.run(&level.setup, rng)?;
     let active = s.active.clone();
     let facts: HashSet<Fact> = s.facts.iter().copied().filter(|f| f.args().iter().all(|&o| active[o as usize])).collect();
     for (i, b) in s.binding.iter().enumerate().take(t.vars.len()) {

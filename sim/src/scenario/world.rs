@@ -275,6 +275,8 @@ pub struct Level {
     pub setup: Vec<CSetup>,
     /// Step limit.
     pub max_steps: u32,
+    /// Conditions the set-up instance must satisfy.
+    pub require: Option<Cond>,
 }
 
 /// A compiled task template.
@@ -871,10 +873,7 @@ impl Cx<'_> {
             }
             scope.vars.push((v.clone(), self.ty(t, anchors)?));
         }
-        let text_scope = Scope {
-            vars: scope.vars[..a.params.len()].to_vec(),
-        };
-        let text = self.template(anchors, &a.text, &text_scope)?;
+        let text = self.template(anchors, &a.text, &scope)?;
         let mut pre = vec![];
         for p in &a.pre {
             let msg = match a.fail.get(p) {
@@ -1026,6 +1025,7 @@ impl Cx<'_> {
                 knobs: l.knobs.clone(),
                 setup: self.setup(&l.setup, &mut sc, anchors, std::slice::from_ref(l))?,
                 max_steps: l.max_steps.unwrap_or(default_max),
+                require: (!l.require.is_empty()).then(|| self.cond(anchors, &l.require, &sc)).transpose()?,
             });
         }
         Ok(TaskTemplate {
