@@ -1,1 +1,5 @@
-//! dreamgym
+//! `dreamgym`: the CLI and the pipeline that wires the crates together.
+
+pub mod cli;
+pub mod collect;
+pub mod envs;

@@ -1,0 +1,266 @@
+//! Command-line interface.
+
+use crate::collect::collect;
+use crate::envs::{load_world, open_env};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use dreamgym_buffer::{BufferConfig, ReplayBuffer, TailRule};
+use dreamgym_sim::policy::BehaviourPolicy;
+use dreamgym_sim::{Env, TaskSpec};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+/// dreamgym: synthetic experience for training agents with RL.
+#[derive(Parser, Debug)]
+#[command(name = "dreamgym", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Work with scenario files.
+    Scenario {
+        /// The scenario command.
+        #[command(subcommand)]
+        cmd: ScenarioCmd,
+    },
+    /// Play a scenario in the terminal (for scenario authors).
+    Play {
+        /// Scenario file.
+        file: PathBuf,
+        /// Task template id.
+        #[arg(long)]
+        template: Option<String>,
+        /// Difficulty level.
+        #[arg(long)]
+        difficulty: Option<u32>,
+        /// Seed of the task instance.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Collect offline trajectories with a behaviour policy.
+    Collect {
+        /// Env id, e.g. scenario:scenarios/household.ron
+        #[arg(long)]
+        env: String,
+        /// expert | random | noisy-expert[:EPS]
+        #[arg(long, default_value = "expert")]
+        policy: String,
+        /// Number of episodes.
+        #[arg(long, default_value_t = 100)]
+        episodes: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output JSONL file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this task template.
+        #[arg(long)]
+        template: Option<String>,
+        /// Only this difficulty.
+        #[arg(long)]
+        difficulty: Option<u32>,
+    },
+    /// Inspect and fill replay buffers.
+    Buffer {
+        /// The buffer command.
+        #[command(subcommand)]
+        cmd: BufferCmd,
+    },
+}
+
+/// `dreamgym scenario ...`
+#[derive(Subcommand, Debug)]
+pub enum ScenarioCmd {
+    /// Validate a scenario and summarise it.
+    Check {
+        /// Scenario file.
+        file: PathBuf,
+    },
+}
+
+/// `dreamgym buffer ...`
+#[derive(Subcommand, Debug)]
+pub enum BufferCmd {
+    /// Show counts of a durable buffer (recovering it if needed).
+    Stats {
+        /// Buffer log file.
+        buffer: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append the trajectories of a JSONL file to a durable buffer (created if missing).
+    Import {
+        /// Buffer log file.
+        buffer: PathBuf,
+        /// JSONL file of trajectories.
+        jsonl: PathBuf,
+        /// Capacity.
+        #[arg(long, default_value_t = 1_000_000)]
+        capacity: usize,
+    },
+    /// Write the live records of a durable buffer as trajectories in JSONL.
+    Export {
+        /// Buffer log file.
+        buffer: PathBuf,
+        /// Output JSONL.
+        out: PathBuf,
+    },
+    /// Cut a log at its first corrupted record (after an error from `stats`).
+    Repair {
+        /// Buffer log file.
+        buffer: PathBuf,
+    },
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Scenario { cmd: ScenarioCmd::Check { file } } => check(&file),
+        Command::Play { file, template, difficulty, seed } => play(&file, TaskSpec { template, difficulty }, seed),
+        Command::Collect { env, policy, episodes, seed, out, template, difficulty } => {
+            let policy: BehaviourPolicy = policy.parse().map_err(anyhow::Error::msg)?;
+            let mut e = open_env(&env)?;
+            let s = collect(&mut e, &TaskSpec { template, difficulty }, policy, episodes, seed, &out, true)?;
+            println!(
+                "wrote {} episodes ({} steps, success {:.1}%) to {}",
+                s.episodes,
+                s.steps,
+                100.0 * s.successes as f64 / s.episodes.max(1) as f64,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Buffer { cmd } => buffer(cmd),
+    }
+}
+
+fn check(file: &std::path::Path) -> Result<()> {
+    let w = load_world(file)?;
+    println!("{}: ok — {}", file.display(), w.description);
+    let statics = w.preds.iter().filter(|p| p.is_static).count();
+    println!("  types: {}", w.types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "));
+    println!("  objects: {}", w.objects.len());
+    for (i, t) in w.types.iter().enumerate() {
+        let n = w.objects.iter().filter(|o| o.ty as usize == i).count();
+        if n > 0 {
+            println!("    {:<12} {n}", t.name);
+        }
+    }
+    println!("  predicates: {} ({} static)", w.preds.len(), statics);
+    if let Some(p) = &w.places {
+        println!("  places: {} connected by {} links", p.graph.node_count(), p.graph.edge_count());
+    }
+    println!("  actions: {}", w.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "));
+    println!("  render rules: {}", w.render.len());
+    println!("  task templates:");
+    for t in &w.tasks {
+        let levels: Vec<String> = t.levels.iter().map(|l| l.difficulty.to_string()).collect();
+        println!("    {:<14} difficulties {}  vars {}", t.id, levels.join(","), t.vars.iter().map(|v| format!("?{}", v.0)).collect::<Vec<_>>().join(" "));
+    }
+    println!("  max steps: {}", w.max_steps);
+    Ok(())
+}
+
+fn play(file: &std::path::Path, spec: TaskSpec, seed: u64) -> Result<()> {
+    let mut env = open_env(&format!("scenario:{}", file.display()))?;
+    let mut obs = env.reset(&spec, seed)?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    println!("task: {}  ({})", obs.instruction, env.task().map(|t| t.id.as_str()).unwrap_or(""));
+    println!("type an action, its number, `expert` for a hint, or `quit`.");
+    loop {
+        println!();
+        for l in &obs.lines {
+            println!("  {l}");
+        }
+        for (i, a) in obs.admissible.iter().enumerate() {
+            println!("  {:>2}) {a}", i + 1);
+        }
+        print!("> ");
+        out.flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let line = line.trim();
+        let action = match line {
+            "quit" | "exit" => return Ok(()),
+            "expert" => {
+                match env.expert_action()? {
+                    Some(a) => println!("expert: {a}"),
+                    None => println!("expert: no plan found"),
+                }
+                continue;
+            }
+            _ => match line.parse::<usize>() {
+                Ok(n) if n >= 1 && n <= obs.admissible.len() => obs.admissible[n - 1].clone(),
+                _ => line.to_string(),
+            },
+        };
+        let r = env.step(&action)?;
+        if !r.observation.feedback.is_empty() {
+            println!("{}", r.observation.feedback);
+        }
+        obs = r.observation;
+        if r.done || r.truncated {
+            println!(
+                "episode over: {} (reward {}, {} steps)",
+                if r.success { "success" } else if r.truncated { "out of steps" } else { "failed" },
+                r.reward,
+                env.steps()
+            );
+            return Ok(());
+        }
+    }
+}
+
+fn buffer(cmd: BufferCmd) -> Result<()> {
+    let cfg = |capacity| BufferConfig { capacity, ..Default::default() };
+    match cmd {
+        BufferCmd::Stats { buffer, json } => {
+            if !buffer.exists() {
+                bail!("{}: no such buffer", buffer.display());
+            }
+            let (b, rec) = ReplayBuffer::open(&buffer, cfg(usize::MAX)).with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let s = b.stats();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"stats": s, "recovery": rec.to_string()}))?);
+            } else {
+                eprintln!("{}: {rec}", buffer.display());
+                println!("steps:     {}", s.records);
+                println!("  real:      {}", s.real);
+                println!("  synthetic: {}", s.synthetic);
+                println!("episodes:  {} ({} successful)", s.episodes, s.successful_episodes);
+                println!("tasks:     {}", s.tasks);
+                println!("envs:      {}", s.envs);
+            }
+            Ok(())
+        }
+        BufferCmd::Import { buffer, jsonl, capacity } => {
+            let (mut b, rec) = ReplayBuffer::open(&buffer, cfg(capacity)).with_context(|| format!("opening buffer {}", buffer.display()))?;
+            eprintln!("{}: {rec}", buffer.display());
+            let (t, s) = b.import_jsonl(&jsonl)?;
+            b.sync()?;
+            println!("imported {t} trajectories ({s} steps) into {}; buffer now holds {} steps", buffer.display(), b.len());
+            Ok(())
+        }
+        BufferCmd::Export { buffer, out } => {
+            let (b, _) = ReplayBuffer::open(&buffer, cfg(usize::MAX)).with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let n = b.export_jsonl(&out)?;
+            println!("exported {n} trajectories ({} steps) to {}", b.len(), out.display());
+            Ok(())
+        }
+        BufferCmd::Repair { buffer } => {
+            let (_, rec) = ReplayBuffer::open_with(&buffer, cfg(usize::MAX), TailRule::CutAtFirstBad)?;
+            println!("{}: {rec}", buffer.display());
+            Ok(())
+        }
+    }
+}
