@@ -20,5 +20,5 @@ pub fn open_env(id: &str) -> Result<ScenarioEnv> {
 
 /// Load a compiled world, with context.
 pub fn load_world(path: &Path) -> Result<World> {
-    World::load(path).with_context(|| format!("invalid scenario {}", path.display()))
+    World::load(path).context("invalid scenario")
 }
