@@ -80,7 +80,7 @@ impl ScenarioEnv {
         inst.applicable(&self.state, &mut self.scratch);
         let mut admissible: Vec<String> = Vec::with_capacity(self.scratch.len());
         for &a in &self.scratch {
-            let t = &inst.actions[a as usize].text;
+            let t = &inst.actions()[a as usize].text;
             if !admissible.iter().any(|x| x == t) {
                 admissible.push(t.clone());
             }
@@ -95,12 +95,7 @@ impl ScenarioEnv {
 
     /// The first applicable ground action with this text.
     fn resolve(&self, text: &str) -> Option<u32> {
-        let inst = self.inst.as_ref()?;
-        inst.by_text
-            .get(text)?
-            .iter()
-            .copied()
-            .find(|&a| inst.actions[a as usize].pre.holds(&self.state))
+        self.inst.as_ref()?.resolve(text, &self.state)
     }
 }
 
@@ -134,7 +129,7 @@ impl Env for ScenarioEnv {
             Some(a) => {
                 inst.apply(a, &mut self.state);
                 info.insert("valid".into(), "true".into());
-                inst.actions[a as usize].message.clone()
+                inst.actions()[a as usize].message.clone()
             }
             None => {
                 info.insert("valid".into(), "false".into());
@@ -201,6 +196,6 @@ impl Env for ScenarioEnv {
         if let Some((e, _)) = &mut self.plan {
             *e = expected;
         }
-        Ok(Some(inst.actions[a as usize].text.clone()))
+        Ok(Some(inst.actions()[a as usize].text.clone()))
     }
 }

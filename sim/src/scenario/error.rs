@@ -81,7 +81,7 @@ mod tests {
         let src = "A(\n  name: \"go\",\n  pre: [\"x\"],\n)\nB(name: \"take\", pre: [\"x\"])";
         let l = Locator::new(Path::new("f.ron"), src);
         let e = l.error(&["take"], "x", 0, "bad");
-        assert_eq!((e.line, e.col), (5, 25));
+        assert_eq!((e.line, e.col), (5, 24));
         let e = l.error(&["go"], "x", 0, "bad");
         assert_eq!((e.line, e.col), (3, 10));
         assert_eq!(e.to_string(), "f.ron:3:10: bad");

@@ -1,12 +1,14 @@
 //! Task instances: run a template's setup with a seeded RNG, then ground the world into a compact
 //! form (fact bitsets, ground actions, ground render lines, ground goal) that the engine steps fast.
 
+use super::grounding::{GroundAction, Grounding};
 use super::solve::{Solver, ground_atom};
-use super::world::{CCount, CLit, CSetup, CTerm, Cond, Fact, Level, ObjId, PlaceWhat, TaskTemplate, World};
+use super::world::{CCount, CLit, CSetup, Cond, Fact, Level, ObjId, PlaceWhat, TaskTemplate, World};
 use dreamgym_buffer::{Task, TaskOrigin};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// A setup that could not be carried out (e.g. no object satisfies a `Choose`).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,53 +53,23 @@ pub fn dnf_holds(d: &Dnf, state: &[u64]) -> bool {
     d.iter().any(|c| c.holds(state))
 }
 
-/// A ground action.
-#[derive(Debug, Clone)]
-pub struct GroundAction {
-    /// Its text (several ground actions may share one).
-    pub text: String,
-    /// Dynamic preconditions.
-    pub pre: Conj,
-    /// Failure message for each failing precondition, in precondition order: (fact, positive, message).
-    pub fail: Vec<(u32, bool, String)>,
-    /// Message when no keyed failure message applies.
-    pub otherwise: Option<String>,
-    /// Facts deleted.
-    pub del: Vec<u32>,
-    /// Facts added.
-    pub add: Vec<u32>,
-    /// Success feedback.
-    pub message: String,
-}
-
-/// A ground render line.
-#[derive(Debug, Clone)]
-pub struct GroundLine {
-    /// When the line shows.
-    pub when: Conj,
-    /// The text.
-    pub text: String,
-}
-
-/// A grounded task instance.
+/// A task instance: the world's shared grounding, masked to the instance's active objects, plus
+/// the instance's own initial state and goal.
 #[derive(Debug, Clone)]
 pub struct Instance {
     /// The task.
     pub task: Task,
-    /// Fact universe (index = bit).
-    pub facts: Vec<Fact>,
+    /// The world's grounding (shared by all instances).
+    pub g: Arc<Grounding>,
+    /// Facts of this instance's initial state that no action or render rule mentions
+    /// (ids continue after the grounding's facts).
+    pub extra: Vec<Fact>,
     /// Initial state.
     pub init: Vec<u64>,
-    /// Ground actions in schema, then binding order.
-    pub actions: Vec<GroundAction>,
-    /// Ground actions by text.
-    pub by_text: HashMap<String, Vec<u32>>,
-    /// Ground actions whose first positive precondition is each fact.
-    pub triggered: Vec<Vec<u32>>,
-    /// Ground actions with no positive dynamic precondition.
-    pub untriggered: Vec<u32>,
-    /// Render lines in rule, then binding order.
-    pub lines: Vec<GroundLine>,
+    /// Which ground actions exist in this instance (all their objects are active).
+    pub action_on: Vec<bool>,
+    /// Which ground render lines exist in this instance.
+    pub line_on: Vec<bool>,
     /// Goal.
     pub goal: Dnf,
     /// Terminal failure condition.
@@ -324,222 +296,129 @@ pub fn instantiate(
         difficulty: level.difficulty,
         origin: TaskOrigin::Seed,
     };
-    Ok(ground(w, t, level, task, &active, &facts, &s.binding))
+    Ok(Instance::new(w, t, level, task, &active, &facts, &s.binding))
 }
 
-fn ground(
-    w: &World,
-    t: &TaskTemplate,
-    level: &Level,
-    task: Task,
-    active: &[bool],
-    facts: &HashSet<Fact>,
-    task_binding: &[Option<ObjId>],
-) -> Instance {
-    let solver = Solver { w, active };
-    let is_static = |f: &Fact| w.preds[f.pred as usize].is_static;
-    let static_holds = |f: &Fact| if is_static(f) { Some(facts.contains(f)) } else { None };
-
-    // 1. ground actions over facts (universe not known yet)
-    struct Raw {
-        text: String,
-        pos: Vec<Fact>,
-        neg: Vec<Fact>,
-        fail: Vec<(Fact, bool, String)>,
-        otherwise: Option<String>,
-        add: Vec<Fact>,
-        del: Vec<Fact>,
-        del_patterns: Vec<(u16, Vec<Option<ObjId>>)>,
-        message: String,
-    }
-    let mut raws: Vec<Raw> = vec![];
-    for a in &w.actions {
-        let lits: Vec<CLit> = a.pre.iter().map(|(l, _)| l.clone()).collect();
-        let types: Vec<u16> = a.vars.iter().map(|v| v.1).collect();
-        let mut b = vec![None; types.len()];
-        solver.solve(&lits, &types, &mut b, &static_holds, &mut |b| {
-            let full: Vec<ObjId> = b.iter().map(|x| x.expect("all slots bound")).collect();
-            let mut r = Raw {
-                text: w.fill(&a.text, &full),
-                pos: vec![],
-                neg: vec![],
-                fail: vec![],
-                otherwise: a.otherwise.as_ref().map(|m| w.fill(m, &full)),
-                add: vec![],
-                del: vec![],
-                del_patterns: vec![],
-                message: a.message.as_ref().map_or_else(String::new, |m| w.fill(m, &full)),
-            };
-            for (l, msg) in &a.pre {
-                if let CLit::Atom { neg, pred, args } = l {
-                    let f = ground_atom(*pred, args, b).expect("preconditions have no `_`");
-                    if is_static(&f) {
-                        continue;
-                    }
-                    if *neg { r.neg.push(f) } else { r.pos.push(f) }
-                    if let Some(m) = msg {
-                        r.fail.push((f, !*neg, w.fill(m, &full)));
-                    }
-                }
-            }
-            for e in &a.effects {
-                if let CLit::Atom { neg, pred, args } = e {
-                    match ground_atom(*pred, args, b) {
-                        Some(f) if *neg => r.del.push(f),
-                        Some(f) => r.add.push(f),
-                        None => r.del_patterns.push((
-                            *pred,
-                            args.iter()
-                                .map(|x| match x {
-                                    CTerm::Var(s) => b[*s],
-                                    CTerm::Obj(o) => Some(*o),
-                                    CTerm::Wild => None,
-                                })
-                                .collect(),
-                        )),
-                    }
-                }
-            }
-            raws.push(r);
-            true
-        });
-    }
-
-    // 2. the fact universe: dynamic initial facts and everything an action can add
-    let mut universe: Vec<Fact> = facts.iter().copied().filter(|f| !is_static(f)).collect();
-    universe.sort();
-    let mut index: HashMap<Fact, u32> = universe.iter().enumerate().map(|(i, f)| (*f, i as u32)).collect();
-    for r in &raws {
-        for f in &r.add {
-            if !index.contains_key(f) {
-                index.insert(*f, universe.len() as u32);
-                universe.push(*f);
-            }
-        }
-    }
-    let words = universe.len().div_ceil(64).max(1);
-    let id = |f: &Fact| index.get(f).copied();
-
-    // 3. ground actions by index; drop those needing a fact that can never hold
-    let mut actions = vec![];
-    for r in raws {
-        let Some(pos) = r.pos.iter().map(id).collect::<Option<Vec<u32>>>() else { continue };
-        let neg: Vec<u32> = r.neg.iter().filter_map(id).collect();
-        let mut del: Vec<u32> = r.del.iter().filter_map(id).collect();
-        for (pred, pat) in &r.del_patterns {
-            for (i, f) in universe.iter().enumerate() {
-                if f.pred == *pred && pat.iter().zip(f.args()).all(|(p, a)| p.is_none_or(|p| p == *a)) {
-                    del.push(i as u32);
-                }
-            }
-        }
-        let fail = r.fail.iter().filter_map(|(f, p, m)| Some((id(f).unwrap_or(u32::MAX), *p, m.clone()))).collect();
-        actions.push(GroundAction {
-            text: r.text,
-            pre: Conj { pos, neg },
-            fail,
-            otherwise: r.otherwise,
-            del,
-            add: r.add.iter().map(|f| index[f]).collect(),
-            message: r.message,
-        });
-    }
-    let mut by_text: HashMap<String, Vec<u32>> = HashMap::new();
-    let mut triggered = vec![vec![]; universe.len()];
-    let mut untriggered = vec![];
-    for (i, a) in actions.iter().enumerate() {
-        by_text.entry(a.text.clone()).or_default().push(i as u32);
-        match a.pre.pos.first() {
-            Some(&f) => triggered[f as usize].push(i as u32),
-            None => untriggered.push(i as u32),
-        }
-    }
-
-    // 4. conditions with existential variables become DNFs over the universe
-    let dnf = |c: &Cond| -> Dnf {
-        let mut out = vec![];
-        let mut b: Vec<Option<ObjId>> = task_binding.to_vec();
-        b.resize(c.var_types.len().max(b.len()), None);
-        solver.solve(&c.lits, &c.var_types, &mut b, &static_holds, &mut |b| {
-            let mut conj = Conj::default();
-            for l in &c.lits {
-                if let CLit::Atom { neg, pred, args } = l {
-                    let f = ground_atom(*pred, args, b).expect("conditions have no `_`");
-                    if is_static(&f) {
-                        continue;
-                    }
-                    match (id(&f), neg) {
-                        (Some(i), false) => conj.pos.push(i),
-                        (Some(i), true) => conj.neg.push(i),
-                        (None, false) => return true, // can never hold
-                        (None, true) => {}
-                    }
-                }
-            }
-            if !out.contains(&conj) {
-                out.push(conj);
-            }
-            true
-        });
-        out
-    };
-    let goal = dnf(&t.goal);
-    let ends_when = t.ends_when.as_ref().map(&dnf);
-    let partial = t.partial.iter().map(&dnf).collect();
-
-    // 5. render lines
-    let mut lines = vec![];
-    for r in &w.render {
-        let mut b = vec![];
-        solver.solve(&r.when.lits, &r.when.var_types, &mut b, &static_holds, &mut |b| {
-            let full: Vec<ObjId> = b.iter().map(|x| x.unwrap_or(0)).collect();
-            let mut conj = Conj::default();
-            for l in &r.when.lits {
-                if let CLit::Atom { neg, pred, args } = l {
-                    let f = ground_atom(*pred, args, b).expect("render conditions have no `_`");
-                    if is_static(&f) {
-                        continue;
-                    }
-                    match (id(&f), neg) {
-                        (Some(i), false) => conj.pos.push(i),
-                        (Some(i), true) => conj.neg.push(i),
-                        (None, false) => return true,
-                        (None, true) => {}
-                    }
-                }
-            }
-            lines.push(GroundLine {
-                when: conj,
-                text: w.fill(&r.line, &full),
-            });
-            true
-        });
-    }
-
-    let mut init = vec![0u64; words];
-    for f in facts {
-        if let Some(i) = id(f) {
-            init[(i >> 6) as usize] |= 1 << (i & 63);
-        }
-    }
-    Instance {
-        task,
-        facts: universe,
-        init,
-        actions,
-        by_text,
-        triggered,
-        untriggered,
-        lines,
-        goal,
-        ends_when,
-        partial,
-        max_steps: level.max_steps,
-        words,
-    }
-}
 
 impl Instance {
+    fn new(
+        w: &World,
+        t: &TaskTemplate,
+        level: &Level,
+        task: Task,
+        active: &[bool],
+        facts: &HashSet<Fact>,
+        task_binding: &[Option<ObjId>],
+    ) -> Instance {
+        let g = w.grounding().clone();
+        let all_active = |objs: &[ObjId]| objs.iter().all(|&o| active[o as usize]);
+        let action_on: Vec<bool> = g.actions.iter().map(|a| all_active(&a.objects)).collect();
+        let line_on: Vec<bool> = g.lines.iter().map(|l| all_active(&l.objects)).collect();
+        let mut extra: Vec<Fact> = vec![];
+        let mut extra_index: HashMap<Fact, u32> = HashMap::new();
+        let mut sorted: Vec<&Fact> = facts.iter().filter(|f| !g.fixed[f.pred as usize]).collect();
+        sorted.sort();
+        let n = g.facts.len() as u32;
+        let mut init_ids = vec![];
+        for f in sorted {
+            let id = match g.index.get(f) {
+                Some(&i) => i,
+                None => {
+                    let i = n + extra.len() as u32;
+                    extra.push(*f);
+                    extra_index.insert(*f, i);
+                    i
+                }
+            };
+            init_ids.push(id);
+        }
+        let words = (g.facts.len() + extra.len()).div_ceil(64).max(1);
+        let mut init = vec![0u64; words];
+        for i in init_ids {
+            init[(i >> 6) as usize] |= 1 << (i & 63);
+        }
+        let solver = Solver { w, active };
+        let fixed_holds = |f: &Fact| {
+            if g.fixed[f.pred as usize] {
+                Some(g.fixed_facts.contains(f) && f.args().iter().all(|&o| active[o as usize]))
+            } else {
+                None
+            }
+        };
+        let id = |f: &Fact| g.index.get(f).or_else(|| extra_index.get(f)).copied();
+        let dnf = |c: &Cond| -> Dnf {
+            let mut out = vec![];
+            let mut b: Vec<Option<ObjId>> = task_binding.to_vec();
+            b.resize(c.var_types.len().max(b.len()), None);
+            solver.solve(&c.lits, &c.var_types, &mut b, &fixed_holds, &mut |b| {
+                let mut conj = Conj::default();
+                for l in &c.lits {
+                    if let CLit::Atom { neg, pred, args } = l {
+                        let f = ground_atom(*pred, args, b).expect("conditions have no `_`");
+                        if g.fixed[f.pred as usize] {
+                            continue;
+                        }
+                        match (id(&f), neg) {
+                            (Some(i), false) => conj.pos.push(i),
+                            (Some(i), true) => conj.neg.push(i),
+                            (None, false) => return true, // can never hold
+                            (None, true) => {}
+                        }
+                    }
+                }
+                if !out.contains(&conj) {
+                    out.push(conj);
+                }
+                true
+            });
+            out
+        };
+        Instance {
+            goal: dnf(&t.goal),
+            ends_when: t.ends_when.as_ref().map(&dnf),
+            partial: t.partial.iter().map(&dnf).collect(),
+            task,
+            g,
+            extra,
+            init,
+            action_on,
+            line_on,
+            max_steps: level.max_steps,
+            words,
+        }
+    }
+
+    /// Number of facts a state of this instance can hold.
+    pub fn num_facts(&self) -> usize {
+        self.g.facts.len() + self.extra.len()
+    }
+
+    /// The fact with index `i`.
+    pub fn fact(&self, i: usize) -> Fact {
+        self.g.facts.get(i).copied().unwrap_or_else(|| self.extra[i - self.g.facts.len()])
+    }
+
+    /// All ground actions of the world (check [`action_on`](Self::action_on) for this instance).
+    pub fn actions(&self) -> &[GroundAction] {
+        &self.g.actions
+    }
+
+    /// Ground actions of this instance with this text, in ground order.
+    pub fn with_text<'a>(&'a self, text: &str) -> impl Iterator<Item = u32> + 'a {
+        self.g.by_text.get(text).into_iter().flatten().copied().filter(|&a| self.action_on[a as usize])
+    }
+
+    /// Whether ground action `a` exists in this instance and is applicable in `state`.
+    #[inline]
+    pub fn can_apply(&self, a: u32, state: &[u64]) -> bool {
+        self.action_on[a as usize] && self.g.actions[a as usize].pre.holds(state)
+    }
+
+    /// The first applicable ground action with this text (the one the engine runs).
+    pub fn resolve(&self, text: &str, state: &[u64]) -> Option<u32> {
+        self.with_text(text).find(|&a| self.g.actions[a as usize].pre.holds(state))
+    }
+
     /// Indices of the applicable ground actions in `state`, in ground order.
     pub fn applicable(&self, state: &[u64], out: &mut Vec<u32>) {
         out.clear();
@@ -548,19 +427,19 @@ impl Instance {
             while bits != 0 {
                 let f = wi * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if let Some(list) = self.triggered.get(f) {
-                    out.extend(list.iter().copied().filter(|&a| self.actions[a as usize].pre.holds(state)));
+                if let Some(list) = self.g.triggered.get(f) {
+                    out.extend(list.iter().copied().filter(|&a| self.can_apply(a, state)));
                 }
             }
         }
-        out.extend(self.untriggered.iter().copied().filter(|&a| self.actions[a as usize].pre.holds(state)));
+        out.extend(self.g.untriggered.iter().copied().filter(|&a| self.can_apply(a, state)));
         out.sort_unstable();
     }
 
     /// Apply a ground action to a state (deletes first, then adds).
     #[inline]
     pub fn apply(&self, a: u32, state: &mut [u64]) {
-        let a = &self.actions[a as usize];
+        let a = &self.g.actions[a as usize];
         for &f in &a.del {
             state[(f >> 6) as usize] &= !(1 << (f & 63));
         }
@@ -589,18 +468,23 @@ impl Instance {
 
     /// The state lines of `state`.
     pub fn render(&self, state: &[u64]) -> Vec<String> {
-        self.lines.iter().filter(|l| l.when.holds(state)).map(|l| l.text.clone()).collect()
+        self.g
+            .lines
+            .iter()
+            .zip(&self.line_on)
+            .filter(|(l, on)| **on && l.when.holds(state))
+            .map(|(l, _)| l.text.clone())
+            .collect()
     }
 
-    /// Why the ground actions with this text cannot be applied in `state` (first failing message).
+    /// Why no ground action with this text can be applied in `state` (first failing message).
     pub fn failure_message(&self, text: &str, state: &[u64]) -> String {
-        let Some(list) = self.by_text.get(text) else {
+        let Some(a) = self.with_text(text).next() else {
             return "Nothing happens.".into();
         };
-        let a = &self.actions[list[0] as usize];
+        let a = &self.g.actions[a as usize];
         for (f, positive, m) in &a.fail {
-            let holds = *f != u32::MAX && bit(state, *f);
-            if holds != *positive {
+            if bit(state, *f) != *positive {
                 return m.clone();
             }
         }

@@ -4,6 +4,7 @@ pub mod ast;
 pub mod engine;
 pub mod error;
 pub mod expr;
+pub mod grounding;
 pub mod instance;
 pub mod planner;
 pub mod solve;

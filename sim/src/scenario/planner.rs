@@ -31,7 +31,7 @@ impl Default for PlannerLimits {
 pub fn h_add(inst: &Instance, state: &[u64], cost: &mut Vec<u32>) -> Option<u32> {
     const INF: u32 = u32::MAX / 4;
     cost.clear();
-    cost.resize(inst.facts.len(), INF);
+    cost.resize(inst.num_facts(), INF);
     for (i, c) in cost.iter_mut().enumerate() {
         if state[i >> 6] >> (i & 63) & 1 == 1 {
             *c = 0;
@@ -46,7 +46,7 @@ pub fn h_add(inst: &Instance, state: &[u64], cost: &mut Vec<u32>) -> Option<u32>
     };
     loop {
         let mut changed = false;
-        for a in &inst.actions {
+        for (a, _) in inst.actions().iter().zip(&inst.action_on).filter(|(_, on)| **on) {
             let mut pc = 1u32;
             for &f in &a.pre.pos {
                 pc = pc.saturating_add(cost[f as usize]);
@@ -103,8 +103,8 @@ pub fn plan(inst: &Instance, start: &[u64], limits: PlannerLimits) -> Option<Vec
         let mut last_text: Option<&str> = None;
         for &a in &applicable {
             // several ground actions can share a text; the engine runs the first applicable one
-            let text = inst.actions[a as usize].text.as_str();
-            if last_text == Some(text) || inst.by_text[text].iter().take_while(|&&x| x != a).any(|&x| inst.actions[x as usize].pre.holds(&state)) {
+            let text = inst.actions()[a as usize].text.as_str();
+            if last_text == Some(text) || inst.resolve(text, &state) != Some(a) {
                 continue;
             }
             last_text = Some(text);

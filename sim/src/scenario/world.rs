@@ -342,6 +342,8 @@ pub struct World {
     pub tasks: Vec<TaskTemplate>,
     /// Objects of each type (subtypes included).
     pub objects_of: Vec<Vec<ObjId>>,
+    /// The shared grounding, built on first use.
+    pub grounding: std::sync::OnceLock<std::sync::Arc<super::grounding::Grounding>>,
 }
 
 impl World {
@@ -356,6 +358,11 @@ impl World {
                 None => return false,
             }
         }
+    }
+
+    /// The world's grounding (built once, then shared).
+    pub fn grounding(&self) -> &std::sync::Arc<super::grounding::Grounding> {
+        self.grounding.get_or_init(|| std::sync::Arc::new(super::grounding::Grounding::build(self)))
     }
 
     /// Read and compile a scenario file.
@@ -496,6 +503,7 @@ impl Compiler<'_> {
             render: vec![],
             tasks: vec![],
             objects_of: vec![],
+            grounding: Default::default(),
         };
         if f.max_steps == 0 {
             return Err(self.loc.error(&[], "max_steps", 0, "max_steps must be at least 1"));
