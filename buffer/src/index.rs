@@ -4,7 +4,8 @@
 //! unrolled dot product and a bounded top-k; [`ApproxIndex`] wraps an HNSW graph (`hnsw_rs`) for
 //! large buffers.
 
-use hnsw_rs::prelude::{DistDot, Hnsw};
+use hnsw_rs::anndists::dist::Distance;
+use hnsw_rs::prelude::Hnsw;
 use std::collections::HashMap;
 
 /// One retrieval result: the record id and its cosine similarity to the query.
@@ -157,6 +158,17 @@ impl ExactIndex {
     }
 }
 
+/// Cosine distance `1 - a·b` of unit vectors, clamped at 0 (rounding can push `a·b` past 1,
+/// which `anndists`' own `DistDot` rejects with a panic).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CosineDistance;
+
+impl Distance<f32> for CosineDistance {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
 /// Build parameters of the approximate index.
 #[derive(Debug, Clone, Copy)]
 pub struct ApproxParams {
@@ -180,7 +192,7 @@ impl Default for ApproxParams {
 
 /// Approximate top-k search (HNSW over dot-product distance of unit vectors).
 pub struct ApproxIndex {
-    hnsw: Hnsw<'static, f32, DistDot>,
+    hnsw: Hnsw<'static, f32, CosineDistance>,
     ids: Vec<u64>,
     params: ApproxParams,
     dim: usize,
@@ -192,7 +204,7 @@ impl ApproxIndex {
         let items: Vec<(u64, &[f32])> = items.into_iter().collect();
         let n = items.len().max(1);
         let layers = 16.min(((n as f32).ln().ceil() as usize).max(1));
-        let hnsw = Hnsw::<f32, DistDot>::new(params.max_connections, n, layers, params.ef_construction, DistDot {});
+        let hnsw = Hnsw::<f32, CosineDistance>::new(params.max_connections, n, layers, params.ef_construction, CosineDistance);
         let vecs: Vec<Vec<f32>> = items.iter().map(|(_, v)| v.to_vec()).collect();
         let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().enumerate().map(|(i, v)| (v, i)).collect();
         hnsw.parallel_insert(&refs);
@@ -279,6 +291,18 @@ mod tests {
         let got: Vec<u64> = idx.search(&q, 10).iter().map(|h| h.id).collect();
         assert_eq!(got, brute(&kept, &q, 10));
         assert_eq!(idx.vector(kept[3].0).unwrap(), &kept[3].1[..]);
+    }
+
+    #[test]
+    fn approx_survives_duplicate_vectors() {
+        // identical unit vectors give a dot product that rounds above 1
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let base: Vec<Vec<f32>> = (0..20).map(|_| random_unit(&mut rng, 16)).collect();
+        let data: Vec<(u64, &[f32])> = (0..2000).map(|i| (i as u64, base[i % 20].as_slice())).collect();
+        let idx = ApproxIndex::build(16, data, ApproxParams::default());
+        let hits = idx.search(&base[3], 10);
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|h| (h.score - 1.0).abs() < 1e-4 && h.id % 20 == 3));
     }
 
     #[test]
