@@ -164,15 +164,32 @@ fn sample_and_retrieve(c: &mut Criterion) {
             let t = Instant::now();
             buf.build_approx_index(ApproxParams::default());
             eprintln!("built the HNSW index over {n} records in {:.1}s", t.elapsed().as_secs_f64());
-            let (mut ok, mut total) = (0, 0);
-            for q in &queries {
-                let exact = buf.retrieve_vec(q, 10);
-                let kth = exact.last().map_or(f32::NEG_INFINITY, |h| h.0.score);
-                let approx = buf.retrieve_approx(q, 10);
-                ok += approx.iter().filter(|h| h.0.score >= kth - 1e-5).count();
-                total += exact.len();
+            // recall against speed: the smallest candidate list size that reaches 0.95
+            let mut chosen = None;
+            for ef in [64, 128, 256, 512, 1024] {
+                buf.set_approx_ef(ef);
+                let (mut ok, mut total) = (0, 0);
+                let t = Instant::now();
+                for q in &queries {
+                    let approx = buf.retrieve_approx(q, 10);
+                    std::hint::black_box(&approx);
+                }
+                let per_query = t.elapsed().as_secs_f64() / queries.len() as f64;
+                for q in &queries {
+                    let exact = buf.retrieve_vec(q, 10);
+                    let kth = exact.last().map_or(f32::NEG_INFINITY, |h| h.0.score);
+                    ok += buf.retrieve_approx(q, 10).iter().filter(|h| h.0.score >= kth - 1e-5).count();
+                    total += exact.len();
+                }
+                let recall = ok as f64 / total as f64;
+                eprintln!("approx over {n} records, ef_search {ef}: recall@10 {recall:.3} (tie-aware, {} queries), {:.0} us/query", queries.len(), per_query * 1e6);
+                if recall >= 0.95 && chosen.is_none() {
+                    chosen = Some(ef);
+                }
             }
-            eprintln!("approx recall@10 over {n} records (tie-aware, {} queries): {:.3}", queries.len(), ok as f64 / total as f64);
+            let ef = chosen.unwrap_or(1024);
+            buf.set_approx_ef(ef);
+            eprintln!("benchmarking approx_top10 with ef_search {ef}");
             g.bench_function("approx_top10", |b| {
                 b.iter(|| {
                     qi = (qi + 1) % queries.len();

@@ -190,10 +190,13 @@ impl Default for ApproxParams {
     }
 }
 
-/// Approximate top-k search (HNSW over dot-product distance of unit vectors).
+/// Approximate top-k search: an HNSW graph (`hnsw_rs`) over the *distinct* vectors, each node
+/// holding the ids of every record with that vector. Replay buffers hold many identical
+/// transitions; collapsing them keeps the graph navigable and the build short.
 pub struct ApproxIndex {
     hnsw: Hnsw<'static, f32, CosineDistance>,
-    ids: Vec<u64>,
+    ids: Vec<Vec<u64>>,
+    len: usize,
     params: ApproxParams,
     dim: usize,
 }
@@ -201,29 +204,42 @@ pub struct ApproxIndex {
 impl ApproxIndex {
     /// Build an index over `(id, vector)` pairs (inserted in parallel on all cores).
     pub fn build<'a>(dim: usize, items: impl IntoIterator<Item = (u64, &'a [f32])>, params: ApproxParams) -> Self {
-        let items: Vec<(u64, &[f32])> = items.into_iter().collect();
-        let n = items.len().max(1);
+        let mut node_of: HashMap<Vec<u32>, usize> = HashMap::new();
+        let mut vecs: Vec<&[f32]> = vec![];
+        let mut ids: Vec<Vec<u64>> = vec![];
+        let mut len = 0;
+        for (id, v) in items {
+            len += 1;
+            let key: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
+            let node = *node_of.entry(key).or_insert_with(|| {
+                vecs.push(v);
+                ids.push(vec![]);
+                vecs.len() - 1
+            });
+            ids[node].push(id);
+        }
+        let n = vecs.len().max(1);
         let layers = 16.min(((n as f32).ln().ceil() as usize).max(1));
         let hnsw = Hnsw::<f32, CosineDistance>::new(params.max_connections, n, layers, params.ef_construction, CosineDistance);
-        let vecs: Vec<Vec<f32>> = items.iter().map(|(_, v)| v.to_vec()).collect();
-        let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().enumerate().map(|(i, v)| (v, i)).collect();
+        let owned: Vec<Vec<f32>> = vecs.iter().map(|v| v.to_vec()).collect();
+        let refs: Vec<(&Vec<f32>, usize)> = owned.iter().enumerate().map(|(i, v)| (v, i)).collect();
         hnsw.parallel_insert(&refs);
-        Self {
-            hnsw,
-            ids: items.iter().map(|(id, _)| *id).collect(),
-            params,
-            dim,
-        }
+        Self { hnsw, ids, len, params, dim }
     }
 
-    /// Number of indexed vectors.
+    /// Number of indexed records.
     pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Number of distinct vectors (graph nodes).
+    pub fn distinct(&self) -> usize {
         self.ids.len()
     }
 
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len == 0
     }
 
     /// Change the search candidate list size.
@@ -231,21 +247,32 @@ impl ApproxIndex {
         self.params.ef_search = ef;
     }
 
-    /// The approximately `k` most similar vectors, best first.
+    /// The approximately `k` most similar records, best first (records with identical vectors in
+    /// insertion order).
     pub fn search(&self, query: &[f32], k: usize) -> Vec<Hit> {
+        self.search_filtered(query, k, |_| true)
+    }
+
+    /// Like [`search`](Self::search), skipping ids for which `keep` is false.
+    pub fn search_filtered(&self, query: &[f32], k: usize, keep: impl Fn(u64) -> bool) -> Vec<Hit> {
         assert_eq!(query.len(), self.dim, "query has the wrong dimension");
         if self.ids.is_empty() || k == 0 {
             return vec![];
         }
         let ef = self.params.ef_search.max(k);
-        self.hnsw
-            .search(query, k, ef)
-            .into_iter()
-            .map(|n| Hit {
-                id: self.ids[n.d_id],
-                score: 1.0 - n.distance,
-            })
-            .collect()
+        let mut out = Vec::with_capacity(k);
+        for n in self.hnsw.search(query, k, ef) {
+            let score = 1.0 - n.distance;
+            for &id in &self.ids[n.d_id] {
+                if keep(id) {
+                    out.push(Hit { id, score });
+                    if out.len() == k {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

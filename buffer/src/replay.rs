@@ -360,6 +360,13 @@ impl ReplayBuffer {
         self.approx = Some(ApproxIndex::build(self.index.dim(), self.index.iter(), params));
     }
 
+    /// Set the approximate index's search candidate list size (recall against speed).
+    pub fn set_approx_ef(&mut self, ef: usize) {
+        if let Some(a) = &mut self.approx {
+            a.set_ef_search(ef);
+        }
+    }
+
     /// Approximate top-k (falls back to exact search when no approximate index was built);
     /// records evicted since the index was built are skipped.
     pub fn retrieve_approx(&self, query: &[f32], k: usize) -> Vec<(Hit, &BufferRecord)> {
@@ -367,10 +374,9 @@ impl ReplayBuffer {
             return self.retrieve_vec(query, k);
         };
         approx
-            .search(query, k + self.evicted.min(k))
+            .search_filtered(query, k, |id| self.records.contains_key(&id))
             .into_iter()
-            .filter_map(|h| self.records.get(&h.id).map(|r| (h, r)))
-            .take(k)
+            .map(|h| (h, &self.records[&h.id]))
             .collect()
     }
 

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite (what the README's second command and CI run).
+# Reuses $CARGO_TARGET_DIR when set (keep one warm target dir outside the clone).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
