@@ -158,3 +158,27 @@ fn corrupted_buffer_is_reported_and_repairable() {
     assert!(out.contains("cut"), "{out}");
     assert!(run(bin().args(["buffer", "stats"]).arg(&buf)).0);
 }
+
+#[test]
+fn play_runs_a_scenario_from_stdin() {
+    use std::io::Write;
+    let mut child = bin()
+        .args(["play"])
+        .arg(scenario("keys_doors.ron"))
+        .args(["--template", "pickup", "--difficulty", "1", "--seed", "2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // ask the expert, then follow it by typing its suggestions back
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"dance\nexpert\nquit\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("task: pick up the"), "{text}");
+    assert!(text.contains("Nothing happens."), "{text}");
+    assert!(text.contains("expert: go to the"), "{text}");
+}

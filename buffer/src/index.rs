@@ -183,8 +183,8 @@ pub struct ApproxParams {
 impl Default for ApproxParams {
     fn default() -> Self {
         Self {
-            max_connections: 16,
-            ef_construction: 100,
+            max_connections: 32,
+            ef_construction: 200,
             ef_search: 64,
         }
     }

@@ -264,3 +264,79 @@ mod tests {
         assert!(err.starts_with("f:7:1: outcome.length is 5"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::records::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        "[ -~]{0,12}"
+    }
+
+    fn obs() -> impl Strategy<Value = Observation> {
+        (proptest::collection::vec(text(), 0..4), text(), proptest::collection::vec(text(), 0..4), text())
+            .prop_map(|(lines, instruction, admissible, feedback)| Observation { lines, instruction, admissible, feedback })
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (obs(), text(), -1.0f32..1.0, obs(), any::<bool>(), any::<bool>(), proptest::option::of(text()), any::<bool>()).prop_map(
+            |(state, action, reward, next_state, done, truncated, reasoning, synth)| Step {
+                state,
+                action,
+                reward,
+                next_state,
+                done,
+                truncated,
+                reasoning,
+                provenance: if synth { Provenance::Synthetic } else { Provenance::Real },
+            },
+        )
+    }
+
+    fn trajectory() -> impl Strategy<Value = Trajectory> {
+        (text(), text(), any::<u64>(), proptest::collection::vec(step(), 0..4), any::<bool>(), proptest::option::of(text())).prop_map(
+            |(id, instruction, seed, steps, success, parent)| Trajectory {
+                task: Task {
+                    id,
+                    instruction,
+                    params: [("k".to_string(), "v".to_string())].into_iter().collect(),
+                    difficulty: 2,
+                    origin: parent.map_or(TaskOrigin::Seed, |parent| TaskOrigin::GeneratedFrom { parent }),
+                },
+                env_id: "e".into(),
+                seed,
+                provenance: Provenance::Real,
+                policy: "p".into(),
+                outcome: Trajectory::outcome_from_steps(&steps, success),
+                steps,
+            },
+        )
+    }
+
+    proptest! {
+        /// Any trajectory survives a write/read round trip.
+        #[test]
+        fn round_trip(t in trajectory()) {
+            let back = parse_line(&to_line(&t), Path::new("f"), 1).unwrap();
+            prop_assert_eq!(back, t);
+        }
+
+        /// Cutting or corrupting a line never panics; a failure names the line.
+        #[test]
+        fn damaged_lines_give_located_errors(t in trajectory(), cut in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let line = to_line(&t);
+            let mut bytes = line.into_bytes();
+            let i = cut.index(bytes.len());
+            bytes[i] = byte;
+            let damaged = String::from_utf8_lossy(&bytes).into_owned();
+            if let Err(e) = parse_line(&damaged, Path::new("f.jsonl"), 9) {
+                prop_assert!(e.to_string().starts_with("f.jsonl:9:"), "{}", e);
+            }
+            let truncated = String::from_utf8_lossy(&bytes[..bytes.len() / 2]).into_owned();
+            let e = parse_line(&truncated, Path::new("f.jsonl"), 3).unwrap_err();
+            prop_assert!(e.to_string().starts_with("f.jsonl:3:"), "{}", e);
+        }
+    }
+}
