@@ -54,7 +54,11 @@ fn engine(c: &mut Criterion) {
                     let t = Instant::now();
                     let r = env.step(&a).unwrap();
                     total += t.elapsed();
-                    obs = if r.done || r.truncated { env.reset(&spec, 0).unwrap() } else { r.observation };
+                    obs = if r.done || r.truncated {
+                        env.reset(&spec, 0).unwrap()
+                    } else {
+                        r.observation
+                    };
                 }
                 total
             })

@@ -122,12 +122,45 @@ pub enum BufferCmd {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Scenario { cmd: ScenarioCmd::Check { file } } => check(&file),
-        Command::Play { file, template, difficulty, seed } => play(&file, TaskSpec { template, difficulty }, seed),
-        Command::Collect { env, policy, episodes, seed, out, template, difficulty } => {
+        Command::Scenario {
+            cmd: ScenarioCmd::Check { file },
+        } => check(&file),
+        Command::Play {
+            file,
+            template,
+            difficulty,
+            seed,
+        } => play(
+            &file,
+            TaskSpec {
+                template,
+                difficulty,
+            },
+            seed,
+        ),
+        Command::Collect {
+            env,
+            policy,
+            episodes,
+            seed,
+            out,
+            template,
+            difficulty,
+        } => {
             let policy: BehaviourPolicy = policy.parse().map_err(anyhow::Error::msg)?;
             let mut e = open_env(&env)?;
-            let s = collect(&mut e, &TaskSpec { template, difficulty }, policy, episodes, seed, &out, true)?;
+            let s = collect(
+                &mut e,
+                &TaskSpec {
+                    template,
+                    difficulty,
+                },
+                policy,
+                episodes,
+                seed,
+                &out,
+                true,
+            )?;
             println!(
                 "wrote {} episodes ({} steps, success {:.1}%) to {}",
                 s.episodes,
@@ -145,7 +178,14 @@ fn check(file: &std::path::Path) -> Result<()> {
     let w = load_world(file)?;
     println!("{}: ok — {}", file.display(), w.description);
     let statics = w.preds.iter().filter(|p| p.is_static).count();
-    println!("  types: {}", w.types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "  types: {}",
+        w.types
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("  objects: {}", w.objects.len());
     for (i, t) in w.types.iter().enumerate() {
         let n = w.objects.iter().filter(|o| o.ty as usize == i).count();
@@ -155,14 +195,34 @@ fn check(file: &std::path::Path) -> Result<()> {
     }
     println!("  predicates: {} ({} static)", w.preds.len(), statics);
     if let Some(p) = &w.places {
-        println!("  places: {} connected by {} links", p.graph.node_count(), p.graph.edge_count());
+        println!(
+            "  places: {} connected by {} links",
+            p.graph.node_count(),
+            p.graph.edge_count()
+        );
     }
-    println!("  actions: {}", w.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "  actions: {}",
+        w.actions
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("  render rules: {}", w.render.len());
     println!("  task templates:");
     for t in &w.tasks {
         let levels: Vec<String> = t.levels.iter().map(|l| l.difficulty.to_string()).collect();
-        println!("    {:<14} difficulties {}  vars {}", t.id, levels.join(","), t.vars.iter().map(|v| format!("?{}", v.0)).collect::<Vec<_>>().join(" "));
+        println!(
+            "    {:<14} difficulties {}  vars {}",
+            t.id,
+            levels.join(","),
+            t.vars
+                .iter()
+                .map(|v| format!("?{}", v.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     println!("  max steps: {}", w.max_steps);
     Ok(())
@@ -173,7 +233,11 @@ fn play(file: &std::path::Path, spec: TaskSpec, seed: u64) -> Result<()> {
     let mut obs = env.reset(&spec, seed)?;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
-    println!("task: {}  ({})", obs.instruction, env.task().map(|t| t.id.as_str()).unwrap_or(""));
+    println!(
+        "task: {}  ({})",
+        obs.instruction,
+        env.task().map(|t| t.id.as_str()).unwrap_or("")
+    );
     println!("type an action, its number, `expert` for a hint, or `quit`.");
     loop {
         println!();
@@ -212,7 +276,13 @@ fn play(file: &std::path::Path, spec: TaskSpec, seed: u64) -> Result<()> {
         if r.done || r.truncated {
             println!(
                 "episode over: {} (reward {}, {} steps)",
-                if r.success { "success" } else if r.truncated { "out of steps" } else { "failed" },
+                if r.success {
+                    "success"
+                } else if r.truncated {
+                    "out of steps"
+                } else {
+                    "failed"
+                },
                 r.reward,
                 env.steps()
             );
@@ -222,43 +292,70 @@ fn play(file: &std::path::Path, spec: TaskSpec, seed: u64) -> Result<()> {
 }
 
 fn buffer(cmd: BufferCmd) -> Result<()> {
-    let cfg = |capacity| BufferConfig { capacity, ..Default::default() };
+    let cfg = |capacity| BufferConfig {
+        capacity,
+        ..Default::default()
+    };
     match cmd {
         BufferCmd::Stats { buffer, json } => {
             if !buffer.exists() {
                 bail!("{}: no such buffer", buffer.display());
             }
-            let (b, rec) = ReplayBuffer::open(&buffer, cfg(usize::MAX)).with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let (b, rec) = ReplayBuffer::open(&buffer, cfg(usize::MAX))
+                .with_context(|| format!("opening buffer {}", buffer.display()))?;
             let s = b.stats();
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"stats": s, "recovery": rec.to_string()}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"stats": s, "recovery": rec.to_string()})
+                    )?
+                );
             } else {
                 eprintln!("{}: {rec}", buffer.display());
                 println!("steps:     {}", s.records);
                 println!("  real:      {}", s.real);
                 println!("  synthetic: {}", s.synthetic);
-                println!("episodes:  {} ({} successful)", s.episodes, s.successful_episodes);
+                println!(
+                    "episodes:  {} ({} successful)",
+                    s.episodes, s.successful_episodes
+                );
                 println!("tasks:     {}", s.tasks);
                 println!("envs:      {}", s.envs);
             }
             Ok(())
         }
-        BufferCmd::Import { buffer, jsonl, capacity } => {
-            let (mut b, rec) = ReplayBuffer::open(&buffer, cfg(capacity)).with_context(|| format!("opening buffer {}", buffer.display()))?;
+        BufferCmd::Import {
+            buffer,
+            jsonl,
+            capacity,
+        } => {
+            let (mut b, rec) = ReplayBuffer::open(&buffer, cfg(capacity))
+                .with_context(|| format!("opening buffer {}", buffer.display()))?;
             eprintln!("{}: {rec}", buffer.display());
             let (t, s) = b.import_jsonl(&jsonl)?;
             b.sync()?;
-            println!("imported {t} trajectories ({s} steps) into {}; buffer now holds {} steps", buffer.display(), b.len());
+            println!(
+                "imported {t} trajectories ({s} steps) into {}; buffer now holds {} steps",
+                buffer.display(),
+                b.len()
+            );
             Ok(())
         }
         BufferCmd::Export { buffer, out } => {
-            let (b, _) = ReplayBuffer::open(&buffer, cfg(usize::MAX)).with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let (b, _) = ReplayBuffer::open(&buffer, cfg(usize::MAX))
+                .with_context(|| format!("opening buffer {}", buffer.display()))?;
             let n = b.export_jsonl(&out)?;
-            println!("exported {n} trajectories ({} steps) to {}", b.len(), out.display());
+            println!(
+                "exported {n} trajectories ({} steps) to {}",
+                b.len(),
+                out.display()
+            );
             Ok(())
         }
         BufferCmd::Repair { buffer } => {
-            let (_, rec) = ReplayBuffer::open_with(&buffer, cfg(usize::MAX), TailRule::CutAtFirstBad)?;
+            let (_, rec) =
+                ReplayBuffer::open_with(&buffer, cfg(usize::MAX), TailRule::CutAtFirstBad)?;
             println!("{}: {rec}", buffer.display());
             Ok(())
         }

@@ -11,11 +11,16 @@ pub fn open_env(id: &str) -> Result<ScenarioEnv> {
     let path = match id.strip_prefix("scenario:") {
         Some(p) => p,
         None if id.ends_with(".ron") => id,
-        None if id.starts_with("bridge:") => bail!("`{id}`: bridged environments are not available in this build yet"),
+        None if id.starts_with("bridge:") => {
+            bail!("`{id}`: bridged environments are not available in this build yet")
+        }
         None => bail!("unknown env id `{id}`: expected scenario:PATH.ron"),
     };
     let world = World::load(Path::new(path))?;
-    Ok(ScenarioEnv::new(Arc::new(world), format!("scenario:{path}")))
+    Ok(ScenarioEnv::new(
+        Arc::new(world),
+        format!("scenario:{path}"),
+    ))
 }
 
 /// Load a compiled world, with context.

@@ -10,12 +10,18 @@ fn bin() -> Command {
 }
 
 fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
 }
 
 fn run(c: &mut Command) -> (bool, String, String) {
     let o = c.output().expect("binary runs");
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 #[test]
@@ -33,14 +39,58 @@ fn scenario_check_locates_errors_in_broken_copies() {
     let src = std::fs::read_to_string(scenario("keys_doors.ron")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(&str, String, &str)> = vec![
-        ("unknown object", src.replacen("\"agent_in(room_a)\", \"empty_hands()\"", "\"agent_in(room_z)\", \"empty_hands()\"", 1), "unknown object `room_z`"),
-        ("type mismatch", src.replacen("pre: [\"holding(?o)\", \"agent_in(?r)\"]", "pre: [\"holding(?o)\", \"agent_in(?o)\"]", 1), "type mismatch"),
-        ("duplicate id", src.replacen("Object(id: \"room_b\"", "Object(id: \"room_a\"", 1), "duplicate object id `room_a`"),
-        ("unknown predicate", src.replacen("goal: [\"near(?o)\"]", "goal: [\"nearby(?o)\"]", 1), "unknown predicate `nearby`"),
-        ("unreachable goal", src.replacen("goal: [\"holding(?o)\"]", "goal: [\"holding(?o), in(?o, room_a), locked(door_bc)\"]", 1), "unreachable goal"),
-        ("syntax in literal", src.replacen("\"not near(?o)\"],", "\"not near(?o\"],", 1), "syntax"),
-        ("ron syntax", src.replacen("max_steps: 30,", "max_steps: 30", 1), "expected"),
-        ("unknown field", src.replacen("max_steps: 30,", "max_step: 30,", 1), "max_step"),
+        (
+            "unknown object",
+            src.replacen(
+                "\"agent_in(room_a)\", \"empty_hands()\"",
+                "\"agent_in(room_z)\", \"empty_hands()\"",
+                1,
+            ),
+            "unknown object `room_z`",
+        ),
+        (
+            "type mismatch",
+            src.replacen(
+                "pre: [\"holding(?o)\", \"agent_in(?r)\"]",
+                "pre: [\"holding(?o)\", \"agent_in(?o)\"]",
+                1,
+            ),
+            "type mismatch",
+        ),
+        (
+            "duplicate id",
+            src.replacen("Object(id: \"room_b\"", "Object(id: \"room_a\"", 1),
+            "duplicate object id `room_a`",
+        ),
+        (
+            "unknown predicate",
+            src.replacen("goal: [\"near(?o)\"]", "goal: [\"nearby(?o)\"]", 1),
+            "unknown predicate `nearby`",
+        ),
+        (
+            "unreachable goal",
+            src.replacen(
+                "goal: [\"holding(?o)\"]",
+                "goal: [\"holding(?o), in(?o, room_a), locked(door_bc)\"]",
+                1,
+            ),
+            "unreachable goal",
+        ),
+        (
+            "syntax in literal",
+            src.replacen("\"not near(?o)\"],", "\"not near(?o\"],", 1),
+            "syntax",
+        ),
+        (
+            "ron syntax",
+            src.replacen("max_steps: 30,", "max_steps: 30", 1),
+            "expected",
+        ),
+        (
+            "unknown field",
+            src.replacen("max_steps: 30,", "max_step: 30,", 1),
+            "max_step",
+        ),
     ];
     for (what, text, expect) in cases {
         assert_ne!(text, src, "{what}: the test's replacement did not apply");
@@ -58,7 +108,10 @@ fn scenario_check_locates_errors_in_broken_copies() {
         // the line named must hold the broken text (for errors found after parsing)
         if !["ron syntax", "unknown field"].contains(&what) {
             let l = text.lines().nth(line.unwrap() - 1).unwrap();
-            assert!(l.contains('"'), "{what}: line {l:?} does not look like the offending entry");
+            assert!(
+                l.contains('"'),
+                "{what}: line {l:?} does not look like the offending entry"
+            );
         }
     }
 }
@@ -72,10 +125,26 @@ fn collect_then_import_reports_the_same_number_of_steps() {
             let (ok, stdout, err) = run(bin()
                 .args(["collect", "--env"])
                 .arg(format!("scenario:{}", scenario(s).display()))
-                .args(["--policy", policy, "--episodes", "12", "--seed", "3", "--out"])
+                .args([
+                    "--policy",
+                    policy,
+                    "--episodes",
+                    "12",
+                    "--seed",
+                    "3",
+                    "--out",
+                ])
                 .arg(&out));
             assert!(ok, "{err}");
-            let steps: usize = stdout.split(" episodes (").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+            let steps: usize = stdout
+                .split(" episodes (")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             if policy == "expert" {
                 assert!(stdout.contains("success 100.0%"), "{stdout}");
             }
@@ -85,7 +154,11 @@ fn collect_then_import_reports_the_same_number_of_steps() {
             let (ok, stats, err) = run(bin().args(["buffer", "stats", "--json"]).arg(&buf));
             assert!(ok, "{err}");
             let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
-            assert_eq!(v["stats"]["records"].as_u64().unwrap() as usize, steps, "{s} {policy}");
+            assert_eq!(
+                v["stats"]["records"].as_u64().unwrap() as usize,
+                steps,
+                "{s} {policy}"
+            );
             assert_eq!(v["stats"]["episodes"].as_u64().unwrap(), 12);
             // export and compare with the collected file, trajectory by trajectory
             let back = dir.path().join("back.jsonl");
@@ -107,7 +180,15 @@ fn same_seed_same_file() {
         let (ok, _, err) = run(bin()
             .args(["collect", "--env"])
             .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
-            .args(["--policy", "noisy-expert:0.5", "--episodes", "20", "--seed", "9", "--out"])
+            .args([
+                "--policy",
+                "noisy-expert:0.5",
+                "--episodes",
+                "20",
+                "--seed",
+                "9",
+                "--out",
+            ])
             .arg(&out));
         assert!(ok, "{err}");
         files.push(std::fs::read(&out).unwrap());
@@ -128,7 +209,10 @@ fn malformed_jsonl_import_names_the_line() {
     let mut text = std::fs::read_to_string(&out).unwrap();
     text.push_str("{\"version\":1,\"trajectory\":{\"task\":}}\n");
     std::fs::write(&out, text).unwrap();
-    let (ok, _, err) = run(bin().args(["buffer", "import"]).arg(dir.path().join("b.dglog")).arg(&out));
+    let (ok, _, err) = run(bin()
+        .args(["buffer", "import"])
+        .arg(dir.path().join("b.dglog"))
+        .arg(&out));
     assert!(!ok);
     assert!(err.contains(&format!("{}:4:", out.display())), "{err}");
 }
@@ -137,12 +221,14 @@ fn malformed_jsonl_import_names_the_line() {
 fn corrupted_buffer_is_reported_and_repairable() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
-    assert!(run(bin()
-        .args(["collect", "--env"])
-        .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
-        .args(["--episodes", "5", "--out"])
-        .arg(&out))
-    .0);
+    assert!(
+        run(bin()
+            .args(["collect", "--env"])
+            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
+            .args(["--episodes", "5", "--out"])
+            .arg(&out))
+        .0
+    );
     let buf = dir.path().join("b.dglog");
     assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&out)).0);
     // flip a byte in the middle: an error, not a silent cut

@@ -17,7 +17,9 @@ pub trait Embedder: Send + Sync {
 
 /// The text a transition is embedded from: the state lines, then the action on a marked line.
 pub fn transition_text(state_lines: &[String], action: &str) -> String {
-    let mut s = String::with_capacity(state_lines.iter().map(|l| l.len() + 1).sum::<usize>() + action.len() + 8);
+    let mut s = String::with_capacity(
+        state_lines.iter().map(|l| l.len() + 1).sum::<usize>() + action.len() + 8,
+    );
     for l in state_lines {
         s.push_str(l);
         s.push('\n');
@@ -83,7 +85,10 @@ impl Embedder for HashedNgramEmbedder {
                 None => (0u64, 1.0, line),
             };
             let mut prev: Option<u64> = None;
-            for word in body.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            for word in body
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
                 let h = fnv1a(seed, word.as_bytes());
                 add(h, weight);
                 if let Some(p) = prev {
@@ -119,10 +124,18 @@ mod tests {
         let a = e.embed(&transition_text(&s, "take apple1 from table"));
         let b = e.embed(&transition_text(&s, "take apple1 from table"));
         let c = e.embed(&transition_text(&s, "go to fridge"));
-        let d = e.embed(&transition_text(&["[door] door: the blue door is locked".to_string()], "open door"));
+        let d = e.embed(&transition_text(
+            &["[door] door: the blue door is locked".to_string()],
+            "open door",
+        ));
         assert!((cos(&a, &b) - 1.0).abs() < 1e-5);
         assert!((cos(&a, &a) - 1.0).abs() < 1e-5, "unit length");
-        assert!(cos(&a, &c) < 0.9 && cos(&a, &c) > cos(&a, &d), "{} {}", cos(&a, &c), cos(&a, &d));
+        assert!(
+            cos(&a, &c) < 0.9 && cos(&a, &c) > cos(&a, &d),
+            "{} {}",
+            cos(&a, &c),
+            cos(&a, &d)
+        );
     }
 
     #[test]

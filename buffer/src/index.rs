@@ -23,7 +23,12 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += x[i] * y[i];
@@ -131,12 +136,17 @@ impl ExactIndex {
 
     /// The vector stored for `id`.
     pub fn vector(&self, id: u64) -> Option<&[f32]> {
-        self.pos.get(&id).map(|&p| &self.data[p * self.dim..(p + 1) * self.dim])
+        self.pos
+            .get(&id)
+            .map(|&p| &self.data[p * self.dim..(p + 1) * self.dim])
     }
 
     /// All (id, vector) pairs, in storage order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &[f32])> {
-        self.ids.iter().copied().zip(self.data.chunks_exact(self.dim))
+        self.ids
+            .iter()
+            .copied()
+            .zip(self.data.chunks_exact(self.dim))
     }
 
     /// The `k` most similar vectors to `query`, best first (ties: earlier-added first).
@@ -203,7 +213,11 @@ pub struct ApproxIndex {
 
 impl ApproxIndex {
     /// Build an index over `(id, vector)` pairs (inserted in parallel on all cores).
-    pub fn build<'a>(dim: usize, items: impl IntoIterator<Item = (u64, &'a [f32])>, params: ApproxParams) -> Self {
+    pub fn build<'a>(
+        dim: usize,
+        items: impl IntoIterator<Item = (u64, &'a [f32])>,
+        params: ApproxParams,
+    ) -> Self {
         let mut node_of: HashMap<Vec<u32>, usize> = HashMap::new();
         let mut vecs: Vec<&[f32]> = vec![];
         let mut ids: Vec<Vec<u64>> = vec![];
@@ -220,11 +234,23 @@ impl ApproxIndex {
         }
         let n = vecs.len().max(1);
         let layers = 16.min(((n as f32).ln().ceil() as usize).max(1));
-        let hnsw = Hnsw::<f32, CosineDistance>::new(params.max_connections, n, layers, params.ef_construction, CosineDistance);
+        let hnsw = Hnsw::<f32, CosineDistance>::new(
+            params.max_connections,
+            n,
+            layers,
+            params.ef_construction,
+            CosineDistance,
+        );
         let owned: Vec<Vec<f32>> = vecs.iter().map(|v| v.to_vec()).collect();
         let refs: Vec<(&Vec<f32>, usize)> = owned.iter().enumerate().map(|(i, v)| (v, i)).collect();
         hnsw.parallel_insert(&refs);
-        Self { hnsw, ids, len, params, dim }
+        Self {
+            hnsw,
+            ids,
+            len,
+            params,
+            dim,
+        }
     }
 
     /// Number of indexed records.
@@ -289,7 +315,10 @@ mod tests {
     }
 
     fn brute(data: &[(u64, Vec<f32>)], q: &[f32], k: usize) -> Vec<u64> {
-        let mut s: Vec<(f32, u64)> = data.iter().map(|(id, v)| (v.iter().zip(q).map(|(a, b)| a * b).sum(), *id)).collect();
+        let mut s: Vec<(f32, u64)> = data
+            .iter()
+            .map(|(id, v)| (v.iter().zip(q).map(|(a, b)| a * b).sum(), *id))
+            .collect();
         s.sort_by(|a, b| b.0.total_cmp(&a.0));
         s.into_iter().take(k).map(|x| x.1).collect()
     }
@@ -297,7 +326,9 @@ mod tests {
     #[test]
     fn exact_matches_brute_force_and_handles_removal() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let data: Vec<(u64, Vec<f32>)> = (0..500).map(|i| (i * 3, random_unit(&mut rng, 37))).collect();
+        let data: Vec<(u64, Vec<f32>)> = (0..500)
+            .map(|i| (i * 3, random_unit(&mut rng, 37)))
+            .collect();
         let mut idx = ExactIndex::new(37);
         for (id, v) in &data {
             idx.add(*id, v);
@@ -308,7 +339,8 @@ mod tests {
             assert_eq!(got, brute(&data, &q, 10));
         }
         // remove half and compare again
-        let kept: Vec<(u64, Vec<f32>)> = data.iter().filter(|(id, _)| id % 2 == 0).cloned().collect();
+        let kept: Vec<(u64, Vec<f32>)> =
+            data.iter().filter(|(id, _)| id % 2 == 0).cloned().collect();
         for (id, _) in data.iter().filter(|(id, _)| id % 2 == 1) {
             assert!(idx.remove(*id));
         }
@@ -325,11 +357,16 @@ mod tests {
         // identical unit vectors give a dot product that rounds above 1
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let base: Vec<Vec<f32>> = (0..20).map(|_| random_unit(&mut rng, 16)).collect();
-        let data: Vec<(u64, &[f32])> = (0..2000).map(|i| (i as u64, base[i % 20].as_slice())).collect();
+        let data: Vec<(u64, &[f32])> = (0..2000)
+            .map(|i| (i as u64, base[i % 20].as_slice()))
+            .collect();
         let idx = ApproxIndex::build(16, data, ApproxParams::default());
         let hits = idx.search(&base[3], 10);
         assert_eq!(hits.len(), 10);
-        assert!(hits.iter().all(|h| (h.score - 1.0).abs() < 1e-4 && h.id % 20 == 3));
+        assert!(
+            hits.iter()
+                .all(|h| (h.score - 1.0).abs() < 1e-4 && h.id % 20 == 3)
+        );
     }
 
     #[test]
@@ -339,12 +376,19 @@ mod tests {
         let data: Vec<(u64, Vec<f32>)> = (0..3000)
             .map(|i| {
                 let c = &centers[i % 50];
-                let mut v: Vec<f32> = c.iter().map(|x| x + rng.random_range(-0.3f32..0.3)).collect();
+                let mut v: Vec<f32> = c
+                    .iter()
+                    .map(|x| x + rng.random_range(-0.3f32..0.3))
+                    .collect();
                 normalise(&mut v);
                 (i as u64, v)
             })
             .collect();
-        let idx = ApproxIndex::build(32, data.iter().map(|(i, v)| (*i, v.as_slice())), ApproxParams::default());
+        let idx = ApproxIndex::build(
+            32,
+            data.iter().map(|(i, v)| (*i, v.as_slice())),
+            ApproxParams::default(),
+        );
         let mut found = 0;
         for _ in 0..50 {
             let q = random_unit(&mut rng, 32);

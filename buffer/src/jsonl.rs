@@ -247,7 +247,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.jsonl");
         let good = to_line(&sample());
-        std::fs::write(&p, format!("{good}\n\n{good}\n{{\"version\":1,\"trajectory\":{{\"task\":3}}}}\n")).unwrap();
+        std::fs::write(
+            &p,
+            format!("{good}\n\n{good}\n{{\"version\":1,\"trajectory\":{{\"task\":3}}}}\n"),
+        )
+        .unwrap();
         let err = read_file(&p).unwrap_err().to_string();
         assert!(err.contains("t.jsonl:4:"), "{err}");
         let v2 = good.replacen("\"version\":1", "\"version\":2", 1);
@@ -260,7 +264,9 @@ mod tests {
     fn inconsistent_length_is_rejected() {
         let mut t = sample();
         t.outcome.length = 5;
-        let err = parse_line(&to_line(&t), Path::new("f"), 7).unwrap_err().to_string();
+        let err = parse_line(&to_line(&t), Path::new("f"), 7)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("f:7:1: outcome.length is 5"), "{err}");
     }
 }
@@ -276,43 +282,77 @@ mod proptests {
     }
 
     fn obs() -> impl Strategy<Value = Observation> {
-        (proptest::collection::vec(text(), 0..4), text(), proptest::collection::vec(text(), 0..4), text())
-            .prop_map(|(lines, instruction, admissible, feedback)| Observation { lines, instruction, admissible, feedback })
+        (
+            proptest::collection::vec(text(), 0..4),
+            text(),
+            proptest::collection::vec(text(), 0..4),
+            text(),
+        )
+            .prop_map(|(lines, instruction, admissible, feedback)| Observation {
+                lines,
+                instruction,
+                admissible,
+                feedback,
+            })
     }
 
     fn step() -> impl Strategy<Value = Step> {
-        (obs(), text(), -1.0f32..1.0, obs(), any::<bool>(), any::<bool>(), proptest::option::of(text()), any::<bool>()).prop_map(
-            |(state, action, reward, next_state, done, truncated, reasoning, synth)| Step {
-                state,
-                action,
-                reward,
-                next_state,
-                done,
-                truncated,
-                reasoning,
-                provenance: if synth { Provenance::Synthetic } else { Provenance::Real },
-            },
+        (
+            obs(),
+            text(),
+            -1.0f32..1.0,
+            obs(),
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of(text()),
+            any::<bool>(),
         )
+            .prop_map(
+                |(state, action, reward, next_state, done, truncated, reasoning, synth)| Step {
+                    state,
+                    action,
+                    reward,
+                    next_state,
+                    done,
+                    truncated,
+                    reasoning,
+                    provenance: if synth {
+                        Provenance::Synthetic
+                    } else {
+                        Provenance::Real
+                    },
+                },
+            )
     }
 
     fn trajectory() -> impl Strategy<Value = Trajectory> {
-        (text(), text(), any::<u64>(), proptest::collection::vec(step(), 0..4), any::<bool>(), proptest::option::of(text())).prop_map(
-            |(id, instruction, seed, steps, success, parent)| Trajectory {
-                task: Task {
-                    id,
-                    instruction,
-                    params: [("k".to_string(), "v".to_string())].into_iter().collect(),
-                    difficulty: 2,
-                    origin: parent.map_or(TaskOrigin::Seed, |parent| TaskOrigin::GeneratedFrom { parent }),
-                },
-                env_id: "e".into(),
-                seed,
-                provenance: Provenance::Real,
-                policy: "p".into(),
-                outcome: Trajectory::outcome_from_steps(&steps, success),
-                steps,
-            },
+        (
+            text(),
+            text(),
+            any::<u64>(),
+            proptest::collection::vec(step(), 0..4),
+            any::<bool>(),
+            proptest::option::of(text()),
         )
+            .prop_map(
+                |(id, instruction, seed, steps, success, parent)| Trajectory {
+                    task: Task {
+                        id,
+                        instruction,
+                        params: [("k".to_string(), "v".to_string())].into_iter().collect(),
+                        difficulty: 2,
+                        origin: parent.map_or(TaskOrigin::Seed, |parent| {
+                            TaskOrigin::GeneratedFrom { parent }
+                        }),
+                    },
+                    env_id: "e".into(),
+                    seed,
+                    provenance: Provenance::Real,
+                    policy: "p".into(),
+                    outcome: Trajectory::outcome_from_steps(&steps, success),
+                    steps,
+                },
+            )
     }
 
     proptest! {

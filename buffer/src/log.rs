@@ -89,7 +89,11 @@ pub struct Recovery {
 impl std::fmt::Display for Recovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.problem {
-            None => write!(f, "recovered {} records ({} bytes), log intact", self.records, self.valid_bytes),
+            None => write!(
+                f,
+                "recovered {} records ({} bytes), log intact",
+                self.records, self.valid_bytes
+            ),
             Some(p) => write!(
                 f,
                 "recovered {} records ({} bytes); cut {} bytes of tail at offset {} ({p:?})",
@@ -236,7 +240,8 @@ impl DurableLog {
                 tracing::warn!("{}: {}", path.display(), recovery);
             }
         }
-        file.seek(SeekFrom::Start(recovery.valid_bytes)).map_err(io)?;
+        file.seek(SeekFrom::Start(recovery.valid_bytes))
+            .map_err(io)?;
         Ok((
             DurableLog {
                 file,
@@ -261,14 +266,19 @@ impl DurableLog {
             });
         }
         let crc = crc32fast::hash(payload);
-        self.pending.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.pending
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
         self.pending.extend_from_slice(&crc.to_le_bytes());
         self.pending.extend_from_slice(payload);
         self.pending_records += 1;
         self.records += 1;
         match self.policy {
             FsyncPolicy::Always => self.sync(),
-            FsyncPolicy::Batch { every } if self.pending_records + self.unsynced_records >= every.max(1) => self.sync(),
+            FsyncPolicy::Batch { every }
+                if self.pending_records + self.unsynced_records >= every.max(1) =>
+            {
+                self.sync()
+            }
             _ if self.pending.len() >= 8 << 20 => self.write_pending(),
             _ => Ok(()),
         }
@@ -278,10 +288,12 @@ impl DurableLog {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&self.pending).map_err(|source| LogError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        self.file
+            .write_all(&self.pending)
+            .map_err(|source| LogError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         self.len += self.pending.len() as u64;
         self.unsynced_records += self.pending_records;
         self.pending.clear();
@@ -325,7 +337,8 @@ impl DurableLog {
         let tmp = path.with_extension("compact.tmp");
         {
             let _ = std::fs::remove_file(&tmp);
-            let (mut log, _) = DurableLog::open(&tmp, FsyncPolicy::Never, TailRule::CutTailOnly, |_| Ok(()))?;
+            let (mut log, _) =
+                DurableLog::open(&tmp, FsyncPolicy::Never, TailRule::CutTailOnly, |_| Ok(()))?;
             for p in payloads {
                 log.append(p)?;
             }
@@ -479,7 +492,8 @@ mod tests {
 
     fn write_log(path: &Path, records: &[Vec<u8>]) -> Vec<u64> {
         let _ = std::fs::remove_file(path);
-        let (mut log, rec) = DurableLog::open(path, FsyncPolicy::Never, TailRule::CutTailOnly, |_| Ok(())).unwrap();
+        let (mut log, rec) =
+            DurableLog::open(path, FsyncPolicy::Never, TailRule::CutTailOnly, |_| Ok(())).unwrap();
         assert_eq!(rec.records, 0);
         let mut ends = vec![];
         let mut end = HEADER_LEN;
@@ -568,10 +582,23 @@ mod tests {
         full[ends[1] as usize + 10] ^= 0xff; // payload of record 2
         std::fs::write(&path, &full).unwrap();
         let err = read_all(&path).unwrap_err();
-        assert!(matches!(err, LogError::Corrupt { records_before: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LogError::Corrupt {
+                    records_before: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&path).unwrap(), full, "nothing was cut");
         // An explicit repair cuts at the bad frame.
-        let (log, rec) = DurableLog::open(&path, FsyncPolicy::Never, TailRule::CutAtFirstBad, |_| Ok(())).unwrap();
+        let (log, rec) =
+            DurableLog::open(&path, FsyncPolicy::Never, TailRule::CutAtFirstBad, |_| {
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(rec.records, 2);
         assert_eq!(log.records(), 2);
     }
@@ -603,7 +630,13 @@ mod tests {
     fn batch_policy_persists_after_sync_and_rewrite_compacts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let (mut log, _) = DurableLog::open(&path, FsyncPolicy::Batch { every: 3 }, TailRule::CutTailOnly, |_| Ok(())).unwrap();
+        let (mut log, _) = DurableLog::open(
+            &path,
+            FsyncPolicy::Batch { every: 3 },
+            TailRule::CutTailOnly,
+            |_| Ok(()),
+        )
+        .unwrap();
         for i in 0..7u8 {
             log.append(&[i + 1; 5]).unwrap();
         }

@@ -171,7 +171,11 @@ impl ReplayBuffer {
     }
 
     /// Like [`open`](Self::open) with an explicit rule for bad frames.
-    pub fn open_with(path: &Path, config: BufferConfig, rule: TailRule) -> Result<(Self, Recovery), BufferError> {
+    pub fn open_with(
+        path: &Path,
+        config: BufferConfig,
+        rule: TailRule,
+    ) -> Result<(Self, Recovery), BufferError> {
         let mut buf = Self::new(config);
         let (log, recovery) = DurableLog::open(path, config.fsync, rule, |payload| {
             let rec: BufferRecord =
@@ -215,7 +219,19 @@ impl ReplayBuffer {
     }
 
     /// Append every step of a trajectory (as one episode); returns the ids of the records.
+    /// All or nothing: a synthetic trajectory that does not fit is refused before any step is added.
     pub fn push_trajectory(&mut self, t: &Trajectory) -> Result<Vec<u64>, BufferError> {
+        let synthetic = t
+            .steps
+            .iter()
+            .filter(|s| s.provenance == Provenance::Synthetic)
+            .count();
+        let room = self.config.capacity.saturating_sub(self.live.len()) + self.synthetic_fifo.len();
+        if synthetic > room {
+            return Err(BufferError::Full {
+                capacity: self.config.capacity,
+            });
+        }
         let episode = Arc::new(EpisodeMeta {
             id: self.next_episode,
             task: t.task.clone(),
@@ -247,7 +263,10 @@ impl ReplayBuffer {
     }
 
     fn check_room(&self, p: Provenance) -> Result<(), BufferError> {
-        if p == Provenance::Synthetic && self.live.len() >= self.config.capacity && self.synthetic_fifo.is_empty() {
+        if p == Provenance::Synthetic
+            && self.live.len() >= self.config.capacity
+            && self.synthetic_fifo.is_empty()
+        {
             return Err(BufferError::Full {
                 capacity: self.config.capacity,
             });
@@ -258,7 +277,9 @@ impl ReplayBuffer {
     fn insert(&mut self, rec: BufferRecord) -> Result<u64, BufferError> {
         self.check_room(rec.provenance())?;
         while self.live.len() >= self.config.capacity {
-            let Some(old) = self.synthetic_fifo.pop_front() else { break };
+            let Some(old) = self.synthetic_fifo.pop_front() else {
+                break;
+            };
             self.remove_live(old);
             self.evicted += 1;
         }
@@ -266,7 +287,10 @@ impl ReplayBuffer {
         self.next_id += 1;
         self.next_episode = self.next_episode.max(rec.episode.id + 1);
         let mut v = vec![0.0; self.embedder.dim()];
-        self.embedder.embed_into(&transition_text(&rec.step.state.lines, &rec.step.action), &mut v);
+        self.embedder.embed_into(
+            &transition_text(&rec.step.state.lines, &rec.step.action),
+            &mut v,
+        );
         self.index.add(id, &v);
         match rec.provenance() {
             Provenance::Real => self.real_live.push(id),
@@ -299,7 +323,9 @@ impl ReplayBuffer {
 
     /// Rewrite the durable log with only the live records (atomic: temp file + rename).
     pub fn compact(&mut self) -> Result<(), BufferError> {
-        let Some(log) = self.log.take() else { return Ok(()) };
+        let Some(log) = self.log.take() else {
+            return Ok(());
+        };
         let path = log.path().to_path_buf();
         drop(log);
         let payloads: Vec<Vec<u8>> = self
@@ -307,7 +333,8 @@ impl ReplayBuffer {
             .map(|(_, r)| serde_json::to_vec(r).expect("buffer records always serialise"))
             .collect();
         DurableLog::rewrite(&path, payloads.iter().map(|p| p.as_slice()))?;
-        let (log, _) = DurableLog::open(&path, self.config.fsync, TailRule::CutTailOnly, |_| Ok(()))?;
+        let (log, _) =
+            DurableLog::open(&path, self.config.fsync, TailRule::CutTailOnly, |_| Ok(()))?;
         self.log = Some(log);
         Ok(())
     }
@@ -324,7 +351,12 @@ impl ReplayBuffer {
 
     /// `n` records with a share `real_fraction` drawn from real records and the rest from synthetic
     /// ones (each uniformly, with replacement); falls back to the other kind when one is empty.
-    pub fn sample_mix<'a>(&'a self, n: usize, real_fraction: f64, rng: &mut impl rand::Rng) -> Vec<&'a BufferRecord> {
+    pub fn sample_mix<'a>(
+        &'a self,
+        n: usize,
+        real_fraction: f64,
+        rng: &mut impl rand::Rng,
+    ) -> Vec<&'a BufferRecord> {
         let n_real = ((n as f64) * real_fraction.clamp(0.0, 1.0)).round() as usize;
         let (real, synth) = (&self.real_live, &self.synthetic_fifo);
         let mut out = Vec::with_capacity(n);
@@ -341,7 +373,12 @@ impl ReplayBuffer {
     }
 
     /// The `k` transitions most similar to (`state_lines`, `action`), exact search.
-    pub fn retrieve(&self, state_lines: &[String], action: &str, k: usize) -> Vec<(Hit, &BufferRecord)> {
+    pub fn retrieve(
+        &self,
+        state_lines: &[String],
+        action: &str,
+        k: usize,
+    ) -> Vec<(Hit, &BufferRecord)> {
         let q = self.embedder.embed(&transition_text(state_lines, action));
         self.retrieve_vec(&q, k)
     }
@@ -357,7 +394,11 @@ impl ReplayBuffer {
 
     /// Build (or rebuild) the approximate index over the live records.
     pub fn build_approx_index(&mut self, params: ApproxParams) {
-        self.approx = Some(ApproxIndex::build(self.index.dim(), self.index.iter(), params));
+        self.approx = Some(ApproxIndex::build(
+            self.index.dim(),
+            self.index.iter(),
+            params,
+        ));
     }
 
     /// Set the approximate index's search candidate list size (recall against speed).
@@ -404,18 +445,21 @@ impl ReplayBuffer {
         }
     }
 
-    /// Import every trajectory of a JSONL file; returns (trajectories, steps) imported.
+    /// Import every trajectory of a JSONL file; returns (trajectories, steps) imported. Stops at the
+    /// first bad line or refused trajectory (the trajectories before it stay imported).
     pub fn import_jsonl(&mut self, path: &Path) -> Result<(usize, usize), BufferError> {
         let (mut trajectories, mut steps) = (0, 0);
         let mut failure: Option<BufferError> = None;
         let res = jsonl::for_each_in_file(path, |t| {
+            if failure.is_some() {
+                return Ok(());
+            }
             match self.push_trajectory(&t) {
                 Ok(ids) => {
                     trajectories += 1;
                     steps += ids.len();
                 }
-                Err(e) if failure.is_none() => failure = Some(e),
-                Err(_) => {}
+                Err(e) => failure = Some(e),
             }
             Ok(())
         });
@@ -470,7 +514,9 @@ mod tests {
         let steps: Vec<Step> = (0..n)
             .map(|i| {
                 let obs = |j: usize| Observation {
-                    lines: vec![format!("[room{j}] room: you are in room {j} of episode {seed}")],
+                    lines: vec![format!(
+                        "[room{j}] room: you are in room {j} of episode {seed}"
+                    )],
                     instruction: "walk".into(),
                     admissible: vec!["go north".into()],
                     feedback: String::new(),
@@ -516,9 +562,11 @@ mod tests {
     fn eviction_never_touches_real_records() {
         let mut b = ReplayBuffer::new(cfg(10));
         b.push_trajectory(&traj(1, 6, Provenance::Real)).unwrap();
-        b.push_trajectory(&traj(2, 4, Provenance::Synthetic)).unwrap();
+        b.push_trajectory(&traj(2, 4, Provenance::Synthetic))
+            .unwrap();
         assert_eq!(b.len(), 10);
-        b.push_trajectory(&traj(3, 3, Provenance::Synthetic)).unwrap();
+        b.push_trajectory(&traj(3, 3, Provenance::Synthetic))
+            .unwrap();
         let s = b.stats();
         assert_eq!((s.records, s.real, s.synthetic, s.evicted), (10, 6, 4, 3));
         // the oldest synthetic records went first
@@ -527,8 +575,29 @@ mod tests {
         b.push_trajectory(&traj(4, 8, Provenance::Real)).unwrap();
         assert_eq!(b.stats().real, 14);
         assert_eq!(b.stats().synthetic, 0);
-        let err = b.push_trajectory(&traj(5, 1, Provenance::Synthetic)).unwrap_err();
+        let err = b
+            .push_trajectory(&traj(5, 1, Provenance::Synthetic))
+            .unwrap_err();
         assert!(matches!(err, BufferError::Full { capacity: 10 }));
+        assert_eq!(b.len(), 14, "nothing was added");
+    }
+
+    #[test]
+    fn a_synthetic_trajectory_that_does_not_fit_is_refused_whole() {
+        let mut b = ReplayBuffer::new(cfg(10));
+        b.push_trajectory(&traj(1, 8, Provenance::Real)).unwrap();
+        b.push_trajectory(&traj(2, 1, Provenance::Synthetic))
+            .unwrap();
+        // room: 1 free slot + 1 evictable synthetic record = 2 < 3
+        assert!(
+            b.push_trajectory(&traj(3, 3, Provenance::Synthetic))
+                .is_err()
+        );
+        assert_eq!(b.stats().synthetic, 1);
+        assert!(b.iter().all(|(_, r)| r.episode.seed != 3));
+        b.push_trajectory(&traj(4, 2, Provenance::Synthetic))
+            .unwrap();
+        assert_eq!((b.len(), b.stats().evicted), (10, 1));
     }
 
     #[test]
@@ -543,7 +612,10 @@ mod tests {
         assert_eq!(hits[0].1, &target);
         assert!(hits.windows(2).all(|w| w[0].0.score >= w[1].0.score));
         b.build_approx_index(ApproxParams::default());
-        let q = b.embedder().embed(&transition_text(&target.step.state.lines, &target.step.action));
+        let q = b.embedder().embed(&transition_text(
+            &target.step.state.lines,
+            &target.step.action,
+        ));
         assert_eq!(b.retrieve_approx(&q, 3)[0].1, &target);
     }
 
@@ -551,10 +623,16 @@ mod tests {
     fn sample_mix_respects_the_share() {
         let mut b = ReplayBuffer::new(cfg(1000));
         b.push_trajectory(&traj(1, 50, Provenance::Real)).unwrap();
-        b.push_trajectory(&traj(2, 50, Provenance::Synthetic)).unwrap();
+        b.push_trajectory(&traj(2, 50, Provenance::Synthetic))
+            .unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let s = b.sample_mix(100, 0.3, &mut rng);
-        assert_eq!(s.iter().filter(|r| r.provenance() == Provenance::Real).count(), 30);
+        assert_eq!(
+            s.iter()
+                .filter(|r| r.provenance() == Provenance::Real)
+                .count(),
+            30
+        );
         assert_eq!(b.sample(7, &mut rng).len(), 7);
         let mut rng2 = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let a: Vec<_> = b.sample_mix(100, 0.3, &mut rng2);
@@ -569,8 +647,10 @@ mod tests {
             let (mut b, rec) = ReplayBuffer::open(&path, cfg(12)).unwrap();
             assert_eq!(rec.records, 0);
             b.push_trajectory(&traj(1, 5, Provenance::Real)).unwrap();
-            b.push_trajectory(&traj(2, 5, Provenance::Synthetic)).unwrap();
-            b.push_trajectory(&traj(3, 5, Provenance::Synthetic)).unwrap();
+            b.push_trajectory(&traj(2, 5, Provenance::Synthetic))
+                .unwrap();
+            b.push_trajectory(&traj(3, 5, Provenance::Synthetic))
+                .unwrap();
         }
         let (mut b, rec) = ReplayBuffer::open(&path, cfg(12)).unwrap();
         assert_eq!(rec.records, 15);

@@ -36,12 +36,19 @@ impl FromStr for BehaviourPolicy {
             "expert" => Ok(Self::Expert),
             "random" => Ok(Self::Random),
             "noisy-expert" | "noisy" => Ok(Self::NoisyExpert { epsilon: 0.3 }),
-            _ => match s.strip_prefix("noisy-expert:").or_else(|| s.strip_prefix("noisy:")) {
+            _ => match s
+                .strip_prefix("noisy-expert:")
+                .or_else(|| s.strip_prefix("noisy:"))
+            {
                 Some(e) => match e.parse::<f64>() {
                     Ok(eps) if (0.0..=1.0).contains(&eps) => Ok(Self::NoisyExpert { epsilon: eps }),
-                    _ => Err(format!("bad epsilon `{e}` in `{s}`: expected a number in [0, 1]")),
+                    _ => Err(format!(
+                        "bad epsilon `{e}` in `{s}`: expected a number in [0, 1]"
+                    )),
                 },
-                None => Err(format!("unknown policy `{s}`: expected expert, random, noisy-expert or noisy-expert:EPS")),
+                None => Err(format!(
+                    "unknown policy `{s}`: expected expert, random, noisy-expert or noisy-expert:EPS"
+                )),
             },
         }
     }
@@ -63,9 +70,11 @@ pub fn collect_episode(
     let mut steps = vec![];
     let mut success = false;
     loop {
-        let random = |rng: &mut dyn rand::Rng, obs: &dreamgym_buffer::Observation| -> Option<String> {
-            (!obs.admissible.is_empty()).then(|| obs.admissible[rng.random_range(0..obs.admissible.len())].clone())
-        };
+        let random =
+            |rng: &mut dyn rand::Rng, obs: &dreamgym_buffer::Observation| -> Option<String> {
+                (!obs.admissible.is_empty())
+                    .then(|| obs.admissible[rng.random_range(0..obs.admissible.len())].clone())
+            };
         let action = match policy {
             BehaviourPolicy::Random => random(rng, &obs),
             BehaviourPolicy::Expert => env.expert_action()?.or_else(|| random(rng, &obs)),

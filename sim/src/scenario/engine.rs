@@ -1,9 +1,9 @@
 //! `ScenarioEnv`: the scenario engine as an [`Env`].
 
+use super::error::ScenarioError;
 use super::instance::{Instance, choose_level, instantiate};
 use super::planner::{PlannerLimits, plan};
 use super::world::World;
-use super::error::ScenarioError;
 use crate::env::{Env, EnvError, StepResult, TaskSpec};
 use dreamgym_buffer::{Observation, Task};
 use rand::SeedableRng;
@@ -27,7 +27,10 @@ impl ScenarioEnv {
     /// Load a scenario file; the env id is `scenario:<path>`.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let world = World::load(path)?;
-        Ok(Self::new(Arc::new(world), format!("scenario:{}", path.display())))
+        Ok(Self::new(
+            Arc::new(world),
+            format!("scenario:{}", path.display()),
+        ))
     }
 
     /// An env over an already compiled world (cheap: worlds are shared).
@@ -71,7 +74,13 @@ impl ScenarioEnv {
             env: self.id.clone(),
             message,
         };
-        let (t, level) = choose_level(&self.world, spec.template.as_deref(), spec.difficulty, &mut rng).map_err(task_err)?;
+        let (t, level) = choose_level(
+            &self.world,
+            spec.template.as_deref(),
+            spec.difficulty,
+            &mut rng,
+        )
+        .map_err(task_err)?;
         instantiate(&self.world, t, level, seed, &mut rng).map_err(|e| task_err(e.to_string()))
     }
 
@@ -116,10 +125,14 @@ impl Env for ScenarioEnv {
 
     fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
         if self.inst.is_none() {
-            return Err(EnvError::NotReset { env: self.id.clone() });
+            return Err(EnvError::NotReset {
+                env: self.id.clone(),
+            });
         }
         if self.over {
-            return Err(EnvError::EpisodeOver { env: self.id.clone() });
+            return Err(EnvError::EpisodeOver {
+                env: self.id.clone(),
+            });
         }
         let action = action.trim();
         let resolved = self.resolve(action);
@@ -162,10 +175,14 @@ impl Env for ScenarioEnv {
 
     fn expert_action(&mut self) -> Result<Option<String>, EnvError> {
         let Some(inst) = self.inst.as_ref() else {
-            return Err(EnvError::NotReset { env: self.id.clone() });
+            return Err(EnvError::NotReset {
+                env: self.id.clone(),
+            });
         };
         let cached = match &mut self.plan {
-            Some((expected, rest)) if *expected == self.state && !rest.is_empty() => rest.pop_front(),
+            Some((expected, rest)) if *expected == self.state && !rest.is_empty() => {
+                rest.pop_front()
+            }
             _ => None,
         };
         let next = match cached {

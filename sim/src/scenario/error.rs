@@ -47,7 +47,10 @@ impl<'a> Locator<'a> {
                 found_anchor = Some(p);
             }
         }
-        match self.find_quoted(pos, needle).or_else(|| self.find_quoted(0, needle)) {
+        match self
+            .find_quoted(pos, needle)
+            .or_else(|| self.find_quoted(0, needle))
+        {
             Some(p) => p + offset.min(needle.len()),
             None => found_anchor.unwrap_or(0),
         }
@@ -67,7 +70,13 @@ impl<'a> Locator<'a> {
     }
 
     /// An error at `needle` (see [`offset_of`](Self::offset_of)).
-    pub fn error(&self, anchors: &[&str], needle: &str, offset: usize, message: impl Into<String>) -> ScenarioError {
+    pub fn error(
+        &self,
+        anchors: &[&str],
+        needle: &str,
+        offset: usize,
+        message: impl Into<String>,
+    ) -> ScenarioError {
         self.error_at(self.offset_of(anchors, needle, offset), message)
     }
 }

@@ -126,7 +126,9 @@ impl<'a> Lexer<'a> {
                 let v = self.expect_ident("a variable name after `?`")?.to_string();
                 if self.peek() == Some('.') {
                     self.pos += 1;
-                    let a = self.expect_ident("an attribute name after `.`")?.to_string();
+                    let a = self
+                        .expect_ident("an attribute name after `.`")?
+                        .to_string();
                     Ok(Term::Attr(v, a))
                 } else {
                     Ok(Term::Var(v))
@@ -164,7 +166,9 @@ impl<'a> Lexer<'a> {
             _ => match self.ident() {
                 Some("_") => Ok(Term::Wild),
                 Some(w) => Ok(Term::Word(w.to_string())),
-                None => self.err("expected a term: `?var`, `?var.attr`, an object id, a number or \"text\""),
+                None => self.err(
+                    "expected a term: `?var`, `?var.attr`, an object id, a number or \"text\"",
+                ),
             },
         }
     }
@@ -194,11 +198,15 @@ impl<'a> Lexer<'a> {
     fn literal(&mut self) -> Result<Literal, ParseError> {
         self.skip_ws();
         let start = self.pos;
-        if self.peek() == Some('?') || self.peek() == Some('"') || self.peek().is_some_and(|c| c.is_ascii_digit()) {
+        if self.peek() == Some('?')
+            || self.peek() == Some('"')
+            || self.peek().is_some_and(|c| c.is_ascii_digit())
+        {
             let lhs = self.term()?;
             return self.cmp_rest(lhs);
         }
-        let mut word = self.expect_ident("a literal: `pred(args)`, `not pred(args)` or a comparison")?;
+        let mut word =
+            self.expect_ident("a literal: `pred(args)`, `not pred(args)` or a comparison")?;
         let mut neg = false;
         if word == "not" {
             neg = true;
@@ -302,14 +310,17 @@ pub fn parse_template(s: &str) -> Result<Vec<(Piece, usize)>, ParseError> {
                     out.push((Piece::Text(std::mem::take(&mut text)), text_at));
                 }
                 let inner = s[i + 1..i + end].trim().trim_start_matches('?');
-                let valid = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_');
+                let valid =
+                    |w: &str| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_');
                 let piece = match inner.split_once('.') {
                     Some((v, a)) if valid(v) && valid(a) => Piece::Attr(v.into(), a.into()),
                     None if valid(inner) => Piece::Var(inner.into()),
                     _ => {
                         return Err(ParseError {
                             offset: i,
-                            message: format!("expected `{{var}}` or `{{var.attr}}`, found `{{{inner}}}`"),
+                            message: format!(
+                                "expected `{{var}}` or `{{var.attr}}`, found `{{{inner}}}`"
+                            ),
                         });
                     }
                 };
@@ -343,7 +354,9 @@ mod tests {
 
     #[test]
     fn parses_atoms_negations_and_comparisons() {
-        let l = parse_literals("at(?o, ?r), not open( ?r ), ?o.color = red, ?i.price <= 30, ?a != ?b").unwrap();
+        let l =
+            parse_literals("at(?o, ?r), not open( ?r ), ?o.color = red, ?i.price <= 30, ?a != ?b")
+                .unwrap();
         assert_eq!(l.len(), 5);
         assert_eq!(
             l[1].0,

@@ -89,7 +89,13 @@ fn objects_of(b: &[Option<ObjId>], lits: impl IntoIterator<Item = CLit>) -> Vec<
     let mut objs: Vec<ObjId> = b.iter().flatten().copied().collect();
     for l in lits {
         if let CLit::Atom { args, .. } = l {
-            objs.extend(args.iter().filter_map(|a| if let CTerm::Obj(o) = a { Some(*o) } else { None }));
+            objs.extend(args.iter().filter_map(|a| {
+                if let CTerm::Obj(o) = a {
+                    Some(*o)
+                } else {
+                    None
+                }
+            }));
         }
     }
     objs.sort_unstable();
@@ -113,7 +119,12 @@ impl Grounding {
             .enumerate()
             .map(|(i, p)| p.is_static && !set_by_setup.contains(&(i as u16)))
             .collect();
-        let fixed_facts: HashSet<Fact> = w.init.iter().copied().filter(|f| fixed[f.pred as usize]).collect();
+        let fixed_facts: HashSet<Fact> = w
+            .init
+            .iter()
+            .copied()
+            .filter(|f| fixed[f.pred as usize])
+            .collect();
         let active = vec![true; w.objects.len()];
         let solver = Solver { w, active: &active };
         let holds = |f: &Fact| fixed[f.pred as usize].then(|| fixed_facts.contains(f));
@@ -126,7 +137,12 @@ impl Grounding {
             })
         };
         // state facts of the world's initial state first, in a stable order
-        let mut init: Vec<Fact> = w.init.iter().copied().filter(|f| !fixed[f.pred as usize]).collect();
+        let mut init: Vec<Fact> = w
+            .init
+            .iter()
+            .copied()
+            .filter(|f| !fixed[f.pred as usize])
+            .collect();
         init.sort();
         for f in init {
             intern(f);
@@ -147,15 +163,23 @@ impl Grounding {
                     otherwise: a.otherwise.as_ref().map(|m| w.fill(m, &full)),
                     del: vec![],
                     add: vec![],
-                    message: a.message.as_ref().map_or_else(String::new, |m| w.fill(m, &full)),
+                    message: a
+                        .message
+                        .as_ref()
+                        .map_or_else(String::new, |m| w.fill(m, &full)),
                 };
                 for (l, msg) in &a.pre {
                     if let CLit::Atom { neg, pred, args } = l {
                         if fixed[*pred as usize] {
                             continue;
                         }
-                        let f = intern(ground_atom(*pred, args, b).expect("preconditions have no `_`"));
-                        if *neg { ga.pre.neg.push(f) } else { ga.pre.pos.push(f) }
+                        let f =
+                            intern(ground_atom(*pred, args, b).expect("preconditions have no `_`"));
+                        if *neg {
+                            ga.pre.neg.push(f)
+                        } else {
+                            ga.pre.pos.push(f)
+                        }
                         if let Some(m) = msg {
                             ga.fail.push((f, !*neg, w.fill(m, &full)));
                         }
@@ -195,8 +219,14 @@ impl Grounding {
                         if fixed[*pred as usize] {
                             continue;
                         }
-                        let f = intern(ground_atom(*pred, args, b).expect("render conditions have no `_`"));
-                        if *neg { when.neg.push(f) } else { when.pos.push(f) }
+                        let f = intern(
+                            ground_atom(*pred, args, b).expect("render conditions have no `_`"),
+                        );
+                        if *neg {
+                            when.neg.push(f)
+                        } else {
+                            when.pos.push(f)
+                        }
                     }
                 }
                 lines.push(GroundLine {
@@ -210,7 +240,12 @@ impl Grounding {
         // `not p(_)` deletes every state fact that matches (all facts are known now)
         for (ai, pred, pat) in del_patterns {
             for (i, f) in facts.iter().enumerate() {
-                if f.pred == pred && pat.iter().zip(f.args()).all(|(p, a)| p.is_none_or(|p| p == *a)) {
+                if f.pred == pred
+                    && pat
+                        .iter()
+                        .zip(f.args())
+                        .all(|(p, a)| p.is_none_or(|p| p == *a))
+                {
                     actions[ai].del.push(i as u32);
                 }
             }

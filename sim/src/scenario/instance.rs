@@ -3,7 +3,9 @@
 
 use super::grounding::{GroundAction, Grounding};
 use super::solve::{Solver, ground_atom};
-use super::world::{CCount, CLit, CSetup, Cond, Fact, Level, ObjId, PlaceWhat, TaskTemplate, World};
+use super::world::{
+    CCount, CLit, CSetup, Cond, Fact, Level, ObjId, PlaceWhat, TaskTemplate, World,
+};
 use dreamgym_buffer::{Task, TaskOrigin};
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -100,7 +102,13 @@ pub fn choose_level<'w>(
         let avail: Vec<String> = w
             .tasks
             .iter()
-            .map(|t| format!("{} (difficulties {:?})", t.id, t.levels.iter().map(|l| l.difficulty).collect::<Vec<_>>()))
+            .map(|t| {
+                format!(
+                    "{} (difficulties {:?})",
+                    t.id,
+                    t.levels.iter().map(|l| l.difficulty).collect::<Vec<_>>()
+                )
+            })
             .collect();
         return Err(format!(
             "no task template matches template={} difficulty={}; available: {}",
@@ -142,7 +150,10 @@ impl Setup<'_> {
     }
 
     fn cond_ok(&self, c: &Cond, b: &[Option<ObjId>]) -> bool {
-        let s = Solver { w: self.w, active: &self.active };
+        let s = Solver {
+            w: self.w,
+            active: &self.active,
+        };
         s.exists(&c.lits, &c.var_types, b, &self.holds_fn())
     }
 
@@ -166,7 +177,10 @@ impl Setup<'_> {
                         }
                     }
                     if cands.is_empty() {
-                        return Err(self.err(format!("no active `{}` object satisfies the Choose of `{}`", self.w.types[*ty as usize].name, self.t.vars[*slot].0)));
+                        return Err(self.err(format!(
+                            "no active `{}` object satisfies the Choose of `{}`",
+                            self.w.types[*ty as usize].name, self.t.vars[*slot].0
+                        )));
                     }
                     self.binding[*slot] = Some(cands[rng.random_range(0..cands.len())]);
                 }
@@ -189,13 +203,24 @@ impl Setup<'_> {
                         self.active[o as usize] = false;
                     }
                 }
-                CSetup::Place { what, pred, among, filter, base } => {
+                CSetup::Place {
+                    what,
+                    pred,
+                    among,
+                    filter,
+                    base,
+                } => {
                     let objs: Vec<ObjId> = match what {
-                        PlaceWhat::Var(s) => vec![self.binding[*s].expect("bound by an earlier Choose")],
+                        PlaceWhat::Var(s) => {
+                            vec![self.binding[*s].expect("bound by an earlier Choose")]
+                        }
                         PlaceWhat::Type(t) => self.w.objects_of[*t as usize]
                             .iter()
                             .copied()
-                            .filter(|&o| self.active[o as usize] && !self.facts.iter().any(|f| f.pred == *pred && f.args[0] == o))
+                            .filter(|&o| {
+                                self.active[o as usize]
+                                    && !self.facts.iter().any(|f| f.pred == *pred && f.args[0] == o)
+                            })
                             .collect(),
                     };
                     for it in objs {
@@ -215,7 +240,10 @@ impl Setup<'_> {
                             }
                         }
                         if cands.is_empty() {
-                            return Err(self.err(format!("no place for `{}` satisfies the Place filter", self.w.objects[it as usize].id)));
+                            return Err(self.err(format!(
+                                "no place for `{}` satisfies the Place filter",
+                                self.w.objects[it as usize].id
+                            )));
                         }
                         let at = cands[rng.random_range(0..cands.len())];
                         self.facts.insert(Fact::new(*pred, &[it, at]));
@@ -224,7 +252,8 @@ impl Setup<'_> {
                 CSetup::Assert(lits) => {
                     for l in lits {
                         if let CLit::Atom { neg, pred, args } = l {
-                            let f = ground_atom(*pred, args, &self.binding).expect("Assert atoms are ground after substitution");
+                            let f = ground_atom(*pred, args, &self.binding)
+                                .expect("Assert atoms are ground after substitution");
                             if *neg {
                                 self.facts.remove(&f);
                             } else {
@@ -269,14 +298,21 @@ pub fn instantiate(
             Some(req) if !s.cond_ok(req, &s.binding) => {
                 attempt += 1;
                 if attempt >= ATTEMPTS {
-                    return Err(s.err(format!("no setup satisfying the level's `require` in {ATTEMPTS} draws")));
+                    return Err(s.err(format!(
+                        "no setup satisfying the level's `require` in {ATTEMPTS} draws"
+                    )));
                 }
             }
             _ => break s,
         }
     };
     let active = s.active.clone();
-    let facts: HashSet<Fact> = s.facts.iter().copied().filter(|f| f.args().iter().all(|&o| active[o as usize])).collect();
+    let facts: HashSet<Fact> = s
+        .facts
+        .iter()
+        .copied()
+        .filter(|f| f.args().iter().all(|&o| active[o as usize]))
+        .collect();
     for (i, b) in s.binding.iter().enumerate().take(t.vars.len()) {
         if b.is_none() {
             return Err(s.err(format!("task variable `{}` was never chosen", t.vars[i].0)));
@@ -287,7 +323,10 @@ pub fn instantiate(
     params.insert("template".to_string(), t.id.clone());
     params.insert("seed".to_string(), seed.to_string());
     for (i, (name, _)) in t.vars.iter().enumerate() {
-        params.insert(format!("?{name}"), w.objects[binding[i] as usize].id.clone());
+        params.insert(
+            format!("?{name}"),
+            w.objects[binding[i] as usize].id.clone(),
+        );
     }
     let task = Task {
         id: format!("{}/{}/d{}/s{}", w.name, t.id, level.difficulty, seed),
@@ -296,9 +335,10 @@ pub fn instantiate(
         difficulty: level.difficulty,
         origin: TaskOrigin::Seed,
     };
-    Ok(Instance::new(w, t, level, task, &active, &facts, &s.binding))
+    Ok(Instance::new(
+        w, t, level, task, &active, &facts, &s.binding,
+    ))
 }
-
 
 impl Instance {
     fn new(
@@ -395,7 +435,11 @@ impl Instance {
 
     /// The fact with index `i`.
     pub fn fact(&self, i: usize) -> Fact {
-        self.g.facts.get(i).copied().unwrap_or_else(|| self.extra[i - self.g.facts.len()])
+        self.g
+            .facts
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| self.extra[i - self.g.facts.len()])
     }
 
     /// All ground actions of the world (check [`action_on`](Self::action_on) for this instance).
@@ -405,7 +449,13 @@ impl Instance {
 
     /// Ground actions of this instance with this text, in ground order.
     pub fn with_text<'a>(&'a self, text: &str) -> impl Iterator<Item = u32> + 'a {
-        self.g.by_text.get(text).into_iter().flatten().copied().filter(|&a| self.action_on[a as usize])
+        self.g
+            .by_text
+            .get(text)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&a| self.action_on[a as usize])
     }
 
     /// Whether ground action `a` exists in this instance and is applicable in `state`.
@@ -416,7 +466,8 @@ impl Instance {
 
     /// The first applicable ground action with this text (the one the engine runs).
     pub fn resolve(&self, text: &str, state: &[u64]) -> Option<u32> {
-        self.with_text(text).find(|&a| self.g.actions[a as usize].pre.holds(state))
+        self.with_text(text)
+            .find(|&a| self.g.actions[a as usize].pre.holds(state))
     }
 
     /// Indices of the applicable ground actions in `state`, in ground order.
@@ -432,7 +483,13 @@ impl Instance {
                 }
             }
         }
-        out.extend(self.g.untriggered.iter().copied().filter(|&a| self.can_apply(a, state)));
+        out.extend(
+            self.g
+                .untriggered
+                .iter()
+                .copied()
+                .filter(|&a| self.can_apply(a, state)),
+        );
         out.sort_unstable();
     }
 
@@ -463,7 +520,8 @@ impl Instance {
         if self.partial.is_empty() {
             return 0.0;
         }
-        self.partial.iter().filter(|d| dnf_holds(d, state)).count() as f32 / self.partial.len() as f32
+        self.partial.iter().filter(|d| dnf_holds(d, state)).count() as f32
+            / self.partial.len() as f32
     }
 
     /// The state lines of `state`.
@@ -488,6 +546,8 @@ impl Instance {
                 return m.clone();
             }
         }
-        a.otherwise.clone().unwrap_or_else(|| "Nothing happens.".into())
+        a.otherwise
+            .clone()
+            .unwrap_or_else(|| "Nothing happens.".into())
     }
 }

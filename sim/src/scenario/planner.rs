@@ -40,13 +40,23 @@ pub fn h_add(inst: &Instance, state: &[u64], cost: &mut Vec<u32>) -> Option<u32>
     let goal_cost = |cost: &[u32]| {
         inst.goal
             .iter()
-            .map(|c| c.pos.iter().map(|&f| cost[f as usize]).fold(0u32, |a, b| a.saturating_add(b)))
+            .map(|c| {
+                c.pos
+                    .iter()
+                    .map(|&f| cost[f as usize])
+                    .fold(0u32, |a, b| a.saturating_add(b))
+            })
             .min()
             .unwrap_or(INF)
     };
     loop {
         let mut changed = false;
-        for (a, _) in inst.actions().iter().zip(&inst.action_on).filter(|(_, on)| **on) {
+        for (a, _) in inst
+            .actions()
+            .iter()
+            .zip(&inst.action_on)
+            .filter(|(_, on)| **on)
+        {
             let mut pc = 1u32;
             for &f in &a.pre.pos {
                 pc = pc.saturating_add(cost[f as usize]);

@@ -1,7 +1,7 @@
 //! Backtracking search for the bindings that satisfy a list of literals.
 
-use super::world::{CLit, CTerm, CVal, Fact, ObjId, TypeId, World, compare};
 use super::expr::CmpOp;
+use super::world::{CLit, CTerm, CVal, Fact, ObjId, TypeId, World, compare};
 
 /// Whether a fact holds: `Some(b)` when the caller can tell, `None` to defer the literal.
 pub type Holds<'a> = dyn Fn(&Fact) -> Option<bool> + 'a;
@@ -106,7 +106,13 @@ impl Solver<'_> {
     }
 
     /// Whether some binding satisfies every literal (all checkable).
-    pub fn exists(&self, lits: &[CLit], var_types: &[TypeId], b: &[Option<ObjId>], holds: &Holds) -> bool {
+    pub fn exists(
+        &self,
+        lits: &[CLit],
+        var_types: &[TypeId],
+        b: &[Option<ObjId>],
+        holds: &Holds,
+    ) -> bool {
         let mut b = b.to_vec();
         let mut found = false;
         self.solve(lits, var_types, &mut b, holds, &mut |_| {

@@ -362,7 +362,8 @@ impl World {
 
     /// The world's grounding (built once, then shared).
     pub fn grounding(&self) -> &std::sync::Arc<super::grounding::Grounding> {
-        self.grounding.get_or_init(|| std::sync::Arc::new(super::grounding::Grounding::build(self)))
+        self.grounding
+            .get_or_init(|| std::sync::Arc::new(super::grounding::Grounding::build(self)))
     }
 
     /// Read and compile a scenario file.
@@ -383,7 +384,10 @@ impl World {
             file: path.to_path_buf(),
             line: e.span.start.line,
             col: e.span.start.col,
-            message: format!("{} (expected the Scenario(...) structure described in docs/scenarios.md)", e.code),
+            message: format!(
+                "{} (expected the Scenario(...) structure described in docs/scenarios.md)",
+                e.code
+            ),
         })?;
         Compiler { loc: &loc }.compile(file)
     }
@@ -418,7 +422,11 @@ impl World {
 
     /// Display a fact as `pred(a, b)`.
     pub fn show_fact(&self, f: &Fact) -> String {
-        let args: Vec<&str> = f.args().iter().map(|&a| self.objects[a as usize].id.as_str()).collect();
+        let args: Vec<&str> = f
+            .args()
+            .iter()
+            .map(|&a| self.objects[a as usize].id.as_str())
+            .collect();
         format!("{}({})", self.preds[f.pred as usize].name, args.join(", "))
     }
 }
@@ -474,8 +482,11 @@ impl Compiler<'_> {
             for level in &t.levels {
                 for seed in 0..4u64 {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-                    let inst = super::instance::instantiate(w, t, level, seed, &mut rng)
-                        .map_err(|e| self.loc.error(&["tasks", &t.id], &t.id, 0, format!("setup fails: {e}")))?;
+                    let inst =
+                        super::instance::instantiate(w, t, level, seed, &mut rng).map_err(|e| {
+                            self.loc
+                                .error(&["tasks", &t.id], &t.id, 0, format!("setup fails: {e}"))
+                        })?;
                     if super::planner::h_add(&inst, &inst.init, &mut vec![]).is_none() {
                         let g = tf.goal.first().map(|s| s.as_str()).unwrap_or(&t.id);
                         return Err(self.loc.error(&["tasks", &t.id], g, 0, format!(
@@ -506,13 +517,23 @@ impl Compiler<'_> {
             grounding: Default::default(),
         };
         if f.max_steps == 0 {
-            return Err(self.loc.error(&[], "max_steps", 0, "max_steps must be at least 1"));
+            return Err(self
+                .loc
+                .error(&[], "max_steps", 0, "max_steps must be at least 1"));
         }
         // types
         let mut type_index: HashMap<String, TypeId> = HashMap::new();
         for t in &f.types {
-            if type_index.insert(t.name.clone(), w.types.len() as TypeId).is_some() {
-                return Err(self.loc.error(&["types"], &t.name, 0, format!("duplicate type `{}`", t.name)));
+            if type_index
+                .insert(t.name.clone(), w.types.len() as TypeId)
+                .is_some()
+            {
+                return Err(self.loc.error(
+                    &["types"],
+                    &t.name,
+                    0,
+                    format!("duplicate type `{}`", t.name),
+                ));
             }
             w.types.push(TypeInfo {
                 name: t.name.clone(),
@@ -522,7 +543,15 @@ impl Compiler<'_> {
         for (i, t) in f.types.iter().enumerate() {
             if let Some(p) = &t.parent {
                 let Some(&pid) = type_index.get(p) else {
-                    return Err(self.loc.error(&[&t.name], p, 0, format!("unknown parent type `{p}` (declared types: {})", names(&type_index))));
+                    return Err(self.loc.error(
+                        &[&t.name],
+                        p,
+                        0,
+                        format!(
+                            "unknown parent type `{p}` (declared types: {})",
+                            names(&type_index)
+                        ),
+                    ));
                 };
                 w.types[i].parent = Some(pid);
             }
@@ -532,26 +561,60 @@ impl Compiler<'_> {
             let mut t = Some(i as TypeId);
             while let Some(x) = t {
                 if !seen.insert(x) {
-                    return Err(self.loc.error(&["types"], &w.types[i].name, 0, format!("type `{}` is its own ancestor", w.types[i].name)));
+                    return Err(self.loc.error(
+                        &["types"],
+                        &w.types[i].name,
+                        0,
+                        format!("type `{}` is its own ancestor", w.types[i].name),
+                    ));
                 }
                 t = w.types[x as usize].parent;
             }
         }
         let ty = |name: &str, anchors: &[&str]| -> R<TypeId> {
             type_index.get(name).copied().ok_or_else(|| {
-                self.loc.error(anchors, name, 0, format!("unknown type `{name}` (declared types: {})", names(&type_index)))
+                self.loc.error(
+                    anchors,
+                    name,
+                    0,
+                    format!(
+                        "unknown type `{name}` (declared types: {})",
+                        names(&type_index)
+                    ),
+                )
             })
         };
         // predicates
         let mut pred_index: HashMap<String, PredId> = HashMap::new();
         for p in &f.predicates {
-            if pred_index.insert(p.name.clone(), w.preds.len() as PredId).is_some() {
-                return Err(self.loc.error(&["predicates"], &p.name, 0, format!("duplicate predicate `{}`", p.name)));
+            if pred_index
+                .insert(p.name.clone(), w.preds.len() as PredId)
+                .is_some()
+            {
+                return Err(self.loc.error(
+                    &["predicates"],
+                    &p.name,
+                    0,
+                    format!("duplicate predicate `{}`", p.name),
+                ));
             }
             if p.params.len() > MAX_ARITY {
-                return Err(self.loc.error(&["predicates"], &p.name, 0, format!("predicate `{}` has {} parameters; at most {MAX_ARITY} are supported", p.name, p.params.len())));
+                return Err(self.loc.error(
+                    &["predicates"],
+                    &p.name,
+                    0,
+                    format!(
+                        "predicate `{}` has {} parameters; at most {MAX_ARITY} are supported",
+                        p.name,
+                        p.params.len()
+                    ),
+                ));
             }
-            let params = p.params.iter().map(|t| ty(t, &["predicates", &p.name])).collect::<R<Vec<_>>>()?;
+            let params = p
+                .params
+                .iter()
+                .map(|t| ty(t, &["predicates", &p.name]))
+                .collect::<R<Vec<_>>>()?;
             w.preds.push(PredInfo {
                 name: p.name.clone(),
                 params,
@@ -560,15 +623,43 @@ impl Compiler<'_> {
         }
         // objects
         for o in &f.objects {
-            if o.id.is_empty() || !o.id.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
-                return Err(self.loc.error(&["objects"], &o.id, 0, format!("object id `{}` must be non-empty letters, digits, `_` or `-`", o.id)));
+            if o.id.is_empty()
+                || !o
+                    .id
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(self.loc.error(
+                    &["objects"],
+                    &o.id,
+                    0,
+                    format!(
+                        "object id `{}` must be non-empty letters, digits, `_` or `-`",
+                        o.id
+                    ),
+                ));
             }
-            if w.obj_index.insert(o.id.clone(), w.objects.len() as ObjId).is_some() {
-                return Err(self.loc.error(&["objects", &o.id], &o.id, 0, format!("duplicate object id `{}`", o.id)));
+            if w.obj_index
+                .insert(o.id.clone(), w.objects.len() as ObjId)
+                .is_some()
+            {
+                return Err(self.loc.error(
+                    &["objects", &o.id],
+                    &o.id,
+                    0,
+                    format!("duplicate object id `{}`", o.id),
+                ));
             }
             for reserved in ["name", "type", "id"] {
                 if o.attrs.contains_key(reserved) {
-                    return Err(self.loc.error(&[&o.id], reserved, 0, format!("attribute `{reserved}` is reserved (use the object's `name` field)")));
+                    return Err(self.loc.error(
+                        &[&o.id],
+                        reserved,
+                        0,
+                        format!(
+                            "attribute `{reserved}` is reserved (use the object's `name` field)"
+                        ),
+                    ));
                 }
             }
             w.objects.push(ObjInfo {
@@ -582,7 +673,11 @@ impl Compiler<'_> {
             return Err(self.loc.error_at(0, "too many objects"));
         }
         w.objects_of = (0..w.types.len())
-            .map(|t| (0..w.objects.len() as ObjId).filter(|&o| w.is_subtype(w.objects[o as usize].ty, t as TypeId)).collect())
+            .map(|t| {
+                (0..w.objects.len() as ObjId)
+                    .filter(|&o| w.is_subtype(w.objects[o as usize].ty, t as TypeId))
+                    .collect()
+            })
             .collect();
         // effects decide which predicates are static
         for a in &f.actions {
@@ -606,7 +701,11 @@ impl Compiler<'_> {
         };
         // places
         let mut init = vec![];
-        let places = f.places.as_ref().map(|p| cx.places(p, &mut init)).transpose()?;
+        let places = f
+            .places
+            .as_ref()
+            .map(|p| cx.places(p, &mut init))
+            .transpose()?;
         w.places = places;
         let cx = Cx {
             w: &w,
@@ -618,32 +717,75 @@ impl Compiler<'_> {
             let lits = cx.literals(&["init"], s, &mut Scope::default(), false)?;
             for l in lits {
                 match l {
-                    CLit::Atom { neg: false, pred, args } => {
-                        let objs: Vec<ObjId> = args.iter().map(|a| if let CTerm::Obj(o) = a { *o } else { unreachable!() }).collect();
+                    CLit::Atom {
+                        neg: false,
+                        pred,
+                        args,
+                    } => {
+                        let objs: Vec<ObjId> = args
+                            .iter()
+                            .map(|a| {
+                                if let CTerm::Obj(o) = a {
+                                    *o
+                                } else {
+                                    unreachable!()
+                                }
+                            })
+                            .collect();
                         init.push(Fact::new(pred, &objs));
                     }
-                    _ => return Err(self.loc.error(&["init"], s, 0, "init facts must be positive ground atoms like `at(apple, table)`")),
+                    _ => {
+                        return Err(self.loc.error(
+                            &["init"],
+                            s,
+                            0,
+                            "init facts must be positive ground atoms like `at(apple, table)`",
+                        ));
+                    }
                 }
             }
         }
-        let actions = f.actions.iter().map(|a| cx.action(a)).collect::<R<Vec<_>>>()?;
+        let actions = f
+            .actions
+            .iter()
+            .map(|a| cx.action(a))
+            .collect::<R<Vec<_>>>()?;
         let mut seen = HashSet::new();
         for a in &f.actions {
             if !seen.insert(&a.name) {
-                return Err(self.loc.error(&["actions"], &a.name, 0, format!("duplicate action name `{}`", a.name)));
+                return Err(self.loc.error(
+                    &["actions"],
+                    &a.name,
+                    0,
+                    format!("duplicate action name `{}`", a.name),
+                ));
             }
         }
-        let render = f.render.iter().map(|r| cx.render(r)).collect::<R<Vec<_>>>()?;
+        let render = f
+            .render
+            .iter()
+            .map(|r| cx.render(r))
+            .collect::<R<Vec<_>>>()?;
         let mut tasks = vec![];
         let mut seen = HashSet::new();
         for t in &f.tasks {
             if !seen.insert(&t.id) {
-                return Err(self.loc.error(&["tasks"], &t.id, 0, format!("duplicate task template id `{}`", t.id)));
+                return Err(self.loc.error(
+                    &["tasks"],
+                    &t.id,
+                    0,
+                    format!("duplicate task template id `{}`", t.id),
+                ));
             }
             tasks.push(cx.template_def(t, f.max_steps)?);
         }
         if tasks.is_empty() {
-            return Err(self.loc.error(&[], "tasks", 0, "a scenario needs at least one task template"));
+            return Err(self.loc.error(
+                &[],
+                "tasks",
+                0,
+                "a scenario needs at least one task template",
+            ));
         }
         w.init = init;
         w.actions = actions;
@@ -670,13 +812,22 @@ struct Cx<'a> {
 impl Cx<'_> {
     fn ty(&self, name: &str, anchors: &[&str]) -> R<TypeId> {
         self.type_index.get(name).copied().ok_or_else(|| {
-            self.loc.error(anchors, name, 0, format!("unknown type `{name}` (declared types: {})", names(self.type_index)))
+            self.loc.error(
+                anchors,
+                name,
+                0,
+                format!(
+                    "unknown type `{name}` (declared types: {})",
+                    names(self.type_index)
+                ),
+            )
         })
     }
 
     fn obj(&self, id: &str, anchors: &[&str], within: &str, offset: usize) -> R<ObjId> {
         self.w.obj_index.get(id).copied().ok_or_else(|| {
-            self.loc.error(anchors, within, offset, format!("unknown object `{id}`"))
+            self.loc
+                .error(anchors, within, offset, format!("unknown object `{id}`"))
         })
     }
 
@@ -685,13 +836,26 @@ impl Cx<'_> {
         let adj = self.pred(&p.adjacency, &["places"], &p.adjacency, 0)?;
         let ptypes = &self.w.preds[adj as usize].params;
         if ptypes.len() != 2 || !ptypes.iter().all(|&t| self.w.is_subtype(pty, t)) {
-            return Err(self.loc.error(&["places"], &p.adjacency, 0, format!("adjacency predicate `{}` must take two `{}` parameters", p.adjacency, p.ty)));
+            return Err(self.loc.error(
+                &["places"],
+                &p.adjacency,
+                0,
+                format!(
+                    "adjacency predicate `{}` must take two `{}` parameters",
+                    p.adjacency, p.ty
+                ),
+            ));
         }
         let via = match &p.via {
             Some(v) => {
                 let id = self.pred(v, &["places"], v, 0)?;
                 if self.w.preds[id as usize].params.len() != 3 {
-                    return Err(self.loc.error(&["places"], v, 0, format!("door predicate `{v}` must take (place, place, door)")));
+                    return Err(self.loc.error(
+                        &["places"],
+                        v,
+                        0,
+                        format!("door predicate `{v}` must take (place, place, door)"),
+                    ));
                 }
                 Some(id)
             }
@@ -708,18 +872,36 @@ impl Cx<'_> {
             let b = self.obj(&l.to, &["places", "links", &l.from], &l.to, 0)?;
             for (x, id) in [(a, &l.from), (b, &l.to)] {
                 if !self.w.is_subtype(self.w.objects[x as usize].ty, pty) {
-                    return Err(self.loc.error(&["places", "links"], id, 0, format!("type mismatch: `{id}` is a `{}`, links join `{}` objects", self.w.types[self.w.objects[x as usize].ty as usize].name, p.ty)));
+                    return Err(self.loc.error(
+                        &["places", "links"],
+                        id,
+                        0,
+                        format!(
+                            "type mismatch: `{id}` is a `{}`, links join `{}` objects",
+                            self.w.types[self.w.objects[x as usize].ty as usize].name, p.ty
+                        ),
+                    ));
                 }
             }
             if a == b {
-                return Err(self.loc.error(&["places", "links"], &l.from, 0, format!("link from `{}` to itself", l.from)));
+                return Err(self.loc.error(
+                    &["places", "links"],
+                    &l.from,
+                    0,
+                    format!("link from `{}` to itself", l.from),
+                ));
             }
             let door = match &l.via {
                 Some(d) => Some(self.obj(d, &["places", "links", &l.from, &l.to], d, 0)?),
                 None => None,
             };
             if door.is_some() && via.is_none() {
-                return Err(self.loc.error(&["places", "links", &l.from, &l.to], l.via.as_deref().unwrap(), 0, "a link has a door but `places` declares no `via` predicate"));
+                return Err(self.loc.error(
+                    &["places", "links", &l.from, &l.to],
+                    l.via.as_deref().unwrap(),
+                    0,
+                    "a link has a door but `places` declares no `via` predicate",
+                ));
             }
             graph.add_edge(node[&a], node[&b], door);
             init.push(Fact::new(adj, &[a, b]));
@@ -729,24 +911,45 @@ impl Cx<'_> {
                 init.push(Fact::new(v, &[b, a, d]));
             }
         }
-        Ok(PlaceGraph { graph, node, ty: pty, order })
+        Ok(PlaceGraph {
+            graph,
+            node,
+            ty: pty,
+            order,
+        })
     }
 
     fn pred(&self, name: &str, anchors: &[&str], within: &str, offset: usize) -> R<PredId> {
         self.pred_index.get(name).copied().ok_or_else(|| {
-            self.loc.error(anchors, within, offset, format!("unknown predicate `{name}` (declared: {})", names(self.pred_index)))
+            self.loc.error(
+                anchors,
+                within,
+                offset,
+                format!(
+                    "unknown predicate `{name}` (declared: {})",
+                    names(self.pred_index)
+                ),
+            )
         })
     }
 
     /// Compile a literal list. `open`: unknown variables become new (existential) slots typed by
     /// the first atom they appear in; otherwise they are errors.
     fn literals(&self, anchors: &[&str], s: &str, scope: &mut Scope, open: bool) -> R<Vec<CLit>> {
-        let lits = expr::parse_literals(s).map_err(|e| self.loc.error(anchors, s, e.offset, format!("syntax: {}", e.message)))?;
+        let lits = expr::parse_literals(s).map_err(|e| {
+            self.loc
+                .error(anchors, s, e.offset, format!("syntax: {}", e.message))
+        })?;
         let err = |off: usize, m: String| self.loc.error(anchors, s, off, m);
         // first pass: declare new variables from positive atoms
         if open {
             for (l, off) in &lits {
-                if let Literal::Atom { neg: false, pred, args } = l {
+                if let Literal::Atom {
+                    neg: false,
+                    pred,
+                    args,
+                } = l
+                {
                     let p = self.pred(pred, anchors, s, *off)?;
                     for (i, a) in args.iter().enumerate() {
                         if let Term::Var(v) = a
@@ -775,7 +978,14 @@ impl Cx<'_> {
                     let p = self.pred(&pred, anchors, s, off)?;
                     let info = &self.w.preds[p as usize];
                     if args.len() != info.params.len() {
-                        return Err(err(off, format!("`{pred}` takes {} arguments, found {}", info.params.len(), args.len())));
+                        return Err(err(
+                            off,
+                            format!(
+                                "`{pred}` takes {} arguments, found {}",
+                                info.params.len(),
+                                args.len()
+                            ),
+                        ));
                     }
                     let mut cargs = vec![];
                     for (a, &pt) in args.iter().zip(&info.params) {
@@ -785,7 +995,13 @@ impl Cx<'_> {
                                 let slot = var(scope, v, off)?;
                                 let vt = scope.vars[slot].1;
                                 if !self.w.is_subtype(vt, pt) && !self.w.is_subtype(pt, vt) {
-                                    return Err(err(off, format!("type mismatch: `?{v}` is a `{}` but `{pred}` expects a `{tname}` here", self.w.types[vt as usize].name)));
+                                    return Err(err(
+                                        off,
+                                        format!(
+                                            "type mismatch: `?{v}` is a `{}` but `{pred}` expects a `{tname}` here",
+                                            self.w.types[vt as usize].name
+                                        ),
+                                    ));
                                 }
                                 cargs.push(CTerm::Var(slot));
                             }
@@ -793,23 +1009,47 @@ impl Cx<'_> {
                                 let o = self.obj(id, anchors, s, off)?;
                                 let ot = self.w.objects[o as usize].ty;
                                 if !self.w.is_subtype(ot, pt) {
-                                    return Err(err(off, format!("type mismatch: `{id}` is a `{}` but `{pred}` expects a `{tname}` here", self.w.types[ot as usize].name)));
+                                    return Err(err(
+                                        off,
+                                        format!(
+                                            "type mismatch: `{id}` is a `{}` but `{pred}` expects a `{tname}` here",
+                                            self.w.types[ot as usize].name
+                                        ),
+                                    ));
                                 }
                                 cargs.push(CTerm::Obj(o));
                             }
                             Term::Wild if neg => cargs.push(CTerm::Wild),
-                            Term::Wild => return Err(err(off, "`_` is only allowed in `not ...` effects".into())),
-                            _ => return Err(err(off, format!("atom arguments must be `?var` or object ids, found {a:?}"))),
+                            Term::Wild => {
+                                return Err(err(
+                                    off,
+                                    "`_` is only allowed in `not ...` effects".into(),
+                                ));
+                            }
+                            _ => {
+                                return Err(err(
+                                    off,
+                                    format!(
+                                        "atom arguments must be `?var` or object ids, found {a:?}"
+                                    ),
+                                ));
+                            }
                         }
                     }
-                    out.push(CLit::Atom { neg, pred: p, args: cargs });
+                    out.push(CLit::Atom {
+                        neg,
+                        pred: p,
+                        args: cargs,
+                    });
                 }
                 Literal::Cmp { op, lhs, rhs } => {
                     let val = |t: &Term, other_is_attr: bool| -> R<CVal> {
                         Ok(match t {
                             Term::Var(v) => CVal::Var(var(scope, v, off)?),
                             Term::Attr(v, a) => CVal::Attr(var(scope, v, off)?, a.clone()),
-                            Term::Word(w) if !other_is_attr => CVal::Obj(self.obj(w, anchors, s, off)?),
+                            Term::Word(w) if !other_is_attr => {
+                                CVal::Obj(self.obj(w, anchors, s, off)?)
+                            }
                             Term::Word(w) | Term::Str(w) => CVal::Lit(AttrValue::Str(w.clone())),
                             Term::Num(n) => CVal::Lit(AttrValue::Float(*n)),
                             Term::Wild => return Err(err(off, "`_` cannot be compared".into())),
@@ -823,7 +1063,10 @@ impl Cx<'_> {
                         return Err(err(off, "a comparison must compare objects with objects (`?a = ?b`) or values with values (`?a.color = red`)".into()));
                     }
                     if is_obj(&l) && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
-                        return Err(err(off, "objects can only be compared with `=` or `!=`".into()));
+                        return Err(err(
+                            off,
+                            "objects can only be compared with `=` or `!=`".into(),
+                        ));
                     }
                     out.push(CLit::Cmp { op, lhs: l, rhs: r });
                 }
@@ -845,13 +1088,29 @@ impl Cx<'_> {
     }
 
     fn template(&self, anchors: &[&str], s: &str, scope: &Scope) -> R<Template> {
-        let pieces = expr::parse_template(s).map_err(|e| self.loc.error(anchors, s, e.offset, format!("syntax: {}", e.message)))?;
+        let pieces = expr::parse_template(s).map_err(|e| {
+            self.loc
+                .error(anchors, s, e.offset, format!("syntax: {}", e.message))
+        })?;
         pieces
             .into_iter()
             .map(|(p, off)| {
                 let slot = |v: &str| {
                     scope.slot(v).ok_or_else(|| {
-                        self.loc.error(anchors, s, off, format!("unknown variable `{{{v}}}` in template (available: {})", scope.vars.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")))
+                        self.loc.error(
+                            anchors,
+                            s,
+                            off,
+                            format!(
+                                "unknown variable `{{{v}}}` in template (available: {})",
+                                scope
+                                    .vars
+                                    .iter()
+                                    .map(|(n, _)| n.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
                     })
                 };
                 Ok(match p {
@@ -861,9 +1120,19 @@ impl Cx<'_> {
                         let sl = slot(&v)?;
                         let t = scope.vars[sl].1;
                         let known = ["name", "type", "id"].contains(&a.as_str())
-                            || self.w.objects_of[t as usize].iter().any(|&o| self.w.objects[o as usize].attrs.contains_key(&a));
+                            || self.w.objects_of[t as usize]
+                                .iter()
+                                .any(|&o| self.w.objects[o as usize].attrs.contains_key(&a));
                         if !known {
-                            return Err(self.loc.error(anchors, s, off, format!("no `{}` object has an attribute `{a}`", self.w.types[t as usize].name)));
+                            return Err(self.loc.error(
+                                anchors,
+                                s,
+                                off,
+                                format!(
+                                    "no `{}` object has an attribute `{a}`",
+                                    self.w.types[t as usize].name
+                                ),
+                            ));
                         }
                         TPiece::Attr(sl, a)
                     }
@@ -877,7 +1146,12 @@ impl Cx<'_> {
         let mut scope = Scope::default();
         for (v, t) in a.params.iter().chain(&a.bind) {
             if scope.slot(v).is_some() {
-                return Err(self.loc.error(anchors, v, 0, format!("variable `{v}` declared twice")));
+                return Err(self.loc.error(
+                    anchors,
+                    v,
+                    0,
+                    format!("variable `{v}` declared twice"),
+                ));
             }
             scope.vars.push((v.clone(), self.ty(t, anchors)?));
         }
@@ -894,20 +1168,38 @@ impl Cx<'_> {
         }
         for k in a.fail.keys() {
             if !a.pre.contains(k) {
-                return Err(self.loc.error(anchors, k, 0, format!("`fail` key `{k}` is not one of the action's `pre` strings")));
+                return Err(self.loc.error(
+                    anchors,
+                    k,
+                    0,
+                    format!("`fail` key `{k}` is not one of the action's `pre` strings"),
+                ));
             }
         }
         let mut effects = vec![];
         for e in &a.effect {
             for l in self.literals(anchors, e, &mut scope, false)? {
                 if let CLit::Cmp { .. } = l {
-                    return Err(self.loc.error(anchors, e, 0, "effects must be atoms (`pred(..)` adds, `not pred(..)` deletes)"));
+                    return Err(self.loc.error(
+                        anchors,
+                        e,
+                        0,
+                        "effects must be atoms (`pred(..)` adds, `not pred(..)` deletes)",
+                    ));
                 }
                 effects.push(l);
             }
         }
-        let otherwise = a.otherwise.as_ref().map(|m| self.template(anchors, m, &scope)).transpose()?;
-        let message = a.message.as_ref().map(|m| self.template(anchors, m, &scope)).transpose()?;
+        let otherwise = a
+            .otherwise
+            .as_ref()
+            .map(|m| self.template(anchors, m, &scope))
+            .transpose()?;
+        let message = a
+            .message
+            .as_ref()
+            .map(|m| self.template(anchors, m, &scope))
+            .transpose()?;
         Ok(ActionSchema {
             name: a.name.clone(),
             vars: scope.vars,
@@ -934,25 +1226,51 @@ impl Cx<'_> {
             Count::Fixed(n) => CCount::Fixed(*n),
             Count::Knob(k) => {
                 if let Some(l) = levels.iter().find(|l| !l.knobs.contains_key(k)) {
-                    return Err(self.loc.error(anchors, k, 0, format!("knob `{k}` is not set by the level with difficulty {}", l.difficulty)));
+                    return Err(self.loc.error(
+                        anchors,
+                        k,
+                        0,
+                        format!(
+                            "knob `{k}` is not set by the level with difficulty {}",
+                            l.difficulty
+                        ),
+                    ));
                 }
                 CCount::Knob(k.clone())
             }
         })
     }
 
-    fn setup(&self, steps: &[SetupStep], scope: &mut Scope, anchors: &[&str], levels: &[ast::LevelDef]) -> R<Vec<CSetup>> {
+    fn setup(
+        &self,
+        steps: &[SetupStep],
+        scope: &mut Scope,
+        anchors: &[&str],
+        levels: &[ast::LevelDef],
+    ) -> R<Vec<CSetup>> {
         let mut out = vec![];
         for s in steps {
             out.push(match s {
                 SetupStep::Choose { var, ty, filter } => {
                     if scope.slot(var).is_some() {
-                        return Err(self.loc.error(anchors, var, 0, format!("task variable `{var}` chosen twice")));
+                        return Err(self.loc.error(
+                            anchors,
+                            var,
+                            0,
+                            format!("task variable `{var}` chosen twice"),
+                        ));
                     }
                     let t = self.ty(ty, anchors)?;
                     scope.vars.push((var.clone(), t));
-                    let filter = filter.as_ref().map(|f| self.cond(anchors, std::slice::from_ref(f), scope)).transpose()?;
-                    CSetup::Choose { slot: scope.vars.len() - 1, ty: t, filter }
+                    let filter = filter
+                        .as_ref()
+                        .map(|f| self.cond(anchors, std::slice::from_ref(f), scope))
+                        .transpose()?;
+                    CSetup::Choose {
+                        slot: scope.vars.len() - 1,
+                        ty: t,
+                        filter,
+                    }
                 }
                 SetupStep::Limit { ty, keep } => CSetup::Limit {
                     ty: self.ty(ty, anchors)?,
@@ -960,19 +1278,36 @@ impl Cx<'_> {
                 },
                 SetupStep::LimitPlaces { count } => {
                     if self.w.places.is_none() {
-                        return Err(self.loc.error(anchors, "LimitPlaces", 0, "LimitPlaces needs a `places` section"));
+                        return Err(self.loc.error(
+                            anchors,
+                            "LimitPlaces",
+                            0,
+                            "LimitPlaces needs a `places` section",
+                        ));
                     }
                     CSetup::LimitPlaces {
                         count: self.count(count, anchors, levels)?,
                     }
                 }
-                SetupStep::Place { what, pred, among, filter } => {
+                SetupStep::Place {
+                    what,
+                    pred,
+                    among,
+                    filter,
+                } => {
                     let among_t = self.ty(among, anchors)?;
                     let p = self.pred(pred, anchors, pred, 0)?;
                     let base = scope.vars.len();
                     let (what_c, it_t) = match what.strip_prefix('?') {
                         Some(v) => {
-                            let slot = scope.slot(v).ok_or_else(|| self.loc.error(anchors, what, 0, format!("unknown task variable `{what}`")))?;
+                            let slot = scope.slot(v).ok_or_else(|| {
+                                self.loc.error(
+                                    anchors,
+                                    what,
+                                    0,
+                                    format!("unknown task variable `{what}`"),
+                                )
+                            })?;
                             (PlaceWhat::Var(slot), scope.vars[slot].1)
                         }
                         None => {
@@ -981,21 +1316,45 @@ impl Cx<'_> {
                         }
                     };
                     let pt = &self.w.preds[p as usize].params;
-                    if pt.len() != 2 || !self.w.is_subtype(it_t, pt[0]) || !self.w.is_subtype(among_t, pt[1]) {
-                        return Err(self.loc.error(anchors, pred, 0, format!("type mismatch: Place needs `{pred}` to take ({what}, {among})")));
+                    if pt.len() != 2
+                        || !self.w.is_subtype(it_t, pt[0])
+                        || !self.w.is_subtype(among_t, pt[1])
+                    {
+                        return Err(self.loc.error(
+                            anchors,
+                            pred,
+                            0,
+                            format!(
+                                "type mismatch: Place needs `{pred}` to take ({what}, {among})"
+                            ),
+                        ));
                     }
                     let mut sc = scope.clone();
                     sc.vars.push(("it".into(), it_t));
                     sc.vars.push(("at".into(), among_t));
-                    let filter = filter.as_ref().map(|f| self.cond(anchors, std::slice::from_ref(f), &sc)).transpose()?;
-                    CSetup::Place { what: what_c, pred: p, among: among_t, filter, base }
+                    let filter = filter
+                        .as_ref()
+                        .map(|f| self.cond(anchors, std::slice::from_ref(f), &sc))
+                        .transpose()?;
+                    CSetup::Place {
+                        what: what_c,
+                        pred: p,
+                        among: among_t,
+                        filter,
+                        base,
+                    }
                 }
                 SetupStep::Assert(facts) => {
                     let mut lits = vec![];
                     for f in facts {
                         for l in self.literals(anchors, f, &mut scope.clone(), false)? {
                             if !matches!(l, CLit::Atom { .. }) {
-                                return Err(self.loc.error(anchors, f, 0, "Assert takes atoms (`pred(..)` or `not pred(..)`)"));
+                                return Err(self.loc.error(
+                                    anchors,
+                                    f,
+                                    0,
+                                    "Assert takes atoms (`pred(..)` or `not pred(..)`)",
+                                ));
                             }
                             lits.push(l);
                         }
@@ -1014,7 +1373,12 @@ impl Cx<'_> {
     fn template_def(&self, t: &ast::TaskTemplateDef, default_max: u32) -> R<TaskTemplate> {
         let anchors: &[&str] = &["tasks", &t.id];
         if t.levels.is_empty() {
-            return Err(self.loc.error(anchors, &t.id, 0, "a task template needs at least one level"));
+            return Err(self.loc.error(
+                anchors,
+                &t.id,
+                0,
+                "a task template needs at least one level",
+            ));
         }
         let mut scope = Scope::default();
         let setup = self.setup(&t.setup, &mut scope, anchors, &t.levels)?;
@@ -1023,8 +1387,16 @@ impl Cx<'_> {
         if goal.lits.is_empty() {
             return Err(self.loc.error(anchors, &t.id, 0, "the goal is empty"));
         }
-        let ends_when = t.ends_when.as_ref().map(|e| self.cond(anchors, std::slice::from_ref(e), &scope)).transpose()?;
-        let partial = t.partial.iter().map(|p| self.cond(anchors, std::slice::from_ref(p), &scope)).collect::<R<Vec<_>>>()?;
+        let ends_when = t
+            .ends_when
+            .as_ref()
+            .map(|e| self.cond(anchors, std::slice::from_ref(e), &scope))
+            .transpose()?;
+        let partial = t
+            .partial
+            .iter()
+            .map(|p| self.cond(anchors, std::slice::from_ref(p), &scope))
+            .collect::<R<Vec<_>>>()?;
         let mut levels = vec![];
         for l in &t.levels {
             let mut sc = scope.clone();
@@ -1033,7 +1405,9 @@ impl Cx<'_> {
                 knobs: l.knobs.clone(),
                 setup: self.setup(&l.setup, &mut sc, anchors, std::slice::from_ref(l))?,
                 max_steps: l.max_steps.unwrap_or(default_max),
-                require: (!l.require.is_empty()).then(|| self.cond(anchors, &l.require, &sc)).transpose()?,
+                require: (!l.require.is_empty())
+                    .then(|| self.cond(anchors, &l.require, &sc))
+                    .transpose()?,
             });
         }
         Ok(TaskTemplate {
@@ -1048,4 +1422,3 @@ impl Cx<'_> {
         })
     }
 }
-
