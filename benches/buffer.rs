@@ -10,7 +10,7 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use dreamgym_buffer::{
     ApproxParams, BufferConfig, BufferRecord, DurableLog, EpisodeMeta, FsyncPolicy, Outcome,
-    Provenance, ReplayBuffer, Step, TailRule, Task, TaskOrigin, transition_text,
+    Provenance, ReplayBuffer, TailRule, Task, TaskOrigin, transition_text,
 };
 use dreamgym_sim::{Env, ScenarioEnv, TaskSpec};
 use rand::{RngExt, SeedableRng};
@@ -67,16 +67,7 @@ fn transitions(n: usize) -> Vec<BufferRecord> {
             out.push(BufferRecord {
                 episode: meta.clone(),
                 t,
-                step: Step {
-                    state: obs,
-                    action: a,
-                    reward: r.reward,
-                    next_state: r.observation.clone(),
-                    done: r.done,
-                    truncated: r.truncated,
-                    reasoning: None,
-                    provenance: Provenance::Real,
-                },
+                step: r.to_step(obs, a),
             });
             obs = r.observation;
             if r.done || r.truncated || out.len() >= n {

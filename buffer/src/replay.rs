@@ -132,6 +132,8 @@ pub struct ReplayBuffer {
     synthetic_fifo: VecDeque<u64>,
     index: ExactIndex,
     approx: Option<ApproxIndex>,
+    /// Records added since the approximate index was built (searched exactly beside it).
+    fresh: ExactIndex,
     log: Option<DurableLog>,
     next_id: u64,
     next_episode: u64,
@@ -157,6 +159,7 @@ impl ReplayBuffer {
             synthetic_fifo: VecDeque::new(),
             index: ExactIndex::new(dim),
             approx: None,
+            fresh: ExactIndex::new(dim),
             log: None,
             next_id: 0,
             next_episode: 0,
@@ -292,6 +295,9 @@ impl ReplayBuffer {
             &mut v,
         );
         self.index.add(id, &v);
+        if self.approx.is_some() {
+            self.fresh.add(id, &v);
+        }
         match rec.provenance() {
             Provenance::Real => self.real_live.push(id),
             Provenance::Synthetic => self.synthetic_fifo.push_back(id),
@@ -305,6 +311,7 @@ impl ReplayBuffer {
     fn remove_live(&mut self, id: u64) {
         self.records.remove(&id);
         self.index.remove(id);
+        self.fresh.remove(id);
         if let Some(p) = self.live_pos.remove(&id) {
             self.live.swap_remove(p);
             if let Some(&moved) = self.live.get(p) {
@@ -408,17 +415,25 @@ impl ReplayBuffer {
         }
     }
 
-    /// Approximate top-k (falls back to exact search when no approximate index was built);
-    /// records evicted since the index was built are skipped.
+    /// Approximate top-k (exact search when no approximate index was built). Records evicted since
+    /// the build are skipped; records added since the build are searched exactly and merged in, so
+    /// the index never hides new experience (rebuild when many have accumulated).
     pub fn retrieve_approx(&self, query: &[f32], k: usize) -> Vec<(Hit, &BufferRecord)> {
         let Some(approx) = &self.approx else {
             return self.retrieve_vec(query, k);
         };
-        approx
-            .search_filtered(query, k, |id| self.records.contains_key(&id))
-            .into_iter()
+        let mut hits = approx.search_filtered(query, k, |id| self.records.contains_key(&id));
+        hits.extend(self.fresh.search(query, k));
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        hits.truncate(k);
+        hits.into_iter()
             .map(|h| (h, &self.records[&h.id]))
             .collect()
+    }
+
+    /// Records added since the approximate index was built.
+    pub fn unindexed(&self) -> usize {
+        self.fresh.len()
     }
 
     /// Counts of the buffer's contents.
@@ -617,6 +632,19 @@ mod tests {
             &target.step.action,
         ));
         assert_eq!(b.retrieve_approx(&q, 3)[0].1, &target);
+        // a transition added after the build is found too
+        let mut t = traj(99, 1, Provenance::Synthetic);
+        t.steps[0].action = "unlock the treasure chest".into();
+        t.steps[0].state.lines = vec!["[chest] object: a treasure chest".into()];
+        b.push_trajectory(&t).unwrap();
+        assert_eq!(b.unindexed(), 1);
+        let q = b.embedder().embed(&transition_text(
+            &t.steps[0].state.lines,
+            &t.steps[0].action,
+        ));
+        let got = b.retrieve_approx(&q, 3);
+        assert_eq!(got[0].1.step, t.steps[0]);
+        assert_eq!(got.len(), 3);
     }
 
     #[test]

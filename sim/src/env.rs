@@ -1,7 +1,7 @@
 //! The `Env` trait: what every real environment (scenario engine, bridged env) and every
 //! experience model posing as one implements.
 
-use dreamgym_buffer::{Observation, Task};
+use dreamgym_buffer::{Observation, Provenance, Step, Task};
 use std::collections::BTreeMap;
 
 /// Which task to reset to; the concrete instance is a function of this and the seed.
@@ -28,6 +28,22 @@ pub struct StepResult {
     pub success: bool,
     /// Extra information (e.g. `valid` = whether the action was applicable).
     pub info: BTreeMap<String, String>,
+}
+
+impl StepResult {
+    /// The real transition this result completes, given the observation the action was taken in.
+    pub fn to_step(&self, state: Observation, action: String) -> Step {
+        Step {
+            state,
+            action,
+            reward: self.reward,
+            next_state: self.observation.clone(),
+            done: self.done,
+            truncated: self.truncated,
+            reasoning: None,
+            provenance: Provenance::Real,
+        }
+    }
 }
 
 /// Errors of environments.

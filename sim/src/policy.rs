@@ -1,18 +1,20 @@
 //! Behaviour policies for offline data (expert, random, epsilon-noisy expert) and episode collection.
 
 use crate::env::{Env, EnvError, TaskSpec};
-use dreamgym_buffer::{Provenance, Step, Trajectory};
+use dreamgym_buffer::{Provenance, Trajectory};
 use rand::RngExt;
 use std::str::FromStr;
 
 /// A policy that generates offline trajectories.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BehaviourPolicy {
-    /// Follow the env's expert (for scenarios: the generic planner).
+    /// Follow the env's expert (for scenarios: the generic planner); an episode where the expert
+    /// finds no plan is an error, never silently filled with random actions.
     Expert,
     /// Uniform over the admissible actions.
     Random,
-    /// Random admissible action with probability `epsilon`, else the expert's.
+    /// Random admissible action with probability `epsilon`, else the expert's (random as well where
+    /// the noise has led to a state from which the expert finds no plan).
     NoisyExpert {
         /// Probability of a random action.
         epsilon: f64,
@@ -77,7 +79,20 @@ pub fn collect_episode(
             };
         let action = match policy {
             BehaviourPolicy::Random => random(rng, &obs),
-            BehaviourPolicy::Expert => env.expert_action()?.or_else(|| random(rng, &obs)),
+            BehaviourPolicy::Expert => match env.expert_action()? {
+                Some(a) => Some(a),
+                None => {
+                    return Err(EnvError::Other {
+                        env: env.id().to_string(),
+                        message: format!(
+                            "the expert found no plan for task {} ({}) after {} steps",
+                            task.id,
+                            task.instruction,
+                            steps.len()
+                        ),
+                    });
+                }
+            },
             BehaviourPolicy::NoisyExpert { epsilon } => {
                 if rng.random_bool(epsilon) {
                     random(rng, &obs)
@@ -95,16 +110,7 @@ pub fn collect_episode(
         let r = env.step(&action)?;
         success |= r.success;
         let end = r.done || r.truncated;
-        steps.push(Step {
-            state: obs,
-            action,
-            reward: r.reward,
-            next_state: r.observation.clone(),
-            done: r.done,
-            truncated: r.truncated,
-            reasoning: None,
-            provenance: Provenance::Real,
-        });
+        steps.push(r.to_step(obs, action));
         obs = r.observation;
         if end {
             break;
