@@ -4,7 +4,10 @@ use crate::collect::collect;
 use crate::envs::{load_world, open_env};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use dreamgym_buffer::{BufferConfig, ReplayBuffer, TailRule};
+use dreamgym_buffer::{BufferConfig, CapacityOnOpen, ReplayBuffer, TailRule};
+
+/// Capacity of a buffer created without `--capacity`.
+const DEFAULT_CAPACITY: usize = 1_000_000;
 use dreamgym_sim::policy::BehaviourPolicy;
 use dreamgym_sim::{Env, TaskSpec};
 use std::io::{BufRead, Write};
@@ -101,9 +104,10 @@ pub enum BufferCmd {
         buffer: PathBuf,
         /// JSONL file of trajectories.
         jsonl: PathBuf,
-        /// Capacity.
-        #[arg(long, default_value_t = 1_000_000)]
-        capacity: usize,
+        /// Capacity (records); default: what the buffer's log says, 1,000,000 for a new buffer.
+        /// Real records are never evicted; the oldest synthetic ones make room.
+        #[arg(long)]
+        capacity: Option<usize>,
     },
     /// Write the live records of a durable buffer as trajectories in JSONL.
     Export {
@@ -301,7 +305,7 @@ fn buffer(cmd: BufferCmd) -> Result<()> {
             if !buffer.exists() {
                 bail!("{}: no such buffer", buffer.display());
             }
-            let (b, rec) = ReplayBuffer::open(&buffer, cfg(usize::MAX))
+            let (b, rec) = ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY))
                 .with_context(|| format!("opening buffer {}", buffer.display()))?;
             let s = b.stats();
             if json {
@@ -330,8 +334,11 @@ fn buffer(cmd: BufferCmd) -> Result<()> {
             jsonl,
             capacity,
         } => {
-            let (mut b, rec) = ReplayBuffer::open(&buffer, cfg(capacity))
-                .with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let (mut b, rec) = match capacity {
+                Some(c) => ReplayBuffer::open(&buffer, cfg(c)),
+                None => ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY)),
+            }
+            .with_context(|| format!("opening buffer {}", buffer.display()))?;
             eprintln!("{}: {rec}", buffer.display());
             let (t, s) = b.import_jsonl(&jsonl)?;
             b.sync()?;
@@ -343,7 +350,7 @@ fn buffer(cmd: BufferCmd) -> Result<()> {
             Ok(())
         }
         BufferCmd::Export { buffer, out } => {
-            let (b, _) = ReplayBuffer::open(&buffer, cfg(usize::MAX))
+            let (b, _) = ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY))
                 .with_context(|| format!("opening buffer {}", buffer.display()))?;
             let n = b.export_jsonl(&out)?;
             println!(
@@ -354,8 +361,12 @@ fn buffer(cmd: BufferCmd) -> Result<()> {
             Ok(())
         }
         BufferCmd::Repair { buffer } => {
-            let (_, rec) =
-                ReplayBuffer::open_with(&buffer, cfg(usize::MAX), TailRule::CutAtFirstBad)?;
+            let (_, rec) = ReplayBuffer::open_with(
+                &buffer,
+                cfg(DEFAULT_CAPACITY),
+                TailRule::CutAtFirstBad,
+                CapacityOnOpen::AsLogged,
+            )?;
             println!("{}: {rec}", buffer.display());
             Ok(())
         }

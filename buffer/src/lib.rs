@@ -13,4 +13,6 @@ pub use index::{ApproxIndex, ApproxParams, ExactIndex, Hit};
 pub use jsonl::{FORMAT_VERSION, JsonlError, JsonlWriter};
 pub use log::{DurableLog, FsyncPolicy, LogError, Recovery, TailRule};
 pub use records::{Observation, Outcome, Provenance, Step, Task, TaskOrigin, Trajectory};
-pub use replay::{BufferConfig, BufferError, BufferRecord, BufferStats, EpisodeMeta, ReplayBuffer};
+pub use replay::{
+    BufferConfig, BufferError, BufferRecord, BufferStats, CapacityOnOpen, EpisodeMeta, ReplayBuffer,
+};

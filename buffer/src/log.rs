@@ -9,6 +9,9 @@
 //! so far durable, and dropping the log syncs. `Always` syncs after every append; `Never` leaves
 //! syncing to the OS (flushes on drop only).
 //!
+//! **Exclusive**: an open log holds an advisory lock on its file; a second open fails with
+//! [`LogError::Locked`] instead of interleaving writes.
+//!
 //! **Recovery**: [`DurableLog::open`] returns every complete, checksum-valid record. A torn or
 //! corrupted *tail* (incomplete header, payload past end of file, bad checksum on the last frame, or
 //! zero-filled bytes) is cut off and described in [`Recovery`]. A bad frame followed by more data is
@@ -138,6 +141,14 @@ pub enum LogError {
         /// What is wrong with the frame.
         problem: TailProblem,
     },
+    /// Another open log (in this or another process) holds the file's lock.
+    #[error(
+        "{path}: the log is open elsewhere (another dreamgym process or buffer holds its lock)"
+    )]
+    Locked {
+        /// The file.
+        path: PathBuf,
+    },
     /// A record handed to `append` is empty or too large.
     #[error("{path}: record of {len} bytes cannot be logged (must be 1..={MAX_PAYLOAD})")]
     BadRecord {
@@ -195,6 +206,15 @@ impl DurableLog {
             .truncate(false)
             .open(path)
             .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LogError::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
         let file_len = file.metadata().map_err(io)?.len();
         let mut recovery = Recovery::default();
         if file_len < HEADER_LEN {
@@ -615,6 +635,17 @@ mod tests {
         let (got, rec) = read_all(&path).unwrap();
         assert_eq!(got, recs);
         assert_eq!(rec.truncated_bytes, 100);
+    }
+
+    #[test]
+    fn a_log_cannot_be_opened_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let first =
+            DurableLog::open(&path, FsyncPolicy::Never, TailRule::CutTailOnly, |_| Ok(())).unwrap();
+        assert!(matches!(read_all(&path), Err(LogError::Locked { .. })));
+        drop(first);
+        assert!(read_all(&path).is_ok());
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! synthetic record to evict is refused with [`BufferError::Full`].
 //!
 //! **Durability**: a buffer opened with [`ReplayBuffer::open`] appends every admitted record to a
-//! [`DurableLog`] before it becomes visible. Evictions are not logged: replaying the log through the
-//! same eviction rule reproduces the same live set. [`ReplayBuffer::compact`] rewrites the log with
-//! only the live records.
+//! [`DurableLog`] before it becomes visible. Evictions are not logged; the capacity is (an entry
+//! `{"capacity":N}` when a log is created and whenever it changes), so replaying the log through
+//! the same eviction rule reproduces the same live set. [`ReplayBuffer::compact`] rewrites the log
+//! with only the live records.
 
 use crate::embed::{Embedder, HashedNgramEmbedder, transition_text};
 use crate::index::{ApproxIndex, ApproxParams, ExactIndex, Hit};
@@ -58,6 +59,27 @@ impl BufferRecord {
     pub fn provenance(&self) -> Provenance {
         self.step.provenance
     }
+}
+
+/// How [`ReplayBuffer::open_with`] treats the capacity of an existing log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapacityOnOpen {
+    /// Apply the configured capacity (logging the change).
+    FromConfig,
+    /// Keep the capacity the log records.
+    AsLogged,
+}
+
+/// Log entry recording a capacity (replayed in order, so evictions replay exactly).
+fn capacity_entry(capacity: usize) -> Vec<u8> {
+    format!("{{\"capacity\":{capacity}}}").into_bytes()
+}
+
+fn parse_capacity_entry(payload: &[u8]) -> Option<usize> {
+    let rest = payload
+        .strip_prefix(b"{\"capacity\":")?
+        .strip_suffix(b"}")?;
+    std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
 /// Buffer settings.
@@ -168,25 +190,82 @@ impl ReplayBuffer {
     }
 
     /// Open (or create) a durable buffer at `path`: replays the log, cuts a torn tail, and reports
-    /// what recovery did.
+    /// what recovery did. `config.capacity` applies from now on (a change is logged, and a smaller
+    /// capacity evicts synthetic records).
     pub fn open(path: &Path, config: BufferConfig) -> Result<(Self, Recovery), BufferError> {
-        Self::open_with(path, config, TailRule::CutTailOnly)
+        Self::open_with(
+            path,
+            config,
+            TailRule::CutTailOnly,
+            CapacityOnOpen::FromConfig,
+        )
     }
 
-    /// Like [`open`](Self::open) with an explicit rule for bad frames.
+    /// Open a durable buffer with the capacity its log records (`config.capacity` only serves a
+    /// new log): for inspecting a buffer without changing it.
+    pub fn open_as_logged(
+        path: &Path,
+        config: BufferConfig,
+    ) -> Result<(Self, Recovery), BufferError> {
+        Self::open_with(
+            path,
+            config,
+            TailRule::CutTailOnly,
+            CapacityOnOpen::AsLogged,
+        )
+    }
+
+    /// Like [`open`](Self::open) with an explicit rule for bad frames and for the capacity.
     pub fn open_with(
         path: &Path,
         config: BufferConfig,
         rule: TailRule,
+        capacity: CapacityOnOpen,
     ) -> Result<(Self, Recovery), BufferError> {
         let mut buf = Self::new(config);
+        let mut logged_capacity = None;
         let (log, recovery) = DurableLog::open(path, config.fsync, rule, |payload| {
+            if let Some(n) = parse_capacity_entry(payload) {
+                logged_capacity = Some(n);
+                buf.apply_capacity(n);
+                return Ok(());
+            }
             let rec: BufferRecord =
                 serde_json::from_slice(payload).map_err(|e| format!("not a buffer record: {e}"))?;
             buf.insert(rec).map(|_| ()).map_err(|e| e.to_string())
         })?;
         buf.log = Some(log);
+        match (capacity, logged_capacity) {
+            (CapacityOnOpen::AsLogged, Some(_)) => {}
+            (_, Some(n)) if n == config.capacity => {}
+            _ => {
+                buf.set_capacity(config.capacity)?;
+            }
+        }
         Ok((buf, recovery))
+    }
+
+    /// Change the capacity (logged in a durable buffer); a smaller one evicts the oldest synthetic
+    /// records. Returns how many were evicted.
+    pub fn set_capacity(&mut self, capacity: usize) -> Result<usize, BufferError> {
+        if let Some(log) = &mut self.log {
+            log.append(&capacity_entry(capacity))?;
+        }
+        Ok(self.apply_capacity(capacity))
+    }
+
+    fn apply_capacity(&mut self, capacity: usize) -> usize {
+        self.config.capacity = capacity;
+        let mut n = 0;
+        while self.live.len() > capacity {
+            let Some(old) = self.synthetic_fifo.pop_front() else {
+                break;
+            };
+            self.remove_live(old);
+            self.evicted += 1;
+            n += 1;
+        }
+        n
     }
 
     /// The buffer's settings.
@@ -335,10 +414,11 @@ impl ReplayBuffer {
         };
         let path = log.path().to_path_buf();
         drop(log);
-        let payloads: Vec<Vec<u8>> = self
-            .iter()
-            .map(|(_, r)| serde_json::to_vec(r).expect("buffer records always serialise"))
-            .collect();
+        let mut payloads: Vec<Vec<u8>> = vec![capacity_entry(self.config.capacity)];
+        payloads.extend(
+            self.iter()
+                .map(|(_, r)| serde_json::to_vec(r).expect("buffer records always serialise")),
+        );
         DurableLog::rewrite(&path, payloads.iter().map(|p| p.as_slice()))?;
         let (log, _) =
             DurableLog::open(&path, self.config.fsync, TailRule::CutTailOnly, |_| Ok(()))?;
@@ -680,14 +760,19 @@ mod tests {
             b.push_trajectory(&traj(3, 5, Provenance::Synthetic))
                 .unwrap();
         }
+        // opened as logged with another capacity: the logged 12 still rules the replay
+        let (b, rec) = ReplayBuffer::open_as_logged(&path, cfg(1000)).unwrap();
+        assert_eq!(rec.records, 16, "15 records and the capacity entry");
+        assert_eq!((b.len(), b.config().capacity), (12, 12));
+        drop(b);
         let (mut b, rec) = ReplayBuffer::open(&path, cfg(12)).unwrap();
-        assert_eq!(rec.records, 15);
+        assert_eq!(rec.records, 16);
         let s = b.stats();
         assert_eq!((s.records, s.real, s.synthetic, s.evicted), (12, 5, 7, 3));
         b.compact().unwrap();
         drop(b);
         let (b, rec) = ReplayBuffer::open(&path, cfg(12)).unwrap();
-        assert_eq!(rec.records, 12);
+        assert_eq!(rec.records, 13);
         assert_eq!(b.stats().evicted, 0);
         let out = dir.path().join("out.jsonl");
         assert_eq!(b.export_jsonl(&out).unwrap(), 3);
@@ -696,6 +781,28 @@ mod tests {
         assert_eq!(b2.stats().records, 12);
         let back = jsonl::read_file(&out).unwrap();
         assert_eq!(back[0], traj(1, 5, Provenance::Real));
+    }
+
+    #[test]
+    fn shrinking_the_capacity_is_logged_and_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("buf.dglog");
+        {
+            let (mut b, _) = ReplayBuffer::open(&path, cfg(100)).unwrap();
+            b.push_trajectory(&traj(1, 5, Provenance::Real)).unwrap();
+            b.push_trajectory(&traj(2, 10, Provenance::Synthetic))
+                .unwrap();
+        }
+        {
+            let (b, _) = ReplayBuffer::open(&path, cfg(8)).unwrap();
+            assert_eq!((b.len(), b.stats().synthetic), (8, 3));
+        }
+        // growing it again does not bring evicted records back
+        let (b, _) = ReplayBuffer::open(&path, cfg(100)).unwrap();
+        assert_eq!((b.len(), b.stats().synthetic, b.stats().evicted), (8, 3, 7));
+        drop(b);
+        let (b, _) = ReplayBuffer::open_as_logged(&path, cfg(5)).unwrap();
+        assert_eq!((b.len(), b.config().capacity), (8, 100));
     }
 
     #[test]
@@ -710,7 +817,7 @@ mod tests {
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 7).unwrap();
         let (b, rec) = ReplayBuffer::open(&path, cfg(100)).unwrap();
-        assert_eq!(rec.records, 3);
+        assert_eq!(rec.records, 4, "the capacity entry and 3 complete records");
         assert!(rec.truncated_bytes > 0);
         assert_eq!(b.len(), 3);
     }
