@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite (what the README's second command and CI run).
-# Reuses $CARGO_TARGET_DIR when set (keep one warm target dir outside the clone).
+# Sets up the Python venv with the real environments the bridge tests drive (cached in
+# $DREAMGYM_CACHE, default ~/.cache/dreamgym) and reuses $CARGO_TARGET_DIR when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DREAMGYM_PYTHON="$(bash scripts/setup-venv.sh)"
+export DREAMGYM_PYTHON
 cargo test --workspace --lib --bins --tests --locked
 cargo test --workspace --doc --locked
 # benchmarks are not run in CI, but they must keep compiling

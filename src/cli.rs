@@ -1,7 +1,7 @@
 //! Command-line interface.
 
 use crate::collect::collect;
-use crate::envs::{load_world, open_env};
+use crate::envs::{EnvFactory, load_world, open_scenario};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use dreamgym_buffer::{BufferConfig, CapacityOnOpen, ReplayBuffer, TailRule};
@@ -68,6 +68,12 @@ pub enum Command {
         /// Only this difficulty.
         #[arg(long)]
         difficulty: Option<u32>,
+        /// Environments run in parallel (each bridge is its own process).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// For bridge:NAME env ids: the command that runs your own bridge (docs/bridge.md).
+        #[arg(long)]
+        bridge_cmd: Option<String>,
     },
     /// Inspect and fill replay buffers.
     Buffer {
@@ -150,21 +156,16 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             template,
             difficulty,
+            workers,
+            bridge_cmd,
         } => {
             let policy: BehaviourPolicy = policy.parse().map_err(anyhow::Error::msg)?;
-            let mut e = open_env(&env)?;
-            let s = collect(
-                &mut e,
-                &TaskSpec {
-                    template,
-                    difficulty,
-                },
-                policy,
-                episodes,
-                seed,
-                &out,
-                true,
-            )?;
+            let envs = EnvFactory::new(&env, bridge_cmd.as_deref())?;
+            let spec = TaskSpec {
+                template,
+                difficulty,
+            };
+            let s = collect(&envs, &spec, policy, episodes, seed, workers, &out, true)?;
             println!(
                 "wrote {} episodes ({} steps, success {:.1}%) to {}",
                 s.episodes,
@@ -233,7 +234,7 @@ fn check(file: &std::path::Path) -> Result<()> {
 }
 
 fn play(file: &std::path::Path, spec: TaskSpec, seed: u64) -> Result<()> {
-    let mut env = open_env(&format!("scenario:{}", file.display()))?;
+    let mut env = open_scenario(&file.display().to_string())?;
     let mut obs = env.reset(&spec, seed)?;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();

@@ -1,12 +1,17 @@
-//! Offline data collection: run a behaviour policy for N episodes and write JSONL.
+//! Offline data collection: run a behaviour policy for N episodes (on N parallel environments if
+//! asked) and write JSONL in episode order.
 
-use anyhow::{Context, Result};
-use dreamgym_buffer::JsonlWriter;
+use crate::envs::EnvFactory;
+use anyhow::{Context, Result, anyhow};
+use dreamgym_buffer::{JsonlWriter, Trajectory};
+use dreamgym_sim::TaskSpec;
 use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
-use dreamgym_sim::{Env, TaskSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::channel;
 
 /// Totals of a collection run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,19 +24,26 @@ pub struct CollectSummary {
     pub successes: usize,
 }
 
-/// Collect `episodes` episodes; episode `i` resets with seed `seed * 1_000_003 + i` so runs with
-/// different seeds draw different task instances and the same seed reproduces the file exactly.
+/// The reset seed of episode `i` of a run with `seed`.
+pub fn episode_seed(seed: u64, i: usize) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(i as u64)
+}
+
+/// Collect `episodes` episodes with `workers` environments in parallel. Episode `i` resets with
+/// [`episode_seed`] and draws its policy's random choices from an RNG seeded by the same number,
+/// so the file is the same for any number of workers and the same seed reproduces it exactly.
+#[allow(clippy::too_many_arguments)]
 pub fn collect(
-    env: &mut dyn Env,
+    envs: &EnvFactory,
     spec: &TaskSpec,
     policy: BehaviourPolicy,
     episodes: usize,
     seed: u64,
+    workers: usize,
     out: &Path,
     progress: bool,
 ) -> Result<CollectSummary> {
     let mut w = JsonlWriter::create(out)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let bar = if progress {
         ProgressBar::new(episodes as u64)
     } else {
@@ -43,21 +55,61 @@ pub fn collect(
         )
         .expect("valid template"),
     );
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = channel::<(usize, Result<Trajectory>)>();
     let mut s = CollectSummary::default();
-    for i in 0..episodes {
-        let ep_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-        let t = collect_episode(env, spec, ep_seed, policy, &mut rng)
-            .with_context(|| format!("episode {i} (seed {ep_seed})"))?;
-        s.episodes += 1;
-        s.steps += t.steps.len();
-        s.successes += t.outcome.success as usize;
-        w.write(&t)?;
-        bar.inc(1);
-        bar.set_message(format!(
-            "success {:.0}%",
-            100.0 * s.successes as f64 / s.episodes as f64
-        ));
-    }
+    let workers = workers.clamp(1, episodes.max(1));
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                let mut env = envs.open();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= episodes {
+                        return;
+                    }
+                    let ep_seed = episode_seed(seed, i);
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(ep_seed ^ 0x5eed_5eed);
+                    let t = collect_episode(env.as_mut(), spec, ep_seed, policy, &mut rng)
+                        .with_context(|| format!("episode {i} (seed {ep_seed})"));
+                    let failed = t.is_err();
+                    if tx.send((i, t)).is_err() || failed {
+                        // stop this worker; the writer reports the first error
+                        next.store(episodes, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // write in episode order as results arrive
+        let mut pending: BTreeMap<usize, Trajectory> = BTreeMap::new();
+        let mut want = 0;
+        for (i, t) in rx {
+            let t = t?;
+            pending.insert(i, t);
+            while let Some(t) = pending.remove(&want) {
+                s.episodes += 1;
+                s.steps += t.steps.len();
+                s.successes += t.outcome.success as usize;
+                w.write(&t)?;
+                want += 1;
+                bar.inc(1);
+                bar.set_message(format!(
+                    "success {:.0}%",
+                    100.0 * s.successes as f64 / s.episodes as f64
+                ));
+            }
+        }
+        if want < episodes {
+            return Err(anyhow!(
+                "collection stopped after {want} of {episodes} episodes"
+            ));
+        }
+        Ok(())
+    })?;
     w.finish()?;
     bar.finish_and_clear();
     Ok(s)

@@ -1,22 +1,100 @@
-//! Environment ids (`scenario:PATH`) to environments.
+//! Environment ids to environments.
+//!
+//! * `scenario:PATH.ron` (or a bare `PATH.ron`): the scenario engine.
+//! * `bridge:NAME`: the shipped Python bridge serving `NAME` (`BabyAI-GoToLocal-v0`,
+//!   `twx:coin:numLocations=5,includeDoors=1`, ...), run by `$DREAMGYM_PYTHON`, else the venv made
+//!   by `scripts/setup-venv.sh` in `$DREAMGYM_CACHE` (default `~/.cache/dreamgym`), else `python3`.
+//! * `bridge:NAME` with a bridge command (`--bridge-cmd "<command line>"`): any program that speaks
+//!   the protocol of `docs/bridge.md`, sent `NAME` in every reset.
 
 use anyhow::{Context, Result, bail};
-use dreamgym_sim::{ScenarioEnv, World};
-use std::path::Path;
+use dreamgym_sim::{BridgeConfig, BridgeEnv, Env, ScenarioEnv, World};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Open the environment named by an env id. Supported: `scenario:PATH` (a bare path to a `.ron`
-/// file is accepted too).
-pub fn open_env(id: &str) -> Result<ScenarioEnv> {
-    let path = match id.strip_prefix("scenario:") {
-        Some(p) => p,
-        None if id.ends_with(".ron") => id,
-        None if id.starts_with("bridge:") => {
-            bail!("`{id}`: bridged environments are not available in this build yet")
+/// The cache directory for the venv and the bridge script.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("DREAMGYM_CACHE") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".cache").join("dreamgym")
+}
+
+/// The Python that runs the shipped bridge.
+pub fn bridge_python() -> String {
+    if let Ok(p) = std::env::var("DREAMGYM_PYTHON") {
+        return p;
+    }
+    let venv = cache_dir().join("venv/bin/python");
+    if venv.exists() {
+        return venv.display().to_string();
+    }
+    "python3".into()
+}
+
+/// Something that opens fresh instances of one environment (one per parallel worker).
+pub struct EnvFactory {
+    id: String,
+    kind: Kind,
+}
+
+enum Kind {
+    Scenario(Arc<World>, String),
+    Bridge(String, BridgeConfig),
+}
+
+impl EnvFactory {
+    /// Parse an env id (and an optional bridge command for `bridge:` ids).
+    pub fn new(id: &str, bridge_cmd: Option<&str>) -> Result<Self> {
+        let kind = if let Some(name) = id.strip_prefix("bridge:") {
+            if name.is_empty() {
+                bail!("`{id}`: expected bridge:NAME, e.g. bridge:BabyAI-GoToLocal-v0");
+            }
+            let cfg = match bridge_cmd {
+                Some(cmd) => BridgeConfig::shell(cmd),
+                None => BridgeConfig::python(&bridge_python(), &cache_dir().join("bridge"))
+                    .context("writing the bridge script to the cache")?,
+            };
+            Kind::Bridge(name.to_string(), cfg)
+        } else {
+            if bridge_cmd.is_some() {
+                bail!("--bridge-cmd only applies to bridge:NAME env ids, not `{id}`");
+            }
+            let path = match id.strip_prefix("scenario:") {
+                Some(p) => p,
+                None if id.ends_with(".ron") => id,
+                None => bail!("unknown env id `{id}`: expected scenario:PATH.ron or bridge:NAME"),
+            };
+            let world = load_world(Path::new(path))?;
+            Kind::Scenario(Arc::new(world), format!("scenario:{path}"))
+        };
+        Ok(Self {
+            id: id.to_string(),
+            kind,
+        })
+    }
+
+    /// The env id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A fresh environment.
+    pub fn open(&self) -> Box<dyn Env> {
+        match &self.kind {
+            Kind::Scenario(w, id) => Box::new(ScenarioEnv::new(w.clone(), id.clone())),
+            Kind::Bridge(name, cfg) => {
+                Box::new(BridgeEnv::new(self.id.clone(), name.clone(), cfg.clone()))
+            }
         }
-        None => bail!("unknown env id `{id}`: expected scenario:PATH.ron"),
-    };
-    let world = World::load(Path::new(path))?;
+    }
+}
+
+/// Open the scenario named by `scenario:PATH` (or a bare path).
+pub fn open_scenario(id: &str) -> Result<ScenarioEnv> {
+    let path = id.strip_prefix("scenario:").unwrap_or(id);
+    let world = load_world(Path::new(path))?;
     Ok(ScenarioEnv::new(
         Arc::new(world),
         format!("scenario:{path}"),

@@ -1,10 +1,12 @@
 //! `dreamgym-sim`: environments (the `Env` trait, the RON scenario engine), behaviour policies
 //! for offline data, and episode collection.
 
+pub mod bridge;
 pub mod env;
 pub mod policy;
 pub mod scenario;
 
+pub use bridge::{BridgeConfig, BridgeEnv};
 pub use env::{Env, EnvError, StepResult, TaskSpec};
 pub use policy::{BehaviourPolicy, collect_episode};
 pub use scenario::{ScenarioEnv, ScenarioError, World};

@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""dreamgym bridge: serves one environment over JSON lines on stdin/stdout (docs/bridge.md).
+
+Usage: python dreamgym_bridge.py            (the env is chosen by each `reset`)
+
+Adapters: `BabyAI-*` / `MiniGrid-*` levels (minigrid) and `twx:<game>:<params>` (TextWorldExpress).
+Everything a library prints goes to stderr: the protocol owns stdout.
+"""
+import json
+import os
+import sys
+import traceback
+
+PROTOCOL = 1
+
+# Keep the real stdout for the protocol and point fd 1 (and sys.stdout) at stderr, so that prints
+# from level generators ("Sampling rejected: ...") or Java never reach the protocol channel.
+_proto = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+
+def reply(obj):
+    _proto.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    _proto.flush()
+
+
+class BridgeError(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------------------- BabyAI
+class BabyAI:
+    ACTIONS = ["turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done"]
+
+    def __init__(self, env_id, params):
+        import gymnasium as gym
+        import minigrid  # noqa: F401  (registers the levels)
+        from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
+
+        self.gym = gym
+        self.idx_obj, self.idx_color = IDX_TO_OBJECT, IDX_TO_COLOR
+        try:
+            self.env = gym.make(env_id, **params)
+        except Exception as e:  # unknown level, bad kwargs
+            raise BridgeError(f"cannot make {env_id}: {e}")
+        self.env_id = env_id
+        self.bot = None
+        self.last_action = None
+
+    def capabilities(self):
+        return {"expert": True, "actions": self.ACTIONS}
+
+    def _describe(self, obs):
+        img = obs["image"]
+        lines = []
+        # the agent stands at (3, 6) of the 7x7 egocentric view, facing "up" (decreasing y)
+        n = 0
+        for y in range(7):
+            for x in range(7):
+                obj = self.idx_obj[int(img[x, y, 0])]
+                if obj in ("unseen", "empty", "floor", "wall", "agent") or (x, y) == (3, 6):
+                    continue
+                color = self.idx_color[int(img[x, y, 1])]
+                fwd, side = 6 - y, x - 3
+                where = []
+                if fwd:
+                    where.append(f"{fwd} step{'s' if fwd > 1 else ''} forward")
+                if side:
+                    where.append(f"{abs(side)} step{'s' if abs(side) > 1 else ''} {'right' if side > 0 else 'left'}")
+                if not where:
+                    where.append("right here")
+                state = ""
+                if obj == "door":
+                    state = ["open ", "closed ", "locked "][int(img[x, y, 2])]
+                n += 1
+                lines.append((fwd + abs(side), f"[{obj}{n}] {obj}: a {state}{color} {obj}, {' and '.join(where)}"))
+        lines.sort(key=lambda t: t[0])
+        out = [l for _, l in lines]
+        front = img[3, 5]
+        if self.idx_obj[int(front[0])] == "wall":
+            out.insert(0, "[wall] wall: a wall right in front of you")
+        carrying = self.env.unwrapped.carrying
+        if carrying is not None:
+            out.append(f"[carrying] carried: you carry a {carrying.color} {carrying.type}")
+        return out
+
+    def _obs(self, obs, feedback=""):
+        return {"lines": self._describe(obs), "instruction": obs["mission"], "admissible": self.ACTIONS, "feedback": feedback}
+
+    def reset(self, seed):
+        from minigrid.utils.baby_ai_bot import BabyAIBot
+
+        obs, _ = self.env.reset(seed=seed)
+        self.obs = obs
+        self.bot = BabyAIBot(self.env.unwrapped)
+        self.bot_planned = False
+        self.last_action = None
+        task = {"id": f"{self.env_id}/s{seed}", "instruction": obs["mission"], "params": {"level": self.env_id}}
+        return {"observation": self._obs(obs), "task": task}
+
+    def step(self, action):
+        if action not in self.ACTIONS:
+            raise BridgeError(f"unknown action {action!r}; BabyAI actions are: {', '.join(self.ACTIONS)}")
+        a = self.ACTIONS.index(action)
+        obs, reward, term, trunc, _ = self.env.step(a)
+        self.obs = obs
+        self.last_action = a
+        success = bool(term and reward > 0)
+        return {
+            "observation": self._obs(obs),
+            "reward": 1.0 if success else 0.0,
+            "done": bool(term),
+            "truncated": bool(trunc and not term),
+            "success": success,
+            "info": {"env_reward": f"{reward:.6f}"},
+        }
+
+    def expert(self):
+        from minigrid.utils.baby_ai_bot import BabyAIBot
+
+        # The bot tracks the episode through replan(action_taken); it can only be told about an
+        # action after it has planned once, and off-plan actions can confuse it: then it is
+        # rebuilt from the current state.
+        try:
+            a = self.bot.replan(self.last_action if self.bot_planned else None)
+        except Exception:
+            try:
+                self.bot = BabyAIBot(self.env.unwrapped)
+                a = self.bot.replan()
+            except Exception as e:
+                raise BridgeError(f"BabyAI bot failed: {type(e).__name__}: {e}")
+        self.bot_planned = True
+        self.last_action = None
+        return self.ACTIONS[int(a)]
+
+
+# ------------------------------------------------------------------------------- TextWorldExpress
+class TWX:
+    def __init__(self, env_id, params):
+        from textworld_express import TextWorldExpressEnv
+
+        parts = env_id.split(":", 2)
+        if len(parts) < 2 or not parts[1]:
+            raise BridgeError(f"twx env ids look like twx:<game>[:<params>], got {env_id!r}")
+        self.game = parts[1]
+        self.game_params = parts[2] if len(parts) > 2 else ""
+        self.step_limit = int(params.get("step_limit", 50))
+        self.env = TextWorldExpressEnv(envStepLimit=self.step_limit)
+        try:
+            self.env.load(gameName=self.game, gameParams=self.game_params)
+        except Exception as e:
+            raise BridgeError(f"cannot load {env_id}: {e}")
+        self.env_id = env_id
+
+    def capabilities(self):
+        return {"expert": True}
+
+    def _obs(self, text, info, feedback=""):
+        lines = []
+        for i, s in enumerate(x.strip() for x in text.replace("\n", ". ").split(". ")):
+            if s:
+                lines.append(f"[t{i}] text: {s.rstrip('.')}")
+        inv = info.get("inventory", "").strip()
+        if inv:
+            lines.append(f"[inventory] inventory: {' '.join(inv.split())}")
+        return {"lines": lines, "instruction": info.get("taskDescription", ""), "admissible": sorted(info["validActions"]), "feedback": feedback}
+
+    def reset(self, seed):
+        obs, info = self.env.reset(seed=seed, gameFold="train", generateGoldPath=True)
+        self.gold = list(self.env.getGoldActionSequence())
+        self.pos = 1 if self.gold and self.gold[0] == "look around" else 0
+        self.on_path = True
+        self.steps = 0
+        task = {"id": f"{self.env_id}/s{seed}", "instruction": info.get("taskDescription", ""), "params": {"game": self.game, "params": self.game_params}}
+        return {"observation": self._obs(info["look"], info), "task": task}
+
+    def step(self, action):
+        self.steps += 1
+        if self.on_path and self.pos < len(self.gold) and action == self.gold[self.pos]:
+            self.pos += 1
+        elif action not in ("look around", "inventory"):
+            self.on_path = False
+        obs, reward, done, info = self.env.step(action)
+        success = bool(info.get("tasksuccess"))
+        truncated = bool(done and not success and not info.get("taskfailure") and self.steps >= self.step_limit)
+        return {
+            "observation": self._obs(info["look"], info, feedback=obs.strip().split("\n")[0]),
+            "reward": 1.0 if success else 0.0,
+            "done": bool(done and not truncated),
+            "truncated": truncated,
+            "success": success,
+            "info": {"score": str(info.get("score"))},
+        }
+
+    def expert(self):
+        if not self.on_path or self.pos >= len(self.gold):
+            return None
+        return self.gold[self.pos]
+
+
+def make(env_id, params):
+    if env_id.startswith("twx:"):
+        return TWX(env_id, params)
+    if env_id.startswith("BabyAI-") or env_id.startswith("MiniGrid-"):
+        return BabyAI(env_id, params)
+    raise BridgeError(f"unknown env id {env_id!r}: expected BabyAI-*, MiniGrid-* or twx:<game>:<params>")
+
+
+def main():
+    reply({"type": "hello", "protocol": PROTOCOL, "adapters": ["BabyAI-*", "MiniGrid-*", "twx:<game>:<params>"], "capabilities": {"expert": True}})
+    env, env_key = None, None
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            req = json.loads(line)
+            op = req.get("op")
+            if op == "reset":
+                key = (req["env_id"], json.dumps(req.get("params") or {}, sort_keys=True))
+                if key != env_key:
+                    env, env_key = make(req["env_id"], req.get("params") or {}), key
+                out = env.reset(int(req.get("seed", 0)))
+                reply({"ok": True, "capabilities": env.capabilities(), **out})
+            elif op == "step":
+                if env is None:
+                    raise BridgeError("step before reset")
+                reply({"ok": True, **env.step(req["action"])})
+            elif op == "expert":
+                if env is None:
+                    raise BridgeError("expert before reset")
+                reply({"ok": True, "action": env.expert()})
+            elif op == "close":
+                reply({"ok": True})
+                return
+            else:
+                raise BridgeError(f"unknown op {op!r}: expected reset, step, expert or close")
+        except BridgeError as e:
+            reply({"ok": False, "error": str(e)})
+        except (KeyError, ValueError, TypeError) as e:
+            reply({"ok": False, "error": f"bad request {line[:200]!r}: {type(e).__name__}: {e}"})
+        except Exception as e:  # an adapter bug: report it, keep serving
+            traceback.print_exc(file=sys.stderr)
+            reply({"ok": False, "error": f"{type(e).__name__}: {e}"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates (once) the Python venv with the real environments the bridge drives: BabyAI (minigrid)
+# and TextWorldExpress (needs a Java runtime, installed here when missing).
+# The venv lives outside the repo, in $DREAMGYM_CACHE (default ~/.cache/dreamgym); prints its python.
+set -euo pipefail
+cache="${DREAMGYM_CACHE:-$HOME/.cache/dreamgym}"
+venv="$cache/venv"
+stamp="$venv/.dreamgym-ready-1"
+if [ ! -f "$stamp" ]; then
+    mkdir -p "$cache"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "minigrid==3.2.0" "textworld-express==1.1.0" >&2
+    touch "$stamp"
+fi
+if ! command -v java >/dev/null 2>&1; then
+    echo "installing a Java runtime for TextWorldExpress" >&2
+    (apt-get update -qq && apt-get install -y -qq default-jre-headless) >&2
+fi
+echo "$venv/bin/python"

@@ -1,0 +1,492 @@
+//! `BridgeEnv`: an environment served by a child process over JSON lines (protocol in
+//! `docs/bridge.md`). The shipped Python bridge (`python/dreamgym_bridge.py`, embedded in this
+//! crate) serves BabyAI and TextWorldExpress; any program that speaks the protocol works.
+//!
+//! Robustness: every request has a timeout; a child that dies, hangs or breaks the protocol is
+//! killed and restarted, and the error names the env id, what happened and the tail of the child's
+//! stderr. A step either returns a whole result or an error — never half of one — and the episode
+//! in flight is over after a restart (reset again).
+
+use crate::env::{Env, EnvError, StepResult, TaskSpec};
+use dreamgym_buffer::{Observation, Task};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The shipped Python bridge, embedded so the binary works from any directory.
+pub const PYTHON_BRIDGE: &str = include_str!("../../python/dreamgym_bridge.py");
+
+/// How to run a bridge.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// Program and arguments of the child.
+    pub command: Vec<String>,
+    /// Longest wait for a step or expert reply.
+    pub step_timeout: Duration,
+    /// Longest wait for the handshake or a reset (level generation, JVM start).
+    pub reset_timeout: Duration,
+    /// Extra parameters sent with every reset (adapter keyword arguments).
+    pub params: Value,
+}
+
+impl BridgeConfig {
+    /// A config for `command` with default timeouts (step 10 s, reset 60 s).
+    pub fn new(command: Vec<String>) -> Self {
+        Self {
+            command,
+            step_timeout: Duration::from_secs(10),
+            reset_timeout: Duration::from_secs(60),
+            params: json!({}),
+        }
+    }
+
+    /// Run a shell command line (`sh -c "exec <line>"`, so the child is the program itself).
+    pub fn shell(line: &str) -> Self {
+        Self::new(vec!["sh".into(), "-c".into(), format!("exec {line}")])
+    }
+
+    /// The shipped Python bridge, run by `python` (written next to the cache once).
+    pub fn python(python: &str, cache_dir: &std::path::Path) -> std::io::Result<Self> {
+        let script = write_embedded_bridge(cache_dir)?;
+        Ok(Self::new(vec![
+            python.to_string(),
+            "-u".into(),
+            script.display().to_string(),
+        ]))
+    }
+}
+
+/// Write the embedded Python bridge to `dir` (named by a hash of its text) and return its path.
+pub fn write_embedded_bridge(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let hash = PYTHON_BRIDGE
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+    let path = dir.join(format!("dreamgym_bridge-{hash:016x}.py"));
+    if !path.exists() {
+        std::fs::create_dir_all(dir)?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, PYTHON_BRIDGE)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(path)
+}
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<std::io::Result<String>>,
+}
+
+/// A real environment in a child process.
+pub struct BridgeEnv {
+    id: String,
+    name: String,
+    cfg: BridgeConfig,
+    proc: Option<Running>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    task: Option<Task>,
+    in_episode: bool,
+    restarts: usize,
+}
+
+#[derive(Deserialize)]
+struct ReplyObservation {
+    #[serde(default)]
+    lines: Vec<String>,
+    #[serde(default)]
+    instruction: String,
+    #[serde(default)]
+    admissible: Vec<String>,
+    #[serde(default)]
+    feedback: String,
+}
+
+impl From<ReplyObservation> for Observation {
+    fn from(o: ReplyObservation) -> Self {
+        Observation {
+            lines: o.lines,
+            instruction: o.instruction,
+            admissible: o.admissible,
+            feedback: o.feedback,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ReplyTask {
+    id: String,
+    #[serde(default)]
+    instruction: String,
+    #[serde(default)]
+    params: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct ResetReply {
+    observation: ReplyObservation,
+    task: ReplyTask,
+}
+
+#[derive(Deserialize)]
+struct StepReply {
+    observation: ReplyObservation,
+    reward: f32,
+    done: bool,
+    #[serde(default)]
+    truncated: bool,
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    info: BTreeMap<String, Value>,
+}
+
+const STDERR_TAIL: usize = 20;
+
+impl BridgeEnv {
+    /// A bridged env: `id` is the full env id (e.g. `bridge:BabyAI-GoToLocal-v0`), `name` what is
+    /// sent in `reset` (e.g. `BabyAI-GoToLocal-v0`). The child starts on first use.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, cfg: BridgeConfig) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            cfg,
+            proc: None,
+            stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
+            task: None,
+            in_episode: false,
+            restarts: 0,
+        }
+    }
+
+    /// Process id of the running child, if any.
+    pub fn child_pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.child.id())
+    }
+
+    /// How many times the child was restarted after a failure.
+    pub fn restarts(&self) -> usize {
+        self.restarts
+    }
+
+    fn err(&self, message: String) -> EnvError {
+        EnvError::Other {
+            env: self.id.clone(),
+            message,
+        }
+    }
+
+    fn tail(&self) -> String {
+        let t = self.stderr_tail.lock().expect("stderr tail lock");
+        if t.is_empty() {
+            "(child stderr was empty)".into()
+        } else {
+            format!(
+                "child stderr (last {} lines):\n{}",
+                t.len(),
+                t.iter().cloned().collect::<Vec<_>>().join("\n")
+            )
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), EnvError> {
+        let (prog, args) = self
+            .cfg
+            .command
+            .split_first()
+            .ok_or_else(|| self.err("empty bridge command".into()))?;
+        let mut child = Command::new(prog)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                self.err(format!(
+                    "cannot start bridge `{}`: {e}",
+                    self.cfg.command.join(" ")
+                ))
+            })?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let end = line.is_err();
+                if tx.send(line).is_err() || end {
+                    break;
+                }
+            }
+        });
+        let tail = self.stderr_tail.clone();
+        tail.lock().expect("stderr tail lock").clear();
+        let id = self.id.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                tracing::debug!(env = %id, "bridge stderr: {line}");
+                let mut t = tail.lock().expect("stderr tail lock");
+                if t.len() == STDERR_TAIL {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
+        self.proc = Some(Running {
+            child,
+            stdin,
+            lines: rx,
+        });
+        let hello = self.read_reply_with(self.cfg.reset_timeout, "the handshake", false)?;
+        let version = hello.get("protocol").and_then(Value::as_u64);
+        if hello.get("type").and_then(Value::as_str) != Some("hello")
+            || version != Some(PROTOCOL_VERSION as u64)
+        {
+            return Err(self.fail_without_restart(format!(
+                "protocol violation: expected a hello with protocol {PROTOCOL_VERSION}, got {hello}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    /// Kill the child, start a fresh one, and build the error to report.
+    fn fail_and_restart(&mut self, what: String) -> EnvError {
+        let status = self
+            .proc
+            .as_mut()
+            .and_then(|p| p.child.try_wait().ok().flatten());
+        self.kill();
+        // give the stderr reader a moment to drain what the child wrote last
+        std::thread::sleep(Duration::from_millis(20));
+        let tail = self.tail();
+        self.in_episode = false;
+        self.restarts += 1;
+        let restarted = match self.spawn() {
+            Ok(()) => "the bridge was restarted; reset to continue".to_string(),
+            Err(e) => format!("restarting the bridge failed too: {e}"),
+        };
+        let status = status.map_or(String::new(), |s| format!(" ({s})"));
+        self.err(format!("{what}{status}; {restarted}\n{tail}"))
+    }
+
+    /// Kill the child without restarting it (a failed start must not loop).
+    fn fail_without_restart(&mut self, what: String) -> EnvError {
+        self.kill();
+        std::thread::sleep(Duration::from_millis(20));
+        let tail = self.tail();
+        self.in_episode = false;
+        self.err(format!("{what}\n{tail}"))
+    }
+
+    fn read_reply(&mut self, timeout: Duration, what: &str) -> Result<Value, EnvError> {
+        self.read_reply_with(timeout, what, true)
+    }
+
+    fn read_reply_with(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        restart: bool,
+    ) -> Result<Value, EnvError> {
+        let fail = |me: &mut Self, m: String| {
+            if restart {
+                me.fail_and_restart(m)
+            } else {
+                me.fail_without_restart(m)
+            }
+        };
+        let p = self.proc.as_ref().expect("a running child");
+        match p.lines.recv_timeout(timeout) {
+            Ok(Ok(line)) => match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v.is_object() => Ok(v),
+                _ => {
+                    let shown: String = line.chars().take(200).collect();
+                    Err(fail(
+                        self,
+                        format!(
+                            "protocol violation: the bridge sent a line that is not a JSON object during {what}: {shown:?}"
+                        ),
+                    ))
+                }
+            },
+            Ok(Err(e)) => Err(fail(
+                self,
+                format!("reading from the bridge failed during {what}: {e}"),
+            )),
+            Err(RecvTimeoutError::Timeout) => Err(fail(
+                self,
+                format!(
+                    "the bridge did not answer {what} within {:.1}s (hung?)",
+                    timeout.as_secs_f64()
+                ),
+            )),
+            Err(RecvTimeoutError::Disconnected) => Err(fail(
+                self,
+                format!("the bridge process exited during {what}"),
+            )),
+        }
+    }
+
+    fn request(&mut self, req: Value, timeout: Duration, what: &str) -> Result<Value, EnvError> {
+        if self.proc.is_none() {
+            self.spawn()?;
+        }
+        let mut line = req.to_string();
+        line.push('\n');
+        let write = {
+            let p = self.proc.as_mut().expect("spawned");
+            p.stdin
+                .write_all(line.as_bytes())
+                .and_then(|_| p.stdin.flush())
+        };
+        if let Err(e) = write {
+            return Err(
+                self.fail_and_restart(format!("writing to the bridge failed during {what}: {e}"))
+            );
+        }
+        let reply = self.read_reply(timeout, what)?;
+        match reply.get("ok").and_then(Value::as_bool) {
+            Some(true) => Ok(reply),
+            Some(false) => Err(self.err(format!(
+                "the bridge reported an error during {what}: {}",
+                reply
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no message)")
+            ))),
+            None => Err(self.fail_and_restart(format!(
+                "protocol violation: reply to {what} has no boolean `ok`: {reply}"
+            ))),
+        }
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &mut self,
+        v: Value,
+        what: &str,
+    ) -> Result<T, EnvError> {
+        serde_json::from_value(v).map_err(|e| {
+            self.err(format!(
+                "protocol violation: malformed reply to {what}: {e}"
+            ))
+        })
+    }
+}
+
+impl Drop for BridgeEnv {
+    fn drop(&mut self) {
+        if let Some(p) = &mut self.proc {
+            let _ = p.stdin.write_all(b"{\"op\":\"close\"}\n");
+            let _ = p.stdin.flush();
+        }
+        if let Some(mut p) = self.proc.take() {
+            // a polite close first, then make sure
+            for _ in 0..20 {
+                if let Ok(Some(_)) = p.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+}
+
+impl Env for BridgeEnv {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
+        let mut params = self.cfg.params.clone();
+        if let (Some(t), Some(obj)) = (&spec.template, params.as_object_mut()) {
+            obj.insert("template".into(), json!(t));
+        }
+        let v = self.request(
+            json!({"op": "reset", "env_id": self.name, "params": params, "seed": seed}),
+            self.cfg.reset_timeout,
+            "reset",
+        )?;
+        let r: ResetReply = self.decode(v, "reset")?;
+        let mut params: BTreeMap<String, String> = r
+            .task
+            .params
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect();
+        params.insert("seed".into(), seed.to_string());
+        self.task = Some(Task {
+            id: r.task.id,
+            instruction: r.task.instruction,
+            params,
+            difficulty: spec.difficulty.unwrap_or(0),
+            origin: Default::default(),
+        });
+        self.in_episode = true;
+        Ok(r.observation.into())
+    }
+
+    fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
+        if !self.in_episode {
+            return Err(if self.task.is_none() {
+                EnvError::NotReset {
+                    env: self.id.clone(),
+                }
+            } else {
+                EnvError::EpisodeOver {
+                    env: self.id.clone(),
+                }
+            });
+        }
+        let v = self.request(
+            json!({"op": "step", "action": action}),
+            self.cfg.step_timeout,
+            "step",
+        )?;
+        let r: StepReply = self.decode(v, "step")?;
+        self.in_episode = !(r.done || r.truncated);
+        Ok(StepResult {
+            observation: r.observation.into(),
+            reward: r.reward,
+            done: r.done,
+            truncated: r.truncated,
+            success: r.success,
+            info: r
+                .info
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect(),
+        })
+    }
+
+    fn task(&self) -> Option<&Task> {
+        self.task.as_ref()
+    }
+
+    fn expert_action(&mut self) -> Result<Option<String>, EnvError> {
+        if !self.in_episode {
+            return Err(EnvError::NotReset {
+                env: self.id.clone(),
+            });
+        }
+        let v = self.request(json!({"op": "expert"}), self.cfg.step_timeout, "expert")?;
+        Ok(v.get("action").and_then(Value::as_str).map(str::to_string))
+    }
+}

@@ -1,0 +1,301 @@
+//! Bridge tests: the shipped Python bridge (BabyAI, TextWorldExpress) and failure handling with
+//! small fake bridges. Needs the venv from `scripts/setup-venv.sh` (the test script makes it and
+//! exports `DREAMGYM_PYTHON`).
+
+use dreamgym::envs::cache_dir;
+use dreamgym_sim::{BridgeConfig, BridgeEnv, Env, TaskSpec};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn python() -> String {
+    if let Ok(p) = std::env::var("DREAMGYM_PYTHON") {
+        return p;
+    }
+    let venv = cache_dir().join("venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no venv with minigrid / textworld-express: run `bash scripts/setup-venv.sh` (or scripts/test.sh), or set DREAMGYM_PYTHON"
+    );
+    venv.display().to_string()
+}
+
+fn shipped(name: &str) -> BridgeEnv {
+    let dir = tempfile::tempdir().unwrap().keep();
+    BridgeEnv::new(
+        format!("bridge:{name}"),
+        name,
+        BridgeConfig::python(&python(), &dir).unwrap(),
+    )
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dreamgym"));
+    c.env("DREAMGYM_PYTHON", python());
+    c
+}
+
+fn collect(
+    env: &str,
+    policy: &str,
+    episodes: usize,
+    out: &Path,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let o = bin()
+        .args(["collect", "--env", env, "--policy", policy, "--episodes"])
+        .arg(episodes.to_string())
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn babyai_expert_succeeds_on_every_episode() {
+    let dir = tempfile::tempdir().unwrap();
+    for level in ["BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0"] {
+        let out = dir.path().join("x.jsonl");
+        let (ok, stdout, err) = collect(
+            &format!("bridge:{level}"),
+            "expert",
+            60,
+            &out,
+            &["--workers", "2", "--seed", "4"],
+        );
+        assert!(ok, "{err}");
+        assert!(
+            stdout.contains("wrote 60 episodes") && stdout.contains("success 100.0%"),
+            "{level}: {stdout}"
+        );
+        let ts = dreamgym_buffer::jsonl::read_file(&out).unwrap();
+        let t = &ts[0];
+        assert_eq!(t.env_id, format!("bridge:{level}"));
+        assert!(!t.steps[0].state.instruction.is_empty());
+        assert_eq!(t.steps[0].state.admissible.len(), 7);
+        assert!(
+            t.steps
+                .iter()
+                .all(|s| s.state.lines.iter().all(|l| l.starts_with('['))),
+            "{:?}",
+            t.steps[0].state.lines
+        );
+        assert_eq!(t.steps.last().unwrap().reward, 1.0);
+    }
+}
+
+#[test]
+fn same_file_for_any_number_of_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    assert!(
+        collect(
+            "bridge:BabyAI-GoToLocal-v0",
+            "noisy-expert:0.3",
+            12,
+            &a,
+            &["--workers", "1"]
+        )
+        .0
+    );
+    assert!(
+        collect(
+            "bridge:BabyAI-GoToLocal-v0",
+            "noisy-expert:0.3",
+            12,
+            &b,
+            &["--workers", "3"]
+        )
+        .0
+    );
+    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+}
+
+#[test]
+fn textworld_express_adapter_runs_and_its_gold_path_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("twx.jsonl");
+    let env = "bridge:twx:coin:numLocations=5,includeDoors=1";
+    let (ok, stdout, err) = collect(env, "expert", 10, &out, &[]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("success 100.0%"), "{stdout}");
+    let (ok, _, err) = collect(env, "random", 3, &out, &[]);
+    assert!(ok, "{err}");
+    let ts = dreamgym_buffer::jsonl::read_file(&out).unwrap();
+    assert!(
+        ts[0].steps[0]
+            .state
+            .admissible
+            .iter()
+            .any(|a| a == "look around")
+    );
+}
+
+#[test]
+fn killing_the_child_gives_a_clear_error_and_a_restarted_env_within_2s() {
+    let mut env = shipped("BabyAI-GoToLocal-v0");
+    env.reset(&TaskSpec::default(), 1).unwrap();
+    env.step("turn left").unwrap();
+    let pid = env.child_pid().unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = Instant::now();
+    let err = env.step("turn left").unwrap_err().to_string();
+    assert!(
+        err.contains("bridge:BabyAI-GoToLocal-v0") && err.contains("exited"),
+        "{err}"
+    );
+    assert!(err.contains("restarted"), "{err}");
+    // the episode in flight is gone; a reset works on the fresh child
+    assert!(env.step("turn left").is_err());
+    env.reset(&TaskSpec::default(), 2).unwrap();
+    env.step("go forward").unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "recovery took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(env.restarts(), 1);
+    assert_ne!(env.child_pid(), Some(pid));
+}
+
+#[test]
+fn unknown_actions_and_levels_are_clear_errors() {
+    let mut env = shipped("BabyAI-GoToLocal-v0");
+    env.reset(&TaskSpec::default(), 1).unwrap();
+    let err = env.step("fly").unwrap_err().to_string();
+    assert!(err.contains("unknown action 'fly'"), "{err}");
+    env.step("turn left").unwrap(); // the bridge is still fine
+    let mut bad = shipped("BabyAI-NoSuchLevel-v0");
+    let err = bad.reset(&TaskSpec::default(), 1).unwrap_err().to_string();
+    assert!(err.contains("cannot make BabyAI-NoSuchLevel-v0"), "{err}");
+}
+
+/// A fake bridge (plain python3, no packages) whose `step` misbehaves in the given way.
+fn fake(dir: &Path, misbehave: &str) -> BridgeConfig {
+    let script = format!(
+        r#"
+import json, sys, time
+print(json.dumps({{"type": "hello", "protocol": 1}}), flush=True)
+n = 0
+for line in sys.stdin:
+    req = json.loads(line)
+    obs = {{"lines": ["[x] thing: a thing"], "instruction": "do it", "admissible": ["a"]}}
+    if req["op"] == "reset":
+        n = 0
+        print(json.dumps({{"ok": True, "observation": obs, "task": {{"id": "t"}}}}), flush=True)
+    elif req["op"] == "step":
+        n += 1
+        if n >= 2:
+            print("fake bridge about to misbehave", file=sys.stderr, flush=True)
+            {misbehave}
+        print(json.dumps({{"ok": True, "observation": obs, "reward": 0, "done": n >= 5}}), flush=True)
+"#
+    );
+    let p: PathBuf = dir.join(format!("fake{}.py", misbehave.len()));
+    std::fs::write(&p, script).unwrap();
+    let mut cfg = BridgeConfig::new(vec!["python3".into(), p.display().to_string()]);
+    cfg.step_timeout = Duration::from_millis(800);
+    cfg
+}
+
+#[test]
+fn a_hung_child_times_out_and_is_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = BridgeEnv::new("bridge:fake", "fake", fake(dir.path(), "time.sleep(60)"));
+    env.reset(&TaskSpec::default(), 0).unwrap();
+    env.step("a").unwrap();
+    let t = Instant::now();
+    let err = env.step("a").unwrap_err().to_string();
+    assert!(err.contains("did not answer step within 0.8s"), "{err}");
+    assert!(
+        err.contains("fake bridge about to misbehave"),
+        "stderr tail missing: {err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3));
+    env.reset(&TaskSpec::default(), 0).unwrap();
+    env.step("a").unwrap();
+}
+
+#[test]
+fn bad_json_is_a_protocol_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = BridgeEnv::new(
+        "bridge:fake",
+        "fake",
+        fake(
+            dir.path(),
+            "print('this is not json', flush=True); continue",
+        ),
+    );
+    env.reset(&TaskSpec::default(), 0).unwrap();
+    env.step("a").unwrap();
+    let err = env.step("a").unwrap_err().to_string();
+    assert!(
+        err.contains("protocol violation") && err.contains("this is not json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_child_dying_mid_collection_leaves_only_complete_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    // dies on the 2nd step of every episode after the first three resets
+    let script = dir.path().join("dying.py");
+    std::fs::write(
+        &script,
+        r#"
+import json, sys
+print(json.dumps({"type": "hello", "protocol": 1}), flush=True)
+resets = n = 0
+for line in sys.stdin:
+    req = json.loads(line)
+    obs = {"lines": ["[x] thing: a thing"], "instruction": "do it", "admissible": ["a"]}
+    if req["op"] == "reset":
+        resets += 1; n = 0
+        print(json.dumps({"ok": True, "observation": obs, "task": {"id": "t%d" % resets}}), flush=True)
+    elif req["op"] == "step":
+        n += 1
+        if resets > 3 and n == 2:
+            sys.exit(3)
+        print(json.dumps({"ok": True, "observation": obs, "reward": 1 if n == 3 else 0, "done": n == 3, "success": n == 3}), flush=True)
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("t.jsonl");
+    let cmd = format!("python3 {}", script.display());
+    let (ok, _, err) = collect("bridge:dying", "random", 10, &out, &["--bridge-cmd", &cmd]);
+    assert!(!ok);
+    assert!(err.contains("episode 3") && err.contains("exited"), "{err}");
+    let ts = dreamgym_buffer::jsonl::read_file(&out).unwrap();
+    assert_eq!(ts.len(), 3);
+    assert!(ts.iter().all(|t| t.steps.len() == 3 && t.outcome.success));
+    let buf = dir.path().join("b.dglog");
+    assert!(
+        bin()
+            .args(["buffer", "import"])
+            .arg(&buf)
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = bin()
+        .args(["buffer", "stats", "--json"])
+        .arg(&buf)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stats"]["records"], 9);
+}
