@@ -75,6 +75,12 @@ pub enum Command {
         #[arg(long)]
         bridge_cmd: Option<String>,
     },
+    /// Experience models.
+    Model {
+        /// The model command.
+        #[command(subcommand)]
+        cmd: ModelCmd,
+    },
     /// Inspect and fill replay buffers.
     Buffer {
         /// The buffer command.
@@ -90,6 +96,32 @@ pub enum ScenarioCmd {
     Check {
         /// Scenario file.
         file: PathBuf,
+    },
+}
+
+/// `dreamgym model ...`
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Fit the native model on one file of trajectories and measure its fidelity on another.
+    Eval {
+        /// Training trajectories (JSONL).
+        #[arg(long)]
+        train: PathBuf,
+        /// Held-out trajectories (JSONL).
+        #[arg(long)]
+        heldout: PathBuf,
+        /// Discount for the bound's model term.
+        #[arg(long, default_value_t = 0.99)]
+        gamma: f64,
+        /// Exact memory only (ablation: no rule induction).
+        #[arg(long)]
+        no_rules: bool,
+        /// Also print this many wrong predictions with their reasoning.
+        #[arg(long, default_value_t = 0)]
+        show_errors: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -176,6 +208,17 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Buffer { cmd } => buffer(cmd),
+        Command::Model {
+            cmd:
+                ModelCmd::Eval {
+                    train,
+                    heldout,
+                    gamma,
+                    no_rules,
+                    show_errors,
+                    json,
+                },
+        } => model_eval(&train, &heldout, gamma, no_rules, show_errors, json),
     }
 }
 
@@ -370,6 +413,96 @@ fn buffer(cmd: BufferCmd) -> Result<()> {
             )?;
             println!("{}: {rec}", buffer.display());
             Ok(())
+        }
+    }
+}
+
+fn model_eval(
+    train: &std::path::Path,
+    heldout: &std::path::Path,
+    gamma: f64,
+    no_rules: bool,
+    show_errors: usize,
+    json: bool,
+) -> Result<()> {
+    use dreamgym_sim::model::{fidelity, native::NativeModel};
+    if !(0.0..1.0).contains(&gamma) {
+        bail!("--gamma must be in [0, 1), got {gamma}");
+    }
+    let tr = dreamgym_buffer::jsonl::read_file(train)?;
+    let ho = dreamgym_buffer::jsonl::read_file(heldout)?;
+    let t0 = std::time::Instant::now();
+    let model = NativeModel::fit_with(&tr, !no_rules);
+    let fit_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
+    let r = fidelity::evaluate(&model, &tr, &ho, gamma);
+    let eval_s = t1.elapsed().as_secs_f64();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    eprintln!(
+        "fitted {} on {} transitions ({} rules) in {fit_s:.2}s; {} predictions in {eval_s:.2}s ({:.0}/s)",
+        dreamgym_sim::model::ExperienceModel::name(&model),
+        model.transitions(),
+        model.rules(),
+        r.all.transitions,
+        r.all.transitions as f64 / eval_s.max(1e-9)
+    );
+    println!("{:<22} {:>10} {:>14}", "metric", "all", "unseen tasks");
+    type Metric = fn(&fidelity::Fidelity) -> f64;
+    let rows: [(&str, Metric); 10] = [
+        ("transitions", |f| f.transitions as f64),
+        ("next_state_exact", |f| f.next_state_exact),
+        ("next_state_f1", |f| f.next_state_f1),
+        ("admissible_exact", |f| f.admissible_exact),
+        ("reward_accuracy", |f| f.reward_accuracy),
+        ("false_success_rate", |f| f.false_success_rate),
+        ("done_accuracy", |f| f.done_accuracy),
+        ("eps_r", |f| f.eps_r),
+        ("eps_p", |f| f.eps_p),
+        ("bound_penalty", |f| f.bound_penalty),
+    ];
+    for (name, get) in rows {
+        println!(
+            "{name:<22} {:>10.4} {:>14.4}",
+            get(&r.all),
+            get(&r.unseen_tasks)
+        );
+    }
+    show_wrong_predictions(&model, &ho, show_errors);
+    Ok(())
+}
+
+/// Print up to `n` held-out transitions the model gets wrong, with its reasoning.
+fn show_wrong_predictions(
+    model: &dyn dreamgym_sim::model::ExperienceModel,
+    heldout: &[dreamgym_buffer::Trajectory],
+    n: usize,
+) {
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    let mut shown = 0;
+    for t in heldout {
+        for (i, s) in t.steps.iter().enumerate() {
+            if shown >= n {
+                return;
+            }
+            let ctx = dreamgym_sim::model::ModelContext {
+                task: &t.task,
+                history: &t.steps[..i],
+                state: &s.state,
+                action: &s.action,
+                retrieved: &[],
+            };
+            let p = model.predict(&ctx);
+            if set(&p.next_state.lines) != set(&s.next_state.lines) || p.reward != s.reward {
+                shown += 1;
+                println!("\n--- {} step {i}", t.task.id);
+                println!("state:     {:?}\naction:    {}", s.state.lines, s.action);
+                println!("predicted: {:?} reward {}", p.next_state.lines, p.reward);
+                println!("real:      {:?} reward {}", s.next_state.lines, s.reward);
+                println!("reasoning: {}", p.reasoning);
+            }
         }
     }
 }

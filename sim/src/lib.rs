@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod env;
+pub mod model;
 pub mod policy;
 pub mod scenario;
 

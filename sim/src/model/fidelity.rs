@@ -1,0 +1,147 @@
+//! Fidelity of an experience model on held-out real data: how far its predictions are from what
+//! the real environment did (the eps_R and eps_P of the DreamGym bound).
+
+use super::{ExperienceModel, ModelContext};
+use dreamgym_buffer::Trajectory;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashSet};
+
+/// Fidelity metrics over a set of held-out transitions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Fidelity {
+    /// Transitions evaluated.
+    pub transitions: usize,
+    /// Share whose predicted next state has exactly the real state's lines (as a set).
+    pub next_state_exact: f64,
+    /// Mean line-level F1 of predicted against real next-state lines.
+    pub next_state_f1: f64,
+    /// Share whose predicted admissible actions are exactly the real ones (as a set).
+    pub admissible_exact: f64,
+    /// Share with the real reward (within 1e-3).
+    pub reward_accuracy: f64,
+    /// Predicted success where the real step was not a success, over such steps.
+    pub false_success_rate: f64,
+    /// Share with the real `done`.
+    pub done_accuracy: f64,
+    /// Mean absolute reward error (eps_R).
+    pub eps_r: f64,
+    /// Share of wrong next states (eps_P: the total-variation distance for deterministic dynamics).
+    pub eps_p: f64,
+    /// The model term of the DreamGym bound, 2 (eps_R/(1-g) + 2 g R_max eps_P/(1-g)^2), R_max = 1.
+    pub bound_penalty: f64,
+    /// The discount used for the bound.
+    pub gamma: f64,
+    /// Mean confidence the model gave.
+    pub mean_confidence: f64,
+}
+
+#[derive(Default)]
+struct Acc {
+    n: usize,
+    exact: usize,
+    f1: f64,
+    adm: usize,
+    reward: usize,
+    not_success: usize,
+    false_success: usize,
+    done: usize,
+    abs_r: f64,
+    conf: f64,
+}
+
+impl Acc {
+    fn finish(&self, gamma: f64) -> Fidelity {
+        let n = self.n.max(1) as f64;
+        let eps_r = self.abs_r / n;
+        let eps_p = 1.0 - self.exact as f64 / n;
+        Fidelity {
+            transitions: self.n,
+            next_state_exact: self.exact as f64 / n,
+            next_state_f1: self.f1 / n,
+            admissible_exact: self.adm as f64 / n,
+            reward_accuracy: self.reward as f64 / n,
+            false_success_rate: self.false_success as f64 / self.not_success.max(1) as f64,
+            done_accuracy: self.done as f64 / n,
+            eps_r,
+            eps_p,
+            bound_penalty: 2.0
+                * (eps_r / (1.0 - gamma) + 2.0 * gamma * eps_p / (1.0 - gamma).powi(2)),
+            gamma,
+            mean_confidence: self.conf / n,
+        }
+    }
+}
+
+fn f1(pred: &[String], real: &[String]) -> f64 {
+    let p: BTreeSet<&String> = pred.iter().collect();
+    let r: BTreeSet<&String> = real.iter().collect();
+    if p.is_empty() && r.is_empty() {
+        return 1.0;
+    }
+    let tp = p.intersection(&r).count() as f64;
+    if tp == 0.0 {
+        return 0.0;
+    }
+    let (prec, rec) = (tp / p.len() as f64, tp / r.len() as f64);
+    2.0 * prec * rec / (prec + rec)
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
+}
+
+/// A fidelity report: all held-out transitions, and those of task instances not in training.
+#[derive(Debug, Clone, Serialize)]
+pub struct FidelityReport {
+    /// Over all held-out transitions.
+    #[serde(flatten)]
+    pub all: Fidelity,
+    /// Over the transitions of held-out task instances whose id never occurs in training.
+    pub unseen_tasks: Fidelity,
+}
+
+/// Evaluate `model` one step at a time on `heldout` (each prediction starts from the real state).
+pub fn evaluate(
+    model: &dyn ExperienceModel,
+    train: &[Trajectory],
+    heldout: &[Trajectory],
+    gamma: f64,
+) -> FidelityReport {
+    let seen: HashSet<&str> = train.iter().map(|t| t.task.id.as_str()).collect();
+    let (mut all, mut unseen) = (Acc::default(), Acc::default());
+    for t in heldout {
+        let is_unseen = !seen.contains(t.task.id.as_str());
+        for (i, s) in t.steps.iter().enumerate() {
+            let ctx = ModelContext {
+                task: &t.task,
+                history: &t.steps[..i],
+                state: &s.state,
+                action: &s.action,
+                retrieved: &[],
+            };
+            let p = model.predict(&ctx);
+            let real_success = s.done && s.reward >= 0.999;
+            for acc in [Some(&mut all), is_unseen.then_some(&mut unseen)]
+                .into_iter()
+                .flatten()
+            {
+                acc.n += 1;
+                acc.exact += same_set(&p.next_state.lines, &s.next_state.lines) as usize;
+                acc.f1 += f1(&p.next_state.lines, &s.next_state.lines);
+                acc.adm += same_set(&p.next_state.admissible, &s.next_state.admissible) as usize;
+                acc.reward += ((p.reward - s.reward).abs() < 1e-3) as usize;
+                acc.abs_r += (p.reward - s.reward).abs() as f64;
+                acc.done += (p.done == s.done) as usize;
+                acc.conf += p.confidence as f64;
+                if !real_success {
+                    acc.not_success += 1;
+                    acc.false_success += p.success as usize;
+                }
+            }
+        }
+    }
+    FidelityReport {
+        all: all.finish(gamma),
+        unseen_tasks: unseen.finish(gamma),
+    }
+}
