@@ -106,3 +106,66 @@ fn failure_semantics_and_a_readable_trace() {
     );
     assert!(p.confidence > 0.0 && p.confidence <= 1.0);
 }
+
+#[test]
+fn a_model_env_rolls_out_like_the_real_one() {
+    use dreamgym_sim::Env;
+    use dreamgym_sim::model::env::ModelEnv;
+    use std::sync::Arc;
+    let train = data("keys_doors.ron", 0..600);
+    let model = Arc::new(NativeModel::fit(&train));
+    let mut sim = ModelEnv::new(model, &train, 30);
+    // replaying real successful episodes in the model reproduces them
+    let (mut same, mut n) = (0, 0);
+    for t in train.iter().filter(|t| t.outcome.success).take(40) {
+        n += 1;
+        assert_eq!(sim.reset_to(&t.task).unwrap(), t.steps[0].state);
+        let mut ok = true;
+        let mut last = None;
+        for s in &t.steps {
+            let r = sim.step(&s.action).unwrap();
+            ok &= r.observation.lines == s.next_state.lines;
+            last = Some(r);
+        }
+        let last = last.unwrap();
+        assert!(last.info["reasoning"].len() > 10);
+        same += (ok && last.done && last.success) as usize;
+    }
+    // (not all: an instance can hide room contents that differ from episodes with the same view)
+    assert!(same * 10 >= n * 8, "{same}/{n} episodes reproduced");
+    // a task never seen starts from the most similar real task's initial state, with its own instruction
+    let new = data("keys_doors.ron", 50_000..50_001).remove(0);
+    let obs = sim.reset_to(&new.task).unwrap();
+    assert_eq!(obs.instruction, new.task.instruction);
+    assert!(!obs.lines.is_empty());
+    // seeded resets are reproducible and respect the spec
+    let spec = TaskSpec {
+        template: None,
+        difficulty: Some(2),
+    };
+    let a = sim.reset(&spec, 7).unwrap();
+    assert_eq!(a, sim.reset(&spec, 7).unwrap());
+    assert_eq!(sim.task().unwrap().difficulty, 2);
+    let err = sim
+        .reset(
+            &TaskSpec {
+                template: Some("nope".into()),
+                difficulty: None,
+            },
+            1,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("no real initial state"), "{err}");
+    // the step limit truncates
+    sim.reset(&spec, 3).unwrap();
+    let mut truncated = false;
+    for _ in 0..30 {
+        let r = sim.step("fly to the moon").unwrap();
+        assert_eq!(r.reward, 0.0);
+        if r.truncated {
+            truncated = true;
+            break;
+        }
+    }
+    assert!(truncated);
+}

@@ -1,0 +1,165 @@
+//! `ModelEnv`: any experience model posing as an [`Env`], so a learner rolls out in it exactly as
+//! in a real environment.
+//!
+//! **Initial states** come from real data: `reset(spec, seed)` draws (by `seed`) one of the real
+//! trajectories whose task matches `spec` (template and difficulty, where given) and starts from
+//! its first observation; [`ModelEnv::reset_to`] starts a given task from its own real initial
+//! state, or — for a task never seen — from the initial state of the real task whose instruction is
+//! the most similar (cosine of hashed n-gram embeddings), with the new task's instruction.
+
+use super::{ExperienceModel, ModelContext};
+use crate::env::{Env, EnvError, StepResult, TaskSpec};
+use dreamgym_buffer::{Embedder, HashedNgramEmbedder, Observation, Step, Task, Trajectory};
+use rand::{RngExt, SeedableRng};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Steps of history given to the model.
+pub const HISTORY_WINDOW: usize = 8;
+
+/// An experience model as an environment.
+pub struct ModelEnv {
+    id: String,
+    model: Arc<dyn ExperienceModel>,
+    starts: Vec<(Task, Observation)>,
+    embedder: HashedNgramEmbedder,
+    max_steps: u32,
+    task: Option<Task>,
+    state: Option<Observation>,
+    history: Vec<Step>,
+    over: bool,
+}
+
+impl ModelEnv {
+    /// A model env whose initial states come from `real` trajectories; episodes are cut after
+    /// `max_steps` steps.
+    pub fn new(model: Arc<dyn ExperienceModel>, real: &[Trajectory], max_steps: u32) -> Self {
+        let starts = real
+            .iter()
+            .filter_map(|t| t.steps.first().map(|s| (t.task.clone(), s.state.clone())))
+            .collect();
+        Self {
+            id: format!("model:{}", model.name()),
+            model,
+            starts,
+            embedder: HashedNgramEmbedder::default(),
+            max_steps,
+            task: None,
+            state: None,
+            history: vec![],
+            over: false,
+        }
+    }
+
+    fn start(&mut self, task: Task, obs: Observation) -> Observation {
+        self.task = Some(task);
+        self.state = Some(obs.clone());
+        self.history.clear();
+        self.over = false;
+        obs
+    }
+
+    /// Start `task` from its real initial state, or from the most similar real task's.
+    pub fn reset_to(&mut self, task: &Task) -> Result<Observation, EnvError> {
+        if let Some((_, obs)) = self.starts.iter().find(|(t, _)| t.id == task.id) {
+            let obs = obs.clone();
+            return Ok(self.start(task.clone(), obs));
+        }
+        let q = self.embedder.embed(&task.instruction);
+        let best = self
+            .starts
+            .iter()
+            .map(|(t, o)| {
+                let e = self.embedder.embed(&t.instruction);
+                (q.iter().zip(&e).map(|(a, b)| a * b).sum::<f32>(), o)
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, o)| o.clone())
+            .ok_or_else(|| EnvError::Task {
+                env: self.id.clone(),
+                message: "no real trajectories to take initial states from".into(),
+            })?;
+        let obs = Observation {
+            instruction: task.instruction.clone(),
+            ..best
+        };
+        Ok(self.start(task.clone(), obs))
+    }
+}
+
+impl Env for ModelEnv {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
+        let matching: Vec<usize> = (0..self.starts.len())
+            .filter(|&i| {
+                let t = &self.starts[i].0;
+                spec.template
+                    .as_ref()
+                    .is_none_or(|x| t.params.get("template") == Some(x))
+                    && spec.difficulty.is_none_or(|d| t.difficulty == d)
+            })
+            .collect();
+        if matching.is_empty() {
+            return Err(EnvError::Task {
+                env: self.id.clone(),
+                message: format!("no real initial state matches {spec:?}"),
+            });
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (task, obs) = self.starts[matching[rng.random_range(0..matching.len())]].clone();
+        Ok(self.start(task, obs))
+    }
+
+    fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
+        let (Some(task), Some(state)) = (&self.task, &self.state) else {
+            return Err(EnvError::NotReset {
+                env: self.id.clone(),
+            });
+        };
+        if self.over {
+            return Err(EnvError::EpisodeOver {
+                env: self.id.clone(),
+            });
+        }
+        let from = self.history.len().saturating_sub(HISTORY_WINDOW);
+        let p = self.model.predict(&ModelContext {
+            task,
+            history: &self.history[from..],
+            state,
+            action,
+            retrieved: &[],
+        });
+        let truncated = !p.done && self.history.len() as u32 + 1 >= self.max_steps;
+        let step = Step {
+            state: state.clone(),
+            action: action.to_string(),
+            reward: p.reward,
+            next_state: p.next_state.clone(),
+            done: p.done,
+            truncated,
+            reasoning: Some(p.reasoning.clone()),
+            provenance: dreamgym_buffer::Provenance::Synthetic,
+        };
+        self.history.push(step);
+        self.state = Some(p.next_state.clone());
+        self.over = p.done || truncated;
+        let mut info = BTreeMap::new();
+        info.insert("confidence".into(), format!("{:.3}", p.confidence));
+        info.insert("reasoning".into(), p.reasoning);
+        Ok(StepResult {
+            observation: p.next_state,
+            reward: p.reward,
+            done: p.done,
+            truncated,
+            success: p.success,
+            info,
+        })
+    }
+
+    fn task(&self) -> Option<&Task> {
+        self.task.as_ref()
+    }
+}
