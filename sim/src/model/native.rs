@@ -132,6 +132,30 @@ impl Vocab<'_> {
     }
 }
 
+/// A text as word ids (in a prediction's vocabulary) and where spaces go.
+struct Tokenized {
+    ids: Vec<u32>,
+    spacing: Vec<bool>,
+}
+
+impl Tokenized {
+    fn new(v: &mut Vocab, text: &str) -> Self {
+        let t = tokens(text);
+        Tokenized {
+            ids: t.iter().map(|(w, _)| v.id(w)).collect(),
+            spacing: t.iter().map(|(_, sp)| *sp).collect(),
+        }
+    }
+}
+
+/// The query of one prediction, tokenized once.
+struct Query {
+    action: Tokenized,
+    instruction: Tokenized,
+    lines: Vec<Tokenized>,
+    admissible: Vec<Tokenized>,
+}
+
 /// One segment of a rule's pattern: its tokens and where spaces go.
 #[derive(Clone, Copy)]
 struct Seg<'a> {
@@ -241,6 +265,11 @@ impl NativeModel {
         }
         for r in &mut m.rules {
             r.derive();
+        }
+        // candidates in preference order, so the first rule that applies is the best one
+        let rules = &m.rules;
+        for list in m.by_action.values_mut() {
+            list.sort_by(|&a, &b| rules[b].rank().cmp(&rules[a].rank()).then(a.cmp(&b)));
         }
         m
     }
@@ -405,17 +434,12 @@ impl NativeModel {
         }
     }
 
-    /// Match a pattern against a text, extending `b`.
-    fn unify(v: &mut Vocab, pat: Seg, text: &str, b: &mut [Option<u32>]) -> bool {
-        let toks = tokens(text);
-        if toks.len() != pat.toks.len() {
+    /// Match a pattern against a tokenized text, extending `b`.
+    fn unify(pat: Seg, text: &Tokenized, b: &mut [Option<u32>]) -> bool {
+        if text.ids.len() != pat.toks.len() || text.spacing != pat.spacing {
             return false;
         }
-        for (((w, sp), p), psp) in toks.iter().zip(pat.toks).zip(pat.spacing) {
-            if sp != psp {
-                return false;
-            }
-            let t = v.id(w);
+        for (&t, p) in text.ids.iter().zip(pat.toks) {
             match p {
                 Tok::Const(c) if *c == t => {}
                 Tok::Const(_) => return false,
@@ -431,9 +455,8 @@ impl NativeModel {
 
     /// Match each of `pats` to a distinct item of `items` (backtracking); records the matches.
     fn match_all(
-        v: &mut Vocab,
         pats: &[Seg],
-        items: &[String],
+        items: &[Tokenized],
         used: &mut Vec<usize>,
         b: &mut Vec<Option<u32>>,
     ) -> bool {
@@ -441,13 +464,13 @@ impl NativeModel {
             return true;
         };
         for (i, item) in items.iter().enumerate() {
-            if used.contains(&i) {
+            if used.contains(&i) || item.ids.len() != first.toks.len() {
                 continue;
             }
             let saved = b.clone();
-            if Self::unify(v, *first, item, b) {
+            if Self::unify(*first, item, b) {
                 used.push(i);
-                if Self::match_all(v, rest, items, used, b) {
+                if Self::match_all(rest, items, used, b) {
                     return true;
                 }
                 used.pop();
@@ -475,40 +498,35 @@ impl NativeModel {
     /// Try rule `r`; on success the predicted observation and the bindings.
     fn apply(
         &self,
-        v: &mut Vocab,
+        v: &Vocab,
+        q: &Query,
         r: &Rule,
         ctx: &ModelContext,
     ) -> Option<(Observation, Vec<Option<u32>>)> {
         let mut b: Vec<Option<u32>> = vec![None; r.nvars as usize];
         let segs: Vec<(Part, Seg)> = r.segments().collect();
         let get = |p: Part| segs.iter().filter(move |(q, _)| *q == p).map(|(_, s)| *s);
-        if !Self::unify(v, get(Part::Action).next()?, ctx.action, &mut b) {
+        if !Self::unify(get(Part::Action).next()?, &q.action, &mut b) {
             return None;
         }
         if let Some(ins) = get(Part::Instruction).next()
-            && !Self::unify(v, ins, &ctx.state.instruction, &mut b)
+            && !Self::unify(ins, &q.instruction, &mut b)
         {
             return None;
         }
         let removed: Vec<Seg> = get(Part::Removed).collect();
         let mut used = vec![];
-        if !Self::match_all(v, &removed, &ctx.state.lines, &mut used, &mut b) {
+        if !Self::match_all(&removed, &q.lines, &mut used, &mut b) {
             return None;
         }
         let context: Vec<Seg> = get(Part::Context).collect();
         let mut taken = used.clone();
-        if !Self::match_all(v, &context, &ctx.state.lines, &mut taken, &mut b) {
+        if !Self::match_all(&context, &q.lines, &mut taken, &mut b) {
             return None;
         }
         let adm_removed: Vec<Seg> = get(Part::AdmRemoved).collect();
         let mut used_adm = vec![];
-        if !Self::match_all(
-            v,
-            &adm_removed,
-            &ctx.state.admissible,
-            &mut used_adm,
-            &mut b,
-        ) {
+        if !Self::match_all(&adm_removed, &q.admissible, &mut used_adm, &mut b) {
             return None;
         }
         let added: Vec<String> = get(Part::Added)
@@ -622,16 +640,28 @@ impl ExperienceModel for NativeModel {
             known: &self.words,
             extra: vec![],
         };
+        let query = Query {
+            action: Tokenized::new(&mut vocab, ctx.action),
+            instruction: Tokenized::new(&mut vocab, &ctx.state.instruction),
+            lines: ctx
+                .state
+                .lines
+                .iter()
+                .map(|l| Tokenized::new(&mut vocab, l))
+                .collect(),
+            admissible: ctx
+                .state
+                .admissible
+                .iter()
+                .map(|l| Tokenized::new(&mut vocab, l))
+                .collect(),
+        };
         if let Some(cands) = self.by_action.get(&(n, first)) {
             for &ri in cands {
                 let r = &self.rules[ri];
-                if let Some((b0, _, _)) = &best
-                    && b0.rank() >= r.rank()
-                {
-                    continue;
-                }
-                if let Some((obs, b)) = self.apply(&mut vocab, r, ctx) {
+                if let Some((obs, b)) = self.apply(&vocab, &query, r, ctx) {
                     best = Some((r, obs, b));
+                    break;
                 }
             }
         }
