@@ -119,6 +119,9 @@ pub enum ModelCmd {
         /// Also print this many wrong predictions with their reasoning.
         #[arg(long, default_value_t = 0)]
         show_errors: usize,
+        /// Also print the first this many predictions (right or wrong) with their reasoning.
+        #[arg(long, default_value_t = 0)]
+        show: usize,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -216,9 +219,10 @@ pub fn run(cli: Cli) -> Result<()> {
                     gamma,
                     no_rules,
                     show_errors,
+                    show,
                     json,
                 },
-        } => model_eval(&train, &heldout, gamma, no_rules, show_errors, json),
+        } => model_eval(&train, &heldout, gamma, no_rules, (show_errors, show), json),
     }
 }
 
@@ -422,7 +426,7 @@ fn model_eval(
     heldout: &std::path::Path,
     gamma: f64,
     no_rules: bool,
-    show_errors: usize,
+    (show_errors, show): (usize, usize),
     json: bool,
 ) -> Result<()> {
     use dreamgym_sim::model::{fidelity, native::NativeModel};
@@ -470,15 +474,17 @@ fn model_eval(
             get(&r.unseen_tasks)
         );
     }
-    show_wrong_predictions(&model, &ho, show_errors);
+    show_predictions(&model, &ho, show, false);
+    show_predictions(&model, &ho, show_errors, true);
     Ok(())
 }
 
-/// Print up to `n` held-out transitions the model gets wrong, with its reasoning.
-fn show_wrong_predictions(
+/// Print up to `n` held-out predictions (only wrong ones with `wrong_only`), with the reasoning.
+fn show_predictions(
     model: &dyn dreamgym_sim::model::ExperienceModel,
     heldout: &[dreamgym_buffer::Trajectory],
     n: usize,
+    wrong_only: bool,
 ) {
     let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
     let mut shown = 0;
@@ -495,9 +501,15 @@ fn show_wrong_predictions(
                 retrieved: &[],
             };
             let p = model.predict(&ctx);
-            if set(&p.next_state.lines) != set(&s.next_state.lines) || p.reward != s.reward {
+            let wrong =
+                set(&p.next_state.lines) != set(&s.next_state.lines) || p.reward != s.reward;
+            if wrong || !wrong_only {
                 shown += 1;
-                println!("\n--- {} step {i}", t.task.id);
+                println!(
+                    "\n--- {} step {i}{}",
+                    t.task.id,
+                    if wrong { " (wrong)" } else { "" }
+                );
                 println!("state:     {:?}\naction:    {}", s.state.lines, s.action);
                 println!("predicted: {:?} reward {}", p.next_state.lines, p.reward);
                 println!("real:      {:?} reward {}", s.next_state.lines, s.reward);
