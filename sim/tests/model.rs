@@ -169,3 +169,41 @@ fn a_model_env_rolls_out_like_the_real_one() {
     }
     assert!(truncated);
 }
+
+#[test]
+fn returning_to_a_place_recalls_what_was_seen_there() {
+    let train = data("keys_doors.ron", 0..900);
+    let held = data("keys_doors.ron", 30_000..30_300);
+    let model = NativeModel::fit(&train);
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    let (mut recalled, mut right_with, mut right_without) = (0, 0, 0);
+    for t in &held {
+        for (i, s) in t.steps.iter().enumerate() {
+            let ctx = ModelContext {
+                task: &t.task,
+                history: &t.steps[..i],
+                state: &s.state,
+                action: &s.action,
+                retrieved: &[],
+            };
+            let p = model.predict(&ctx);
+            if p.reasoning.contains("recalled what was seen there") {
+                recalled += 1;
+                right_with += (set(&p.next_state.lines) == set(&s.next_state.lines)) as usize;
+                let blind = model.predict(&ModelContext {
+                    history: &[],
+                    ..ctx
+                });
+                right_without +=
+                    (set(&blind.next_state.lines) == set(&s.next_state.lines)) as usize;
+            }
+        }
+    }
+    eprintln!("recalls: {recalled}, right with history {right_with}, without {right_without}");
+    assert!(recalled >= 20, "only {recalled} recalls");
+    // the episode's own history is better evidence than other episodes for hidden contents
+    assert!(
+        right_with >= 2 * right_without.max(1),
+        "with history {right_with}/{recalled}, without {right_without}/{recalled}"
+    );
+}

@@ -178,6 +178,8 @@ struct Rule {
     reward: f32,
     done: bool,
     pattern: Vec<Tok>,
+    /// Some added line has a variable nothing binds (history recall can fill it).
+    open: bool,
     constants: usize,
     nvars: u32,
     example: String,
@@ -199,6 +201,32 @@ impl Rule {
             })
             .collect();
         self.nvars = var_of.len() as u32;
+        // variables of added lines that nothing the rule matches can bind
+        let mut bound = std::collections::HashSet::new();
+        let mut at = 0;
+        for &(part, n) in &self.shape {
+            if matches!(
+                part,
+                Part::Action | Part::Instruction | Part::Removed | Part::Context | Part::AdmRemoved
+            ) {
+                bound.extend(
+                    self.pattern[at..at + n]
+                        .iter()
+                        .filter_map(|t| if let Tok::Var(v) = t { Some(*v) } else { None }),
+                );
+            }
+            at += n;
+        }
+        let mut at = 0;
+        self.open = false;
+        for &(part, n) in &self.shape {
+            if part == Part::Added {
+                self.open |= self.pattern[at..at + n]
+                    .iter()
+                    .any(|t| matches!(t, Tok::Var(v) if !bound.contains(v)));
+            }
+            at += n;
+        }
         self.constants = self
             .pattern
             .iter()
@@ -243,6 +271,16 @@ pub struct NativeModel {
     by_action: HashMap<(usize, u32), Vec<usize>>,
     use_rules: bool,
     transitions: usize,
+    /// Per action form (token count, first word): for each line kind, how often a line of that
+    /// kind stayed and how often it went when such an action changed the state.
+    persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
+}
+
+/// The kind of a `[id] kind: text` line (`""` for lines of another form).
+fn line_kind(line: &str) -> &str {
+    line.split_once("] ")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .map_or("", |(k, _)| k)
 }
 
 impl NativeModel {
@@ -384,6 +422,22 @@ impl NativeModel {
         if !self.use_rules {
             return;
         }
+        if s.state.lines != s.next_state.lines {
+            let t = tokens(&s.action);
+            let key = (
+                t.len(),
+                t.first().map_or(u32::MAX, |(w, _)| self.words.id(w)),
+            );
+            let stats = self.persistence.entry(key).or_default();
+            for l in &s.state.lines {
+                let e = stats.entry(line_kind(l).to_string()).or_default();
+                if s.next_state.lines.contains(l) {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                }
+            }
+        }
         let ex = self.example(s);
         let shape: Vec<(Part, usize)> = ex.segs.iter().map(|(p, t, _)| (*p, t.len())).collect();
         let spacing: Vec<bool> = ex
@@ -413,6 +467,7 @@ impl NativeModel {
                 reward: ex.reward,
                 done: ex.done,
                 pattern: vec![],
+                open: false,
                 constants: 0,
                 nvars: 0,
                 example: s.action.clone(),
@@ -480,6 +535,16 @@ impl NativeModel {
         false
     }
 
+    /// A rule that removes lines of some form must remove every line of that form: no line it
+    /// leaves may fit one of its removed patterns (else it was learnt where fewer such lines were).
+    fn exhaustive(removed: &[Seg], lines: &[Tokenized], used: &[usize], b: &[Option<u32>]) -> bool {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !used.contains(i))
+            .all(|(_, l)| !removed.iter().any(|p| Self::unify(*p, l, &mut b.to_vec())))
+    }
+
     fn fill(v: &Vocab, pat: Seg, b: &[Option<u32>]) -> Option<String> {
         let mut out = String::new();
         for (t, &sp) in pat.toks.iter().zip(pat.spacing) {
@@ -516,7 +581,9 @@ impl NativeModel {
         }
         let removed: Vec<Seg> = get(Part::Removed).collect();
         let mut used = vec![];
-        if !Self::match_all(&removed, &q.lines, &mut used, &mut b) {
+        if !Self::match_all(&removed, &q.lines, &mut used, &mut b)
+            || !Self::exhaustive(&removed, &q.lines, &used, &b)
+        {
             return None;
         }
         let context: Vec<Seg> = get(Part::Context).collect();
@@ -544,6 +611,121 @@ impl NativeModel {
                 feedback,
             },
             b,
+        ))
+    }
+
+    /// Rule `r` matches but cannot fill some added lines (their words are not in the state, e.g.
+    /// what lies on a table the agent walks to): fill them from the episode's history — the lines
+    /// and admissible actions the agent lost when it last left the place the rule leads to.
+    fn recall(
+        &self,
+        v: &Vocab,
+        q: &Query,
+        r: &Rule,
+        ctx: &ModelContext,
+    ) -> Option<(Observation, usize)> {
+        let mut b: Vec<Option<u32>> = vec![None; r.nvars as usize];
+        let segs: Vec<(Part, Seg)> = r.segments().collect();
+        let get = |p: Part| segs.iter().filter(move |(q, _)| *q == p).map(|(_, s)| *s);
+        if !Self::unify(get(Part::Action).next()?, &q.action, &mut b) {
+            return None;
+        }
+        if let Some(ins) = get(Part::Instruction).next()
+            && !Self::unify(ins, &q.instruction, &mut b)
+        {
+            return None;
+        }
+        let removed: Vec<Seg> = get(Part::Removed).collect();
+        let mut used = vec![];
+        if !Self::match_all(&removed, &q.lines, &mut used, &mut b)
+            || !Self::exhaustive(&removed, &q.lines, &used, &b)
+        {
+            return None;
+        }
+        let context: Vec<Seg> = get(Part::Context).collect();
+        let mut taken = used.clone();
+        if !Self::match_all(&context, &q.lines, &mut taken, &mut b) {
+            return None;
+        }
+        let adm_removed: Vec<Seg> = get(Part::AdmRemoved).collect();
+        let mut used_adm = vec![];
+        if !Self::match_all(&adm_removed, &q.admissible, &mut used_adm, &mut b) {
+            return None;
+        }
+        let added: Vec<Seg> = get(Part::Added).collect();
+        let filled: Vec<Option<String>> = added.iter().map(|p| Self::fill(v, *p, &b)).collect();
+        if filled.iter().all(Option::is_some) {
+            return None; // nothing to recall: the rule applies on its own
+        }
+        let anchors: Vec<&String> = filled.iter().flatten().collect();
+        if anchors.is_empty() {
+            return None;
+        }
+        // the latest step that took the agent away from where the anchors hold
+        let (k, step) = ctx.history.iter().enumerate().rev().find(|(_, h)| {
+            let gone = diff(&h.state.lines, &h.next_state.lines);
+            anchors.iter().all(|a| gone.contains(a))
+        })?;
+        // the lines lost then that have the form of the rule's unfilled lines, all of them
+        let open: Vec<Seg> = added
+            .iter()
+            .zip(&filled)
+            .filter(|(_, f)| f.is_none())
+            .map(|(p, _)| *p)
+            .collect();
+        let mut words = Vocab {
+            known: v.known,
+            extra: v.extra.clone(),
+        };
+        let pool: Vec<Tokenized> = diff(&step.state.lines, &step.next_state.lines)
+            .into_iter()
+            .filter(|l| !anchors.contains(l))
+            .map(|l| Tokenized::new(&mut words, l))
+            .filter(|t| open.iter().any(|p| Self::unify(*p, t, &mut b.clone())))
+            .collect();
+        if pool.len() != open.len() {
+            return None;
+        }
+        let mut used_pool = vec![];
+        if !Self::match_all(&open, &pool, &mut used_pool, &mut b) {
+            return None;
+        }
+        let lines_back: Vec<String> = added
+            .iter()
+            .map(|p| Self::fill(&words, *p, &b))
+            .collect::<Option<_>>()?;
+        let adm_back: Vec<String> = get(Part::AdmAdded)
+            .map(|p| Self::fill(&words, p, &b))
+            .collect::<Option<_>>()?;
+        let feedback = Self::fill(&words, get(Part::Feedback).next()?, &b)?;
+        // lines of kinds that such actions usually take away (the old place's) go too
+        let stats = self.persistence.get(&(
+            q.action.ids.len(),
+            q.action.ids.first().copied().unwrap_or(u32::MAX),
+        ));
+        let stays = |i: usize, l: &String| {
+            !used.contains(&i)
+                && stats
+                    .and_then(|st| st.get(line_kind(l)))
+                    .is_none_or(|&(kept, gone)| kept >= gone)
+        };
+        let mut lines: Vec<String> = ctx
+            .state
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| stays(*i, l))
+            .map(|(_, l)| l.clone())
+            .collect();
+        lines.extend(lines_back);
+        Some((
+            Observation {
+                lines,
+                instruction: ctx.state.instruction.clone(),
+                admissible: splice(&ctx.state.admissible, &used_adm, adm_back),
+                feedback,
+            },
+            k,
         ))
     }
 
@@ -584,58 +766,12 @@ impl ExperienceModel for NativeModel {
     fn predict(&self, ctx: &ModelContext) -> Prediction {
         let success_of = |reward: f32, done: bool| done && reward >= 0.999;
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
-        // 1. exact memory
-        let key = (
-            ctx.state.instruction.clone(),
-            ctx.state.lines.clone(),
-            ctx.action.to_string(),
-        );
-        if let Some(outcomes) = self.memory.get(&key) {
-            let total: usize = outcomes.iter().map(|o| o.3).sum();
-            let best = outcomes.iter().max_by_key(|o| o.3).expect("non-empty");
-            return Prediction {
-                reasoning: format!(
-                    "Seen before: this exact state and action occurred {total} time(s) in the training data; {} of them led to the predicted outcome.",
-                    best.3
-                ),
-                next_state: best.0.clone(),
-                reward: best.1,
-                done: best.2,
-                success: success_of(best.1, best.2),
-                confidence: best.3 as f32 / total as f32,
-            };
-        }
-        // 2. the same state and action under another task, where it never paid or ended an episode
-        if let Some(seen) = self
-            .dynamics
-            .get(&(ctx.state.lines.clone(), ctx.action.to_string()))
-            && seen.iter().all(|o| o.1)
-        {
-            let total: usize = seen.iter().map(|o| o.2).sum();
-            let best = seen.iter().max_by_key(|o| o.2).expect("non-empty");
-            return Prediction {
-                reasoning: format!(
-                    "Seen before under other tasks: this state and action occurred {total} time(s); {} led to the predicted state, none paid a reward or ended the episode.",
-                    best.2
-                ),
-                next_state: Observation {
-                    instruction: ctx.state.instruction.clone(),
-                    ..best.0.clone()
-                },
-                reward: 0.0,
-                done: false,
-                success: false,
-                confidence: best.2 as f32 / total as f32,
-            };
-        }
-        // 3. lifted rules: generalisations first, then the most specific, then the best supported
         let action_tokens = tokens(ctx.action);
         let first = action_tokens
             .first()
             .and_then(|(w, _)| self.words.get(w))
             .unwrap_or(u32::MAX);
         let n = action_tokens.len();
-        let mut best: Option<(&Rule, Observation, Vec<Option<u32>>)> = None;
         let mut vocab = Vocab {
             known: &self.words,
             extra: vec![],
@@ -656,13 +792,94 @@ impl ExperienceModel for NativeModel {
                 .map(|l| Tokenized::new(&mut vocab, l))
                 .collect(),
         };
-        if let Some(cands) = self.by_action.get(&(n, first)) {
-            for &ri in cands {
-                let r = &self.rules[ri];
-                if let Some((obs, b)) = self.apply(&vocab, &query, r, ctx) {
-                    best = Some((r, obs, b));
-                    break;
+        let cands: &[usize] = self
+            .by_action
+            .get(&(n, first))
+            .map_or(&[], |v| v.as_slice());
+        // 1. exact memory
+        let key = (
+            ctx.state.instruction.clone(),
+            ctx.state.lines.clone(),
+            ctx.action.to_string(),
+        );
+        let remembered = self.memory.get(&key).map(|outcomes| {
+            let total: usize = outcomes.iter().map(|o| o.3).sum();
+            let best = outcomes.iter().max_by_key(|o| o.3).expect("non-empty");
+            Prediction {
+                reasoning: format!(
+                    "Seen before: this exact state and action occurred {total} time(s) in the training data; {} of them led to the predicted outcome.",
+                    best.3
+                ),
+                next_state: best.0.clone(),
+                reward: best.1,
+                done: best.2,
+                success: success_of(best.1, best.2),
+                confidence: best.3 as f32 / total as f32,
+            }
+        });
+        // 2. the same state and action under another task, where it never paid or ended an episode
+        let seen_elsewhere = self
+            .dynamics
+            .get(&(ctx.state.lines.clone(), ctx.action.to_string()))
+            .filter(|seen| seen.iter().all(|o| o.1))
+            .map(|seen| {
+                let total: usize = seen.iter().map(|o| o.2).sum();
+                let best = seen.iter().max_by_key(|o| o.2).expect("non-empty");
+                Prediction {
+                    reasoning: format!(
+                        "Seen before under other tasks: this state and action occurred {total} time(s); {} led to the predicted state, none paid a reward or ended the episode.",
+                        best.2
+                    ),
+                    next_state: Observation {
+                        instruction: ctx.state.instruction.clone(),
+                        ..best.0.clone()
+                    },
+                    reward: 0.0,
+                    done: false,
+                    success: false,
+                    confidence: best.2 as f32 / total as f32,
                 }
+            });
+        // memory that never disagreed is taken as it is
+        for p in [&remembered, &seen_elsewhere].into_iter().flatten() {
+            if p.confidence >= 1.0 {
+                return p.clone();
+            }
+        }
+        // back to a place seen earlier in this episode: what the agent saw there beats a guess
+        // from other episodes, whose hidden parts differ
+        if admissible && !ctx.history.is_empty() {
+            for &ri in cands.iter().filter(|&&ri| self.rules[ri].open) {
+                let r = &self.rules[ri];
+                if let Some((obs, k)) = self.recall(&vocab, &query, r, ctx) {
+                    return Prediction {
+                        reasoning: format!(
+                            "Rule induced from {} transition(s) like `{}` leads back to a place left at step {k} of this episode; recalled what was seen there ({} line(s)). Reward {}{}.",
+                            r.support,
+                            r.example,
+                            diff(&obs.lines, &ctx.state.lines).len(),
+                            r.reward,
+                            if r.done { ", episode ends" } else { "" }
+                        ),
+                        next_state: obs,
+                        reward: r.reward,
+                        done: r.done,
+                        success: success_of(r.reward, r.done),
+                        confidence: 0.9,
+                    };
+                }
+            }
+        }
+        if let Some(p) = remembered.or(seen_elsewhere) {
+            return p;
+        }
+        // 3. lifted rules: generalisations first, then the most specific, then the best supported
+        let mut best: Option<(&Rule, Observation, Vec<Option<u32>>)> = None;
+        for &ri in cands {
+            let r = &self.rules[ri];
+            if let Some((obs, b)) = self.apply(&vocab, &query, r, ctx) {
+                best = Some((r, obs, b));
+                break;
             }
         }
         if let Some((r, obs, b)) = best {
