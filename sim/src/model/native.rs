@@ -14,7 +14,10 @@
 //!    the current state; it is usable only if every variable of what it adds is bound.
 //!    Lines of the state that the transition keeps but whose words show up in the outcome (the
 //!    id of an option being selected) are kept as context preconditions that bind those words.
-//! 3. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
+//! 3. **History recall**: a rule that leads back to a place the agent left earlier in the episode
+//!    but cannot fill some added lines (what lies there is not in the current state) takes them
+//!    from the lines lost when the agent left; lines of kinds such actions usually take away go.
+//! 4. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
 //!    rule explains, leaves the state unchanged with reward 0; the latter with a low confidence.
 //!
 //! Predicted lines keep the current state's order; added lines take the place of the first removed
