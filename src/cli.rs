@@ -102,6 +102,22 @@ pub enum ScenarioCmd {
 /// `dreamgym model ...`
 #[derive(Subcommand, Debug)]
 pub enum ModelCmd {
+    /// Write chat-format SFT data (prompt: task, history, retrieved demos, state, action; target:
+    /// reasoning, next state, reward, done) for training an LLM experience model.
+    ExportSft {
+        /// Trajectories (JSONL).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output JSONL.
+        #[arg(long)]
+        out: PathBuf,
+        /// Retrieved demonstrations per example.
+        #[arg(long, default_value_t = 3)]
+        k: usize,
+        /// Steps of history per example.
+        #[arg(long, default_value_t = 4)]
+        history: usize,
+    },
     /// Fit the native model on one file of trajectories and measure its fidelity on another.
     Eval {
         /// Training trajectories (JSONL).
@@ -211,6 +227,25 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Buffer { cmd } => buffer(cmd),
+        Command::Model {
+            cmd:
+                ModelCmd::ExportSft {
+                    data,
+                    out,
+                    k,
+                    history,
+                },
+        } => {
+            let d = dreamgym_buffer::jsonl::read_file(&data)?;
+            let s = crate::sft::export(&d, &out, k, history)?;
+            println!(
+                "wrote {} examples to {} ({} with the native model's own reasoning, the rest with a factual account)",
+                s.examples,
+                out.display(),
+                s.model_traces
+            );
+            Ok(())
+        }
         Command::Model {
             cmd:
                 ModelCmd::Eval {
@@ -441,6 +476,8 @@ fn model_eval(
     let t1 = std::time::Instant::now();
     let r = fidelity::evaluate(&model, &tr, &ho, gamma);
     let eval_s = t1.elapsed().as_secs_f64();
+    // one-step predictions plus the open-loop ones of the drift measurement
+    let predictions = r.all.transitions + r.drift.iter().map(|d| d.windows).sum::<usize>();
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
@@ -450,8 +487,8 @@ fn model_eval(
         dreamgym_sim::model::ExperienceModel::name(&model),
         model.transitions(),
         model.rules(),
-        r.all.transitions,
-        r.all.transitions as f64 / eval_s.max(1e-9)
+        predictions,
+        predictions as f64 / eval_s.max(1e-9)
     );
     println!("{:<22} {:>10} {:>14}", "metric", "all", "unseen tasks");
     type Metric = fn(&fidelity::Fidelity) -> f64;
@@ -474,6 +511,15 @@ fn model_eval(
             get(&r.unseen_tasks)
         );
     }
+    let drift: Vec<String> = r
+        .drift
+        .iter()
+        .map(|d| format!("k={}: {:.3}", d.k, d.exact))
+        .collect();
+    println!(
+        "open-loop next-state exact after k steps: {}",
+        drift.join(", ")
+    );
     show_predictions(&model, &ho, show, false);
     show_predictions(&model, &ho, show_errors, true);
     Ok(())

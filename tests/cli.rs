@@ -268,3 +268,91 @@ fn play_runs_a_scenario_from_stdin() {
     assert!(text.contains("Nothing happens."), "{text}");
     assert!(text.contains("expert: go to the"), "{text}");
 }
+
+#[test]
+fn model_eval_json_and_sft_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, held) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    for (out, seed, n) in [(&train, "1", "150"), (&held, "2", "20")] {
+        let (ok, _, err) = run(bin()
+            .args(["collect", "--env"])
+            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
+            .args([
+                "--policy",
+                "noisy-expert:0.3",
+                "--episodes",
+                n,
+                "--seed",
+                seed,
+                "--out",
+            ])
+            .arg(out));
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = run(bin()
+        .args(["model", "eval", "--json", "--train"])
+        .arg(&train)
+        .arg("--heldout")
+        .arg(&held));
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for k in [
+        "next_state_exact",
+        "next_state_f1",
+        "reward_accuracy",
+        "false_success_rate",
+        "done_accuracy",
+        "eps_r",
+        "eps_p",
+        "bound_penalty",
+    ] {
+        let x = v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {out}"));
+        assert!(x >= 0.0 && x.is_finite(), "{k} = {x}");
+    }
+    assert!(v["unseen_tasks"]["next_state_exact"].is_number());
+    assert_eq!(v["drift"].as_array().unwrap().len(), 5);
+    assert!(v["next_state_exact"].as_f64().unwrap() > 0.5);
+    // SFT export: system, user, assistant; the target is the real outcome, reasoning first
+    let sft = dir.path().join("sft.jsonl");
+    let (ok, _, err) = run(bin()
+        .args(["model", "export-sft", "--data"])
+        .arg(&held)
+        .arg("--out")
+        .arg(&sft));
+    assert!(ok, "{err}");
+    let real = dreamgym_buffer::jsonl::read_file(&held).unwrap();
+    let steps: Vec<&dreamgym_buffer::Step> = real.iter().flat_map(|t| &t.steps).collect();
+    let lines: Vec<String> = std::fs::read_to_string(&sft)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), steps.len());
+    for (l, s) in lines.iter().zip(steps) {
+        let ex: serde_json::Value = serde_json::from_str(l).unwrap();
+        let m = ex["messages"].as_array().unwrap();
+        assert_eq!(
+            (
+                m[0]["role"].as_str(),
+                m[1]["role"].as_str(),
+                m[2]["role"].as_str()
+            ),
+            (Some("system"), Some("user"), Some("assistant"))
+        );
+        assert!(
+            m[1]["content"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("Action: {}", s.action))
+        );
+        let target = m[2]["content"].as_str().unwrap();
+        assert!(target.starts_with("{\"reasoning\":"), "{target}");
+        let t: serde_json::Value = serde_json::from_str(target).unwrap();
+        assert_eq!(
+            t["next_state"]["lines"],
+            serde_json::json!(s.next_state.lines)
+        );
+        assert_eq!(t["reward"].as_f64().unwrap() as f32, s.reward);
+        assert_eq!(t["done"].as_bool().unwrap(), s.done);
+    }
+}

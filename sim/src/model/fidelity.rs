@@ -98,6 +98,68 @@ pub struct FidelityReport {
     pub all: Fidelity,
     /// Over the transitions of held-out task instances whose id never occurs in training.
     pub unseen_tasks: Fidelity,
+    /// Open-loop drift: for k = 1..=5, the share of k-step windows of held-out episodes where the
+    /// model, fed its own predictions and the real actions, ends in the real state (as a set).
+    pub drift: Vec<Drift>,
+}
+
+/// Open-loop accuracy after `k` steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drift {
+    /// Steps rolled out on the model's own predictions.
+    pub k: usize,
+    /// Windows evaluated.
+    pub windows: usize,
+    /// Share of windows whose final predicted state is the real one.
+    pub exact: f64,
+}
+
+/// Longest open-loop rollout measured.
+pub const MAX_DRIFT_K: usize = 5;
+
+/// Open-loop drift of `model` over k-step windows of `heldout` (see [`FidelityReport::drift`]).
+pub fn drift(model: &dyn ExperienceModel, heldout: &[Trajectory]) -> Vec<Drift> {
+    let mut right = [0usize; MAX_DRIFT_K];
+    let mut windows = [0usize; MAX_DRIFT_K];
+    for t in heldout {
+        for start in 0..t.steps.len() {
+            let mut state = t.steps[start].state.clone();
+            let mut history: Vec<dreamgym_buffer::Step> = t.steps[..start].to_vec();
+            for k in 0..MAX_DRIFT_K.min(t.steps.len() - start) {
+                let real = &t.steps[start + k];
+                let p = model.predict(&ModelContext {
+                    task: &t.task,
+                    history: &history,
+                    state: &state,
+                    action: &real.action,
+                    retrieved: &[],
+                });
+                windows[k] += 1;
+                right[k] += same_set(&p.next_state.lines, &real.next_state.lines) as usize;
+                history.push(dreamgym_buffer::Step {
+                    state: state.clone(),
+                    action: real.action.clone(),
+                    reward: p.reward,
+                    next_state: p.next_state.clone(),
+                    done: p.done,
+                    truncated: false,
+                    reasoning: None,
+                    provenance: dreamgym_buffer::Provenance::Synthetic,
+                });
+                if p.done {
+                    break;
+                }
+                state = p.next_state;
+            }
+        }
+    }
+    (0..MAX_DRIFT_K)
+        .map(|k| Drift {
+            k: k + 1,
+            windows: windows[k],
+            exact: right[k] as f64 / windows[k].max(1) as f64,
+        })
+        .collect()
 }
 
 /// Evaluate `model` one step at a time on `heldout` (each prediction starts from the real state).
@@ -143,5 +205,6 @@ pub fn evaluate(
     FidelityReport {
         all: all.finish(gamma),
         unseen_tasks: unseen.finish(gamma),
+        drift: drift(model, heldout),
     }
 }

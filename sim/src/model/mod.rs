@@ -4,6 +4,7 @@
 pub mod env;
 pub mod fidelity;
 pub mod native;
+pub mod prompt;
 
 use dreamgym_buffer::{Observation, Step, Task};
 

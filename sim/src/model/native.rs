@@ -732,6 +732,112 @@ impl NativeModel {
         ))
     }
 
+    /// The prediction of the best rule that applies (stage 3 of [`ExperienceModel::predict`]).
+    fn by_rule(
+        &self,
+        vocab: &Vocab,
+        query: &Query,
+        cands: &[usize],
+        ctx: &ModelContext,
+    ) -> Option<Prediction> {
+        let success_of = |reward: f32, done: bool| done && reward >= 0.999;
+        let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
+        let mut best: Option<(&Rule, Observation, Vec<Option<u32>>)> = None;
+        for &ri in cands {
+            let r = &self.rules[ri];
+            if let Some((obs, b)) = self.apply(vocab, query, r, ctx) {
+                best = Some((r, obs, b));
+                break;
+            }
+        }
+        if let Some((r, obs, b)) = best {
+            let mut why = format!(
+                "Rule induced from {} transition(s) like `{}`: {}.",
+                r.support,
+                r.example,
+                if admissible {
+                    "the action is admissible here"
+                } else {
+                    "the action is not admissible here"
+                }
+            );
+            let bound: Vec<String> = b
+                .iter()
+                .enumerate()
+                .filter_map(|(i, x)| x.map(|t| format!("?{i}={}", vocab.word(t))))
+                .collect();
+            if !bound.is_empty() {
+                let _ = write!(why, " Bindings: {}.", bound.join(", "));
+            }
+            let gone = diff(&ctx.state.lines, &obs.lines);
+            let new = diff(&obs.lines, &ctx.state.lines);
+            if !gone.is_empty() || !new.is_empty() {
+                let _ = write!(why, " It removes {gone:?} and adds {new:?}.");
+            }
+            let _ = write!(
+                why,
+                " Reward {}{}.",
+                r.reward,
+                if r.done { ", episode ends" } else { "" }
+            );
+            if let Some(e) = ctx.retrieved.first() {
+                let _ = write!(why, " Nearest retrieved transition: `{}`.", e.action);
+            }
+            let conf = r.support as f32 / (r.support as f32 + 1.0);
+            return Some(Prediction {
+                reasoning: why,
+                next_state: obs,
+                reward: r.reward,
+                done: r.done,
+                success: success_of(r.reward, r.done),
+                confidence: conf,
+            });
+        }
+        None
+    }
+
+    /// Explain a transition by an induced rule only (no memory of the exact situation): the
+    /// generalising trace used for SFT reasoning. `None` when no rule applies.
+    pub fn explain(&self, ctx: &ModelContext) -> Option<Prediction> {
+        let (vocab, query, cands) = self.query(ctx);
+        self.by_rule(&vocab, &query, cands, ctx)
+    }
+
+    fn query<'a>(&'a self, ctx: &ModelContext) -> (Vocab<'a>, Query, &'a [usize]) {
+        let mut vocab = Vocab {
+            known: &self.words,
+            extra: vec![],
+        };
+        let query = Query {
+            action: Tokenized::new(&mut vocab, ctx.action),
+            instruction: Tokenized::new(&mut vocab, &ctx.state.instruction),
+            lines: ctx
+                .state
+                .lines
+                .iter()
+                .map(|l| Tokenized::new(&mut vocab, l))
+                .collect(),
+            admissible: ctx
+                .state
+                .admissible
+                .iter()
+                .map(|l| Tokenized::new(&mut vocab, l))
+                .collect(),
+        };
+        let first = query
+            .action
+            .ids
+            .first()
+            .copied()
+            .filter(|&t| (t as usize) < self.words.words.len())
+            .unwrap_or(u32::MAX);
+        let cands = self
+            .by_action
+            .get(&(query.action.ids.len(), first))
+            .map_or(&[][..], |v| v.as_slice());
+        (vocab, query, cands)
+    }
+
     fn unchanged(ctx: &ModelContext, feedback: &str) -> Observation {
         Observation {
             feedback: feedback.to_string(),
@@ -769,36 +875,7 @@ impl ExperienceModel for NativeModel {
     fn predict(&self, ctx: &ModelContext) -> Prediction {
         let success_of = |reward: f32, done: bool| done && reward >= 0.999;
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
-        let action_tokens = tokens(ctx.action);
-        let first = action_tokens
-            .first()
-            .and_then(|(w, _)| self.words.get(w))
-            .unwrap_or(u32::MAX);
-        let n = action_tokens.len();
-        let mut vocab = Vocab {
-            known: &self.words,
-            extra: vec![],
-        };
-        let query = Query {
-            action: Tokenized::new(&mut vocab, ctx.action),
-            instruction: Tokenized::new(&mut vocab, &ctx.state.instruction),
-            lines: ctx
-                .state
-                .lines
-                .iter()
-                .map(|l| Tokenized::new(&mut vocab, l))
-                .collect(),
-            admissible: ctx
-                .state
-                .admissible
-                .iter()
-                .map(|l| Tokenized::new(&mut vocab, l))
-                .collect(),
-        };
-        let cands: &[usize] = self
-            .by_action
-            .get(&(n, first))
-            .map_or(&[], |v| v.as_slice());
+        let (vocab, query, cands) = self.query(ctx);
         // 1. exact memory
         let key = (
             ctx.state.instruction.clone(),
@@ -877,56 +954,8 @@ impl ExperienceModel for NativeModel {
             return p;
         }
         // 3. lifted rules: generalisations first, then the most specific, then the best supported
-        let mut best: Option<(&Rule, Observation, Vec<Option<u32>>)> = None;
-        for &ri in cands {
-            let r = &self.rules[ri];
-            if let Some((obs, b)) = self.apply(&vocab, &query, r, ctx) {
-                best = Some((r, obs, b));
-                break;
-            }
-        }
-        if let Some((r, obs, b)) = best {
-            let mut why = format!(
-                "Rule induced from {} transition(s) like `{}`: {}.",
-                r.support,
-                r.example,
-                if admissible {
-                    "the action is admissible here"
-                } else {
-                    "the action is not admissible here"
-                }
-            );
-            let bound: Vec<String> = b
-                .iter()
-                .enumerate()
-                .filter_map(|(i, x)| x.map(|t| format!("?{i}={}", vocab.word(t))))
-                .collect();
-            if !bound.is_empty() {
-                let _ = write!(why, " Bindings: {}.", bound.join(", "));
-            }
-            let gone = diff(&ctx.state.lines, &obs.lines);
-            let new = diff(&obs.lines, &ctx.state.lines);
-            if !gone.is_empty() || !new.is_empty() {
-                let _ = write!(why, " It removes {gone:?} and adds {new:?}.");
-            }
-            let _ = write!(
-                why,
-                " Reward {}{}.",
-                r.reward,
-                if r.done { ", episode ends" } else { "" }
-            );
-            if let Some(e) = ctx.retrieved.first() {
-                let _ = write!(why, " Nearest retrieved transition: `{}`.", e.action);
-            }
-            let conf = r.support as f32 / (r.support as f32 + 1.0);
-            return Prediction {
-                reasoning: why,
-                next_state: obs,
-                reward: r.reward,
-                done: r.done,
-                success: success_of(r.reward, r.done),
-                confidence: conf,
-            };
+        if let Some(p) = self.by_rule(&vocab, &query, cands, ctx) {
+            return p;
         }
         // 4. failure semantics
         let (why, conf) = if admissible {
