@@ -102,6 +102,28 @@ pub enum ScenarioCmd {
 /// `dreamgym model ...`
 #[derive(Subcommand, Debug)]
 pub enum ModelCmd {
+    /// Roll out a few synthetic episodes through the LLM model at $DREAMGYM_LLM_URL and report,
+    /// as JSON, how many replies were valid, truncated or rejected (a structural check).
+    LlmCheck {
+        /// Env whose real expert episodes give the initial states.
+        #[arg(long)]
+        env: String,
+        /// Synthetic episodes.
+        #[arg(long, default_value_t = 2)]
+        episodes: usize,
+        /// Steps per episode.
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Token limit per reply.
+        #[arg(long, default_value_t = 512)]
+        max_tokens: u32,
+        /// Attempts per prediction.
+        #[arg(long, default_value_t = 2)]
+        attempts: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Write chat-format SFT data (prompt: task, history, retrieved demos, state, action; target:
     /// reasoning, next state, reward, done) for training an LLM experience model.
     ExportSft {
@@ -227,6 +249,17 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Buffer { cmd } => buffer(cmd),
+        Command::Model {
+            cmd:
+                ModelCmd::LlmCheck {
+                    env,
+                    episodes,
+                    steps,
+                    max_tokens,
+                    attempts,
+                    seed,
+                },
+        } => llm_check(&env, episodes, steps, max_tokens, attempts, seed),
         Command::Model {
             cmd:
                 ModelCmd::ExportSft {
@@ -546,7 +579,14 @@ fn show_predictions(
                 action: &s.action,
                 retrieved: &[],
             };
-            let p = model.predict(&ctx);
+            let p = match model.predict(&ctx) {
+                Ok(p) => p,
+                Err(e) => {
+                    println!("\n--- {} step {i}: rejected: {e}", t.task.id);
+                    shown += 1;
+                    continue;
+                }
+            };
             let wrong =
                 set(&p.next_state.lines) != set(&s.next_state.lines) || p.reward != s.reward;
             if wrong || !wrong_only {
@@ -563,4 +603,80 @@ fn show_predictions(
             }
         }
     }
+}
+
+fn llm_check(
+    env: &str,
+    episodes: usize,
+    steps: usize,
+    max_tokens: u32,
+    attempts: u32,
+    seed: u64,
+) -> Result<()> {
+    use dreamgym_sim::model::env::ModelEnv;
+    use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
+    use rand::{RngExt, SeedableRng};
+    use std::sync::atomic::Ordering;
+    let envs = EnvFactory::new(env, None)?;
+    let mut real_env = envs.open();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut real = vec![];
+    for i in 0..3 {
+        real.push(dreamgym_sim::policy::collect_episode(
+            real_env.as_mut(),
+            &TaskSpec::default(),
+            seed * 100 + i,
+            BehaviourPolicy::Expert,
+            &mut rng,
+        )?);
+    }
+    let mut cfg = LlmConfig::from_env()?;
+    cfg.max_tokens = max_tokens;
+    cfg.attempts = attempts;
+    let model = std::sync::Arc::new(LlmModel::new(cfg)?);
+    let mut sim = ModelEnv::new(model.clone(), &real, steps as u32 + 1);
+    let (mut valid, mut rejected, mut recorded) = (0usize, 0usize, vec![]);
+    let mut errors = vec![];
+    for ep in 0..episodes {
+        let mut obs = sim.reset(&TaskSpec::default(), seed + ep as u64)?;
+        for _ in 0..steps {
+            let a = obs.admissible[rng.random_range(0..obs.admissible.len().max(1))].clone();
+            match sim.step(&a) {
+                Ok(r) => {
+                    anyhow::ensure!(
+                        (0.0..=1.0).contains(&r.reward),
+                        "reward {} out of range",
+                        r.reward
+                    );
+                    anyhow::ensure!(!r.observation.lines.is_empty(), "empty next state");
+                    valid += 1;
+                    recorded.push(a);
+                    let end = r.done || r.truncated;
+                    obs = r.observation;
+                    if end {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    rejected += 1;
+                    errors.push(e.to_string());
+                    break; // the episode cannot go on without a state; nothing was recorded
+                }
+            }
+        }
+    }
+    let st = model.stats();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "valid": valid,
+            "rejected": rejected,
+            "requests": st.requests.load(Ordering::Relaxed),
+            "retries": st.retries.load(Ordering::Relaxed),
+            "truncated": st.truncated.load(Ordering::Relaxed),
+            "invalid": st.invalid.load(Ordering::Relaxed),
+            "errors": errors,
+        }))?
+    );
+    Ok(())
 }

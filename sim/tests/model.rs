@@ -86,7 +86,7 @@ fn failure_semantics_and_a_readable_trace() {
         action: "fly to the moon",
         retrieved: &[],
     };
-    let p = model.predict(&ctx);
+    let p = model.predict(&ctx).unwrap();
     assert_eq!(p.next_state.lines, s.state.lines);
     assert_eq!((p.reward, p.done, p.success), (0.0, false, false));
     assert!(p.reasoning.contains("not admissible"), "{}", p.reasoning);
@@ -98,7 +98,7 @@ fn failure_semantics_and_a_readable_trace() {
         action: &s.action,
         retrieved: &[],
     };
-    let p = model.predict(&ctx);
+    let p = model.predict(&ctx).unwrap();
     assert!(
         p.reasoning.starts_with("Rule induced from") || p.reasoning.starts_with("Seen before"),
         "{}",
@@ -186,11 +186,11 @@ fn returning_to_a_place_recalls_what_was_seen_there() {
                 action: &s.action,
                 retrieved: &[],
             };
-            let p = model.predict(&ctx);
+            let p = model.predict(&ctx).unwrap();
             if p.reasoning.contains("recalled what was seen there") {
                 recalled += 1;
                 right_with += (set(&p.next_state.lines) == set(&s.next_state.lines)) as usize;
-                let blind = model.predict(&ModelContext {
+                let blind = model.predict_native(&ModelContext {
                     history: &[],
                     ..ctx
                 });

@@ -125,13 +125,19 @@ impl Env for ModelEnv {
             });
         }
         let from = self.history.len().saturating_sub(HISTORY_WINDOW);
-        let p = self.model.predict(&ModelContext {
-            task,
-            history: &self.history[from..],
-            state,
-            action,
-            retrieved: &[],
-        });
+        let p = self
+            .model
+            .predict(&ModelContext {
+                task,
+                history: &self.history[from..],
+                state,
+                action,
+                retrieved: &[],
+            })
+            .map_err(|e| EnvError::Other {
+                env: self.id.clone(),
+                message: format!("no step recorded: {e}"),
+            })?;
         let truncated = !p.done && self.history.len() as u32 + 1 >= self.max_steps;
         let step = Step {
             state: state.clone(),

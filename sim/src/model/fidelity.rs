@@ -33,6 +33,8 @@ pub struct Fidelity {
     pub gamma: f64,
     /// Mean confidence the model gave.
     pub mean_confidence: f64,
+    /// Predictions the model refused or could not make (scored as the unchanged state).
+    pub rejected: usize,
 }
 
 #[derive(Default)]
@@ -47,6 +49,7 @@ struct Acc {
     done: usize,
     abs_r: f64,
     conf: f64,
+    rejected: usize,
 }
 
 impl Acc {
@@ -68,6 +71,7 @@ impl Acc {
                 * (eps_r / (1.0 - gamma) + 2.0 * gamma * eps_p / (1.0 - gamma).powi(2)),
             gamma,
             mean_confidence: self.conf / n,
+            rejected: self.rejected,
         }
     }
 }
@@ -135,6 +139,7 @@ pub fn drift(model: &dyn ExperienceModel, heldout: &[Trajectory]) -> Vec<Drift> 
                     retrieved: &[],
                 });
                 windows[k] += 1;
+                let Ok(p) = p else { break };
                 right[k] += same_set(&p.next_state.lines, &real.next_state.lines) as usize;
                 history.push(dreamgym_buffer::Step {
                     state: state.clone(),
@@ -181,13 +186,28 @@ pub fn evaluate(
                 action: &s.action,
                 retrieved: &[],
             };
-            let p = model.predict(&ctx);
+            let (p, rejected) = match model.predict(&ctx) {
+                Ok(p) => (p, false),
+                // a rejected reply scores as the failure state it would have to be replaced by
+                Err(e) => (
+                    super::Prediction {
+                        reasoning: e.to_string(),
+                        next_state: s.state.clone(),
+                        reward: 0.0,
+                        done: false,
+                        success: false,
+                        confidence: 0.0,
+                    },
+                    true,
+                ),
+            };
             let real_success = s.done && s.reward >= 0.999;
             for acc in [Some(&mut all), is_unseen.then_some(&mut unseen)]
                 .into_iter()
                 .flatten()
             {
                 acc.n += 1;
+                acc.rejected += rejected as usize;
                 acc.exact += same_set(&p.next_state.lines, &s.next_state.lines) as usize;
                 acc.f1 += f1(&p.next_state.lines, &s.next_state.lines);
                 acc.adm += same_set(&p.next_state.admissible, &s.next_state.admissible) as usize;

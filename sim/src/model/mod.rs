@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod fidelity;
+pub mod llm;
 pub mod native;
 pub mod prompt;
 
@@ -40,14 +41,40 @@ pub struct Prediction {
     pub confidence: f32,
 }
 
+/// Why a model gave no prediction. A rejected reply (cut at the token limit, invalid JSON) is an
+/// error, never a prediction: it must not reach a replay buffer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    /// The model is misconfigured (e.g. no server URL).
+    #[error("experience model configuration: {0}")]
+    Config(String),
+    /// The server could not be reached or answered with an error status.
+    #[error("experience model server: {0}")]
+    Server(String),
+    /// Every attempt was cut at the token limit.
+    #[error("experience model reply cut at max_tokens in all {attempts} attempt(s)")]
+    Truncated {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Every attempt gave a reply that is not the expected JSON.
+    #[error("experience model reply rejected after {attempts} attempt(s): {message}")]
+    InvalidReply {
+        /// Attempts made.
+        attempts: u32,
+        /// What was wrong with the last one.
+        message: String,
+    },
+}
+
 /// A model of the environment's dynamics and rewards.
 pub trait ExperienceModel: Send + Sync {
     /// Short name for reports.
     fn name(&self) -> &str;
     /// Predict one transition.
-    fn predict(&self, ctx: &ModelContext) -> Prediction;
+    fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError>;
     /// Predict many transitions (models may do this faster than one by one).
-    fn predict_batch(&self, ctxs: &[ModelContext]) -> Vec<Prediction> {
+    fn predict_batch(&self, ctxs: &[ModelContext]) -> Vec<Result<Prediction, ModelError>> {
         ctxs.iter().map(|c| self.predict(c)).collect()
     }
 }

@@ -23,7 +23,7 @@
 //! Predicted lines keep the current state's order; added lines take the place of the first removed
 //! line (or go last). Fidelity compares states as sets of lines.
 
-use super::{ExperienceModel, ModelContext, Prediction};
+use super::{ExperienceModel, ModelContext, ModelError, Prediction};
 use dreamgym_buffer::{Observation, Step, Trajectory};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -872,7 +872,14 @@ impl ExperienceModel for NativeModel {
         }
     }
 
-    fn predict(&self, ctx: &ModelContext) -> Prediction {
+    fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
+        Ok(self.predict_native(ctx))
+    }
+}
+
+impl NativeModel {
+    /// The native prediction (never fails: unexplained actions get the failure semantics).
+    pub fn predict_native(&self, ctx: &ModelContext) -> Prediction {
         let success_of = |reward: f32, done: bool| done && reward >= 0.999;
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         let (vocab, query, cands) = self.query(ctx);

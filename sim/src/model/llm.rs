@@ -1,0 +1,330 @@
+//! The LLM experience model: any OpenAI-compatible chat-completions server (vLLM, SGLang,
+//! llama.cpp's llama-server, Ollama, ...).
+//!
+//! The prompt (`prompt.rs`) carries the task, history, retrieved demonstrations, state and action;
+//! the reply is constrained by a JSON schema with the reasoning first. Requests run on a tokio
+//! runtime with at most `concurrency` in flight, each with a timeout; transport errors, 429 and 5xx
+//! are retried with exponential backoff; a reply cut at `max_tokens` (`finish_reason: "length"`)
+//! or one that is not the expected JSON is retried and, if every attempt fails, rejected with an
+//! error — it never becomes a prediction. Plain HTTP by default; HTTPS with the `llm-tls` feature.
+
+use super::prompt::{SYSTEM_PROMPT, reply_schema, user_prompt};
+use super::{ExperienceModel, ModelContext, ModelError, Prediction};
+use dreamgym_buffer::Observation;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Settings of the LLM model.
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    /// Base URL of the OpenAI-compatible API, e.g. `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    /// Model name sent with each request.
+    pub model: String,
+    /// Bearer token, if the server wants one.
+    pub api_key: Option<String>,
+    /// Token limit of a reply.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Attempts per prediction (first try included).
+    pub attempts: u32,
+    /// First retry delay (doubles each retry).
+    pub backoff: Duration,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Send the reply JSON schema as `response_format`.
+    pub json_schema: bool,
+    /// Ask for the reasoning field (off = the "without reasoning" ablation).
+    pub reasoning: bool,
+}
+
+impl LlmConfig {
+    /// Defaults for a server at `base_url`.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            model: "default".into(),
+            api_key: None,
+            max_tokens: 512,
+            temperature: 0.0,
+            timeout: Duration::from_secs(60),
+            attempts: 3,
+            backoff: Duration::from_millis(200),
+            concurrency: 8,
+            json_schema: true,
+            reasoning: true,
+        }
+    }
+
+    /// From the environment: `DREAMGYM_LLM_URL` (required), `DREAMGYM_LLM_MODEL`, and the key in
+    /// `DREAMGYM_LLM_KEY` or `OPENAI_API_KEY`.
+    pub fn from_env() -> Result<Self, ModelError> {
+        let url = std::env::var("DREAMGYM_LLM_URL").map_err(|_| {
+            ModelError::Config(
+                "set DREAMGYM_LLM_URL to the server's base URL, e.g. http://127.0.0.1:8080/v1"
+                    .into(),
+            )
+        })?;
+        let mut c = Self::new(url);
+        if let Ok(m) = std::env::var("DREAMGYM_LLM_MODEL") {
+            c.model = m;
+        }
+        c.api_key = std::env::var("DREAMGYM_LLM_KEY")
+            .or_else(|_| std::env::var("OPENAI_API_KEY"))
+            .ok();
+        Ok(c)
+    }
+}
+
+/// Counters of what the model did (for reports and tests).
+#[derive(Debug, Default)]
+pub struct LlmStats {
+    /// HTTP requests sent.
+    pub requests: AtomicUsize,
+    /// Retries after a failed attempt.
+    pub retries: AtomicUsize,
+    /// Replies cut at the token limit.
+    pub truncated: AtomicUsize,
+    /// Replies that were not the expected JSON.
+    pub invalid: AtomicUsize,
+    /// Predictions rejected after all attempts.
+    pub rejected: AtomicUsize,
+}
+
+/// The LLM experience model.
+pub struct LlmModel {
+    cfg: LlmConfig,
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+    sem: Arc<Semaphore>,
+    stats: Arc<LlmStats>,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct ReplyState {
+    lines: Vec<String>,
+    #[serde(default)]
+    admissible: Vec<String>,
+    #[serde(default)]
+    feedback: String,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(default)]
+    reasoning: String,
+    next_state: ReplyState,
+    reward: f64,
+    done: bool,
+    #[serde(default)]
+    success: bool,
+}
+
+enum Attempt {
+    Retry(ModelError),
+    Fail(ModelError),
+}
+
+impl LlmModel {
+    /// A model talking to the server of `cfg`.
+    pub fn new(cfg: LlmConfig) -> Result<Self, ModelError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| ModelError::Config(format!("cannot start the tokio runtime: {e}")))?;
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .build()
+            .map_err(|e| ModelError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            sem: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+            name: format!("llm:{}", cfg.model),
+            cfg,
+            client,
+            rt,
+            stats: Arc::new(LlmStats::default()),
+        })
+    }
+
+    /// What the model has done so far.
+    pub fn stats(&self) -> &LlmStats {
+        &self.stats
+    }
+
+    /// The request body for one prediction.
+    pub fn request_body(&self, ctx: &ModelContext) -> Value {
+        let mut schema = reply_schema();
+        let mut system = SYSTEM_PROMPT.to_string();
+        if !self.cfg.reasoning {
+            schema["properties"]
+                .as_object_mut()
+                .expect("object")
+                .remove("reasoning");
+            schema["required"] = json!(["next_state", "reward", "done", "success"]);
+            system.push_str(" Do not write any reasoning: leave the `reasoning` key out.");
+        }
+        let mut body = json!({
+            "model": self.cfg.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user_prompt(ctx)},
+            ],
+            "max_tokens": self.cfg.max_tokens,
+            "temperature": self.cfg.temperature,
+        });
+        if self.cfg.json_schema {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": {"name": "transition", "strict": true, "schema": schema}
+            });
+        }
+        body
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "{}/chat/completions",
+            self.cfg.base_url.trim_end_matches('/')
+        )
+    }
+
+    async fn attempt(&self, body: &Value, state: &Observation) -> Result<Prediction, Attempt> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let mut req = self.client.post(self.url()).json(body);
+        if let Some(k) = &self.cfg.api_key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.map_err(|e| {
+            Attempt::Retry(ModelError::Server(format!(
+                "request to {} failed: {e}",
+                self.url()
+            )))
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| {
+            Attempt::Retry(ModelError::Server(format!("reading the reply failed: {e}")))
+        })?;
+        if !status.is_success() {
+            let err = ModelError::Server(format!(
+                "HTTP {status}: {}",
+                text.chars().take(300).collect::<String>()
+            ));
+            return Err(if status.as_u16() == 429 || status.is_server_error() {
+                Attempt::Retry(err)
+            } else {
+                Attempt::Fail(err)
+            });
+        }
+        let invalid = |stats: &LlmStats, message: String| {
+            stats.invalid.fetch_add(1, Ordering::Relaxed);
+            Attempt::Retry(ModelError::InvalidReply {
+                attempts: 1,
+                message,
+            })
+        };
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| invalid(&self.stats, format!("not a chat completion: {e}")))?;
+        let choice = &v["choices"][0];
+        if choice["finish_reason"].as_str() == Some("length") {
+            self.stats.truncated.fetch_add(1, Ordering::Relaxed);
+            return Err(Attempt::Retry(ModelError::Truncated { attempts: 1 }));
+        }
+        let content = choice["message"]["content"]
+            .as_str()
+            .ok_or_else(|| invalid(&self.stats, "the completion has no message content".into()))?;
+        let r: Reply = serde_json::from_str(content.trim()).map_err(|e| {
+            invalid(
+                &self.stats,
+                format!("{e}: {:?}", content.chars().take(200).collect::<String>()),
+            )
+        })?;
+        if !r.reward.is_finite() || !(0.0..=1.0).contains(&r.reward) {
+            return Err(invalid(
+                &self.stats,
+                format!("reward {} outside [0, 1]", r.reward),
+            ));
+        }
+        if r.next_state.lines.is_empty() {
+            return Err(invalid(&self.stats, "empty next state".into()));
+        }
+        Ok(Prediction {
+            reasoning: r.reasoning,
+            next_state: Observation {
+                lines: r.next_state.lines,
+                instruction: state.instruction.clone(),
+                admissible: r.next_state.admissible,
+                feedback: r.next_state.feedback,
+            },
+            reward: r.reward as f32,
+            done: r.done,
+            success: r.success && r.done,
+            confidence: 0.5,
+        })
+    }
+
+    async fn predict_async(
+        &self,
+        body: Value,
+        state: &Observation,
+    ) -> Result<Prediction, ModelError> {
+        let _permit = self
+            .sem
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let mut delay = self.cfg.backoff;
+        let attempts = self.cfg.attempts.max(1);
+        let mut last = ModelError::Server("no attempt made".into());
+        for i in 0..attempts {
+            if i > 0 {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            match self.attempt(&body, state).await {
+                Ok(p) => return Ok(p),
+                Err(Attempt::Fail(e)) => {
+                    last = e;
+                    break;
+                }
+                Err(Attempt::Retry(e)) => last = e,
+            }
+        }
+        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        Err(match last {
+            ModelError::Truncated { .. } => ModelError::Truncated { attempts },
+            ModelError::InvalidReply { message, .. } => {
+                ModelError::InvalidReply { attempts, message }
+            }
+            e => e,
+        })
+    }
+}
+
+impl ExperienceModel for LlmModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
+        let body = self.request_body(ctx);
+        self.rt.block_on(self.predict_async(body, ctx.state))
+    }
+
+    fn predict_batch(&self, ctxs: &[ModelContext]) -> Vec<Result<Prediction, ModelError>> {
+        let jobs: Vec<_> = ctxs
+            .iter()
+            .map(|c| self.predict_async(self.request_body(c), c.state))
+            .collect();
+        self.rt.block_on(futures::future::join_all(jobs))
+    }
+}
