@@ -25,6 +25,7 @@
 
 use super::{ExperienceModel, ModelContext, ModelError, Prediction};
 use dreamgym_buffer::{Observation, Step, Trajectory};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -33,7 +34,7 @@ const MAX_EXAMPLES: usize = 256;
 
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     words: Vec<String>,
 }
 
@@ -256,8 +257,16 @@ impl Rule {
     }
 }
 
-/// (instruction, state lines, action).
-type MemoryKey = (String, Vec<String>, String);
+/// A 64-bit fingerprint of an (instruction, state lines, action) situation: memory is keyed by it
+/// so a lookup needs no copies (a collision among n keys has probability about n²/2⁶⁵).
+fn fingerprint(instruction: Option<&str>, lines: &[String], action: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    instruction.hash(&mut h);
+    lines.hash(&mut h);
+    action.hash(&mut h);
+    h.finish()
+}
 /// A recorded outcome: next observation, reward, done, how often.
 type Outcome = (Observation, f32, bool, usize);
 /// A next observation seen for a (state, action): whether it never paid or ended, how often.
@@ -267,9 +276,9 @@ type SeenNext = (Observation, bool, usize);
 #[derive(Default)]
 pub struct NativeModel {
     words: Interner,
-    memory: HashMap<MemoryKey, Vec<Outcome>>,
+    memory: FxHashMap<u64, Vec<Outcome>>,
     /// (state, action) -> next observations, for transitions that never paid or ended an episode.
-    dynamics: HashMap<(Vec<String>, String), Vec<SeenNext>>,
+    dynamics: FxHashMap<u64, Vec<SeenNext>>,
     rules: Vec<Rule>,
     by_action: HashMap<(usize, u32), Vec<usize>>,
     use_rules: bool,
@@ -395,11 +404,7 @@ impl NativeModel {
 
     fn learn(&mut self, s: &Step, index: &mut HashMap<Vec<u32>, usize>) {
         self.transitions += 1;
-        let key = (
-            s.state.instruction.clone(),
-            s.state.lines.clone(),
-            s.action.clone(),
-        );
+        let key = fingerprint(Some(&s.state.instruction), &s.state.lines, &s.action);
         let outcomes = self.memory.entry(key).or_default();
         match outcomes
             .iter_mut()
@@ -408,7 +413,7 @@ impl NativeModel {
             Some(o) => o.3 += 1,
             None => outcomes.push((s.next_state.clone(), s.reward, s.done, 1)),
         }
-        let dyn_key = (s.state.lines.clone(), s.action.clone());
+        let dyn_key = fingerprint(None, &s.state.lines, &s.action);
         let neutral = s.reward == 0.0 && !s.done;
         let seen = self.dynamics.entry(dyn_key).or_default();
         let next = Observation {
@@ -884,11 +889,7 @@ impl NativeModel {
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         let (vocab, query, cands) = self.query(ctx);
         // 1. exact memory
-        let key = (
-            ctx.state.instruction.clone(),
-            ctx.state.lines.clone(),
-            ctx.action.to_string(),
-        );
+        let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
         let remembered = self.memory.get(&key).map(|outcomes| {
             let total: usize = outcomes.iter().map(|o| o.3).sum();
             let best = outcomes.iter().max_by_key(|o| o.3).expect("non-empty");
@@ -907,7 +908,7 @@ impl NativeModel {
         // 2. the same state and action under another task, where it never paid or ended an episode
         let seen_elsewhere = self
             .dynamics
-            .get(&(ctx.state.lines.clone(), ctx.action.to_string()))
+            .get(&fingerprint(None, &ctx.state.lines, ctx.action))
             .filter(|seen| seen.iter().all(|o| o.1))
             .map(|seen| {
                 let total: usize = seen.iter().map(|o| o.2).sum();
