@@ -15,7 +15,8 @@ cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/dreamgym"
 port="${DREAMGYM_LLM_PORT:-18080}"
 log="$(mktemp)"
-"$server" -m "$model" -t 1 -c 4096 --port "$port" --host 127.0.0.1 >"$log" 2>&1 &
+# 4 slots of 2048 tokens each, so up to 4 requests can be served at once
+"$server" -m "$model" -t 1 -c 8192 -np 4 --port "$port" --host 127.0.0.1 >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do
@@ -36,3 +37,7 @@ echo "== tiny token limit: every reply is cut and rejected"
 "$bin" model llm-check --env scenario:scenarios/keys_doors.ron --episodes 2 --steps 3 --max-tokens 8 --attempts 2 \
     | check "assert d['valid'] == 0, 'a cut reply was accepted'; assert d['truncated'] >= 2 and d['rejected'] == 2; assert all('max_tokens' in e for e in d['errors']); print('ok: truncation detected and rejected')"
 echo "llm e2e: passed"
+if [ "${1:-}" = "--bench" ]; then
+    echo "== throughput against the server"
+    cargo bench --quiet --bench llm
+fi
