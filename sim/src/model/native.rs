@@ -376,10 +376,17 @@ impl NativeModel {
             if context == 4 {
                 break;
             }
+            // a paying or ending step depends on the instruction: lines sharing its words (the
+            // options selected before buying) become preconditions of the reward
+            let instruction_words: &[u32] = if s.done || s.reward != 0.0 {
+                &segs[1].1
+            } else {
+                &[]
+            };
             if tokens(l).iter().any(|(w, _)| {
-                self.words
-                    .get(w)
-                    .is_some_and(|t| outcome_words.contains(&t))
+                self.words.get(w).is_some_and(|t| {
+                    outcome_words.contains(&t) || (instruction_words.contains(&t) && w.len() > 3)
+                })
             }) {
                 segs.push(tok(&mut self.words, Part::Context, l));
                 context += 1;
