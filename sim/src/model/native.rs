@@ -152,6 +152,16 @@ impl Tokenized {
     }
 }
 
+/// What matching a rule's conditions bound and used.
+struct Matched {
+    /// Variable bindings.
+    b: Vec<Option<u32>>,
+    /// State lines the rule removes.
+    used: Vec<usize>,
+    /// Admissible actions the rule removes.
+    used_adm: Vec<usize>,
+}
+
 /// The query of one prediction, tokenized once.
 struct Query {
     action: Tokenized,
@@ -575,17 +585,11 @@ impl NativeModel {
         Some(out)
     }
 
-    /// Try rule `r`; on success the predicted observation and the bindings.
-    fn apply(
-        &self,
-        v: &Vocab,
-        q: &Query,
-        r: &Rule,
-        ctx: &ModelContext,
-    ) -> Option<(Observation, Vec<Option<u32>>)> {
+    /// Match the conditions of rule `r` (action, instruction, removed lines — exhaustively —,
+    /// context lines, removed admissible actions) against a query.
+    fn match_rule(r: &Rule, segs: &[(Part, Seg)], q: &Query) -> Option<Matched> {
+        let get = |p: Part| segs.iter().filter(move |(x, _)| *x == p).map(|(_, s)| *s);
         let mut b: Vec<Option<u32>> = vec![None; r.nvars as usize];
-        let segs: Vec<(Part, Seg)> = r.segments().collect();
-        let get = |p: Part| segs.iter().filter(move |(q, _)| *q == p).map(|(_, s)| *s);
         if !Self::unify(get(Part::Action).next()?, &q.action, &mut b) {
             return None;
         }
@@ -611,6 +615,20 @@ impl NativeModel {
         if !Self::match_all(&adm_removed, &q.admissible, &mut used_adm, &mut b) {
             return None;
         }
+        Some(Matched { b, used, used_adm })
+    }
+
+    /// Try rule `r`; on success the predicted observation and the bindings.
+    fn apply(
+        &self,
+        v: &Vocab,
+        q: &Query,
+        r: &Rule,
+        ctx: &ModelContext,
+    ) -> Option<(Observation, Vec<Option<u32>>)> {
+        let segs: Vec<(Part, Seg)> = r.segments().collect();
+        let get = |p: Part| segs.iter().filter(move |(q, _)| *q == p).map(|(_, s)| *s);
+        let Matched { b, used, used_adm } = Self::match_rule(r, &segs, q)?;
         let added: Vec<String> = get(Part::Added)
             .map(|p| Self::fill(v, p, &b))
             .collect::<Option<_>>()?;
@@ -639,34 +657,13 @@ impl NativeModel {
         r: &Rule,
         ctx: &ModelContext,
     ) -> Option<(Observation, usize)> {
-        let mut b: Vec<Option<u32>> = vec![None; r.nvars as usize];
         let segs: Vec<(Part, Seg)> = r.segments().collect();
         let get = |p: Part| segs.iter().filter(move |(q, _)| *q == p).map(|(_, s)| *s);
-        if !Self::unify(get(Part::Action).next()?, &q.action, &mut b) {
-            return None;
-        }
-        if let Some(ins) = get(Part::Instruction).next()
-            && !Self::unify(ins, &q.instruction, &mut b)
-        {
-            return None;
-        }
-        let removed: Vec<Seg> = get(Part::Removed).collect();
-        let mut used = vec![];
-        if !Self::match_all(&removed, &q.lines, &mut used, &mut b)
-            || !Self::exhaustive(&removed, &q.lines, &used, &b)
-        {
-            return None;
-        }
-        let context: Vec<Seg> = get(Part::Context).collect();
-        let mut taken = used.clone();
-        if !Self::match_all(&context, &q.lines, &mut taken, &mut b) {
-            return None;
-        }
-        let adm_removed: Vec<Seg> = get(Part::AdmRemoved).collect();
-        let mut used_adm = vec![];
-        if !Self::match_all(&adm_removed, &q.admissible, &mut used_adm, &mut b) {
-            return None;
-        }
+        let Matched {
+            mut b,
+            used,
+            used_adm,
+        } = Self::match_rule(r, &segs, q)?;
         let added: Vec<Seg> = get(Part::Added).collect();
         let filled: Vec<Option<String>> = added.iter().map(|p| Self::fill(v, *p, &b)).collect();
         if filled.iter().all(Option::is_some) {
