@@ -37,15 +37,7 @@ fn model(c: &mut Criterion) {
     let held = data(2_000, 1_000_000);
     let ctxs: Vec<ModelContext> = held
         .iter()
-        .flat_map(|t| {
-            t.steps.iter().enumerate().map(move |(i, s)| ModelContext {
-                task: &t.task,
-                history: &t.steps[..i],
-                state: &s.state,
-                action: &s.action,
-                retrieved: &[],
-            })
-        })
+        .flat_map(|t| (0..t.steps.len()).map(move |i| ModelContext::at_step(t, i)))
         .collect();
     let mut g = c.benchmark_group("native_model");
     for size in [10_000usize, 100_000] {

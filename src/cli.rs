@@ -572,13 +572,7 @@ fn show_predictions(
             if shown >= n {
                 return;
             }
-            let ctx = dreamgym_sim::model::ModelContext {
-                task: &t.task,
-                history: &t.steps[..i],
-                state: &s.state,
-                action: &s.action,
-                retrieved: &[],
-            };
+            let ctx = dreamgym_sim::model::ModelContext::at_step(t, i);
             let p = match model.predict(&ctx) {
                 Ok(p) => p,
                 Err(e) => {

@@ -81,11 +81,9 @@ pub fn export(data: &[Trajectory], out: &Path, k: usize, history: usize) -> Resu
                 .map(|(_, r)| r.step.clone())
                 .collect();
             let ctx = ModelContext {
-                task: &t.task,
                 history: &t.steps[i.saturating_sub(history)..i],
-                state: &s.state,
-                action: &s.action,
                 retrieved: &retrieved,
+                ..ModelContext::at_step(t, i)
             };
             // the rule-based trace generalises; the memory of the very same step would not teach
             let reasoning = match model.explain(&ctx) {

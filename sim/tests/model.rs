@@ -179,13 +179,7 @@ fn returning_to_a_place_recalls_what_was_seen_there() {
     let (mut recalled, mut right_with, mut right_without) = (0, 0, 0);
     for t in &held {
         for (i, s) in t.steps.iter().enumerate() {
-            let ctx = ModelContext {
-                task: &t.task,
-                history: &t.steps[..i],
-                state: &s.state,
-                action: &s.action,
-                retrieved: &[],
-            };
+            let ctx = ModelContext::at_step(t, i);
             let p = model.predict(&ctx).unwrap();
             if p.reasoning.contains("recalled what was seen there") {
                 recalled += 1;

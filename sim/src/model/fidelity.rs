@@ -179,13 +179,7 @@ pub fn evaluate(
     for t in heldout {
         let is_unseen = !seen.contains(t.task.id.as_str());
         for (i, s) in t.steps.iter().enumerate() {
-            let ctx = ModelContext {
-                task: &t.task,
-                history: &t.steps[..i],
-                state: &s.state,
-                action: &s.action,
-                retrieved: &[],
-            };
+            let ctx = ModelContext::at_step(t, i);
             let (p, rejected) = match model.predict(&ctx) {
                 Ok(p) => (p, false),
                 // a rejected reply scores as the failure state it would have to be replaced by

@@ -7,7 +7,7 @@ pub mod llm;
 pub mod native;
 pub mod prompt;
 
-use dreamgym_buffer::{Observation, Step, Task};
+use dreamgym_buffer::{Observation, Step, Task, Trajectory};
 
 /// Everything a model sees for one prediction.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +22,21 @@ pub struct ModelContext<'a> {
     pub action: &'a str,
     /// Similar transitions retrieved from the replay buffer (may be empty).
     pub retrieved: &'a [Step],
+}
+
+impl<'a> ModelContext<'a> {
+    /// The context of step `i` of a real trajectory: its state and action, all earlier steps as
+    /// history, nothing retrieved.
+    pub fn at_step(t: &'a Trajectory, i: usize) -> Self {
+        let s = &t.steps[i];
+        ModelContext {
+            task: &t.task,
+            history: &t.steps[..i],
+            state: &s.state,
+            action: &s.action,
+            retrieved: &[],
+        }
+    }
 }
 
 /// A model's prediction.
