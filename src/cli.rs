@@ -81,11 +81,105 @@ pub enum Command {
         #[command(subcommand)]
         cmd: ModelCmd,
     },
+    /// Train and evaluate policies with the burn learner (PPO, GRPO) in a real env.
+    Policy {
+        /// The policy command.
+        #[command(subcommand)]
+        cmd: PolicyCmd,
+    },
     /// Inspect and fill replay buffers.
     Buffer {
         /// The buffer command.
         #[command(subcommand)]
         cmd: BufferCmd,
+    },
+}
+
+/// `dreamgym policy ...`
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Train a policy (PPO or GRPO) in a real env; writes OUT/checkpoint.bin, metrics.jsonl/csv
+    /// and eval.json (held-out success).
+    Train {
+        /// Env id, e.g. scenario:scenarios/keys_doors.ron
+        #[arg(long)]
+        env: String,
+        /// Only this task template.
+        #[arg(long)]
+        template: Option<String>,
+        /// Only this difficulty.
+        #[arg(long)]
+        difficulty: Option<u32>,
+        /// ppo | grpo (overrides the config file)
+        #[arg(long)]
+        algo: Option<String>,
+        /// A TrainConfig in RON (fields not given take their defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Iterations (overrides the config; with --resume, extends the run).
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Seed (overrides the config).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// auto | wgpu | cpu
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Run directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue the run in OUT from its checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Held-out evaluation episodes at the end (0: none).
+        #[arg(long, default_value_t = 100)]
+        eval_episodes: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// For bridge:NAME env ids: the command that runs your own bridge.
+        #[arg(long)]
+        bridge_cmd: Option<String>,
+    },
+    /// Serve an env and the policy's featurizer over JSON lines on stdin/stdout (used by the
+    /// PyTorch side of benches/compare/).
+    ServeEnv {
+        /// Env id.
+        #[arg(long)]
+        env: String,
+        /// Only this task template.
+        #[arg(long)]
+        template: Option<String>,
+        /// Only this difficulty.
+        #[arg(long)]
+        difficulty: Option<u32>,
+        /// Seed of the vocabulary-building episodes.
+        #[arg(long, default_value_t = 1)]
+        vocab_seed: u64,
+    },
+    /// Evaluate a checkpoint on held-out task instances.
+    Eval {
+        /// Env id.
+        #[arg(long)]
+        env: String,
+        /// Checkpoint file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Only this task template.
+        #[arg(long)]
+        template: Option<String>,
+        /// Only this difficulty.
+        #[arg(long)]
+        difficulty: Option<u32>,
+        /// Episodes.
+        #[arg(long, default_value_t = 100)]
+        episodes: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// For bridge:NAME env ids: the command that runs your own bridge.
+        #[arg(long)]
+        bridge_cmd: Option<String>,
     },
 }
 
@@ -249,6 +343,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Buffer { cmd } => buffer(cmd),
+        Command::Policy { cmd } => policy(cmd),
         Command::Model {
             cmd:
                 ModelCmd::LlmCheck {
@@ -673,4 +768,77 @@ fn llm_check(
         }))?
     );
     Ok(())
+}
+
+fn policy(cmd: PolicyCmd) -> Result<()> {
+    use crate::policy_cmd;
+    match cmd {
+        PolicyCmd::Train {
+            env,
+            template,
+            difficulty,
+            algo,
+            config,
+            iterations,
+            seed,
+            backend,
+            out,
+            resume,
+            eval_episodes,
+            quiet,
+            bridge_cmd,
+        } => {
+            let algo = algo.map(|a| a.parse::<dreamgym_policy::Algo>()).transpose().map_err(anyhow::Error::msg)?;
+            let mut cfg = match (&config, algo) {
+                (Some(path), _) => policy_cmd::load_config(path)?,
+                (None, Some(dreamgym_policy::Algo::Grpo)) => dreamgym_policy::TrainConfig::grpo(),
+                (None, _) => dreamgym_policy::TrainConfig::default(),
+            };
+            if let Some(a) = algo {
+                cfg.algo = a;
+            }
+            if let Some(s) = seed {
+                cfg.seed = s;
+            }
+            if let Some(n) = iterations {
+                cfg.iterations = n;
+            }
+            cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            policy_cmd::train(policy_cmd::TrainArgs {
+                env,
+                bridge_cmd,
+                template,
+                difficulty,
+                config: cfg,
+                iterations_override: iterations,
+                backend: backend.parse().map_err(anyhow::Error::msg)?,
+                out,
+                resume,
+                eval_episodes,
+                quiet,
+            })
+        }
+        PolicyCmd::ServeEnv {
+            env,
+            template,
+            difficulty,
+            vocab_seed,
+        } => policy_cmd::serve_env(&env, TaskSpec { template, difficulty }, vocab_seed),
+        PolicyCmd::Eval {
+            env,
+            checkpoint,
+            template,
+            difficulty,
+            episodes,
+            json,
+            bridge_cmd,
+        } => policy_cmd::eval(
+            &env,
+            bridge_cmd.as_deref(),
+            TaskSpec { template, difficulty },
+            &checkpoint,
+            episodes,
+            json,
+        ),
+    }
 }

@@ -3,4 +3,5 @@
 pub mod cli;
 pub mod collect;
 pub mod envs;
+pub mod policy_cmd;
 pub mod sft;

@@ -1,0 +1,155 @@
+//! Checkpoint files: one file holding the run's header (config, network shape, vocabulary,
+//! counters, RNG state) as JSON, the model and the optimizer state as burnpack bytes, and a
+//! CRC-32 over everything. Written to a temporary file, synced and renamed into place, so a
+//! crash leaves the previous checkpoint intact.
+//!
+//! Layout: `DGCKPT01`, then three length-prefixed (u64 LE) sections (header JSON, model, optimizer),
+//! then the CRC-32 (u32 LE) of all preceding bytes.
+
+use crate::PolicyError;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"DGCKPT01";
+
+/// The three sections of a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointParts {
+    /// Run header, JSON.
+    pub header: Vec<u8>,
+    /// Model record bytes.
+    pub model: Vec<u8>,
+    /// Optimizer record bytes.
+    pub optimizer: Vec<u8>,
+}
+
+fn corrupt(path: &Path, why: impl Into<String>) -> PolicyError {
+    PolicyError::CorruptCheckpoint { path: path.to_path_buf(), why: why.into() }
+}
+
+/// Encodes the parts into the file format.
+pub fn encode(parts: &CheckpointParts) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.header.len() + parts.model.len() + parts.optimizer.len() + 40);
+    out.extend_from_slice(MAGIC);
+    for section in [&parts.header, &parts.model, &parts.optimizer] {
+        out.extend_from_slice(&(section.len() as u64).to_le_bytes());
+        out.extend_from_slice(section);
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a checkpoint read from `path`, naming what is wrong with a damaged one.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<CheckpointParts, PolicyError> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt(path, "not a dreamgym checkpoint (bad magic bytes)"));
+    }
+    if bytes.len() < MAGIC.len() + 3 * 8 + 4 {
+        return Err(corrupt(path, format!("truncated: {} bytes", bytes.len())));
+    }
+    let mut pos = MAGIC.len();
+    let mut sections = Vec::with_capacity(3);
+    for name in ["header", "model", "optimizer"] {
+        let Some(len_bytes) = bytes.get(pos..pos + 8) else {
+            return Err(corrupt(path, format!("truncated before the {name} section")));
+        };
+        let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes")) as usize;
+        pos += 8;
+        let Some(section) = pos.checked_add(len).and_then(|end| bytes.get(pos..end)) else {
+            return Err(corrupt(path, format!("truncated inside the {name} section ({len} bytes announced)")));
+        };
+        sections.push(section.to_vec());
+        pos += len;
+    }
+    let Some(crc_bytes) = bytes.get(pos..pos + 4) else {
+        return Err(corrupt(path, "truncated before the checksum"));
+    };
+    if bytes.len() != pos + 4 {
+        return Err(corrupt(path, format!("{} trailing bytes after the checksum", bytes.len() - pos - 4)));
+    }
+    let stored = u32::from_le_bytes(crc_bytes.try_into().expect("4 bytes"));
+    let actual = crc32fast::hash(&bytes[..pos]);
+    if stored != actual {
+        return Err(corrupt(path, format!("checksum mismatch (stored {stored:08x}, computed {actual:08x})")));
+    }
+    let optimizer = sections.pop().expect("3 sections");
+    let model = sections.pop().expect("3 sections");
+    let header = sections.pop().expect("3 sections");
+    Ok(CheckpointParts { header, model, optimizer })
+}
+
+/// Writes a checkpoint atomically: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, parts: &CheckpointParts) -> Result<(), PolicyError> {
+    let io = |e: std::io::Error| PolicyError::Io { path: path.to_path_buf(), source: e };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(&encode(parts)).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads and verifies a checkpoint.
+pub fn read(path: &Path) -> Result<CheckpointParts, PolicyError> {
+    let bytes = fs::read(path).map_err(|e| PolicyError::Io { path: path.to_path_buf(), source: e })?;
+    decode(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parts() -> CheckpointParts {
+        CheckpointParts { header: b"{\"a\":1}".to_vec(), model: vec![1, 2, 3, 4], optimizer: vec![9; 17] }
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("run/ckpt.bin");
+        write_atomic(&p, &parts()).unwrap();
+        assert_eq!(read(&p).unwrap(), parts());
+        assert!(!p.with_extension("tmp").exists());
+    }
+
+    #[test]
+    fn names_truncation_corruption_and_foreign_files() {
+        let p = Path::new("x.ckpt");
+        let bytes = encode(&parts());
+        let err = decode(p, &bytes[..bytes.len() - 9]).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+        let mut flipped = bytes.clone();
+        flipped[20] ^= 1;
+        let err = decode(p, &flipped).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+        let err = decode(p, b"hello world, not a checkpoint at all").unwrap_err().to_string();
+        assert!(err.contains("bad magic"), "{err}");
+        assert!(err.contains("x.ckpt"), "names the file: {err}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_single_byte_change_or_cut_is_detected(pos in 0usize..60, cut in 1usize..60, bit in 0u8..8) {
+            let bytes = encode(&parts());
+            let pos = pos % bytes.len();
+            let mut flipped = bytes.clone();
+            flipped[pos] ^= 1 << bit;
+            prop_assert!(decode(Path::new("p"), &flipped).is_err());
+            let cut = cut.min(bytes.len());
+            prop_assert!(decode(Path::new("p"), &bytes[..bytes.len() - cut]).is_err());
+        }
+    }
+}

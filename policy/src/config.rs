@@ -1,0 +1,146 @@
+//! Training configuration (serde, so runs can be configured in RON or JSON; every field has a
+//! default, CleanRL's `ppo.py` defaults for PPO).
+
+use crate::update::LossConfig;
+use serde::{Deserialize, Serialize};
+
+/// The policy-gradient algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algo {
+    /// PPO with GAE and a critic.
+    #[default]
+    Ppo,
+    /// GRPO: group-normalised episode outcomes, no critic, optional KL to a reference policy.
+    Grpo,
+}
+
+impl std::str::FromStr for Algo {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ppo" => Ok(Self::Ppo),
+            "grpo" => Ok(Self::Grpo),
+            other => Err(format!("unknown algorithm `{other}`: expected ppo or grpo")),
+        }
+    }
+}
+
+/// Everything that shapes a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// PPO or GRPO.
+    pub algo: Algo,
+    /// Seed of every random choice (initial weights, tasks, actions, minibatches).
+    pub seed: u64,
+    /// Number of iterations (rollout phase + update phase).
+    pub iterations: usize,
+    /// Hidden width of every layer.
+    pub hidden: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Anneal the learning rate linearly to 0 over `iterations`.
+    pub anneal_lr: bool,
+    /// Environments stepped side by side (PPO) or used in turn for groups (GRPO).
+    pub num_envs: usize,
+    /// PPO: steps per env per iteration.
+    pub num_steps: usize,
+    /// Minibatches per epoch.
+    pub minibatches: usize,
+    /// Passes over the iteration's data.
+    pub epochs: usize,
+    /// Discount.
+    pub gamma: f32,
+    /// GAE lambda.
+    pub gae_lambda: f32,
+    /// Normalise advantages per minibatch (PPO).
+    pub norm_adv: bool,
+    /// GRPO: rollouts per task (G).
+    pub group_size: usize,
+    /// GRPO: tasks per iteration.
+    pub groups: usize,
+    /// Step cap of one episode in GRPO and evaluation (envs also truncate on their own).
+    pub max_episode_steps: usize,
+    /// Loss coefficients.
+    pub loss: LossConfig,
+    /// Vocabulary: most words kept.
+    pub vocab_max_words: usize,
+    /// Vocabulary: hashed buckets for unseen words.
+    pub vocab_oov_buckets: u32,
+    /// Vocabulary: random-policy episodes observed to build it when no data is given.
+    pub vocab_episodes: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            algo: Algo::Ppo,
+            seed: 1,
+            iterations: 60,
+            hidden: 64,
+            lr: 2.5e-4,
+            anneal_lr: true,
+            num_envs: 4,
+            num_steps: 128,
+            minibatches: 4,
+            epochs: 4,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            norm_adv: true,
+            group_size: 8,
+            groups: 8,
+            max_episode_steps: 100,
+            loss: LossConfig {
+                clip: 0.2,
+                clip_value: true,
+                vf_coef: 0.5,
+                ent_coef: 0.01,
+                kl_coef: 0.0,
+                max_grad_norm: 0.5,
+            },
+            vocab_max_words: 4000,
+            vocab_oov_buckets: 64,
+            vocab_episodes: 64,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Defaults for GRPO (no critic).
+    pub fn grpo() -> Self {
+        let mut c = Self { algo: Algo::Grpo, epochs: 2, ..Self::default() };
+        c.loss.vf_coef = 0.0;
+        c
+    }
+
+    /// Checks the numbers make sense; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("iterations", self.iterations),
+            ("hidden", self.hidden),
+            ("num_envs", self.num_envs),
+            ("num_steps", self.num_steps),
+            ("minibatches", self.minibatches),
+            ("epochs", self.epochs),
+            ("group_size", self.group_size),
+            ("groups", self.groups),
+            ("max_episode_steps", self.max_episode_steps),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("`{name}` must be at least 1"));
+            }
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("`lr` must be a positive number, got {}", self.lr));
+        }
+        if !(0.0..=1.0).contains(&self.gamma) || !(0.0..=1.0).contains(&self.gae_lambda) {
+            return Err("`gamma` and `gae_lambda` must lie in [0, 1]".into());
+        }
+        if self.algo == Algo::Grpo && self.group_size < 2 {
+            return Err("`group_size` must be at least 2 for GRPO (advantages are relative to the group)".into());
+        }
+        Ok(())
+    }
+}

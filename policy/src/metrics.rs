@@ -1,0 +1,163 @@
+//! Per-iteration metrics and the run's metrics files (`metrics.jsonl` and `metrics.csv`).
+
+use crate::PolicyError;
+use crate::update::StepStats;
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// What one iteration measured. Everything but the `*_per_s` and `seconds` fields is a
+/// deterministic function of the seed on the CPU backend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IterationMetrics {
+    /// 1-based iteration number.
+    pub iteration: usize,
+    /// Environment steps taken so far (all iterations).
+    pub env_steps: u64,
+    /// Episodes finished in this iteration.
+    pub episodes: usize,
+    /// Success rate of those episodes (NaN-free: 0 when none finished).
+    pub success: f32,
+    /// Mean return of those episodes.
+    pub mean_return: f32,
+    /// Mean length of those episodes.
+    pub mean_length: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean step statistics of the update phase.
+    pub update: StepStats,
+    /// Samples in the update phase.
+    pub samples: usize,
+    /// Env steps per second in the rollout phase.
+    pub rollout_steps_per_s: f64,
+    /// Samples per second through the update phase (epochs x samples / time).
+    pub update_samples_per_s: f64,
+    /// Wall-clock seconds of the iteration.
+    pub seconds: f64,
+}
+
+impl IterationMetrics {
+    /// The metrics without timing fields (for comparing runs).
+    pub fn deterministic(&self) -> Self {
+        Self { rollout_steps_per_s: 0.0, update_samples_per_s: 0.0, seconds: 0.0, ..self.clone() }
+    }
+}
+
+const CSV_HEADER: &str = "iteration,env_steps,episodes,success,mean_return,mean_length,lr,policy_loss,value_loss,entropy,approx_kl,clip_frac,ref_kl,grad_norm,samples,rollout_steps_per_s,update_samples_per_s,seconds";
+
+fn csv_row(m: &IterationMetrics) -> String {
+    let u = &m.update;
+    format!(
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3}",
+        m.iteration,
+        m.env_steps,
+        m.episodes,
+        m.success,
+        m.mean_return,
+        m.mean_length,
+        m.lr,
+        u.policy_loss,
+        u.value_loss,
+        u.entropy,
+        u.approx_kl,
+        u.clip_frac,
+        u.ref_kl,
+        u.grad_norm,
+        m.samples,
+        m.rollout_steps_per_s,
+        m.update_samples_per_s,
+        m.seconds
+    )
+}
+
+/// Appends iteration metrics to `DIR/metrics.jsonl` and `DIR/metrics.csv`.
+pub struct MetricsLog {
+    jsonl: PathBuf,
+    csv: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PolicyError + '_ {
+    move |source| PolicyError::Io { path: path.to_path_buf(), source }
+}
+
+impl MetricsLog {
+    /// Opens the run's metrics in `dir`, keeping rows up to `keep_through` iterations (rows past a
+    /// resumed checkpoint are dropped, since the run redoes them) and rewriting the CSV from them.
+    pub fn open(dir: &Path, keep_through: usize) -> Result<Self, PolicyError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let jsonl = dir.join("metrics.jsonl");
+        let csv = dir.join("metrics.csv");
+        let mut kept = vec![];
+        if keep_through > 0 && jsonl.exists() {
+            let f = File::open(&jsonl).map_err(io(&jsonl))?;
+            for (i, line) in BufReader::new(f).lines().enumerate() {
+                let line = line.map_err(io(&jsonl))?;
+                let m: IterationMetrics = serde_json::from_str(&line).map_err(|e| PolicyError::Metrics {
+                    path: jsonl.clone(),
+                    line: i + 1,
+                    why: e.to_string(),
+                })?;
+                if m.iteration <= keep_through {
+                    kept.push(m);
+                }
+            }
+        }
+        let mut j = File::create(&jsonl).map_err(io(&jsonl))?;
+        let mut c = File::create(&csv).map_err(io(&csv))?;
+        writeln!(c, "{CSV_HEADER}").map_err(io(&csv))?;
+        for m in &kept {
+            writeln!(j, "{}", serde_json::to_string(m).expect("metrics serialise")).map_err(io(&jsonl))?;
+            writeln!(c, "{}", csv_row(m)).map_err(io(&csv))?;
+        }
+        Ok(Self { jsonl, csv })
+    }
+
+    /// Appends one iteration.
+    pub fn append(&mut self, m: &IterationMetrics) -> Result<(), PolicyError> {
+        let mut j = OpenOptions::new().append(true).open(&self.jsonl).map_err(io(&self.jsonl))?;
+        writeln!(j, "{}", serde_json::to_string(m).expect("metrics serialise")).map_err(io(&self.jsonl))?;
+        let mut c = OpenOptions::new().append(true).open(&self.csv).map_err(io(&self.csv))?;
+        writeln!(c, "{}", csv_row(m)).map_err(io(&self.csv))?;
+        Ok(())
+    }
+
+    /// Reads every row of a metrics JSONL file.
+    pub fn read(path: &Path) -> Result<Vec<IterationMetrics>, PolicyError> {
+        let f = File::open(path).map_err(io(path))?;
+        BufReader::new(f)
+            .lines()
+            .enumerate()
+            .map(|(i, line)| {
+                let line = line.map_err(io(path))?;
+                serde_json::from_str(&line).map_err(|e| PolicyError::Metrics {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    why: e.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_drops_rows_past_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = MetricsLog::open(dir.path(), 0).unwrap();
+        for i in 1..=3 {
+            log.append(&IterationMetrics { iteration: i, ..Default::default() }).unwrap();
+        }
+        MetricsLog::open(dir.path(), 2).unwrap();
+        let rows = MetricsLog::read(&dir.path().join("metrics.jsonl")).unwrap();
+        assert_eq!(rows.iter().map(|m| m.iteration).collect::<Vec<_>>(), vec![1, 2]);
+        let csv = fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3, "header + 2 rows");
+        fs::write(dir.path().join("metrics.jsonl"), "{\"iteration\":1}\nnot json\n").unwrap();
+        let err = MetricsLog::open(dir.path(), 5).err().unwrap().to_string();
+        assert!(err.contains("metrics.jsonl") && err.contains("line 1"), "{err}");
+    }
+}

@@ -1,0 +1,317 @@
+//! Rollout collection: task sampling with a train / held-out split, and vectorised stepping of N
+//! environments with the native policy.
+
+use crate::PolicyError;
+use crate::net::NativeNet;
+use crate::text::{Encoded, EpisodeMemory, Featurizer};
+use dreamgym_buffer::Observation;
+use dreamgym_sim::{Env, TaskSpec};
+use rand::{Rng, RngExt};
+
+/// Which task instances a sampler draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Instances outside the held-out fold (training).
+    Train,
+    /// The held-out fold: instances whose first observation falls in fold 0 of 5.
+    HeldOut,
+    /// Every instance.
+    Any,
+}
+
+/// Number of folds instances are hashed into; fold 0 is held out.
+pub const FOLDS: u32 = 5;
+
+/// The fold of an instance, a hash of its first observation (instruction and state lines).
+pub fn fold_of(obs: &Observation) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(obs.instruction.as_bytes());
+    for l in &obs.lines {
+        h.update(b"\n");
+        h.update(l.as_bytes());
+    }
+    h.finalize() % FOLDS
+}
+
+/// Draws task instances of one spec from one split.
+#[derive(Debug, Clone)]
+pub struct TaskSampler {
+    /// Which tasks.
+    pub spec: TaskSpec,
+    /// Which instances.
+    pub split: Split,
+}
+
+/// Resets tried before a sampler gives up finding an instance of its split.
+const MAX_RESET_TRIES: usize = 200;
+
+impl TaskSampler {
+    /// Whether an instance with this first observation belongs to the split.
+    pub fn accepts(&self, obs: &Observation) -> bool {
+        match self.split {
+            Split::Any => true,
+            Split::HeldOut => fold_of(obs) == 0,
+            Split::Train => fold_of(obs) != 0,
+        }
+    }
+
+    /// Resets `env` to an instance of the split, drawing seeds from `rng`; returns the first
+    /// observation and the seed that produced it.
+    pub fn reset(&self, env: &mut dyn Env, rng: &mut impl Rng) -> Result<(Observation, u64), PolicyError> {
+        self.reset_with(env, rng, None)
+    }
+
+    /// Like [`reset`](Self::reset), but with `seed` first when given (GRPO groups replay a seed).
+    pub fn reset_with(
+        &self,
+        env: &mut dyn Env,
+        rng: &mut impl Rng,
+        seed: Option<u64>,
+    ) -> Result<(Observation, u64), PolicyError> {
+        if let Some(seed) = seed {
+            return Ok((env.reset(&self.spec, seed)?, seed));
+        }
+        for _ in 0..MAX_RESET_TRIES {
+            let seed = rng.random::<u64>() >> 1;
+            let obs = env.reset(&self.spec, seed)?;
+            if self.accepts(&obs) {
+                return Ok((obs, seed));
+            }
+        }
+        Err(PolicyError::NoInstance { env: env.id().to_string(), split: format!("{:?}", self.split) })
+    }
+}
+
+/// One decision taken during a rollout.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The features the decision was made from.
+    pub encoded: Encoded,
+    /// Index of the chosen action among the admissible ones.
+    pub action: usize,
+    /// Log-probability of the chosen action under the behaviour policy.
+    pub log_prob: f32,
+    /// Log-probability under the reference policy (GRPO's KL), else equal to `log_prob`.
+    pub ref_log_prob: f32,
+    /// The critic's value of the state.
+    pub value: f32,
+    /// Reward received.
+    pub reward: f32,
+    /// Whether the return is cut after this step (episode end or end of the collected segment).
+    pub cut: bool,
+    /// When `cut`: the value to bootstrap from (0 at a terminal state).
+    pub next_value: f32,
+}
+
+/// Summary of a finished episode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeStats {
+    /// The task was accomplished.
+    pub success: bool,
+    /// Sum of rewards.
+    pub ret: f32,
+    /// Number of steps.
+    pub length: usize,
+}
+
+/// Samples an action index from log-probabilities.
+pub fn sample_index(log_probs: &[f32], rng: &mut impl Rng) -> usize {
+    let u: f32 = rng.random();
+    let mut acc = 0.0;
+    for (i, lp) in log_probs.iter().enumerate() {
+        acc += lp.exp();
+        if u < acc {
+            return i;
+        }
+    }
+    log_probs.len().saturating_sub(1)
+}
+
+/// The most probable action index.
+pub fn greedy_index(log_probs: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, lp) in log_probs.iter().enumerate() {
+        if *lp > log_probs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// One environment being stepped: its current observation and episode bookkeeping.
+struct Slot {
+    obs: Observation,
+    memory: EpisodeMemory,
+    ret: f32,
+    length: usize,
+}
+
+fn no_actions(env: &dyn Env) -> PolicyError {
+    PolicyError::NoActions { env: env.id().to_string() }
+}
+
+/// Steps N environments for a fixed number of steps each (PPO's rollout phase).
+pub struct VecCollector<'a> {
+    /// The environments.
+    pub envs: &'a mut [Box<dyn Env>],
+    /// Where their tasks come from.
+    pub sampler: &'a TaskSampler,
+    /// The featurizer.
+    pub featurizer: &'a Featurizer,
+}
+
+/// What a PPO rollout phase returns: one sequence of decisions per env, and finished episodes.
+pub struct Segments {
+    /// `segments[e]` is env `e`'s decisions in order.
+    pub segments: Vec<Vec<Decided>>,
+    /// Episodes that finished during the phase.
+    pub episodes: Vec<EpisodeStats>,
+}
+
+impl VecCollector<'_> {
+    /// Resets every env and takes `steps` decisions in each with `net`, sampling from `rng`.
+    /// Episodes still running at the end are cut and bootstrapped from the critic.
+    pub fn collect(&mut self, net: &NativeNet, steps: usize, rng: &mut impl Rng) -> Result<Segments, PolicyError> {
+        let mut slots = Vec::with_capacity(self.envs.len());
+        for env in self.envs.iter_mut() {
+            let (obs, _) = self.sampler.reset(env.as_mut(), rng)?;
+            slots.push(Slot { obs, memory: EpisodeMemory::default(), ret: 0.0, length: 0 });
+        }
+        let mut segments: Vec<Vec<Decided>> = (0..self.envs.len()).map(|_| Vec::with_capacity(steps)).collect();
+        let mut episodes = vec![];
+        for t in 0..steps {
+            for (e, env) in self.envs.iter_mut().enumerate() {
+                let slot = &mut slots[e];
+                if slot.obs.admissible.is_empty() {
+                    return Err(no_actions(env.as_ref()));
+                }
+                let encoded = self.featurizer.encode(&slot.obs, &slot.memory);
+                let d = net.decide(&encoded.state, &encoded.actions);
+                let action = sample_index(&d.log_probs, rng);
+                let text = slot.obs.admissible[action].clone();
+                let res = env.step(&text)?;
+                slot.memory.record(&text);
+                slot.ret += res.reward;
+                slot.length += 1;
+                let ended = res.done || res.truncated;
+                let last = t + 1 == steps;
+                let next_value = if res.done {
+                    0.0
+                } else if ended || last {
+                    let enc = self.featurizer.encode(&res.observation, &slot.memory);
+                    net.value(&enc.state)
+                } else {
+                    0.0
+                };
+                segments[e].push(Decided {
+                    encoded,
+                    action,
+                    log_prob: d.log_probs[action],
+                    ref_log_prob: d.log_probs[action],
+                    value: d.value,
+                    reward: res.reward,
+                    cut: ended || last,
+                    next_value,
+                });
+                if ended {
+                    episodes.push(EpisodeStats { success: res.success, ret: slot.ret, length: slot.length });
+                    if !last {
+                        let (obs, _) = self.sampler.reset(env.as_mut(), rng)?;
+                        *slot = Slot { obs, memory: EpisodeMemory::default(), ret: 0.0, length: 0 };
+                    }
+                } else {
+                    slot.obs = res.observation;
+                }
+            }
+        }
+        Ok(Segments { segments, episodes })
+    }
+}
+
+/// Runs one whole episode from `obs` (after a reset) with `net`; `greedy` picks the most probable
+/// action, otherwise actions are sampled. `reference` adds its log-probabilities (GRPO's KL).
+pub fn run_episode(
+    env: &mut dyn Env,
+    first: Observation,
+    featurizer: &Featurizer,
+    net: &NativeNet,
+    reference: Option<&NativeNet>,
+    greedy: bool,
+    max_steps: usize,
+    rng: &mut impl Rng,
+) -> Result<(Vec<Decided>, EpisodeStats), PolicyError> {
+    let mut obs = first;
+    let mut memory = EpisodeMemory::default();
+    let mut steps = vec![];
+    let mut ret = 0.0;
+    loop {
+        if obs.admissible.is_empty() {
+            return Err(no_actions(env));
+        }
+        let encoded = featurizer.encode(&obs, &memory);
+        let d = net.decide(&encoded.state, &encoded.actions);
+        let action = if greedy { greedy_index(&d.log_probs) } else { sample_index(&d.log_probs, rng) };
+        let ref_log_prob = match reference {
+            Some(r) => r.decide(&encoded.state, &encoded.actions).log_probs[action],
+            None => d.log_probs[action],
+        };
+        let text = obs.admissible[action].clone();
+        let res = env.step(&text)?;
+        memory.record(&text);
+        ret += res.reward;
+        let cap = steps.len() + 1 >= max_steps;
+        let ended = res.done || res.truncated || cap;
+        steps.push(Decided {
+            encoded,
+            action,
+            log_prob: d.log_probs[action],
+            ref_log_prob,
+            value: d.value,
+            reward: res.reward,
+            cut: ended,
+            next_value: 0.0,
+        });
+        if ended {
+            let length = steps.len();
+            return Ok((steps, EpisodeStats { success: res.success, ret, length }));
+        }
+        obs = res.observation;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn sampling_follows_probabilities_and_greedy_takes_the_max() {
+        let lp = crate::net::log_softmax_vec(&[0.0, 2.0, -1.0]);
+        assert_eq!(greedy_index(&lp), 1);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut counts = [0usize; 3];
+        for _ in 0..20_000 {
+            counts[sample_index(&lp, &mut rng)] += 1;
+        }
+        let p1 = counts[1] as f32 / 20_000.0;
+        assert!((p1 - lp[1].exp()).abs() < 0.02, "{p1}");
+        assert!(counts[2] > 0);
+    }
+
+    #[test]
+    fn folds_split_instances() {
+        let mk = |i: usize| Observation {
+            lines: vec![format!("line {i}")],
+            instruction: "x".into(),
+            admissible: vec![],
+            feedback: String::new(),
+        };
+        let held = (0..1000).filter(|i| fold_of(&mk(*i)) == 0).count();
+        assert!((150..250).contains(&held), "{held}");
+        let train = TaskSampler { spec: TaskSpec::default(), split: Split::Train };
+        let test = TaskSampler { spec: TaskSpec::default(), split: Split::HeldOut };
+        for i in 0..100 {
+            assert_ne!(train.accepts(&mk(i)), test.accepts(&mk(i)));
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! The learner: a text policy, its optimizer, RNG and counters; one `iterate` call is a rollout
+//! phase in the given environments and an update phase (PPO or GRPO). Environments are passed per
+//! call, so the same learner can train in an experience model and then in the real env (S2R).
+
+use crate::PolicyError;
+use crate::algo::{EpochPlan, gae, group_advantages, optimise};
+use crate::backend::{BackendKind, SelectedDevice};
+use crate::checkpoint::{self, CheckpointParts};
+use crate::config::{Algo, TrainConfig};
+use crate::metrics::IterationMetrics;
+use crate::net::{NativeNet, NetShape, PolicyNet};
+use crate::rollout::{Decided, EpisodeStats, TaskSampler, VecCollector, run_episode};
+use crate::text::{Featurizer, Vocab};
+use crate::update::{Sample, mean_stats};
+use burn::module::Module;
+use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use dreamgym_buffer::Observation;
+use dreamgym_sim::Env;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Progress counters, saved in checkpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Iterations completed.
+    pub iteration: usize,
+    /// Environment steps taken.
+    pub env_steps: u64,
+    /// Episodes finished.
+    pub episodes: u64,
+    /// Optimizer steps taken.
+    pub updates: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RngState {
+    seed: [u8; 32],
+    stream: u64,
+    word_pos: String,
+}
+
+impl RngState {
+    fn of(rng: &ChaCha8Rng) -> Self {
+        Self { seed: rng.get_seed(), stream: rng.get_stream(), word_pos: rng.get_word_pos().to_string() }
+    }
+
+    fn restore(&self) -> Option<ChaCha8Rng> {
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos.parse().ok()?);
+        Some(rng)
+    }
+}
+
+const CHECKPOINT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    format: u32,
+    config: TrainConfig,
+    shape: NetShape,
+    vocab: Vocab,
+    vocab_fingerprint: u32,
+    counters: Counters,
+    rng: RngState,
+    reference: bool,
+}
+
+/// Evaluation result over a number of episodes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Episodes run.
+    pub episodes: usize,
+    /// Successes.
+    pub successes: usize,
+    /// Success rate.
+    pub success: f32,
+    /// Mean return.
+    pub mean_return: f32,
+    /// Mean episode length.
+    pub mean_length: f32,
+}
+
+/// Builds a vocabulary from random-policy episodes on `sampler`'s tasks (deterministic in `seed`).
+pub fn vocab_from_env(
+    env: &mut dyn Env,
+    sampler: &TaskSampler,
+    cfg: &TrainConfig,
+    seed: u64,
+) -> Result<Vocab, PolicyError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_70c0);
+    let mut seen: Vec<Observation> = vec![];
+    for _ in 0..cfg.vocab_episodes {
+        let (mut obs, _) = sampler.reset(env, &mut rng)?;
+        for _ in 0..cfg.max_episode_steps {
+            if obs.admissible.is_empty() {
+                break;
+            }
+            let action = obs.admissible[rng.random_range(0..obs.admissible.len())].clone();
+            let res = env.step(&action)?;
+            seen.push(obs);
+            obs = res.observation;
+            if res.done || res.truncated {
+                break;
+            }
+        }
+        seen.push(obs);
+    }
+    Ok(Vocab::build(&seen, cfg.vocab_max_words, 1, cfg.vocab_oov_buckets))
+}
+
+fn mean(xs: impl Iterator<Item = f32>) -> f32 {
+    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { s / n as f32 }
+}
+
+/// The policy learner.
+pub struct Trainer {
+    cfg: TrainConfig,
+    featurizer: Featurizer,
+    backend: BackendKind,
+    device: Device,
+    net: PolicyNet,
+    optim: ModuleOptimizer,
+    native: NativeNet,
+    reference: Option<NativeNet>,
+    rng: ChaCha8Rng,
+    counters: Counters,
+}
+
+fn new_optimizer() -> ModuleOptimizer {
+    AdamConfig::new().with_epsilon(1e-5).init()
+}
+
+impl Trainer {
+    /// A fresh learner over `vocab` on `device` (weights seeded by `cfg.seed`).
+    pub fn new(cfg: TrainConfig, vocab: Vocab, device: &SelectedDevice) -> Result<Self, PolicyError> {
+        cfg.validate().map_err(PolicyError::Config)?;
+        let featurizer = Featurizer::new(vocab);
+        let shape = NetShape {
+            state_dim: featurizer.state_dim(),
+            action_dim: featurizer.action_dim(),
+            hidden: cfg.hidden,
+        };
+        let ad = device.autodiff();
+        ad.seed(cfg.seed);
+        let net = PolicyNet::new(shape, &ad);
+        let native = NativeNet::from_net(&net);
+        let reference = (cfg.loss.kl_coef != 0.0).then(|| native.clone());
+        Ok(Self {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            cfg,
+            featurizer,
+            backend: device.kind,
+            device: ad,
+            net,
+            optim: new_optimizer(),
+            native,
+            reference,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Sets the number of iterations (e.g. to extend a resumed run).
+    pub fn set_iterations(&mut self, iterations: usize) {
+        self.cfg.iterations = iterations;
+    }
+
+    /// Progress counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The featurizer (and its vocabulary).
+    pub fn featurizer(&self) -> &Featurizer {
+        &self.featurizer
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// The current policy's plain-Rust copy.
+    pub fn policy(&self) -> &NativeNet {
+        &self.native
+    }
+
+    /// The burn network.
+    pub fn net(&self) -> &PolicyNet {
+        &self.net
+    }
+
+    /// Makes the current policy the KL reference (GRPO).
+    pub fn freeze_reference(&mut self) {
+        self.reference = Some(self.native.clone());
+    }
+
+    fn lr(&self) -> f64 {
+        if self.cfg.anneal_lr {
+            let frac = 1.0 - self.counters.iteration as f64 / self.cfg.iterations.max(1) as f64;
+            self.cfg.lr * frac.max(0.0)
+        } else {
+            self.cfg.lr
+        }
+    }
+
+    /// Whether the configured number of iterations is done.
+    pub fn finished(&self) -> bool {
+        self.counters.iteration >= self.cfg.iterations
+    }
+
+    /// One iteration: rollouts in `envs` on `sampler`'s tasks, then the update. On a non-finite
+    /// loss or gradient the update is abandoned, the network is put back as it was before it, and
+    /// the error is returned (the last checkpoint on disk stays the last good one).
+    pub fn iterate(
+        &mut self,
+        envs: &mut [Box<dyn Env>],
+        sampler: &TaskSampler,
+    ) -> Result<IterationMetrics, PolicyError> {
+        if envs.is_empty() {
+            return Err(PolicyError::Config("no environments to train in".into()));
+        }
+        let start = Instant::now();
+        let lr = self.lr();
+        let (decided, advantages, returns, episodes, steps) = match self.cfg.algo {
+            Algo::Ppo => self.collect_ppo(envs, sampler)?,
+            Algo::Grpo => self.collect_grpo(envs, sampler)?,
+        };
+        let rollout_secs = start.elapsed().as_secs_f64();
+        let samples: Vec<Sample<'_>> = decided
+            .iter()
+            .zip(advantages.iter().zip(&returns))
+            .map(|(d, (&advantage, &ret))| Sample { decided: d, advantage, ret })
+            .collect();
+        let plan = EpochPlan {
+            epochs: self.cfg.epochs,
+            minibatches: self.cfg.minibatches,
+            norm_adv: self.cfg.norm_adv && self.cfg.algo == Algo::Ppo,
+            lr,
+        };
+        let update_start = Instant::now();
+        let before = self.net.clone();
+        let result = optimise(
+            self.net.clone(),
+            &mut self.optim,
+            &samples,
+            &self.cfg.loss,
+            plan,
+            &self.device,
+            &mut self.rng,
+        );
+        let (net, stats) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.net = before;
+                return Err(e);
+            }
+        };
+        self.net = net;
+        self.native = NativeNet::from_net(&self.net);
+        let update_secs = update_start.elapsed().as_secs_f64();
+        self.counters.iteration += 1;
+        self.counters.env_steps += steps as u64;
+        self.counters.episodes += episodes.len() as u64;
+        self.counters.updates += stats.len() as u64;
+        Ok(IterationMetrics {
+            iteration: self.counters.iteration,
+            env_steps: self.counters.env_steps,
+            episodes: episodes.len(),
+            success: mean(episodes.iter().map(|e| if e.success { 1.0 } else { 0.0 })),
+            mean_return: mean(episodes.iter().map(|e| e.ret)),
+            mean_length: mean(episodes.iter().map(|e| e.length as f32)),
+            lr,
+            update: mean_stats(&stats),
+            samples: samples.len(),
+            rollout_steps_per_s: steps as f64 / rollout_secs.max(1e-9),
+            update_samples_per_s: (samples.len() * self.cfg.epochs) as f64 / update_secs.max(1e-9),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn collect_ppo(
+        &mut self,
+        envs: &mut [Box<dyn Env>],
+        sampler: &TaskSampler,
+    ) -> Result<(Vec<Decided>, Vec<f32>, Vec<f32>, Vec<EpisodeStats>, usize), PolicyError> {
+        let n = envs.len().min(self.cfg.num_envs);
+        let mut collector = VecCollector { envs: &mut envs[..n], sampler, featurizer: &self.featurizer };
+        let segs = collector.collect(&self.native, self.cfg.num_steps, &mut self.rng)?;
+        let mut decided = vec![];
+        let mut adv = vec![];
+        let mut ret = vec![];
+        for seg in segs.segments {
+            let (a, r) = gae(&seg, self.cfg.gamma, self.cfg.gae_lambda);
+            adv.extend(a);
+            ret.extend(r);
+            decided.extend(seg);
+        }
+        let steps = decided.len();
+        Ok((decided, adv, ret, segs.episodes, steps))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn collect_grpo(
+        &mut self,
+        envs: &mut [Box<dyn Env>],
+        sampler: &TaskSampler,
+    ) -> Result<(Vec<Decided>, Vec<f32>, Vec<f32>, Vec<EpisodeStats>, usize), PolicyError> {
+        let mut decided = vec![];
+        let mut adv = vec![];
+        let mut episodes = vec![];
+        for g in 0..self.cfg.groups {
+            let env = envs[g % envs.len()].as_mut();
+            let (_, seed) = sampler.reset(env, &mut self.rng)?;
+            let mut members = vec![];
+            for _ in 0..self.cfg.group_size {
+                let (first, _) = sampler.reset_with(env, &mut self.rng, Some(seed))?;
+                let (steps, stats) = run_episode(
+                    env,
+                    first,
+                    &self.featurizer,
+                    &self.native,
+                    self.reference.as_ref(),
+                    false,
+                    self.cfg.max_episode_steps,
+                    &mut self.rng,
+                )?;
+                members.push((steps, stats));
+            }
+            let returns: Vec<f32> = members.iter().map(|(_, s)| s.ret).collect();
+            for ((steps, stats), a) in members.into_iter().zip(group_advantages(&returns)) {
+                adv.extend(std::iter::repeat_n(a, steps.len()));
+                decided.extend(steps);
+                episodes.push(stats);
+            }
+        }
+        let steps = decided.len();
+        let ret = vec![0.0; steps];
+        Ok((decided, adv, ret, episodes, steps))
+    }
+
+    /// Runs `episodes` episodes on `sampler`'s tasks with the current policy (greedy or sampled),
+    /// with its own RNG seeded by `seed` so evaluation never perturbs training.
+    pub fn evaluate(
+        &self,
+        env: &mut dyn Env,
+        sampler: &TaskSampler,
+        episodes: usize,
+        greedy: bool,
+        seed: u64,
+    ) -> Result<EvalReport, PolicyError> {
+        evaluate_policy(&self.native, &self.featurizer, env, sampler, episodes, greedy, self.cfg.max_episode_steps, seed)
+    }
+
+    /// Writes a checkpoint (atomically) to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), PolicyError> {
+        let header = Header {
+            format: CHECKPOINT_FORMAT,
+            config: self.cfg.clone(),
+            shape: self.net.shape(),
+            vocab: self.featurizer.vocab().clone(),
+            vocab_fingerprint: self.featurizer.vocab().fingerprint(),
+            counters: self.counters,
+            rng: RngState::of(&self.rng),
+            reference: self.reference.is_some(),
+        };
+        let record_err = |e: burn::store::RecordError| PolicyError::Record { path: path.to_path_buf(), why: e.to_string() };
+        let model = self.net.clone().into_record().into_bytes().map_err(record_err)?;
+        let optimizer = self.optim.into_bytes().map_err(record_err)?;
+        let parts = CheckpointParts {
+            header: serde_json::to_vec(&header).expect("header serialises"),
+            model: model.to_vec(),
+            optimizer: optimizer.to_vec(),
+        };
+        checkpoint::write_atomic(path, &parts)
+    }
+
+    /// Resumes from a checkpoint. `expected_vocab`, when given, is the vocabulary this run would
+    /// build for its environment: a checkpoint over another vocabulary (another scenario) is an
+    /// error, as is one whose network `hidden` differs from `hidden` when given.
+    pub fn resume(
+        path: &Path,
+        device: &SelectedDevice,
+        expected_vocab: Option<&Vocab>,
+        hidden: Option<usize>,
+    ) -> Result<Self, PolicyError> {
+        let parts = checkpoint::read(path)?;
+        let header: Header = serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            why: format!("unreadable header: {e}"),
+        })?;
+        let mismatch = |what: &str, checkpoint: String, run: String| PolicyError::MismatchedCheckpoint {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+            checkpoint,
+            run,
+        };
+        if header.format != CHECKPOINT_FORMAT {
+            return Err(mismatch("format version", header.format.to_string(), CHECKPOINT_FORMAT.to_string()));
+        }
+        let mut vocab = header.vocab.clone();
+        vocab.reindex();
+        if vocab.fingerprint() != header.vocab_fingerprint {
+            return Err(PolicyError::CorruptCheckpoint {
+                path: path.to_path_buf(),
+                why: "vocabulary does not match its fingerprint".into(),
+            });
+        }
+        if let Some(expected) = expected_vocab
+            && expected.fingerprint() != vocab.fingerprint()
+        {
+            return Err(mismatch(
+                "vocabulary (the scenario or its data differ)",
+                format!("{} words, fingerprint {:08x}", vocab.known_words(), vocab.fingerprint()),
+                format!("{} words, fingerprint {:08x}", expected.known_words(), expected.fingerprint()),
+            ));
+        }
+        if let Some(h) = hidden
+            && h != header.shape.hidden
+        {
+            return Err(mismatch("model size (hidden)", header.shape.hidden.to_string(), h.to_string()));
+        }
+        let featurizer = Featurizer::new(vocab);
+        let shape = NetShape {
+            state_dim: featurizer.state_dim(),
+            action_dim: featurizer.action_dim(),
+            hidden: header.shape.hidden,
+        };
+        if shape != header.shape {
+            return Err(mismatch("network shape", format!("{:?}", header.shape), format!("{shape:?}")));
+        }
+        let ad = device.autodiff();
+        let record_err = |e: burn::store::RecordError| PolicyError::Record { path: path.to_path_buf(), why: e.to_string() };
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts.model)).map_err(record_err)?;
+        let net = PolicyNet::new(shape, &ad).try_load_record(record).map_err(record_err)?;
+        if net.shape() != shape {
+            return Err(mismatch("network shape", format!("{:?}", net.shape()), format!("{shape:?}")));
+        }
+        let optim = new_optimizer().from_bytes(Bytes::from_bytes_vec(parts.optimizer)).map_err(record_err)?;
+        let rng = header.rng.restore().ok_or_else(|| PolicyError::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            why: "unreadable RNG state".into(),
+        })?;
+        let native = NativeNet::from_net(&net);
+        Ok(Self {
+            reference: header.reference.then(|| native.clone()),
+            cfg: header.config,
+            featurizer,
+            backend: device.kind,
+            device: ad,
+            net,
+            optim,
+            native,
+            rng,
+            counters: header.counters,
+        })
+    }
+}
+
+/// Runs `episodes` episodes of `policy` on `sampler`'s tasks.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_policy(
+    policy: &NativeNet,
+    featurizer: &Featurizer,
+    env: &mut dyn Env,
+    sampler: &TaskSampler,
+    episodes: usize,
+    greedy: bool,
+    max_steps: usize,
+    seed: u64,
+) -> Result<EvalReport, PolicyError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut stats = vec![];
+    for _ in 0..episodes {
+        let (first, _) = sampler.reset(env, &mut rng)?;
+        let (_, s) = run_episode(env, first, featurizer, policy, None, greedy, max_steps, &mut rng)?;
+        stats.push(s);
+    }
+    let successes = stats.iter().filter(|s| s.success).count();
+    Ok(EvalReport {
+        episodes,
+        successes,
+        success: successes as f32 / episodes.max(1) as f32,
+        mean_return: mean(stats.iter().map(|s| s.ret)),
+        mean_length: mean(stats.iter().map(|s| s.length as f32)),
+    })
+}

@@ -1,0 +1,196 @@
+//! One gradient step of the clipped policy objective shared by PPO and GRPO: clipped surrogate,
+//! (clipped) value loss, entropy bonus, optional KL to a reference policy, global-norm gradient
+//! clipping and a finite check before the optimizer touches the weights.
+
+use crate::PolicyError;
+use crate::batch::DenseBatch;
+use crate::net::{NetShape, PolicyNet};
+use crate::rollout::Decided;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// Coefficients of the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossConfig {
+    /// Surrogate clip range.
+    pub clip: f32,
+    /// Clip the value loss around the old values (CleanRL's `clip_vloss`).
+    pub clip_value: bool,
+    /// Value-loss coefficient (0: no critic, as in GRPO).
+    pub vf_coef: f32,
+    /// Entropy bonus coefficient.
+    pub ent_coef: f32,
+    /// KL-to-reference coefficient (GRPO; 0 = off).
+    pub kl_coef: f32,
+    /// Global gradient-norm limit.
+    pub max_grad_norm: f32,
+}
+
+/// One training sample: a decision with its advantage and return target.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// The decision.
+    pub decided: &'a Decided,
+    /// Its advantage.
+    pub advantage: f32,
+    /// Its return target for the critic.
+    pub ret: f32,
+}
+
+/// Diagnostics of one minibatch step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// Clipped surrogate loss.
+    pub policy_loss: f32,
+    /// Value loss.
+    pub value_loss: f32,
+    /// Mean policy entropy.
+    pub entropy: f32,
+    /// Approximate KL between the old and new policy (`(r - 1) - ln r`).
+    pub approx_kl: f32,
+    /// Fraction of samples whose ratio was clipped.
+    pub clip_frac: f32,
+    /// KL to the reference policy (k3 estimator).
+    pub ref_kl: f32,
+    /// Gradient norm before clipping.
+    pub grad_norm: f32,
+}
+
+struct GradNorm<'a> {
+    grads: &'a GradientsParams,
+    sum_sq: f32,
+}
+
+impl ModuleVisitor for GradNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            self.sum_sq += g.square().sum().into_scalar::<f32>();
+        }
+    }
+}
+
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f32,
+}
+
+impl ModuleVisitor for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register::<D>(param.id, g * self.scale);
+        }
+    }
+}
+
+fn vector(values: Vec<f32>, device: &Device) -> Tensor<1> {
+    let n = values.len();
+    Tensor::<1>::from_data(TensorData::new(values, [n]), device)
+}
+
+fn scalar(t: Tensor<1>) -> f32 {
+    t.into_scalar::<f32>()
+}
+
+/// Takes one optimizer step on `samples`; returns the updated network, or an error (and the
+/// network untouched, since the caller keeps its copy) when the loss or gradient is not finite.
+pub fn minibatch_step(
+    net: PolicyNet,
+    optim: &mut ModuleOptimizer,
+    samples: &[Sample<'_>],
+    loss_cfg: &LossConfig,
+    lr: f64,
+    device: &Device,
+) -> Result<(PolicyNet, StepStats), PolicyError> {
+    let shape: NetShape = net.shape();
+    let batch = DenseBatch::build(
+        shape,
+        samples.iter().map(|s| (&s.decided.encoded.state, s.decided.encoded.actions.as_slice())),
+    );
+    let b = batch.batch;
+    let chosen: Vec<usize> = samples.iter().map(|s| s.decided.action).collect();
+    let one_hot = Tensor::<2>::from_data(TensorData::new(batch.one_hot(&chosen), [b, batch.slots]), device);
+    let old_logp = vector(samples.iter().map(|s| s.decided.log_prob).collect(), device);
+    let ref_logp = vector(samples.iter().map(|s| s.decided.ref_log_prob).collect(), device);
+    let adv = vector(samples.iter().map(|s| s.advantage).collect(), device);
+    let ret = vector(samples.iter().map(|s| s.ret).collect(), device);
+    let old_v = vector(samples.iter().map(|s| s.decided.value).collect(), device);
+
+    let out = net.forward(&batch, device);
+    let logp = (out.log_probs.clone() * one_hot).sum_dim(1).reshape([b]);
+    let log_ratio = logp.clone() - old_logp;
+    let ratio = log_ratio.clone().exp();
+    let c = loss_cfg.clip;
+    let pg1 = -adv.clone() * ratio.clone();
+    let pg2 = -adv * ratio.clone().clamp(1.0 - c, 1.0 + c);
+    let policy_loss = pg1.max_pair(pg2).mean();
+
+    let probs = out.log_probs.clone().exp();
+    let entropy = -(probs * out.log_probs).sum_dim(1).mean();
+
+    let value_loss = if loss_cfg.clip_value {
+        let unclipped = (out.values.clone() - ret.clone()).square();
+        let clipped_v = old_v.clone() + (out.values - old_v).clamp(-c, c);
+        let clipped = (clipped_v - ret).square();
+        unclipped.max_pair(clipped).mean() * 0.5
+    } else {
+        (out.values - ret).square().mean() * 0.5
+    };
+
+    let d_ref = ref_logp - logp;
+    let ref_kl = (d_ref.clone().exp() - d_ref - 1.0).mean();
+
+    let mut loss = policy_loss.clone() - entropy.clone() * loss_cfg.ent_coef;
+    if loss_cfg.vf_coef != 0.0 {
+        loss = loss + value_loss.clone() * loss_cfg.vf_coef;
+    }
+    if loss_cfg.kl_coef != 0.0 {
+        loss = loss + ref_kl.clone() * loss_cfg.kl_coef;
+    }
+
+    let loss_value = scalar(loss.clone());
+    if !loss_value.is_finite() {
+        return Err(PolicyError::NonFinite { what: "loss".into(), value: loss_value });
+    }
+    let grads = loss.backward();
+    let mut grads = GradientsParams::from_grads(grads, &net);
+    let mut norm = GradNorm { grads: &grads, sum_sq: 0.0 };
+    net.visit(&mut norm);
+    let grad_norm = norm.sum_sq.sqrt();
+    if !grad_norm.is_finite() {
+        return Err(PolicyError::NonFinite { what: "gradient norm".into(), value: grad_norm });
+    }
+    if grad_norm > loss_cfg.max_grad_norm {
+        let mut scale = GradScale { grads: &mut grads, scale: loss_cfg.max_grad_norm / (grad_norm + 1e-6) };
+        net.visit(&mut scale);
+    }
+
+    let stats = StepStats {
+        policy_loss: scalar(policy_loss.detach()),
+        value_loss: scalar(value_loss.detach()),
+        entropy: scalar(entropy.detach()),
+        approx_kl: scalar(((ratio.clone() - 1.0) - log_ratio).detach().mean()),
+        clip_frac: scalar((ratio.detach() - 1.0).abs().greater_elem(c).float().mean()),
+        ref_kl: scalar(ref_kl.detach()),
+        grad_norm,
+    };
+    let net = optim.step(lr, net, grads);
+    Ok((net, stats))
+}
+
+/// Averages step statistics.
+pub fn mean_stats(stats: &[StepStats]) -> StepStats {
+    let n = stats.len().max(1) as f32;
+    let mut m = StepStats::default();
+    for s in stats {
+        m.policy_loss += s.policy_loss / n;
+        m.value_loss += s.value_loss / n;
+        m.entropy += s.entropy / n;
+        m.approx_kl += s.approx_kl / n;
+        m.clip_frac += s.clip_frac / n;
+        m.ref_kl += s.ref_kl / n;
+        m.grad_norm += s.grad_norm / n;
+    }
+    m
+}

@@ -1,0 +1,271 @@
+//! `dreamgym policy train` and `dreamgym policy eval`: the burn learner on a real env.
+
+use crate::envs::EnvFactory;
+use anyhow::{Context, Result, bail};
+use dreamgym_policy::{
+    BackendChoice, EvalReport, IterationMetrics, MetricsLog, Split, TaskSampler, TrainConfig, Trainer,
+    select_device, vocab_from_env,
+};
+use dreamgym_sim::{Env, TaskSpec};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Options of `dreamgym policy train`.
+#[derive(Debug, Clone)]
+pub struct TrainArgs {
+    /// Env id.
+    pub env: String,
+    /// Bridge command for `bridge:` ids.
+    pub bridge_cmd: Option<String>,
+    /// Task template filter.
+    pub template: Option<String>,
+    /// Difficulty filter.
+    pub difficulty: Option<u32>,
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// `--iterations` as given (with `--resume` it extends the checkpoint's run).
+    pub iterations_override: Option<usize>,
+    /// Backend.
+    pub backend: BackendChoice,
+    /// Run directory.
+    pub out: PathBuf,
+    /// Continue from `out/checkpoint.bin`.
+    pub resume: bool,
+    /// Held-out evaluation episodes at the end (0 = none).
+    pub eval_episodes: usize,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// Loads a training configuration from a RON file, naming the file and position on error.
+pub fn load_config(path: &Path) -> Result<TrainConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let cfg: TrainConfig = ron::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}:{}:{}: {} (expected a TrainConfig, e.g. `(algo: ppo, iterations: 50)`)",
+            path.display(),
+            e.span.start.line,
+            e.span.start.col,
+            e.code
+        )
+    })?;
+    cfg.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(cfg)
+}
+
+/// Path of a run's checkpoint.
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    out.join("checkpoint.bin")
+}
+
+#[derive(Serialize)]
+struct EvalFile {
+    env: String,
+    split: &'static str,
+    sampled: EvalReport,
+    greedy: EvalReport,
+    iterations: usize,
+    env_steps: u64,
+    backend: String,
+}
+
+fn bar(len: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} it  {msg}")
+            .expect("valid template"),
+    );
+    pb
+}
+
+/// Runs `dreamgym policy train`.
+pub fn train(args: TrainArgs) -> Result<()> {
+    let factory = EnvFactory::new(&args.env, args.bridge_cmd.as_deref())?;
+    let device = select_device(args.backend)?;
+    let spec = TaskSpec { template: args.template.clone(), difficulty: args.difficulty };
+    let train_split = TaskSampler { spec: spec.clone(), split: Split::Train };
+    let ckpt = checkpoint_path(&args.out);
+
+    let mut envs: Vec<Box<dyn Env>> = (0..args.config.num_envs.max(1)).map(|_| factory.open()).collect();
+    let vocab = vocab_from_env(envs[0].as_mut(), &train_split, &args.config, args.config.seed)
+        .context("building the vocabulary from random-policy episodes")?;
+    let mut trainer = if args.resume {
+        if !ckpt.exists() {
+            bail!("--resume: no checkpoint at {} (refusing to start from scratch)", ckpt.display());
+        }
+        let t = Trainer::resume(&ckpt, &device, Some(&vocab), Some(args.config.hidden))?;
+        tracing::info!(
+            "resumed {} at iteration {} ({} env steps)",
+            ckpt.display(),
+            t.counters().iteration,
+            t.counters().env_steps
+        );
+        t
+    } else {
+        Trainer::new(args.config.clone(), vocab, &device)?
+    };
+    if let Some(n) = args.iterations_override {
+        trainer.set_iterations(n);
+    }
+    tracing::info!(
+        "training {:?} on {} ({} words + {} buckets, backend {})",
+        trainer.config().algo,
+        args.env,
+        trainer.featurizer().vocab().known_words(),
+        args.config.vocab_oov_buckets,
+        trainer.backend()
+    );
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let mut log = MetricsLog::open(&args.out, trainer.counters().iteration)?;
+    let pb = bar(trainer.config().iterations as u64, args.quiet);
+    pb.set_position(trainer.counters().iteration as u64);
+    while !trainer.finished() {
+        let m: IterationMetrics = trainer.iterate(&mut envs, &train_split).with_context(|| {
+            format!("iteration {} (the last good checkpoint is {})", trainer.counters().iteration + 1, ckpt.display())
+        })?;
+        trainer.save(&ckpt)?;
+        log.append(&m)?;
+        let msg = format!(
+            "success {:.2} return {:.2} len {:.1} | pg {:.3} v {:.3} ent {:.2} kl {:.4} | {:.0} steps/s, {:.0} upd samples/s",
+            m.success,
+            m.mean_return,
+            m.mean_length,
+            m.update.policy_loss,
+            m.update.value_loss,
+            m.update.entropy,
+            m.update.approx_kl,
+            m.rollout_steps_per_s,
+            m.update_samples_per_s
+        );
+        pb.suspend(|| tracing::info!("it {:>4} steps {:>7} {msg}", m.iteration, m.env_steps));
+        pb.set_message(format!("success {:.2}", m.success));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if args.eval_episodes > 0 {
+        let report = evaluate_run(&trainer, &factory, &spec, args.eval_episodes)?;
+        std::fs::write(args.out.join("eval.json"), serde_json::to_string_pretty(&report)?)?;
+        println!(
+            "held-out success: {:.3} sampled, {:.3} greedy ({} episodes each); {} env steps",
+            report.sampled.success, report.greedy.success, args.eval_episodes, report.env_steps
+        );
+    }
+    Ok(())
+}
+
+fn evaluate_run(trainer: &Trainer, factory: &EnvFactory, spec: &TaskSpec, episodes: usize) -> Result<EvalFile> {
+    let held = TaskSampler { spec: spec.clone(), split: Split::HeldOut };
+    let mut env = factory.open();
+    let seed = trainer.config().seed.wrapping_add(0xe7a1);
+    let sampled = trainer.evaluate(env.as_mut(), &held, episodes, false, seed)?;
+    let greedy = trainer.evaluate(env.as_mut(), &held, episodes, true, seed)?;
+    Ok(EvalFile {
+        env: factory.id().to_string(),
+        split: "held-out",
+        sampled,
+        greedy,
+        iterations: trainer.counters().iteration,
+        env_steps: trainer.counters().env_steps,
+        backend: trainer.backend().to_string(),
+    })
+}
+
+/// Runs `dreamgym policy eval`: a checkpoint on held-out instances.
+pub fn eval(
+    env: &str,
+    bridge_cmd: Option<&str>,
+    spec: TaskSpec,
+    checkpoint: &Path,
+    episodes: usize,
+    json: bool,
+) -> Result<()> {
+    let factory = EnvFactory::new(env, bridge_cmd)?;
+    let device = select_device(BackendChoice::Cpu)?;
+    let trainer = Trainer::resume(checkpoint, &device, None, None)?;
+    let report = evaluate_run(&trainer, &factory, &spec, episodes)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: held-out success {:.3} sampled / {:.3} greedy over {} episodes (mean length {:.1})",
+            factory.id(),
+            report.sampled.success,
+            report.greedy.success,
+            episodes,
+            report.sampled.mean_length
+        );
+    }
+    Ok(())
+}
+
+/// Runs `dreamgym policy serve-env`: the env and the text featurizer behind a JSON-lines pipe, so
+/// a Python learner (the PyTorch side of `benches/compare/`) sees exactly the features the burn
+/// learner sees. Requests on stdin: `reset SEED [train|heldout]` (an instance of that split drawn
+/// from SEED; training by default) or `step INDEX`; one JSON reply per line on stdout. The first line announces the dimensions.
+pub fn serve_env(env: &str, spec: TaskSpec, vocab_seed: u64) -> Result<()> {
+    use dreamgym_policy::text::{EpisodeMemory, Featurizer};
+    use rand::SeedableRng;
+    use std::io::{BufRead, Write};
+    let factory = EnvFactory::new(env, None)?;
+    let mut env = factory.open();
+    let sampler = TaskSampler { spec: spec.clone(), split: Split::Train };
+    let held_out = TaskSampler { spec, split: Split::HeldOut };
+    let cfg = TrainConfig { seed: vocab_seed, ..TrainConfig::default() };
+    let featurizer = Featurizer::new(vocab_from_env(env.as_mut(), &sampler, &cfg, vocab_seed)?);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({"state_dim": featurizer.state_dim(), "action_dim": featurizer.action_dim()})
+    )?;
+    out.flush()?;
+    let mut obs = None;
+    let mut memory = EpisodeMemory::default();
+    let encode = |o: &dreamgym_buffer::Observation, m: &EpisodeMemory| {
+        let e = featurizer.encode(o, m);
+        serde_json::json!({"state": e.state, "actions": e.actions})
+    };
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let mut words = line.split_whitespace();
+        let reply = match (words.next(), words.next().map(str::parse::<u64>)) {
+            (Some("reset"), Some(Ok(seed))) => {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                let split = match words.next() {
+                    None | Some("train") => &sampler,
+                    Some("heldout") => &held_out,
+                    Some(other) => bail!("serve-env: unknown split `{other}`: expected train or heldout"),
+                };
+                let (o, _) = split.reset(env.as_mut(), &mut rng)?;
+                memory = EpisodeMemory::default();
+                let r = encode(&o, &memory);
+                obs = Some(o);
+                r
+            }
+            (Some("step"), Some(Ok(index))) => {
+                let Some(o) = obs.as_ref() else { bail!("serve-env: `step` before `reset`") };
+                let Some(action) = o.admissible.get(index as usize).cloned() else {
+                    bail!("serve-env: action index {index} out of range ({} admissible)", o.admissible.len())
+                };
+                let res = env.step(&action)?;
+                memory.record(&action);
+                let mut r = encode(&res.observation, &memory);
+                r["reward"] = res.reward.into();
+                r["done"] = res.done.into();
+                r["truncated"] = res.truncated.into();
+                r["success"] = res.success.into();
+                obs = Some(res.observation);
+                r
+            }
+            _ => bail!("serve-env: expected `reset SEED [train|heldout]` or `step INDEX`, got `{line}`"),
+        };
+        writeln!(out, "{reply}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
