@@ -140,6 +140,12 @@ pub enum PolicyCmd {
         /// For bridge:NAME env ids: the command that runs your own bridge.
         #[arg(long)]
         bridge_cmd: Option<String>,
+        /// Demonstrations (JSONL, e.g. from `dreamgym collect`) to behaviour-clone before RL.
+        #[arg(long)]
+        demos: Option<PathBuf>,
+        /// Behaviour-cloning epochs over --demos.
+        #[arg(long, default_value_t = 20)]
+        bc_epochs: usize,
     },
     /// Serve an env and the policy's featurizer over JSON lines on stdin/stdout (used by the
     /// PyTorch side of benches/compare/).
@@ -787,8 +793,13 @@ fn policy(cmd: PolicyCmd) -> Result<()> {
             eval_episodes,
             quiet,
             bridge_cmd,
+            demos,
+            bc_epochs,
         } => {
-            let algo = algo.map(|a| a.parse::<dreamgym_policy::Algo>()).transpose().map_err(anyhow::Error::msg)?;
+            let algo = algo
+                .map(|a| a.parse::<dreamgym_policy::Algo>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let mut cfg = match (&config, algo) {
                 (Some(path), _) => policy_cmd::load_config(path)?,
                 (None, Some(dreamgym_policy::Algo::Grpo)) => dreamgym_policy::TrainConfig::grpo(),
@@ -816,6 +827,8 @@ fn policy(cmd: PolicyCmd) -> Result<()> {
                 resume,
                 eval_episodes,
                 quiet,
+                demos,
+                bc_epochs,
             })
         }
         PolicyCmd::ServeEnv {
@@ -823,7 +836,14 @@ fn policy(cmd: PolicyCmd) -> Result<()> {
             template,
             difficulty,
             vocab_seed,
-        } => policy_cmd::serve_env(&env, TaskSpec { template, difficulty }, vocab_seed),
+        } => policy_cmd::serve_env(
+            &env,
+            TaskSpec {
+                template,
+                difficulty,
+            },
+            vocab_seed,
+        ),
         PolicyCmd::Eval {
             env,
             checkpoint,
@@ -835,7 +855,10 @@ fn policy(cmd: PolicyCmd) -> Result<()> {
         } => policy_cmd::eval(
             &env,
             bridge_cmd.as_deref(),
-            TaskSpec { template, difficulty },
+            TaskSpec {
+                template,
+                difficulty,
+            },
             &checkpoint,
             episodes,
             json,

@@ -3,8 +3,8 @@
 use crate::envs::EnvFactory;
 use anyhow::{Context, Result, bail};
 use dreamgym_policy::{
-    BackendChoice, EvalReport, IterationMetrics, MetricsLog, Split, TaskSampler, TrainConfig, Trainer,
-    select_device, vocab_from_env,
+    BackendChoice, EvalReport, IterationMetrics, MetricsLog, Split, TaskSampler, TrainConfig,
+    Trainer, select_device, vocab_from_env,
 };
 use dreamgym_sim::{Env, TaskSpec};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,11 +36,16 @@ pub struct TrainArgs {
     pub eval_episodes: usize,
     /// No progress bar.
     pub quiet: bool,
+    /// Demonstrations (JSONL) to behaviour-clone before RL (successful ones are imitated).
+    pub demos: Option<PathBuf>,
+    /// Behaviour-cloning epochs over the demonstrations.
+    pub bc_epochs: usize,
 }
 
 /// Loads a training configuration from a RON file, naming the file and position on error.
 pub fn load_config(path: &Path) -> Result<TrainConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let cfg: TrainConfig = ron::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{}:{}:{}: {} (expected a TrainConfig, e.g. `(algo: ppo, iterations: 50)`)",
@@ -50,7 +55,8 @@ pub fn load_config(path: &Path) -> Result<TrainConfig> {
             e.code
         )
     })?;
-    cfg.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(cfg)
 }
 
@@ -76,8 +82,10 @@ fn bar(len: u64, quiet: bool) -> ProgressBar {
     }
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} it  {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} it  {msg}",
+        )
+        .expect("valid template"),
     );
     pb
 }
@@ -86,16 +94,32 @@ fn bar(len: u64, quiet: bool) -> ProgressBar {
 pub fn train(args: TrainArgs) -> Result<()> {
     let factory = EnvFactory::new(&args.env, args.bridge_cmd.as_deref())?;
     let device = select_device(args.backend)?;
-    let spec = TaskSpec { template: args.template.clone(), difficulty: args.difficulty };
-    let train_split = TaskSampler { spec: spec.clone(), split: Split::Train };
+    let spec = TaskSpec {
+        template: args.template.clone(),
+        difficulty: args.difficulty,
+    };
+    let train_split = TaskSampler {
+        spec: spec.clone(),
+        split: Split::Train,
+    };
     let ckpt = checkpoint_path(&args.out);
 
-    let mut envs: Vec<Box<dyn Env>> = (0..args.config.num_envs.max(1)).map(|_| factory.open()).collect();
-    let vocab = vocab_from_env(envs[0].as_mut(), &train_split, &args.config, args.config.seed)
-        .context("building the vocabulary from random-policy episodes")?;
+    let mut envs: Vec<Box<dyn Env>> = (0..args.config.num_envs.max(1))
+        .map(|_| factory.open())
+        .collect();
+    let vocab = vocab_from_env(
+        envs[0].as_mut(),
+        &train_split,
+        &args.config,
+        args.config.seed,
+    )
+    .context("building the vocabulary from random-policy episodes")?;
     let mut trainer = if args.resume {
         if !ckpt.exists() {
-            bail!("--resume: no checkpoint at {} (refusing to start from scratch)", ckpt.display());
+            bail!(
+                "--resume: no checkpoint at {} (refusing to start from scratch)",
+                ckpt.display()
+            );
         }
         let t = Trainer::resume(&ckpt, &device, Some(&vocab), Some(args.config.hidden))?;
         tracing::info!(
@@ -111,6 +135,28 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if let Some(n) = args.iterations_override {
         trainer.set_iterations(n);
     }
+    if let (Some(demos), false) = (&args.demos, args.resume) {
+        let all = dreamgym_buffer::jsonl::read_file(demos)?;
+        // never imitate held-out instances: evaluation on them must stay honest
+        let trajectories: Vec<_> = all
+            .into_iter()
+            .filter(|t| {
+                t.steps
+                    .first()
+                    .is_some_and(|s| dreamgym_policy::rollout::fold_of(&s.state) != 0)
+            })
+            .collect();
+        let losses = trainer
+            .behaviour_clone(&trajectories, args.bc_epochs, 64, 1e-3)
+            .with_context(|| format!("behaviour cloning on {}", demos.display()))?;
+        tracing::info!(
+            "behaviour cloning on {} trajectories ({} successful): NLL {:.3} -> {:.3}",
+            trajectories.len(),
+            trajectories.iter().filter(|t| t.outcome.success).count(),
+            losses.first().copied().unwrap_or(0.0),
+            losses.last().copied().unwrap_or(0.0)
+        );
+    }
     tracing::info!(
         "training {:?} on {} ({} words + {} buckets, backend {})",
         trainer.config().algo,
@@ -119,13 +165,18 @@ pub fn train(args: TrainArgs) -> Result<()> {
         args.config.vocab_oov_buckets,
         trainer.backend()
     );
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut log = MetricsLog::open(&args.out, trainer.counters().iteration)?;
     let pb = bar(trainer.config().iterations as u64, args.quiet);
     pb.set_position(trainer.counters().iteration as u64);
     while !trainer.finished() {
         let m: IterationMetrics = trainer.iterate(&mut envs, &train_split).with_context(|| {
-            format!("iteration {} (the last good checkpoint is {})", trainer.counters().iteration + 1, ckpt.display())
+            format!(
+                "iteration {} (the last good checkpoint is {})",
+                trainer.counters().iteration + 1,
+                ckpt.display()
+            )
         })?;
         trainer.save(&ckpt)?;
         log.append(&m)?;
@@ -148,7 +199,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
     pb.finish_and_clear();
     if args.eval_episodes > 0 {
         let report = evaluate_run(&trainer, &factory, &spec, args.eval_episodes)?;
-        std::fs::write(args.out.join("eval.json"), serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(
+            args.out.join("eval.json"),
+            serde_json::to_string_pretty(&report)?,
+        )?;
         println!(
             "held-out success: {:.3} sampled, {:.3} greedy ({} episodes each); {} env steps",
             report.sampled.success, report.greedy.success, args.eval_episodes, report.env_steps
@@ -157,8 +211,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn evaluate_run(trainer: &Trainer, factory: &EnvFactory, spec: &TaskSpec, episodes: usize) -> Result<EvalFile> {
-    let held = TaskSampler { spec: spec.clone(), split: Split::HeldOut };
+fn evaluate_run(
+    trainer: &Trainer,
+    factory: &EnvFactory,
+    spec: &TaskSpec,
+    episodes: usize,
+) -> Result<EvalFile> {
+    let held = TaskSampler {
+        spec: spec.clone(),
+        split: Split::HeldOut,
+    };
     let mut env = factory.open();
     let seed = trainer.config().seed.wrapping_add(0xe7a1);
     let sampled = trainer.evaluate(env.as_mut(), &held, episodes, false, seed)?;
@@ -212,9 +274,18 @@ pub fn serve_env(env: &str, spec: TaskSpec, vocab_seed: u64) -> Result<()> {
     use std::io::{BufRead, Write};
     let factory = EnvFactory::new(env, None)?;
     let mut env = factory.open();
-    let sampler = TaskSampler { spec: spec.clone(), split: Split::Train };
-    let held_out = TaskSampler { spec, split: Split::HeldOut };
-    let cfg = TrainConfig { seed: vocab_seed, ..TrainConfig::default() };
+    let sampler = TaskSampler {
+        spec: spec.clone(),
+        split: Split::Train,
+    };
+    let held_out = TaskSampler {
+        spec,
+        split: Split::HeldOut,
+    };
+    let cfg = TrainConfig {
+        seed: vocab_seed,
+        ..TrainConfig::default()
+    };
     let featurizer = Featurizer::new(vocab_from_env(env.as_mut(), &sampler, &cfg, vocab_seed)?);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -239,7 +310,9 @@ pub fn serve_env(env: &str, spec: TaskSpec, vocab_seed: u64) -> Result<()> {
                 let split = match words.next() {
                     None | Some("train") => &sampler,
                     Some("heldout") => &held_out,
-                    Some(other) => bail!("serve-env: unknown split `{other}`: expected train or heldout"),
+                    Some(other) => {
+                        bail!("serve-env: unknown split `{other}`: expected train or heldout")
+                    }
                 };
                 let (o, _) = split.reset(env.as_mut(), &mut rng)?;
                 memory = EpisodeMemory::default();
@@ -248,9 +321,14 @@ pub fn serve_env(env: &str, spec: TaskSpec, vocab_seed: u64) -> Result<()> {
                 r
             }
             (Some("step"), Some(Ok(index))) => {
-                let Some(o) = obs.as_ref() else { bail!("serve-env: `step` before `reset`") };
+                let Some(o) = obs.as_ref() else {
+                    bail!("serve-env: `step` before `reset`")
+                };
                 let Some(action) = o.admissible.get(index as usize).cloned() else {
-                    bail!("serve-env: action index {index} out of range ({} admissible)", o.admissible.len())
+                    bail!(
+                        "serve-env: action index {index} out of range ({} admissible)",
+                        o.admissible.len()
+                    )
                 };
                 let res = env.step(&action)?;
                 memory.record(&action);
@@ -262,7 +340,9 @@ pub fn serve_env(env: &str, spec: TaskSpec, vocab_seed: u64) -> Result<()> {
                 obs = Some(res.observation);
                 r
             }
-            _ => bail!("serve-env: expected `reset SEED [train|heldout]` or `step INDEX`, got `{line}`"),
+            _ => bail!(
+                "serve-env: expected `reset SEED [train|heldout]` or `step INDEX`, got `{line}`"
+            ),
         };
         writeln!(out, "{reply}")?;
         out.flush()?;

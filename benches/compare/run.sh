@@ -20,8 +20,13 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import torch" 2>/dev/
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q torch numpy
 fi
-cargo build --release --locked --bin dreamgym >&2
-BIN="${CARGO_TARGET_DIR:-target}/release/dreamgym"
+# DREAMGYM_BIN: use an already built binary instead of building a release one
+if [ -z "${DREAMGYM_BIN:-}" ]; then
+    cargo build --release --locked --bin dreamgym >&2
+    BIN="${CARGO_TARGET_DIR:-target}/release/dreamgym"
+else
+    BIN="$DREAMGYM_BIN"
+fi
 OUT="$(mktemp -d)"
 export RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 

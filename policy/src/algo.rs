@@ -17,7 +17,11 @@ pub fn gae(segment: &[Decided], gamma: f32, lambda: f32) -> (Vec<f32>, Vec<f32>)
     let mut last = 0.0;
     for t in (0..n).rev() {
         let d = &segment[t];
-        let next_value = if d.cut || t + 1 == n { d.next_value } else { segment[t + 1].value };
+        let next_value = if d.cut || t + 1 == n {
+            d.next_value
+        } else {
+            segment[t + 1].value
+        };
         let delta = d.reward + gamma * next_value - d.value;
         let carry = if d.cut || t + 1 == n { 0.0 } else { last };
         last = delta + gamma * lambda * carry;
@@ -47,7 +51,11 @@ fn normalise(samples: &mut [Sample<'_>]) {
         return;
     }
     let mean = samples.iter().map(|s| s.advantage).sum::<f32>() / n;
-    let var = samples.iter().map(|s| (s.advantage - mean).powi(2)).sum::<f32>() / (n - 1.0);
+    let var = samples
+        .iter()
+        .map(|s| (s.advantage - mean).powi(2))
+        .sum::<f32>()
+        / (n - 1.0);
     let std = var.sqrt();
     for s in samples {
         s.advantage = (s.advantage - mean) / (std + 1e-8);
@@ -116,13 +124,20 @@ mod tests {
     #[test]
     fn gae_matches_a_hand_computation_and_stops_at_episode_ends() {
         // episode 1: two steps, terminal reward 1; episode 2: one step cut by the segment end
-        let seg = vec![step(0.0, 0.5, false, 0.0), step(1.0, 0.8, true, 0.0), step(0.0, 0.3, true, 0.6)];
+        let seg = vec![
+            step(0.0, 0.5, false, 0.0),
+            step(1.0, 0.8, true, 0.0),
+            step(0.0, 0.3, true, 0.6),
+        ];
         let (adv, ret) = gae(&seg, 0.9, 0.5);
         let d1 = 1.0 - 0.8;
         let d0 = 0.0 + 0.9 * 0.8 - 0.5;
         assert!((adv[1] - d1).abs() < 1e-6);
         assert!((adv[0] - (d0 + 0.9 * 0.5 * d1)).abs() < 1e-6);
-        assert!((adv[2] - (0.9 * 0.6 - 0.3)).abs() < 1e-6, "bootstraps, does not leak across");
+        assert!(
+            (adv[2] - (0.9 * 0.6 - 0.3)).abs() < 1e-6,
+            "bootstraps, does not leak across"
+        );
         assert!((ret[0] - (adv[0] + 0.5)).abs() < 1e-6);
     }
 

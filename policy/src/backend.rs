@@ -29,7 +29,9 @@ impl std::str::FromStr for BackendChoice {
             "auto" => Ok(Self::Auto),
             "wgpu" => Ok(Self::Wgpu),
             "cpu" => Ok(Self::Cpu),
-            other => Err(format!("unknown backend `{other}`: expected auto, wgpu or cpu")),
+            other => Err(format!(
+                "unknown backend `{other}`: expected auto, wgpu or cpu"
+            )),
         }
     }
 }
@@ -92,7 +94,10 @@ fn init_wgpu() -> Result<Device, String> {
     // The wgpu runtime can panic deep inside driver code on broken installations; that is
     // "no adapter" too.
     let result = std::panic::catch_unwind(|| {
-        Device::wgpu_options().graphics_api(PINNED_API).init().map_err(|e| e.to_string())
+        Device::wgpu_options()
+            .graphics_api(PINNED_API)
+            .init()
+            .map_err(|e| e.to_string())
     });
     match result {
         Ok(r) => r,
@@ -103,18 +108,30 @@ fn init_wgpu() -> Result<Device, String> {
 /// Picks the device for `choice`. `Auto` logs one line when it falls back to the CPU.
 pub fn select_device(choice: BackendChoice) -> Result<SelectedDevice, BackendError> {
     match choice {
-        BackendChoice::Cpu => Ok(SelectedDevice { kind: BackendKind::Cpu, device: Device::flex() }),
+        BackendChoice::Cpu => Ok(SelectedDevice {
+            kind: BackendKind::Cpu,
+            device: Device::flex(),
+        }),
         BackendChoice::Wgpu => init_wgpu()
-            .map(|device| SelectedDevice { kind: BackendKind::Wgpu, device })
+            .map(|device| SelectedDevice {
+                kind: BackendKind::Wgpu,
+                device,
+            })
             .map_err(BackendError::NoAdapter),
         BackendChoice::Auto => match init_wgpu() {
             Ok(device) => {
                 tracing::info!("backend: wgpu ({PINNED_API:?})");
-                Ok(SelectedDevice { kind: BackendKind::Wgpu, device })
+                Ok(SelectedDevice {
+                    kind: BackendKind::Wgpu,
+                    device,
+                })
             }
             Err(why) => {
                 tracing::warn!("no wgpu adapter ({why}); falling back to the CPU backend (flex)");
-                Ok(SelectedDevice { kind: BackendKind::Cpu, device: Device::flex() })
+                Ok(SelectedDevice {
+                    kind: BackendKind::Cpu,
+                    device: Device::flex(),
+                })
             }
         },
     }
@@ -126,9 +143,17 @@ mod tests {
 
     #[test]
     fn parses_choices_and_rejects_others() {
-        assert_eq!("auto".parse::<BackendChoice>().unwrap(), BackendChoice::Auto);
+        assert_eq!(
+            "auto".parse::<BackendChoice>().unwrap(),
+            BackendChoice::Auto
+        );
         assert_eq!("cpu".parse::<BackendChoice>().unwrap(), BackendChoice::Cpu);
-        assert!("cuda".parse::<BackendChoice>().unwrap_err().contains("expected auto"));
+        assert!(
+            "cuda"
+                .parse::<BackendChoice>()
+                .unwrap_err()
+                .contains("expected auto")
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ impl DenseBatch {
             mask: vec![0.0; batch * slots],
         };
         for (b, (state, actions)) in items.into_iter().enumerate() {
-            scatter(&mut out.state[b * shape.state_dim..(b + 1) * shape.state_dim], state);
+            scatter(
+                &mut out.state[b * shape.state_dim..(b + 1) * shape.state_dim],
+                state,
+            );
             for (k, feats) in actions.iter().enumerate() {
                 let row = (b * slots + k) * shape.action_dim;
                 scatter(&mut out.actions[row..row + shape.action_dim], feats);
@@ -76,7 +79,11 @@ mod tests {
 
     #[test]
     fn pads_and_masks_variable_action_counts() {
-        let shape = NetShape { state_dim: 4, action_dim: 3, hidden: 2 };
+        let shape = NetShape {
+            state_dim: 4,
+            action_dim: 3,
+            hidden: 2,
+        };
         let s0: SparseVec = vec![(1, 2.0)];
         let s1: SparseVec = vec![(3, 1.0)];
         let a0 = vec![vec![(0, 1.0)], vec![(2, 1.0)]];

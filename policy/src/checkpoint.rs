@@ -25,12 +25,16 @@ pub struct CheckpointParts {
 }
 
 fn corrupt(path: &Path, why: impl Into<String>) -> PolicyError {
-    PolicyError::CorruptCheckpoint { path: path.to_path_buf(), why: why.into() }
+    PolicyError::CorruptCheckpoint {
+        path: path.to_path_buf(),
+        why: why.into(),
+    }
 }
 
 /// Encodes the parts into the file format.
 pub fn encode(parts: &CheckpointParts) -> Vec<u8> {
-    let mut out = Vec::with_capacity(parts.header.len() + parts.model.len() + parts.optimizer.len() + 40);
+    let mut out =
+        Vec::with_capacity(parts.header.len() + parts.model.len() + parts.optimizer.len() + 40);
     out.extend_from_slice(MAGIC);
     for section in [&parts.header, &parts.model, &parts.optimizer] {
         out.extend_from_slice(&(section.len() as u64).to_le_bytes());
@@ -53,12 +57,18 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<CheckpointParts, PolicyError>
     let mut sections = Vec::with_capacity(3);
     for name in ["header", "model", "optimizer"] {
         let Some(len_bytes) = bytes.get(pos..pos + 8) else {
-            return Err(corrupt(path, format!("truncated before the {name} section")));
+            return Err(corrupt(
+                path,
+                format!("truncated before the {name} section"),
+            ));
         };
         let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes")) as usize;
         pos += 8;
         let Some(section) = pos.checked_add(len).and_then(|end| bytes.get(pos..end)) else {
-            return Err(corrupt(path, format!("truncated inside the {name} section ({len} bytes announced)")));
+            return Err(corrupt(
+                path,
+                format!("truncated inside the {name} section ({len} bytes announced)"),
+            ));
         };
         sections.push(section.to_vec());
         pos += len;
@@ -67,22 +77,38 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<CheckpointParts, PolicyError>
         return Err(corrupt(path, "truncated before the checksum"));
     };
     if bytes.len() != pos + 4 {
-        return Err(corrupt(path, format!("{} trailing bytes after the checksum", bytes.len() - pos - 4)));
+        return Err(corrupt(
+            path,
+            format!(
+                "{} trailing bytes after the checksum",
+                bytes.len() - pos - 4
+            ),
+        ));
     }
     let stored = u32::from_le_bytes(crc_bytes.try_into().expect("4 bytes"));
     let actual = crc32fast::hash(&bytes[..pos]);
     if stored != actual {
-        return Err(corrupt(path, format!("checksum mismatch (stored {stored:08x}, computed {actual:08x})")));
+        return Err(corrupt(
+            path,
+            format!("checksum mismatch (stored {stored:08x}, computed {actual:08x})"),
+        ));
     }
     let optimizer = sections.pop().expect("3 sections");
     let model = sections.pop().expect("3 sections");
     let header = sections.pop().expect("3 sections");
-    Ok(CheckpointParts { header, model, optimizer })
+    Ok(CheckpointParts {
+        header,
+        model,
+        optimizer,
+    })
 }
 
 /// Writes a checkpoint atomically: temporary file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, parts: &CheckpointParts) -> Result<(), PolicyError> {
-    let io = |e: std::io::Error| PolicyError::Io { path: path.to_path_buf(), source: e };
+    let io = |e: std::io::Error| PolicyError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io)?;
     }
@@ -103,7 +129,10 @@ pub fn write_atomic(path: &Path, parts: &CheckpointParts) -> Result<(), PolicyEr
 
 /// Reads and verifies a checkpoint.
 pub fn read(path: &Path) -> Result<CheckpointParts, PolicyError> {
-    let bytes = fs::read(path).map_err(|e| PolicyError::Io { path: path.to_path_buf(), source: e })?;
+    let bytes = fs::read(path).map_err(|e| PolicyError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     decode(path, &bytes)
 }
 
@@ -113,7 +142,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn parts() -> CheckpointParts {
-        CheckpointParts { header: b"{\"a\":1}".to_vec(), model: vec![1, 2, 3, 4], optimizer: vec![9; 17] }
+        CheckpointParts {
+            header: b"{\"a\":1}".to_vec(),
+            model: vec![1, 2, 3, 4],
+            optimizer: vec![9; 17],
+        }
     }
 
     #[test]
@@ -129,13 +162,17 @@ mod tests {
     fn names_truncation_corruption_and_foreign_files() {
         let p = Path::new("x.ckpt");
         let bytes = encode(&parts());
-        let err = decode(p, &bytes[..bytes.len() - 9]).unwrap_err().to_string();
+        let err = decode(p, &bytes[..bytes.len() - 9])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated"), "{err}");
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
         let err = decode(p, &flipped).unwrap_err().to_string();
         assert!(err.contains("checksum mismatch"), "{err}");
-        let err = decode(p, b"hello world, not a checkpoint at all").unwrap_err().to_string();
+        let err = decode(p, b"hello world, not a checkpoint at all")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad magic"), "{err}");
         assert!(err.contains("x.ckpt"), "names the file: {err}");
     }

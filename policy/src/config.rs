@@ -109,7 +109,11 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Defaults for GRPO (no critic).
     pub fn grpo() -> Self {
-        let mut c = Self { algo: Algo::Grpo, epochs: 2, ..Self::default() };
+        let mut c = Self {
+            algo: Algo::Grpo,
+            epochs: 2,
+            ..Self::default()
+        };
         c.loss.vf_coef = 0.0;
         c
     }
@@ -139,7 +143,10 @@ impl TrainConfig {
             return Err("`gamma` and `gae_lambda` must lie in [0, 1]".into());
         }
         if self.algo == Algo::Grpo && self.group_size < 2 {
-            return Err("`group_size` must be at least 2 for GRPO (advantages are relative to the group)".into());
+            return Err(
+                "`group_size` must be at least 2 for GRPO (advantages are relative to the group)"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -46,7 +46,9 @@ pub enum PolicyError {
         split: String,
     },
     /// A non-finite loss or gradient; the update was abandoned.
-    #[error("non-finite {what} ({value}); the update was abandoned and the last good checkpoint kept")]
+    #[error(
+        "non-finite {what} ({value}); the update was abandoned and the last good checkpoint kept"
+    )]
     NonFinite {
         /// What was not finite.
         what: String,
@@ -65,7 +67,9 @@ pub enum PolicyError {
         why: String,
     },
     /// A checkpoint does not fit this run.
-    #[error("checkpoint {path}: mismatched {what}: the checkpoint has {checkpoint}, this run has {run}")]
+    #[error(
+        "checkpoint {path}: mismatched {what}: the checkpoint has {checkpoint}, this run has {run}"
+    )]
     MismatchedCheckpoint {
         /// File.
         path: PathBuf,

@@ -40,7 +40,12 @@ pub struct IterationMetrics {
 impl IterationMetrics {
     /// The metrics without timing fields (for comparing runs).
     pub fn deterministic(&self) -> Self {
-        Self { rollout_steps_per_s: 0.0, update_samples_per_s: 0.0, seconds: 0.0, ..self.clone() }
+        Self {
+            rollout_steps_per_s: 0.0,
+            update_samples_per_s: 0.0,
+            seconds: 0.0,
+            ..self.clone()
+        }
     }
 }
 
@@ -78,7 +83,10 @@ pub struct MetricsLog {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PolicyError + '_ {
-    move |source| PolicyError::Io { path: path.to_path_buf(), source }
+    move |source| PolicyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl MetricsLog {
@@ -93,11 +101,12 @@ impl MetricsLog {
             let f = File::open(&jsonl).map_err(io(&jsonl))?;
             for (i, line) in BufReader::new(f).lines().enumerate() {
                 let line = line.map_err(io(&jsonl))?;
-                let m: IterationMetrics = serde_json::from_str(&line).map_err(|e| PolicyError::Metrics {
-                    path: jsonl.clone(),
-                    line: i + 1,
-                    why: e.to_string(),
-                })?;
+                let m: IterationMetrics =
+                    serde_json::from_str(&line).map_err(|e| PolicyError::Metrics {
+                        path: jsonl.clone(),
+                        line: i + 1,
+                        why: e.to_string(),
+                    })?;
                 if m.iteration <= keep_through {
                     kept.push(m);
                 }
@@ -107,7 +116,12 @@ impl MetricsLog {
         let mut c = File::create(&csv).map_err(io(&csv))?;
         writeln!(c, "{CSV_HEADER}").map_err(io(&csv))?;
         for m in &kept {
-            writeln!(j, "{}", serde_json::to_string(m).expect("metrics serialise")).map_err(io(&jsonl))?;
+            writeln!(
+                j,
+                "{}",
+                serde_json::to_string(m).expect("metrics serialise")
+            )
+            .map_err(io(&jsonl))?;
             writeln!(c, "{}", csv_row(m)).map_err(io(&csv))?;
         }
         Ok(Self { jsonl, csv })
@@ -115,9 +129,20 @@ impl MetricsLog {
 
     /// Appends one iteration.
     pub fn append(&mut self, m: &IterationMetrics) -> Result<(), PolicyError> {
-        let mut j = OpenOptions::new().append(true).open(&self.jsonl).map_err(io(&self.jsonl))?;
-        writeln!(j, "{}", serde_json::to_string(m).expect("metrics serialise")).map_err(io(&self.jsonl))?;
-        let mut c = OpenOptions::new().append(true).open(&self.csv).map_err(io(&self.csv))?;
+        let mut j = OpenOptions::new()
+            .append(true)
+            .open(&self.jsonl)
+            .map_err(io(&self.jsonl))?;
+        writeln!(
+            j,
+            "{}",
+            serde_json::to_string(m).expect("metrics serialise")
+        )
+        .map_err(io(&self.jsonl))?;
+        let mut c = OpenOptions::new()
+            .append(true)
+            .open(&self.csv)
+            .map_err(io(&self.csv))?;
         writeln!(c, "{}", csv_row(m)).map_err(io(&self.csv))?;
         Ok(())
     }
@@ -149,15 +174,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = MetricsLog::open(dir.path(), 0).unwrap();
         for i in 1..=3 {
-            log.append(&IterationMetrics { iteration: i, ..Default::default() }).unwrap();
+            log.append(&IterationMetrics {
+                iteration: i,
+                ..Default::default()
+            })
+            .unwrap();
         }
         MetricsLog::open(dir.path(), 2).unwrap();
         let rows = MetricsLog::read(&dir.path().join("metrics.jsonl")).unwrap();
-        assert_eq!(rows.iter().map(|m| m.iteration).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            rows.iter().map(|m| m.iteration).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         let csv = fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
         assert_eq!(csv.lines().count(), 3, "header + 2 rows");
-        fs::write(dir.path().join("metrics.jsonl"), "{\"iteration\":1}\nnot json\n").unwrap();
+        fs::write(
+            dir.path().join("metrics.jsonl"),
+            "{\"iteration\":1}\nnot json\n",
+        )
+        .unwrap();
         let err = MetricsLog::open(dir.path(), 5).err().unwrap().to_string();
-        assert!(err.contains("metrics.jsonl") && err.contains("line 1"), "{err}");
+        assert!(
+            err.contains("metrics.jsonl") && err.contains("line 1"),
+            "{err}"
+        );
     }
 }

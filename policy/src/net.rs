@@ -74,7 +74,11 @@ impl PolicyNet {
     pub fn shape(&self) -> NetShape {
         let [state_dim, hidden] = self.state1.weight.dims();
         let [action_dim, _] = self.action1.weight.dims();
-        NetShape { state_dim, action_dim, hidden }
+        NetShape {
+            state_dim,
+            action_dim,
+            hidden,
+        }
     }
 
     /// Forward pass over a dense batch on `device`.
@@ -92,11 +96,17 @@ impl PolicyNet {
         );
         let mask = Tensor::<2>::from_data(TensorData::new(batch.mask.clone(), [b, a]), device);
 
-        let s = tanh(self.state2.forward(tanh(self.state1.forward(state.clone()))));
+        let s = tanh(
+            self.state2
+                .forward(tanh(self.state1.forward(state.clone()))),
+        );
         let act = tanh(self.action1.forward(actions));
         let s_rep = s.unsqueeze_dim::<3>(1).repeat_dim(1, a).reshape([b * a, h]);
         let joint = Tensor::cat(vec![s_rep.clone(), act.clone(), s_rep * act], 1);
-        let logits = self.score2.forward(tanh(self.score1.forward(joint))).reshape([b, a]);
+        let logits = self
+            .score2
+            .forward(tanh(self.score1.forward(joint)))
+            .reshape([b, a]);
         let logits = logits + (mask - 1.0) * 1e9;
         let log_probs = log_softmax(logits, 1);
 
@@ -118,15 +128,26 @@ struct Dense {
 
 fn tensor_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     let data = t.into_data().convert::<f32>();
-    data.as_slice::<f32>().map(<[f32]>::to_vec).unwrap_or_default()
+    data.as_slice::<f32>()
+        .map(<[f32]>::to_vec)
+        .unwrap_or_default()
 }
 
 impl Dense {
     fn from_linear(l: &Linear) -> Self {
         let [input, output] = l.weight.dims();
         let weight = tensor_values(l.weight.val());
-        let bias = l.bias.as_ref().map(|b| tensor_values(b.val())).unwrap_or(vec![0.0; output]);
-        Self { input, output, weight, bias }
+        let bias = l
+            .bias
+            .as_ref()
+            .map(|b| tensor_values(b.val()))
+            .unwrap_or(vec![0.0; output]);
+        Self {
+            input,
+            output,
+            weight,
+            bias,
+        }
     }
 
     fn dense(&self, x: &[f32], out: &mut Vec<f32>) {
@@ -241,7 +262,10 @@ impl NativeNet {
             self.score2.dense(&hid, &mut out);
             logits.push(out[0]);
         }
-        Decision { log_probs: log_softmax_vec(&logits), value: self.value(state) }
+        Decision {
+            log_probs: log_softmax_vec(&logits),
+            value: self.value(state),
+        }
     }
 }
 
@@ -262,7 +286,11 @@ mod tests {
     fn native_twin_matches_burn_forward() {
         let device = Device::flex();
         device.seed(7);
-        let shape = NetShape { state_dim: 12, action_dim: 6, hidden: 8 };
+        let shape = NetShape {
+            state_dim: 12,
+            action_dim: 6,
+            hidden: 8,
+        };
         let net = PolicyNet::new(shape, &device);
         assert_eq!(net.shape(), shape);
         let native = NativeNet::from_net(&net);
@@ -271,13 +299,21 @@ mod tests {
             vec![vec![(0, 1.0)], vec![(2, 0.3), (5, 1.0)], vec![(4, 1.0)]],
             vec![vec![(1, 1.0)]],
         ];
-        let batch = DenseBatch::build(shape, states.iter().zip(&actions).map(|(s, a)| (s, a.as_slice())));
+        let batch = DenseBatch::build(
+            shape,
+            states.iter().zip(&actions).map(|(s, a)| (s, a.as_slice())),
+        );
         let out = net.forward(&batch, &device);
         let lp = tensor_values(out.log_probs);
         let vals = tensor_values(out.values);
         for (b, (s, acts)) in states.iter().zip(&actions).enumerate() {
             let d = native.decide(s, acts);
-            assert!((d.value - vals[b]).abs() < 1e-4, "value {} vs {}", d.value, vals[b]);
+            assert!(
+                (d.value - vals[b]).abs() < 1e-4,
+                "value {} vs {}",
+                d.value,
+                vals[b]
+            );
             for (k, x) in d.log_probs.iter().enumerate() {
                 let y = lp[b * batch.slots + k];
                 assert!((x - y).abs() < 1e-4, "logp {x} vs {y}");

@@ -57,7 +57,11 @@ impl TaskSampler {
 
     /// Resets `env` to an instance of the split, drawing seeds from `rng`; returns the first
     /// observation and the seed that produced it.
-    pub fn reset(&self, env: &mut dyn Env, rng: &mut impl Rng) -> Result<(Observation, u64), PolicyError> {
+    pub fn reset(
+        &self,
+        env: &mut dyn Env,
+        rng: &mut impl Rng,
+    ) -> Result<(Observation, u64), PolicyError> {
         self.reset_with(env, rng, None)
     }
 
@@ -78,7 +82,10 @@ impl TaskSampler {
                 return Ok((obs, seed));
             }
         }
-        Err(PolicyError::NoInstance { env: env.id().to_string(), split: format!("{:?}", self.split) })
+        Err(PolicyError::NoInstance {
+            env: env.id().to_string(),
+            split: format!("{:?}", self.split),
+        })
     }
 }
 
@@ -147,7 +154,9 @@ struct Slot {
 }
 
 fn no_actions(env: &dyn Env) -> PolicyError {
-    PolicyError::NoActions { env: env.id().to_string() }
+    PolicyError::NoActions {
+        env: env.id().to_string(),
+    }
 }
 
 /// Steps N environments for a fixed number of steps each (PPO's rollout phase).
@@ -171,13 +180,25 @@ pub struct Segments {
 impl VecCollector<'_> {
     /// Resets every env and takes `steps` decisions in each with `net`, sampling from `rng`.
     /// Episodes still running at the end are cut and bootstrapped from the critic.
-    pub fn collect(&mut self, net: &NativeNet, steps: usize, rng: &mut impl Rng) -> Result<Segments, PolicyError> {
+    pub fn collect(
+        &mut self,
+        net: &NativeNet,
+        steps: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Segments, PolicyError> {
         let mut slots = Vec::with_capacity(self.envs.len());
         for env in self.envs.iter_mut() {
             let (obs, _) = self.sampler.reset(env.as_mut(), rng)?;
-            slots.push(Slot { obs, memory: EpisodeMemory::default(), ret: 0.0, length: 0 });
+            slots.push(Slot {
+                obs,
+                memory: EpisodeMemory::default(),
+                ret: 0.0,
+                length: 0,
+            });
         }
-        let mut segments: Vec<Vec<Decided>> = (0..self.envs.len()).map(|_| Vec::with_capacity(steps)).collect();
+        let mut segments: Vec<Vec<Decided>> = (0..self.envs.len())
+            .map(|_| Vec::with_capacity(steps))
+            .collect();
         let mut episodes = vec![];
         for t in 0..steps {
             for (e, env) in self.envs.iter_mut().enumerate() {
@@ -214,10 +235,19 @@ impl VecCollector<'_> {
                     next_value,
                 });
                 if ended {
-                    episodes.push(EpisodeStats { success: res.success, ret: slot.ret, length: slot.length });
+                    episodes.push(EpisodeStats {
+                        success: res.success,
+                        ret: slot.ret,
+                        length: slot.length,
+                    });
                     if !last {
                         let (obs, _) = self.sampler.reset(env.as_mut(), rng)?;
-                        *slot = Slot { obs, memory: EpisodeMemory::default(), ret: 0.0, length: 0 };
+                        *slot = Slot {
+                            obs,
+                            memory: EpisodeMemory::default(),
+                            ret: 0.0,
+                            length: 0,
+                        };
                     }
                 } else {
                     slot.obs = res.observation;
@@ -250,7 +280,11 @@ pub fn run_episode(
         }
         let encoded = featurizer.encode(&obs, &memory);
         let d = net.decide(&encoded.state, &encoded.actions);
-        let action = if greedy { greedy_index(&d.log_probs) } else { sample_index(&d.log_probs, rng) };
+        let action = if greedy {
+            greedy_index(&d.log_probs)
+        } else {
+            sample_index(&d.log_probs, rng)
+        };
         let ref_log_prob = match reference {
             Some(r) => r.decide(&encoded.state, &encoded.actions).log_probs[action],
             None => d.log_probs[action],
@@ -273,7 +307,14 @@ pub fn run_episode(
         });
         if ended {
             let length = steps.len();
-            return Ok((steps, EpisodeStats { success: res.success, ret, length }));
+            return Ok((
+                steps,
+                EpisodeStats {
+                    success: res.success,
+                    ret,
+                    length,
+                },
+            ));
         }
         obs = res.observation;
     }
@@ -308,8 +349,14 @@ mod tests {
         };
         let held = (0..1000).filter(|i| fold_of(&mk(*i)) == 0).count();
         assert!((150..250).contains(&held), "{held}");
-        let train = TaskSampler { spec: TaskSpec::default(), split: Split::Train };
-        let test = TaskSampler { spec: TaskSpec::default(), split: Split::HeldOut };
+        let train = TaskSampler {
+            spec: TaskSpec::default(),
+            split: Split::Train,
+        };
+        let test = TaskSampler {
+            spec: TaskSpec::default(),
+            split: Split::HeldOut,
+        };
         for i in 0..100 {
             assert_ne!(train.accepts(&mk(i)), test.accepts(&mk(i)));
         }

@@ -56,22 +56,40 @@ impl Vocab {
                 }
             }
         }
-        let mut ranked: Vec<(String, usize)> =
-            counts.into_iter().filter(|(_, c)| *c >= min_count.max(1)).collect();
+        let mut ranked: Vec<(String, usize)> = counts
+            .into_iter()
+            .filter(|(_, c)| *c >= min_count.max(1))
+            .collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(max_words);
-        Self::from_words(ranked.into_iter().map(|(w, _)| w).collect(), oov_buckets.max(1))
+        Self::from_words(
+            ranked.into_iter().map(|(w, _)| w).collect(),
+            oov_buckets.max(1),
+        )
     }
 
     /// A vocabulary over exactly these words (in this order).
     pub fn from_words(words: Vec<String>, oov_buckets: u32) -> Self {
-        let index = words.iter().enumerate().map(|(i, w)| (w.clone(), i as u32)).collect();
-        Self { words, oov_buckets: oov_buckets.max(1), index }
+        let index = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i as u32))
+            .collect();
+        Self {
+            words,
+            oov_buckets: oov_buckets.max(1),
+            index,
+        }
     }
 
     /// Rebuilds the lookup table after deserialisation.
     pub fn reindex(&mut self) {
-        self.index = self.words.iter().enumerate().map(|(i, w)| (w.clone(), i as u32)).collect();
+        self.index = self
+            .words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i as u32))
+            .collect();
     }
 
     /// Number of ids (known words plus hashed buckets).
@@ -202,9 +220,12 @@ impl Featurizer {
 
         let instruction_words: Vec<String> = tokenize(&obs.instruction).collect();
         let instruction_set: HashSet<&str> = instruction_words.iter().map(String::as_str).collect();
-        let line_words: Vec<Vec<String>> = obs.lines.iter().map(|l| tokenize(l).collect()).collect();
-        let line_sets: Vec<HashSet<&str>> =
-            line_words.iter().map(|ws| ws.iter().map(String::as_str).collect()).collect();
+        let line_words: Vec<Vec<String>> =
+            obs.lines.iter().map(|l| tokenize(l).collect()).collect();
+        let line_sets: Vec<HashSet<&str>> = line_words
+            .iter()
+            .map(|ws| ws.iter().map(String::as_str).collect())
+            .collect();
 
         let actions = obs
             .admissible
@@ -216,12 +237,19 @@ impl Featurizer {
                 push_bag(&mut feats, 0, &ids);
                 let set: HashSet<&str> = words.iter().map(String::as_str).collect();
                 let taken = memory.times_taken(action);
-                let best_line = line_sets.iter().map(|l| overlap(&set, l)).fold(0.0, f32::max);
+                let best_line = line_sets
+                    .iter()
+                    .map(|l| overlap(&set, l))
+                    .fold(0.0, f32::max);
                 let extras = [
                     overlap(&set, &instruction_set),
                     best_line,
                     (taken.min(3) as f32) / 3.0,
-                    if memory.previous() == Some(action.as_str()) { 1.0 } else { 0.0 },
+                    if memory.previous() == Some(action.as_str()) {
+                        1.0
+                    } else {
+                        0.0
+                    },
                     if taken == 0 { 1.0 } else { 0.0 },
                 ];
                 for (k, x) in extras.into_iter().enumerate() {
@@ -251,7 +279,11 @@ mod tests {
 
     #[test]
     fn vocab_orders_by_frequency_and_hashes_unseen_words() {
-        let o = obs("pick up the red ball", &["[ball_red] ball: a red ball"], &["pick up the red ball"]);
+        let o = obs(
+            "pick up the red ball",
+            &["[ball_red] ball: a red ball"],
+            &["pick up the red ball"],
+        );
         let v = Vocab::build([&o], 100, 1, 8);
         assert_eq!(v.id("ball"), 0, "most frequent word first");
         let unseen = v.id("zebra");
@@ -267,10 +299,11 @@ mod tests {
 
     #[test]
     fn features_separate_segments_and_mark_repeated_actions() {
-        let o = obs("pick up the red ball", &["[ball_red] ball: a red ball"], &[
+        let o = obs(
             "pick up the red ball",
-            "go to the blue box",
-        ]);
+            &["[ball_red] ball: a red ball"],
+            &["pick up the red ball", "go to the blue box"],
+        );
         let f = Featurizer::new(Vocab::build([&o], 100, 1, 4));
         let mut mem = EpisodeMemory::default();
         let e = f.encode(&o, &mem);
@@ -278,17 +311,30 @@ mod tests {
         let v = f.vocab().size() as u32;
         assert!(e.state.iter().all(|(i, _)| (*i as usize) < f.state_dim()));
         assert!(e.state.iter().any(|(i, _)| *i < v), "instruction segment");
-        assert!(e.state.iter().any(|(i, _)| *i >= v && *i < 2 * v), "lines segment");
+        assert!(
+            e.state.iter().any(|(i, _)| *i >= v && *i < 2 * v),
+            "lines segment"
+        );
         let extra = |a: &SparseVec, k: u32| {
-            a.iter().find(|(i, _)| *i == v + k).map(|(_, x)| *x).unwrap_or(0.0)
+            a.iter()
+                .find(|(i, _)| *i == v + k)
+                .map(|(_, x)| *x)
+                .unwrap_or(0.0)
         };
-        assert_eq!(extra(&e.actions[0], 0), 1.0, "all action words in the instruction");
+        assert_eq!(
+            extra(&e.actions[0], 0),
+            1.0,
+            "all action words in the instruction"
+        );
         assert!(extra(&e.actions[1], 0) < 0.5);
         assert_eq!(extra(&e.actions[1], 4), 1.0, "never taken");
         mem.record("go to the blue box");
         let e2 = f.encode(&o, &mem);
         assert_eq!(extra(&e2.actions[1], 3), 1.0, "previous action");
         assert_eq!(extra(&e2.actions[1], 4), 0.0);
-        assert!(e2.state.iter().any(|(i, _)| *i >= 3 * v), "previous-action segment");
+        assert!(
+            e2.state.iter().any(|(i, _)| *i >= 3 * v),
+            "previous-action segment"
+        );
     }
 }

@@ -10,14 +10,16 @@ use crate::config::{Algo, TrainConfig};
 use crate::metrics::IterationMetrics;
 use crate::net::{NativeNet, NetShape, PolicyNet};
 use crate::rollout::{Decided, EpisodeStats, TaskSampler, VecCollector, run_episode};
+use crate::text::EpisodeMemory;
 use crate::text::{Featurizer, Vocab};
-use crate::update::{Sample, mean_stats};
+use crate::update::{Sample, bc_step, mean_stats};
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
-use dreamgym_buffer::Observation;
+use dreamgym_buffer::{Observation, Trajectory};
 use dreamgym_sim::Env;
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -46,7 +48,11 @@ struct RngState {
 
 impl RngState {
     fn of(rng: &ChaCha8Rng) -> Self {
-        Self { seed: rng.get_seed(), stream: rng.get_stream(), word_pos: rng.get_word_pos().to_string() }
+        Self {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos().to_string(),
+        }
     }
 
     fn restore(&self) -> Option<ChaCha8Rng> {
@@ -111,7 +117,12 @@ pub fn vocab_from_env(
         }
         seen.push(obs);
     }
-    Ok(Vocab::build(&seen, cfg.vocab_max_words, 1, cfg.vocab_oov_buckets))
+    Ok(Vocab::build(
+        &seen,
+        cfg.vocab_max_words,
+        1,
+        cfg.vocab_oov_buckets,
+    ))
 }
 
 fn mean(xs: impl Iterator<Item = f32>) -> f32 {
@@ -139,7 +150,11 @@ fn new_optimizer() -> ModuleOptimizer {
 
 impl Trainer {
     /// A fresh learner over `vocab` on `device` (weights seeded by `cfg.seed`).
-    pub fn new(cfg: TrainConfig, vocab: Vocab, device: &SelectedDevice) -> Result<Self, PolicyError> {
+    pub fn new(
+        cfg: TrainConfig,
+        vocab: Vocab,
+        device: &SelectedDevice,
+    ) -> Result<Self, PolicyError> {
         cfg.validate().map_err(PolicyError::Config)?;
         let featurizer = Featurizer::new(vocab);
         let shape = NetShape {
@@ -241,7 +256,11 @@ impl Trainer {
         let samples: Vec<Sample<'_>> = decided
             .iter()
             .zip(advantages.iter().zip(&returns))
-            .map(|(d, (&advantage, &ret))| Sample { decided: d, advantage, ret })
+            .map(|(d, (&advantage, &ret))| Sample {
+                decided: d,
+                advantage,
+                ret,
+            })
             .collect();
         let plan = EpochPlan {
             epochs: self.cfg.epochs,
@@ -297,7 +316,11 @@ impl Trainer {
         sampler: &TaskSampler,
     ) -> Result<(Vec<Decided>, Vec<f32>, Vec<f32>, Vec<EpisodeStats>, usize), PolicyError> {
         let n = envs.len().min(self.cfg.num_envs);
-        let mut collector = VecCollector { envs: &mut envs[..n], sampler, featurizer: &self.featurizer };
+        let mut collector = VecCollector {
+            envs: &mut envs[..n],
+            sampler,
+            featurizer: &self.featurizer,
+        };
         let segs = collector.collect(&self.native, self.cfg.num_steps, &mut self.rng)?;
         let mut decided = vec![];
         let mut adv = vec![];
@@ -361,7 +384,98 @@ impl Trainer {
         greedy: bool,
         seed: u64,
     ) -> Result<EvalReport, PolicyError> {
-        evaluate_policy(&self.native, &self.featurizer, env, sampler, episodes, greedy, self.cfg.max_episode_steps, seed)
+        evaluate_policy(
+            &self.native,
+            &self.featurizer,
+            env,
+            sampler,
+            episodes,
+            greedy,
+            self.cfg.max_episode_steps,
+            seed,
+        )
+    }
+
+    /// Behaviour cloning on demonstrations: `epochs` passes of minibatch steps (size
+    /// `batch_size`) maximising the likelihood of each step's action, and fitting the critic to
+    /// the discounted return from that step. Only successful trajectories are imitated; steps
+    /// whose action is not admissible in their state are skipped. Returns the mean negative
+    /// log-likelihood of each epoch. Uses the trainer's RNG (deterministic) and optimizer.
+    pub fn behaviour_clone(
+        &mut self,
+        demos: &[Trajectory],
+        epochs: usize,
+        batch_size: usize,
+        lr: f64,
+    ) -> Result<Vec<f32>, PolicyError> {
+        let mut decided = vec![];
+        let mut returns = vec![];
+        for t in demos.iter().filter(|t| t.outcome.success) {
+            let mut memory = EpisodeMemory::default();
+            let mut rets = vec![0.0f32; t.steps.len()];
+            let mut acc = 0.0;
+            for (i, s) in t.steps.iter().enumerate().rev() {
+                acc = s.reward + self.cfg.gamma * acc;
+                rets[i] = acc;
+            }
+            for (s, ret) in t.steps.iter().zip(rets) {
+                if let Some(action) = s.state.admissible.iter().position(|a| *a == s.action) {
+                    decided.push(Decided {
+                        encoded: self.featurizer.encode(&s.state, &memory),
+                        action,
+                        log_prob: 0.0,
+                        ref_log_prob: 0.0,
+                        value: 0.0,
+                        reward: s.reward,
+                        cut: false,
+                        next_value: 0.0,
+                    });
+                    returns.push(ret);
+                }
+                memory.record(&s.action);
+            }
+        }
+        if decided.is_empty() {
+            return Err(PolicyError::Config(
+                "behaviour cloning: no successful demonstration steps".into(),
+            ));
+        }
+        let samples: Vec<Sample<'_>> = decided
+            .iter()
+            .zip(&returns)
+            .map(|(d, &ret)| Sample {
+                decided: d,
+                advantage: 0.0,
+                ret,
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        let mut losses = vec![];
+        for _ in 0..epochs {
+            order.shuffle(&mut self.rng);
+            let mut total = 0.0;
+            let mut n = 0;
+            for chunk in order.chunks(batch_size.max(1)) {
+                let mb: Vec<Sample<'_>> = chunk.iter().map(|&i| samples[i]).collect();
+                let (net, nll) = bc_step(
+                    self.net.clone(),
+                    &mut self.optim,
+                    &mb,
+                    self.cfg.loss.max_grad_norm,
+                    lr,
+                    &self.device,
+                )?;
+                self.net = net;
+                total += nll;
+                n += 1;
+            }
+            losses.push(total / n.max(1) as f32);
+        }
+        self.native = NativeNet::from_net(&self.net);
+        if self.cfg.loss.kl_coef != 0.0 {
+            self.freeze_reference();
+        }
+        Ok(losses)
     }
 
     /// Writes a checkpoint (atomically) to `path`.
@@ -376,8 +490,16 @@ impl Trainer {
             rng: RngState::of(&self.rng),
             reference: self.reference.is_some(),
         };
-        let record_err = |e: burn::store::RecordError| PolicyError::Record { path: path.to_path_buf(), why: e.to_string() };
-        let model = self.net.clone().into_record().into_bytes().map_err(record_err)?;
+        let record_err = |e: burn::store::RecordError| PolicyError::Record {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        };
+        let model = self
+            .net
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(record_err)?;
         let optimizer = self.optim.into_bytes().map_err(record_err)?;
         let parts = CheckpointParts {
             header: serde_json::to_vec(&header).expect("header serialises"),
@@ -397,18 +519,24 @@ impl Trainer {
         hidden: Option<usize>,
     ) -> Result<Self, PolicyError> {
         let parts = checkpoint::read(path)?;
-        let header: Header = serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
-            path: path.to_path_buf(),
-            why: format!("unreadable header: {e}"),
-        })?;
-        let mismatch = |what: &str, checkpoint: String, run: String| PolicyError::MismatchedCheckpoint {
-            path: path.to_path_buf(),
-            what: what.to_string(),
-            checkpoint,
-            run,
-        };
+        let header: Header =
+            serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
+                path: path.to_path_buf(),
+                why: format!("unreadable header: {e}"),
+            })?;
+        let mismatch =
+            |what: &str, checkpoint: String, run: String| PolicyError::MismatchedCheckpoint {
+                path: path.to_path_buf(),
+                what: what.to_string(),
+                checkpoint,
+                run,
+            };
         if header.format != CHECKPOINT_FORMAT {
-            return Err(mismatch("format version", header.format.to_string(), CHECKPOINT_FORMAT.to_string()));
+            return Err(mismatch(
+                "format version",
+                header.format.to_string(),
+                CHECKPOINT_FORMAT.to_string(),
+            ));
         }
         let mut vocab = header.vocab.clone();
         vocab.reindex();
@@ -423,14 +551,26 @@ impl Trainer {
         {
             return Err(mismatch(
                 "vocabulary (the scenario or its data differ)",
-                format!("{} words, fingerprint {:08x}", vocab.known_words(), vocab.fingerprint()),
-                format!("{} words, fingerprint {:08x}", expected.known_words(), expected.fingerprint()),
+                format!(
+                    "{} words, fingerprint {:08x}",
+                    vocab.known_words(),
+                    vocab.fingerprint()
+                ),
+                format!(
+                    "{} words, fingerprint {:08x}",
+                    expected.known_words(),
+                    expected.fingerprint()
+                ),
             ));
         }
         if let Some(h) = hidden
             && h != header.shape.hidden
         {
-            return Err(mismatch("model size (hidden)", header.shape.hidden.to_string(), h.to_string()));
+            return Err(mismatch(
+                "model size (hidden)",
+                header.shape.hidden.to_string(),
+                h.to_string(),
+            ));
         }
         let featurizer = Featurizer::new(vocab);
         let shape = NetShape {
@@ -439,20 +579,39 @@ impl Trainer {
             hidden: header.shape.hidden,
         };
         if shape != header.shape {
-            return Err(mismatch("network shape", format!("{:?}", header.shape), format!("{shape:?}")));
+            return Err(mismatch(
+                "network shape",
+                format!("{:?}", header.shape),
+                format!("{shape:?}"),
+            ));
         }
         let ad = device.autodiff();
-        let record_err = |e: burn::store::RecordError| PolicyError::Record { path: path.to_path_buf(), why: e.to_string() };
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts.model)).map_err(record_err)?;
-        let net = PolicyNet::new(shape, &ad).try_load_record(record).map_err(record_err)?;
-        if net.shape() != shape {
-            return Err(mismatch("network shape", format!("{:?}", net.shape()), format!("{shape:?}")));
-        }
-        let optim = new_optimizer().from_bytes(Bytes::from_bytes_vec(parts.optimizer)).map_err(record_err)?;
-        let rng = header.rng.restore().ok_or_else(|| PolicyError::CorruptCheckpoint {
+        let record_err = |e: burn::store::RecordError| PolicyError::Record {
             path: path.to_path_buf(),
-            why: "unreadable RNG state".into(),
-        })?;
+            why: e.to_string(),
+        };
+        let record =
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts.model)).map_err(record_err)?;
+        let net = PolicyNet::new(shape, &ad)
+            .try_load_record(record)
+            .map_err(record_err)?;
+        if net.shape() != shape {
+            return Err(mismatch(
+                "network shape",
+                format!("{:?}", net.shape()),
+                format!("{shape:?}"),
+            ));
+        }
+        let optim = new_optimizer()
+            .from_bytes(Bytes::from_bytes_vec(parts.optimizer))
+            .map_err(record_err)?;
+        let rng = header
+            .rng
+            .restore()
+            .ok_or_else(|| PolicyError::CorruptCheckpoint {
+                path: path.to_path_buf(),
+                why: "unreadable RNG state".into(),
+            })?;
         let native = NativeNet::from_net(&net);
         Ok(Self {
             reference: header.reference.then(|| native.clone()),
@@ -485,7 +644,9 @@ pub fn evaluate_policy(
     let mut stats = vec![];
     for _ in 0..episodes {
         let (first, _) = sampler.reset(env, &mut rng)?;
-        let (_, s) = run_episode(env, first, featurizer, policy, None, greedy, max_steps, &mut rng)?;
+        let (_, s) = run_episode(
+            env, first, featurizer, policy, None, greedy, max_steps, &mut rng,
+        )?;
         stats.push(s);
     }
     let successes = stats.iter().filter(|s| s.success).count();

@@ -106,13 +106,24 @@ pub fn minibatch_step(
     let shape: NetShape = net.shape();
     let batch = DenseBatch::build(
         shape,
-        samples.iter().map(|s| (&s.decided.encoded.state, s.decided.encoded.actions.as_slice())),
+        samples.iter().map(|s| {
+            (
+                &s.decided.encoded.state,
+                s.decided.encoded.actions.as_slice(),
+            )
+        }),
     );
     let b = batch.batch;
     let chosen: Vec<usize> = samples.iter().map(|s| s.decided.action).collect();
-    let one_hot = Tensor::<2>::from_data(TensorData::new(batch.one_hot(&chosen), [b, batch.slots]), device);
+    let one_hot = Tensor::<2>::from_data(
+        TensorData::new(batch.one_hot(&chosen), [b, batch.slots]),
+        device,
+    );
     let old_logp = vector(samples.iter().map(|s| s.decided.log_prob).collect(), device);
-    let ref_logp = vector(samples.iter().map(|s| s.decided.ref_log_prob).collect(), device);
+    let ref_logp = vector(
+        samples.iter().map(|s| s.decided.ref_log_prob).collect(),
+        device,
+    );
     let adv = vector(samples.iter().map(|s| s.advantage).collect(), device);
     let ret = vector(samples.iter().map(|s| s.ret).collect(), device);
     let old_v = vector(samples.iter().map(|s| s.decided.value).collect(), device);
@@ -151,18 +162,30 @@ pub fn minibatch_step(
 
     let loss_value = scalar(loss.clone());
     if !loss_value.is_finite() {
-        return Err(PolicyError::NonFinite { what: "loss".into(), value: loss_value });
+        return Err(PolicyError::NonFinite {
+            what: "loss".into(),
+            value: loss_value,
+        });
     }
     let grads = loss.backward();
     let mut grads = GradientsParams::from_grads(grads, &net);
-    let mut norm = GradNorm { grads: &grads, sum_sq: 0.0 };
+    let mut norm = GradNorm {
+        grads: &grads,
+        sum_sq: 0.0,
+    };
     net.visit(&mut norm);
     let grad_norm = norm.sum_sq.sqrt();
     if !grad_norm.is_finite() {
-        return Err(PolicyError::NonFinite { what: "gradient norm".into(), value: grad_norm });
+        return Err(PolicyError::NonFinite {
+            what: "gradient norm".into(),
+            value: grad_norm,
+        });
     }
     if grad_norm > loss_cfg.max_grad_norm {
-        let mut scale = GradScale { grads: &mut grads, scale: loss_cfg.max_grad_norm / (grad_norm + 1e-6) };
+        let mut scale = GradScale {
+            grads: &mut grads,
+            scale: loss_cfg.max_grad_norm / (grad_norm + 1e-6),
+        };
         net.visit(&mut scale);
     }
 
@@ -177,6 +200,68 @@ pub fn minibatch_step(
     };
     let net = optim.step(lr, net, grads);
     Ok((net, stats))
+}
+
+/// One behaviour-cloning step: maximise the log-probability of the demonstrated actions and fit
+/// the critic to the demonstrations' discounted returns (`Sample::ret`). Returns the updated
+/// network and the mean negative log-likelihood.
+pub fn bc_step(
+    net: PolicyNet,
+    optim: &mut ModuleOptimizer,
+    samples: &[Sample<'_>],
+    max_grad_norm: f32,
+    lr: f64,
+    device: &Device,
+) -> Result<(PolicyNet, f32), PolicyError> {
+    let batch = DenseBatch::build(
+        net.shape(),
+        samples.iter().map(|s| {
+            (
+                &s.decided.encoded.state,
+                s.decided.encoded.actions.as_slice(),
+            )
+        }),
+    );
+    let b = batch.batch;
+    let chosen: Vec<usize> = samples.iter().map(|s| s.decided.action).collect();
+    let one_hot = Tensor::<2>::from_data(
+        TensorData::new(batch.one_hot(&chosen), [b, batch.slots]),
+        device,
+    );
+    let ret = vector(samples.iter().map(|s| s.ret).collect(), device);
+    let out = net.forward(&batch, device);
+    let nll = -(out.log_probs * one_hot).sum_dim(1).mean();
+    let value_loss = (out.values - ret).square().mean() * 0.5;
+    let loss = nll.clone() + value_loss;
+    let loss_value = scalar(loss.clone());
+    if !loss_value.is_finite() {
+        return Err(PolicyError::NonFinite {
+            what: "behaviour-cloning loss".into(),
+            value: loss_value,
+        });
+    }
+    let mut grads = GradientsParams::from_grads(loss.backward(), &net);
+    let mut norm = GradNorm {
+        grads: &grads,
+        sum_sq: 0.0,
+    };
+    net.visit(&mut norm);
+    let grad_norm = norm.sum_sq.sqrt();
+    if !grad_norm.is_finite() {
+        return Err(PolicyError::NonFinite {
+            what: "gradient norm".into(),
+            value: grad_norm,
+        });
+    }
+    if grad_norm > max_grad_norm {
+        let mut scale = GradScale {
+            grads: &mut grads,
+            scale: max_grad_norm / (grad_norm + 1e-6),
+        };
+        net.visit(&mut scale);
+    }
+    let nll = scalar(nll.detach());
+    Ok((optim.step(lr, net, grads), nll))
 }
 
 /// Averages step statistics.

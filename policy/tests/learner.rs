@@ -4,22 +4,32 @@
 
 use dreamgym_buffer::{Observation, Task};
 use dreamgym_policy::{
-    Algo, BackendChoice, BackendKind, PolicyError, Split, TaskSampler, TrainConfig, Trainer, select_device,
-    vocab_from_env,
+    Algo, BackendChoice, BackendKind, PolicyError, Split, TaskSampler, TrainConfig, Trainer,
+    select_device, vocab_from_env,
 };
 use dreamgym_sim::{Env, EnvError, ScenarioEnv, StepResult, TaskSpec};
 use std::path::{Path, PathBuf};
 
 fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(format!("{name}.ron"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.ron"))
 }
 
 fn envs(name: &str, n: usize) -> Vec<Box<dyn Env>> {
-    (0..n).map(|_| Box::new(ScenarioEnv::load(&scenario(name)).unwrap()) as Box<dyn Env>).collect()
+    (0..n)
+        .map(|_| Box::new(ScenarioEnv::load(&scenario(name)).unwrap()) as Box<dyn Env>)
+        .collect()
 }
 
 fn sampler(split: Split, difficulty: u32) -> TaskSampler {
-    TaskSampler { spec: TaskSpec { template: None, difficulty: Some(difficulty) }, split }
+    TaskSampler {
+        spec: TaskSpec {
+            template: None,
+            difficulty: Some(difficulty),
+        },
+        split,
+    }
 }
 
 fn cpu() -> dreamgym_policy::SelectedDevice {
@@ -39,46 +49,74 @@ fn small_ppo(iterations: usize, seed: u64) -> TrainConfig {
 
 fn trainer_for(name: &str, cfg: TrainConfig, n: usize) -> (Trainer, Vec<Box<dyn Env>>) {
     let mut e = envs(name, n);
-    let vocab = vocab_from_env(e[0].as_mut(), &sampler(Split::Train, 1), &cfg, cfg.seed).unwrap();
+    let vocab =
+        vocab_from_env(e[0].as_mut(), &sampler(Split::Train, LEVEL), &cfg, cfg.seed).unwrap();
     (Trainer::new(cfg, vocab, &cpu()).unwrap(), e)
 }
 
+/// keys_doors level 2: a uniformly random policy succeeds in about 45% of episodes.
+const LEVEL: u32 = 2;
+
 fn held_out_success(t: &Trainer, name: &str) -> f32 {
     let mut env = envs(name, 1).pop().unwrap();
-    t.evaluate(env.as_mut(), &sampler(Split::HeldOut, 1), 60, false, 99).unwrap().success
+    t.evaluate(
+        env.as_mut(),
+        &sampler(Split::HeldOut, LEVEL),
+        100,
+        false,
+        99,
+    )
+    .unwrap()
+    .success
 }
 
 #[test]
 fn ppo_learns_keys_doors_well_above_random() {
-    let (mut t, mut e) = trainer_for("keys_doors", small_ppo(25, 3), 4);
+    let (mut t, mut e) = trainer_for("keys_doors", small_ppo(80, 3), 4);
     let before = held_out_success(&t, "keys_doors");
-    let train = sampler(Split::Train, 1);
+    let train = sampler(Split::Train, LEVEL);
     while !t.finished() {
         t.iterate(&mut e, &train).unwrap();
     }
     let after = held_out_success(&t, "keys_doors");
-    eprintln!("PPO keys_doors d1 held-out success: untrained {before:.2}, trained {after:.2}");
-    assert!(after >= before + 0.3 && after >= 0.7, "untrained {before}, trained {after}");
+    eprintln!("PPO keys_doors d2 held-out success: untrained {before:.2}, trained {after:.2}");
+    assert!(
+        after >= before + 0.2 && after >= 0.7,
+        "untrained {before}, trained {after}"
+    );
 }
 
 #[test]
 fn grpo_learns_keys_doors_well_above_random() {
-    let cfg = TrainConfig { iterations: 20, seed: 5, lr: 1e-3, vocab_episodes: 16, ..TrainConfig::grpo() };
+    let cfg = TrainConfig {
+        iterations: 60,
+        seed: 5,
+        lr: 1e-3,
+        vocab_episodes: 16,
+        ..TrainConfig::grpo()
+    };
     let (mut t, mut e) = trainer_for("keys_doors", cfg, 1);
     let before = held_out_success(&t, "keys_doors");
-    let train = sampler(Split::Train, 1);
+    let train = sampler(Split::Train, LEVEL);
     while !t.finished() {
         t.iterate(&mut e, &train).unwrap();
     }
     let after = held_out_success(&t, "keys_doors");
-    eprintln!("GRPO keys_doors d1 held-out success: untrained {before:.2}, trained {after:.2}");
-    assert!(after >= before + 0.3 && after >= 0.7, "untrained {before}, trained {after}");
+    eprintln!("GRPO keys_doors d2 held-out success: untrained {before:.2}, trained {after:.2}");
+    assert!(
+        after >= before + 0.2 && after >= 0.7,
+        "untrained {before}, trained {after}"
+    );
 }
 
 #[test]
 fn resume_reproduces_the_uninterrupted_run_exactly() {
     for algo in [Algo::Ppo, Algo::Grpo] {
-        let mut cfg = if algo == Algo::Grpo { TrainConfig::grpo() } else { small_ppo(4, 11) };
+        let mut cfg = if algo == Algo::Grpo {
+            TrainConfig::grpo()
+        } else {
+            small_ppo(4, 11)
+        };
         cfg.iterations = 4;
         cfg.seed = 11;
         cfg.num_steps = 32;
@@ -108,7 +146,10 @@ fn resume_reproduces_the_uninterrupted_run_exactly() {
         while !resumed.finished() {
             got.push(resumed.iterate(&mut e3, &train).unwrap().deterministic());
         }
-        assert_eq!(got, want, "{algo:?}: resumed metrics differ from the uninterrupted run");
+        assert_eq!(
+            got, want,
+            "{algo:?}: resumed metrics differ from the uninterrupted run"
+        );
         let a = dreamgym_policy::NativeNet::from_net(straight.net());
         let b = dreamgym_policy::NativeNet::from_net(resumed.net());
         let s: dreamgym_policy::text::SparseVec = vec![(0, 1.0), (3, 0.5)];
@@ -119,7 +160,15 @@ fn resume_reproduces_the_uninterrupted_run_exactly() {
 #[test]
 fn damaged_and_foreign_checkpoints_are_refused_with_the_reason() {
     let cfg = small_ppo(1, 2);
-    let (mut t, mut e) = trainer_for("keys_doors", TrainConfig { num_steps: 16, vocab_episodes: 8, ..cfg }, 1);
+    let (mut t, mut e) = trainer_for(
+        "keys_doors",
+        TrainConfig {
+            num_steps: 16,
+            vocab_episodes: 8,
+            ..cfg
+        },
+        1,
+    );
     t.iterate(&mut e, &sampler(Split::Train, 1)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("ckpt.bin");
@@ -127,13 +176,26 @@ fn damaged_and_foreign_checkpoints_are_refused_with_the_reason() {
     let vocab = t.featurizer().vocab().clone();
     assert!(Trainer::resume(&ckpt, &cpu(), Some(&vocab), Some(64)).is_ok());
 
-    let err = Trainer::resume(&ckpt, &cpu(), Some(&vocab), Some(128)).err().unwrap();
-    assert!(matches!(err, PolicyError::MismatchedCheckpoint { .. }), "{err}");
+    let err = Trainer::resume(&ckpt, &cpu(), Some(&vocab), Some(128))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, PolicyError::MismatchedCheckpoint { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("hidden"), "{err}");
 
     let mut other_env = envs("household", 1);
-    let other = vocab_from_env(other_env[0].as_mut(), &sampler(Split::Train, 1), &t.config().clone(), 2).unwrap();
-    let err = Trainer::resume(&ckpt, &cpu(), Some(&other), None).err().unwrap();
+    let other = vocab_from_env(
+        other_env[0].as_mut(),
+        &sampler(Split::Train, 1),
+        &t.config().clone(),
+        2,
+    )
+    .unwrap();
+    let err = Trainer::resume(&ckpt, &cpu(), Some(&other), None)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("vocabulary"), "{err}");
 
     let bytes = std::fs::read(&ckpt).unwrap();
@@ -172,7 +234,15 @@ impl Env for NanEnv {
 
 #[test]
 fn a_non_finite_loss_stops_the_update_and_keeps_the_last_checkpoint() {
-    let (mut t, mut e) = trainer_for("keys_doors", TrainConfig { num_steps: 16, vocab_episodes: 8, ..small_ppo(3, 4) }, 1);
+    let (mut t, mut e) = trainer_for(
+        "keys_doors",
+        TrainConfig {
+            num_steps: 16,
+            vocab_episodes: 8,
+            ..small_ppo(3, 4)
+        },
+        1,
+    );
     let train = sampler(Split::Train, 1);
     t.iterate(&mut e, &train).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -181,13 +251,19 @@ fn a_non_finite_loss_stops_the_update_and_keeps_the_last_checkpoint() {
     let saved = std::fs::read(&ckpt).unwrap();
     let probe: dreamgym_policy::text::SparseVec = vec![(1, 1.0)];
     let before = t.policy().value(&probe);
-    let mut bad: Vec<Box<dyn Env>> = vec![Box::new(NanEnv(ScenarioEnv::load(&scenario("keys_doors")).unwrap()))];
+    let mut bad: Vec<Box<dyn Env>> = vec![Box::new(NanEnv(
+        ScenarioEnv::load(&scenario("keys_doors")).unwrap(),
+    ))];
     let err = t.iterate(&mut bad, &train).err().unwrap();
     assert!(matches!(err, PolicyError::NonFinite { .. }), "{err}");
     assert!(err.to_string().contains("non-finite"), "{err}");
     assert_eq!(std::fs::read(&ckpt).unwrap(), saved, "checkpoint untouched");
     assert_eq!(t.counters().iteration, 1);
-    assert_eq!(dreamgym_policy::NativeNet::from_net(t.net()).value(&probe), before, "weights untouched");
+    assert_eq!(
+        dreamgym_policy::NativeNet::from_net(t.net()).value(&probe),
+        before,
+        "weights untouched"
+    );
 }
 
 #[test]
