@@ -258,18 +258,33 @@ impl VecCollector<'_> {
     }
 }
 
-/// Runs one whole episode from `obs` (after a reset) with `net`; `greedy` picks the most probable
-/// action, otherwise actions are sampled. `reference` adds its log-probabilities (GRPO's KL).
+/// How actions are chosen in [`run_episode`].
+#[derive(Clone, Copy)]
+pub struct EpisodePolicy<'a> {
+    /// The featurizer.
+    pub featurizer: &'a Featurizer,
+    /// The acting policy.
+    pub net: &'a NativeNet,
+    /// A reference policy whose log-probabilities are recorded too (GRPO's KL).
+    pub reference: Option<&'a NativeNet>,
+    /// Take the most probable action instead of sampling.
+    pub greedy: bool,
+}
+
+/// Runs one whole episode from `first` (the observation after a reset), at most `max_steps`.
 pub fn run_episode(
     env: &mut dyn Env,
     first: Observation,
-    featurizer: &Featurizer,
-    net: &NativeNet,
-    reference: Option<&NativeNet>,
-    greedy: bool,
+    policy: EpisodePolicy<'_>,
     max_steps: usize,
     rng: &mut impl Rng,
 ) -> Result<(Vec<Decided>, EpisodeStats), PolicyError> {
+    let EpisodePolicy {
+        featurizer,
+        net,
+        reference,
+        greedy,
+    } = policy;
     let mut obs = first;
     let mut memory = EpisodeMemory::default();
     let mut steps = vec![];

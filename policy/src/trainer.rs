@@ -9,7 +9,9 @@ use crate::checkpoint::{self, CheckpointParts};
 use crate::config::{Algo, TrainConfig};
 use crate::metrics::IterationMetrics;
 use crate::net::{NativeNet, NetShape, PolicyNet};
-use crate::rollout::{Decided, EpisodeStats, TaskSampler, VecCollector, run_episode};
+use crate::rollout::{
+    Decided, EpisodePolicy, EpisodeStats, TaskSampler, VecCollector, run_episode,
+};
 use crate::text::EpisodeMemory;
 use crate::text::{Featurizer, Vocab};
 use crate::update::{Sample, bc_step, mean_stats};
@@ -350,13 +352,16 @@ impl Trainer {
             let mut members = vec![];
             for _ in 0..self.cfg.group_size {
                 let (first, _) = sampler.reset_with(env, &mut self.rng, Some(seed))?;
+                let policy = EpisodePolicy {
+                    featurizer: &self.featurizer,
+                    net: &self.native,
+                    reference: self.reference.as_ref(),
+                    greedy: false,
+                };
                 let (steps, stats) = run_episode(
                     env,
                     first,
-                    &self.featurizer,
-                    &self.native,
-                    self.reference.as_ref(),
-                    false,
+                    policy,
                     self.cfg.max_episode_steps,
                     &mut self.rng,
                 )?;
@@ -644,9 +649,13 @@ pub fn evaluate_policy(
     let mut stats = vec![];
     for _ in 0..episodes {
         let (first, _) = sampler.reset(env, &mut rng)?;
-        let (_, s) = run_episode(
-            env, first, featurizer, policy, None, greedy, max_steps, &mut rng,
-        )?;
+        let actor = EpisodePolicy {
+            featurizer,
+            net: policy,
+            reference: None,
+            greedy,
+        };
+        let (_, s) = run_episode(env, first, actor, max_steps, &mut rng)?;
         stats.push(s);
     }
     let successes = stats.iter().filter(|s| s.success).count();
