@@ -272,11 +272,16 @@ impl Trainer {
         };
         let update_start = Instant::now();
         let before = self.net.clone();
+        let mut loss = self.cfg.loss;
+        if self.cfg.algo == Algo::Grpo {
+            // GRPO has no critic: its return targets are not estimates of anything
+            loss.vf_coef = 0.0;
+        }
         let result = optimise(
             self.net.clone(),
             &mut self.optim,
             &samples,
-            &self.cfg.loss,
+            &loss,
             plan,
             &self.device,
             &mut self.rng,
