@@ -3,7 +3,7 @@
 # driver (lavapipe, Debian `mesa-vulkan-drivers`). Exits 0 when a Vulkan ICD is installed, 1 when
 # it could not be installed (no root, no apt) — the wgpu tests then skip.
 set -uo pipefail
-has_icd() { ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; }
+has_icd() { compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null || compgen -G "/etc/vulkan/icd.d/*.json" >/dev/null; }
 if has_icd; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
