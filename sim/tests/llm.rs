@@ -64,12 +64,14 @@ fn serve(replies: Vec<Recorded>) -> Server {
                         .pop_front()
                         .unwrap_or((500, "no more replies".into(), 0));
                 std::thread::sleep(Duration::from_millis(delay));
+                // the request is over once the reply is decided: count it out before writing,
+                // or a client that got its reply and sent the next request races this thread
+                in_flight.fetch_sub(1, Ordering::SeqCst);
                 let _ = write!(
                     conn,
                     "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
                     reply.len()
                 );
-                in_flight.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
