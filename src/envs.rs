@@ -80,6 +80,14 @@ impl EnvFactory {
         &self.id
     }
 
+    /// A fresh scenario env when this id names a scenario (curricula need its levels).
+    pub fn scenario(&self) -> Option<ScenarioEnv> {
+        match &self.kind {
+            Kind::Scenario(w, id) => Some(ScenarioEnv::new(w.clone(), id.clone())),
+            Kind::Bridge(..) => None,
+        }
+    }
+
     /// A fresh environment.
     pub fn open(&self) -> Box<dyn Env> {
         match &self.kind {

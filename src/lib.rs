@@ -3,5 +3,7 @@
 pub mod cli;
 pub mod collect;
 pub mod envs;
+pub mod pipeline;
 pub mod policy_cmd;
+pub mod report;
 pub mod sft;

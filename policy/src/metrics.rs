@@ -35,6 +35,9 @@ pub struct IterationMetrics {
     pub update_samples_per_s: f64,
     /// Wall-clock seconds of the iteration.
     pub seconds: f64,
+    /// (sampler index, success 0/1) of every finished episode (for a curriculum; not written).
+    #[serde(skip)]
+    pub outcomes: Vec<(usize, f32)>,
 }
 
 impl IterationMetrics {

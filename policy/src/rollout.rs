@@ -119,6 +119,8 @@ pub struct EpisodeStats {
     pub ret: f32,
     /// Number of steps.
     pub length: usize,
+    /// Which env (and so which sampler) it ran in.
+    pub env: usize,
 }
 
 /// Samples an action index from log-probabilities.
@@ -163,8 +165,8 @@ fn no_actions(env: &dyn Env) -> PolicyError {
 pub struct VecCollector<'a> {
     /// The environments.
     pub envs: &'a mut [Box<dyn Env>],
-    /// Where their tasks come from.
-    pub sampler: &'a TaskSampler,
+    /// Where their tasks come from: env `e` draws from `samplers[e % samplers.len()]`.
+    pub samplers: &'a [TaskSampler],
     /// The featurizer.
     pub featurizer: &'a Featurizer,
 }
@@ -187,8 +189,13 @@ impl VecCollector<'_> {
         rng: &mut impl Rng,
     ) -> Result<Segments, PolicyError> {
         let mut slots = Vec::with_capacity(self.envs.len());
-        for env in self.envs.iter_mut() {
-            let (obs, _) = self.sampler.reset(env.as_mut(), rng)?;
+        if self.samplers.is_empty() {
+            return Err(PolicyError::Config("no task samplers".into()));
+        }
+        let samplers = self.samplers;
+        let sampler_of = |e: usize| &samplers[e % samplers.len()];
+        for (e, env) in self.envs.iter_mut().enumerate() {
+            let (obs, _) = sampler_of(e).reset(env.as_mut(), rng)?;
             slots.push(Slot {
                 obs,
                 memory: EpisodeMemory::default(),
@@ -239,9 +246,10 @@ impl VecCollector<'_> {
                         success: res.success,
                         ret: slot.ret,
                         length: slot.length,
+                        env: e,
                     });
                     if !last {
-                        let (obs, _) = self.sampler.reset(env.as_mut(), rng)?;
+                        let (obs, _) = sampler_of(e).reset(env.as_mut(), rng)?;
                         *slot = Slot {
                             obs,
                             memory: EpisodeMemory::default(),
@@ -328,6 +336,7 @@ pub fn run_episode(
                     success: res.success,
                     ret,
                     length,
+                    env: 0,
                 },
             ));
         }

@@ -39,6 +39,10 @@ pub struct Counters {
     pub episodes: u64,
     /// Optimizer steps taken.
     pub updates: u64,
+    /// Iteration where the current learning-rate schedule started (0, or where a run was
+    /// extended with [`Trainer::extend`]).
+    #[serde(default)]
+    pub schedule_start: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,9 +227,18 @@ impl Trainer {
         self.reference = Some(self.native.clone());
     }
 
+    /// Continues training for `iterations` more iterations with a fresh learning-rate schedule
+    /// (annealed over those iterations only), e.g. sim-to-real after training in a model.
+    pub fn extend(&mut self, iterations: usize) {
+        self.counters.schedule_start = self.counters.iteration;
+        self.cfg.iterations = self.counters.iteration + iterations;
+    }
+
     fn lr(&self) -> f64 {
         if self.cfg.anneal_lr {
-            let frac = 1.0 - self.counters.iteration as f64 / self.cfg.iterations.max(1) as f64;
+            let start = self.counters.schedule_start.min(self.counters.iteration);
+            let span = self.cfg.iterations.saturating_sub(start).max(1) as f64;
+            let frac = 1.0 - (self.counters.iteration - start) as f64 / span;
             self.cfg.lr * frac.max(0.0)
         } else {
             self.cfg.lr
@@ -245,14 +258,25 @@ impl Trainer {
         envs: &mut [Box<dyn Env>],
         sampler: &TaskSampler,
     ) -> Result<IterationMetrics, PolicyError> {
-        if envs.is_empty() {
+        self.iterate_with(envs, std::slice::from_ref(sampler))
+    }
+
+    /// Like [`iterate`](Self::iterate), with one task sampler per env (PPO: env `e` draws from
+    /// `samplers[e % len]`; GRPO: group `g` from `samplers[g % len]`), as a curriculum assigns
+    /// tasks. [`IterationMetrics::outcomes`] says which sampler each episode came from.
+    pub fn iterate_with(
+        &mut self,
+        envs: &mut [Box<dyn Env>],
+        samplers: &[TaskSampler],
+    ) -> Result<IterationMetrics, PolicyError> {
+        if envs.is_empty() || samplers.is_empty() {
             return Err(PolicyError::Config("no environments to train in".into()));
         }
         let start = Instant::now();
         let lr = self.lr();
         let (decided, advantages, returns, episodes, steps) = match self.cfg.algo {
-            Algo::Ppo => self.collect_ppo(envs, sampler)?,
-            Algo::Grpo => self.collect_grpo(envs, sampler)?,
+            Algo::Ppo => self.collect_ppo(envs, samplers)?,
+            Algo::Grpo => self.collect_grpo(envs, samplers)?,
         };
         let rollout_secs = start.elapsed().as_secs_f64();
         let samples: Vec<Sample<'_>> = decided
@@ -313,6 +337,10 @@ impl Trainer {
             rollout_steps_per_s: steps as f64 / rollout_secs.max(1e-9),
             update_samples_per_s: (samples.len() * self.cfg.epochs) as f64 / update_secs.max(1e-9),
             seconds: start.elapsed().as_secs_f64(),
+            outcomes: episodes
+                .iter()
+                .map(|e| (e.env % samplers.len(), if e.success { 1.0 } else { 0.0 }))
+                .collect(),
         })
     }
 
@@ -320,12 +348,12 @@ impl Trainer {
     fn collect_ppo(
         &mut self,
         envs: &mut [Box<dyn Env>],
-        sampler: &TaskSampler,
+        samplers: &[TaskSampler],
     ) -> Result<(Vec<Decided>, Vec<f32>, Vec<f32>, Vec<EpisodeStats>, usize), PolicyError> {
         let n = envs.len().min(self.cfg.num_envs);
         let mut collector = VecCollector {
             envs: &mut envs[..n],
-            sampler,
+            samplers,
             featurizer: &self.featurizer,
         };
         let segs = collector.collect(&self.native, self.cfg.num_steps, &mut self.rng)?;
@@ -346,13 +374,14 @@ impl Trainer {
     fn collect_grpo(
         &mut self,
         envs: &mut [Box<dyn Env>],
-        sampler: &TaskSampler,
+        samplers: &[TaskSampler],
     ) -> Result<(Vec<Decided>, Vec<f32>, Vec<f32>, Vec<EpisodeStats>, usize), PolicyError> {
         let mut decided = vec![];
         let mut adv = vec![];
         let mut episodes = vec![];
         for g in 0..self.cfg.groups {
             let env = envs[g % envs.len()].as_mut();
+            let sampler = &samplers[g % samplers.len()];
             let (_, seed) = sampler.reset(env, &mut self.rng)?;
             let mut members = vec![];
             for _ in 0..self.cfg.group_size {
@@ -376,7 +405,7 @@ impl Trainer {
             for ((steps, stats), a) in members.into_iter().zip(group_advantages(&returns)) {
                 adv.extend(std::iter::repeat_n(a, steps.len()));
                 decided.extend(steps);
-                episodes.push(stats);
+                episodes.push(EpisodeStats { env: g, ..stats });
             }
         }
         let steps = decided.len();

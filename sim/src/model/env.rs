@@ -51,6 +51,17 @@ impl ModelEnv {
         }
     }
 
+    /// Adds a real initial state (e.g. of a task a curriculum generated, read from a real env's
+    /// reset, which costs no interaction) that `reset` can start from.
+    pub fn add_start(&mut self, task: Task, obs: Observation) {
+        self.starts.push((task, obs));
+    }
+
+    /// Number of initial states available.
+    pub fn starts(&self) -> usize {
+        self.starts.len()
+    }
+
     fn start(&mut self, task: Task, obs: Observation) -> Observation {
         self.task = Some(task);
         self.state = Some(obs.clone());

@@ -1,0 +1,777 @@
+//! `dreamgym run`: the whole DreamGym job on one environment, for several seeds — offline seed
+//! data, the native experience model, curriculum-driven training in the model, sim-to-real, the
+//! real-only and behaviour-cloning baselines, ablations, held-out evaluation — and the numbers the
+//! report is made of.
+
+use crate::envs::EnvFactory;
+use anyhow::{Context, Result, bail};
+use dreamgym_buffer::{Observation, Trajectory};
+use dreamgym_curriculum::{
+    Curriculum, CurriculumConfig, DifficultyPoint, ScenarioVariants, TaskVariant, VariantGenerator,
+};
+use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
+use dreamgym_sim::model::env::ModelEnv;
+use dreamgym_sim::model::native::NativeModel;
+use dreamgym_sim::model::{ExperienceModel, fidelity};
+use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
+use dreamgym_sim::{Env, ScenarioEnv, TaskSpec};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Shares of the offline seed data by behaviour policy (normalised).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfflineMix {
+    /// Expert demonstrations.
+    pub expert: f32,
+    /// Noisy expert (random action with probability `noise`).
+    pub noisy: f32,
+    /// Uniformly random exploration.
+    pub random: f32,
+    /// The noisy expert's epsilon.
+    pub noise: f64,
+}
+
+impl Default for OfflineMix {
+    fn default() -> Self {
+        Self {
+            expert: 0.2,
+            noisy: 0.4,
+            random: 0.4,
+            noise: 0.3,
+        }
+    }
+}
+
+/// Settings of `dreamgym run` (RON; every field optional; these defaults are embedded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Task template (None: all).
+    pub template: Option<String>,
+    /// Difficulty trained and evaluated on.
+    pub difficulty: Option<u32>,
+    /// Seeds (each runs every method).
+    pub seeds: Vec<u64>,
+    /// Offline seed episodes (real, on training instances).
+    pub offline_episodes: usize,
+    /// Their behaviour mix.
+    pub offline_mix: OfflineMix,
+    /// The learner (the same for every method).
+    pub policy: TrainConfig,
+    /// Policy iterations in the experience model (and for the real-only baseline).
+    pub iterations: usize,
+    /// Sim-to-real budget as a share of the real-only baseline's real steps.
+    pub s2r_share: f32,
+    /// The curriculum.
+    pub curriculum: CurriculumConfig,
+    /// Expand the curriculum pool every this many iterations.
+    pub expand_every: usize,
+    /// Held-out evaluation episodes per method and seed.
+    pub eval_episodes: usize,
+    /// Real held-out episodes used only to measure the model's fidelity.
+    pub fidelity_episodes: usize,
+    /// Run the ablations (without reasoning, without curriculum).
+    pub ablations: bool,
+    /// Points on each learning curve.
+    pub curve_points: usize,
+    /// Behaviour-clone the successful offline episodes before RL (every RL method starts there,
+    /// real_only included; `offline_bc` is that starting point evaluated as it is).
+    pub bc_warm_start: bool,
+    /// Behaviour-cloning epochs.
+    pub bc_epochs: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            template: None,
+            difficulty: Some(1),
+            seeds: vec![1, 2, 3],
+            offline_episodes: 200,
+            offline_mix: OfflineMix::default(),
+            policy: TrainConfig {
+                lr: 1e-3,
+                num_steps: 64,
+                ..TrainConfig::default()
+            },
+            iterations: 60,
+            s2r_share: 0.1,
+            curriculum: CurriculumConfig::default(),
+            expand_every: 5,
+            eval_episodes: 100,
+            fidelity_episodes: 40,
+            ablations: true,
+            curve_points: 12,
+            bc_warm_start: true,
+            bc_epochs: 20,
+        }
+    }
+}
+
+/// One method on one seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedResult {
+    /// Seed.
+    pub seed: u64,
+    /// Held-out success.
+    pub success: f32,
+    /// Online real interactions.
+    pub real_steps: u64,
+    /// Real steps in the offline seed data.
+    pub offline_steps: u64,
+    /// Steps in the experience model.
+    pub synthetic_steps: u64,
+    /// (real steps so far, training success) along the way.
+    pub curve: Vec<(u64, f32)>,
+}
+
+/// A method over all seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodSummary {
+    /// Mean held-out success over seeds.
+    pub success: f32,
+    /// 95% confidence interval (Student t over seeds), clipped to [0, 1].
+    pub ci_low: f32,
+    /// Upper end.
+    pub ci_high: f32,
+    /// Mean online real interactions.
+    pub real_steps: u64,
+    /// Mean real steps in the offline seed data.
+    pub offline_steps: u64,
+    /// Mean synthetic steps.
+    pub synthetic_steps: u64,
+    /// Per seed.
+    pub seeds: Vec<SeedResult>,
+}
+
+/// Two-sided 97.5% Student t quantiles for 1..=30 degrees of freedom.
+const T975: [f32; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// Mean and 95% t-interval of `xs` (a single value gets a zero-width interval).
+pub fn mean_ci(xs: &[f32]) -> (f32, f32, f32) {
+    let n = xs.len();
+    if n == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let mean = xs.iter().sum::<f32>() / n as f32;
+    if n == 1 {
+        return (mean, mean, mean);
+    }
+    let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / (n - 1) as f32).sqrt();
+    let t = T975[(n - 2).min(T975.len() - 1)];
+    let half = t * sd / (n as f32).sqrt();
+    (mean, (mean - half).max(0.0), (mean + half).min(1.0))
+}
+
+fn summarise(results: Vec<SeedResult>) -> MethodSummary {
+    let s: Vec<f32> = results.iter().map(|r| r.success).collect();
+    let (success, ci_low, ci_high) = mean_ci(&s);
+    let n = results.len().max(1) as u64;
+    MethodSummary {
+        success,
+        ci_low,
+        ci_high,
+        real_steps: results.iter().map(|r| r.real_steps).sum::<u64>() / n,
+        offline_steps: results.iter().map(|r| r.offline_steps).sum::<u64>() / n,
+        synthetic_steps: results.iter().map(|r| r.synthetic_steps).sum::<u64>() / n,
+        seeds: results,
+    }
+}
+
+/// Collects `n` episodes on instances of `sampler`'s split with the configured behaviour mix.
+pub fn collect_split(
+    env: &mut dyn Env,
+    sampler: &TaskSampler,
+    n: usize,
+    mix: OfflineMix,
+    seed: u64,
+) -> Result<Vec<Trajectory>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let total = (mix.expert + mix.noisy + mix.random).max(1e-6);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let share = i as f32 / n.max(1) as f32;
+        let policy = if share < mix.expert / total {
+            BehaviourPolicy::Expert
+        } else if share < (mix.expert + mix.noisy) / total {
+            BehaviourPolicy::NoisyExpert { epsilon: mix.noise }
+        } else {
+            BehaviourPolicy::Random
+        };
+        let (_, instance) = sampler.reset(env, &mut rng)?;
+        let t = collect_episode(env, &sampler.spec, instance, policy, &mut rng)
+            .with_context(|| format!("collecting offline episode {i}"))?;
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn steps_of(ts: &[Trajectory]) -> u64 {
+    ts.iter().map(|t| t.steps.len() as u64).sum()
+}
+
+fn vocab_of(ts: &[Trajectory], cfg: &TrainConfig) -> Vocab {
+    let obs: Vec<&Observation> = ts
+        .iter()
+        .flat_map(|t| t.steps.iter().flat_map(|s| [&s.state, &s.next_state]))
+        .collect();
+    Vocab::build(obs, cfg.vocab_max_words, 1, cfg.vocab_oov_buckets)
+}
+
+fn curve_of(rows: &[(u64, f32)], points: usize) -> Vec<(u64, f32)> {
+    if rows.len() <= points.max(2) {
+        return rows.to_vec();
+    }
+    let step = rows.len() as f32 / points as f32;
+    (0..points)
+        .map(|i| {
+            let end = (((i + 1) as f32 * step) as usize).min(rows.len());
+            let start = ((i as f32 * step) as usize).min(end.saturating_sub(1));
+            let chunk = &rows[start..end];
+            let mean = chunk.iter().map(|r| r.1).sum::<f32>() / chunk.len() as f32;
+            (chunk[chunk.len() - 1].0, mean)
+        })
+        .collect()
+}
+
+/// What one seed of the synthetic training produced.
+struct SyntheticRun {
+    pool: Vec<serde_json::Value>,
+    trainer: Trainer,
+    synthetic_steps: u64,
+    history: Vec<DifficultyPoint>,
+    rejected: usize,
+}
+
+/// Everything a run shares across methods for one seed.
+struct SeedContext<'a> {
+    cfg: &'a RunConfig,
+    factory: &'a EnvFactory,
+    spec: TaskSpec,
+    device: &'a SelectedDevice,
+    seed: u64,
+    offline: Vec<Trajectory>,
+    vocab: Vocab,
+    policy: TrainConfig,
+}
+
+/// The pipeline's curriculum works on task families (template, difficulty): the experience model
+/// starts a family's tasks from any real initial state of it. A harder family enters the pool when
+/// the expert solves three of its instances.
+struct Families(ScenarioVariants);
+
+impl VariantGenerator for Families {
+    fn harder(&mut self, parent: &TaskVariant, rng: &mut dyn rand::Rng) -> Option<TaskVariant> {
+        self.0
+            .harder(parent, rng)
+            .map(|v| TaskVariant { seed: 0, ..v })
+    }
+
+    fn feasible(&mut self, v: &TaskVariant) -> bool {
+        (1..=3).all(|seed| self.0.feasible(&TaskVariant { seed, ..v.clone() }))
+    }
+}
+
+/// Held-out success of a uniformly random admissible policy (the floor every method must clear).
+pub fn random_success(
+    env: &mut dyn Env,
+    spec: &TaskSpec,
+    episodes: usize,
+    max_steps: usize,
+    seed: u64,
+) -> Result<f32> {
+    use rand::RngExt;
+    let held = TaskSampler {
+        spec: spec.clone(),
+        split: Split::HeldOut,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut wins = 0;
+    for _ in 0..episodes {
+        let (mut obs, _) = held.reset(env, &mut rng)?;
+        for _ in 0..max_steps {
+            if obs.admissible.is_empty() {
+                break;
+            }
+            let a = obs.admissible[rng.random_range(0..obs.admissible.len())].clone();
+            let r = env.step(&a)?;
+            if r.done || r.truncated {
+                wins += usize::from(r.success);
+                break;
+            }
+            obs = r.observation;
+        }
+    }
+    Ok(wins as f32 / episodes.max(1) as f32)
+}
+
+impl SeedContext<'_> {
+    /// A fresh learner, behaviour-cloned on the offline data when the run says so.
+    fn start(&self, force_bc: bool) -> Result<Trainer> {
+        let mut t = Trainer::new(self.policy.clone(), self.vocab.clone(), self.device)?;
+        if self.cfg.bc_warm_start || force_bc {
+            t.behaviour_clone(&self.offline, self.cfg.bc_epochs, 64, 1e-3)?;
+        }
+        Ok(t)
+    }
+
+    fn evaluate(&self, trainer: &Trainer) -> Result<f32> {
+        let held = TaskSampler {
+            spec: self.spec.clone(),
+            split: Split::HeldOut,
+        };
+        let mut env = self.factory.open();
+        Ok(trainer
+            .evaluate(
+                env.as_mut(),
+                &held,
+                self.cfg.eval_episodes,
+                false,
+                self.seed ^ 0xe7a1,
+            )?
+            .success)
+    }
+
+    fn model_envs(
+        &self,
+        model: Arc<dyn ExperienceModel>,
+        extra_starts: &[(dreamgym_buffer::Task, Observation)],
+    ) -> Vec<Box<dyn Env>> {
+        // the real env's step limit, read off the offline data (random episodes run into it), so
+        // the policy cannot learn to take longer in the model than the real env allows
+        let max_steps = self
+            .offline
+            .iter()
+            .map(|t| t.steps.len())
+            .max()
+            .unwrap_or(1)
+            .max(1) as u32;
+        (0..self.policy.num_envs)
+            .map(|_| {
+                let mut m = ModelEnv::new(model.clone(), &self.offline, max_steps);
+                for (t, o) in extra_starts {
+                    m.add_start(t.clone(), o.clone());
+                }
+                Box::new(m) as Box<dyn Env>
+            })
+            .collect()
+    }
+
+    /// Real initial states (resets only, no interaction) of every harder level of the scenario, so
+    /// the experience model can start the curriculum's generated tasks.
+    fn harder_starts(
+        &self,
+        mut env: ScenarioEnv,
+    ) -> Result<Vec<(dreamgym_buffer::Task, Observation)>> {
+        let base = self.spec.difficulty.unwrap_or(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x57a7);
+        let levels: std::collections::BTreeSet<u32> = env
+            .world()
+            .tasks
+            .iter()
+            .filter(|t| self.spec.template.as_ref().is_none_or(|x| *x == t.id))
+            .flat_map(|t| t.levels.iter().map(|l| l.difficulty))
+            .filter(|d| *d > base)
+            .collect();
+        let mut out = vec![];
+        for d in levels {
+            let sampler = TaskSampler {
+                spec: TaskSpec {
+                    template: self.spec.template.clone(),
+                    difficulty: Some(d),
+                },
+                split: Split::Train,
+            };
+            for _ in 0..32 {
+                let (obs, _) = sampler.reset(&mut env, &mut rng)?;
+                if let Some(task) = env.task() {
+                    out.push((task.clone(), obs));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn train_synthetic(&self, rules: bool, curriculum: bool) -> Result<SyntheticRun> {
+        let model: Arc<dyn ExperienceModel> = Arc::new(NativeModel::fit_with(&self.offline, rules));
+        let starts = match (self.factory.scenario(), curriculum) {
+            (Some(s), true) => self.harder_starts(s)?,
+            _ => vec![],
+        };
+        let mut envs = self.model_envs(model, &starts);
+        let mut trainer = self.start(false)?;
+        // the curriculum's seed tasks: every (template, difficulty) family of the offline data
+        let mut families: Vec<TaskVariant> = vec![];
+        for t in &self.offline {
+            let v = TaskVariant {
+                template: t.task.params.get("template").cloned(),
+                difficulty: t.task.difficulty,
+                seed: 0,
+            };
+            if !families.contains(&v) {
+                families.push(v);
+            }
+        }
+        let mut pool = Curriculum::new(self.cfg.curriculum, families);
+        let mut generator = self
+            .factory
+            .scenario()
+            .map(|s| Families(ScenarioVariants::new(s)));
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xc0ff);
+        let base = TaskSampler {
+            spec: self.spec.clone(),
+            split: Split::Any,
+        };
+        for it in 0..self.cfg.iterations {
+            let (samplers, batch) = if curriculum {
+                let batch =
+                    pool.sample_batch(self.policy.num_envs.max(self.policy.groups), &mut rng);
+                let samplers: Vec<TaskSampler> = batch
+                    .iter()
+                    .map(|&id| TaskSampler {
+                        spec: pool.tasks()[id].variant.spec(),
+                        split: Split::Any,
+                    })
+                    .collect();
+                (samplers, batch)
+            } else {
+                (vec![base.clone()], vec![])
+            };
+            let m = trainer.iterate_with(&mut envs, &samplers)?;
+            if curriculum {
+                for (k, o) in &m.outcomes {
+                    pool.record(batch[*k], &[*o]);
+                }
+                pool.record_round(it + 1, &batch);
+                if let Some(g) = generator.as_mut()
+                    && (it + 1) % self.cfg.expand_every.max(1) == 0
+                {
+                    pool.expand(g, &mut rng);
+                }
+            }
+        }
+        let pool_json = pool
+            .tasks()
+            .iter()
+            .map(|t| serde_json::json!({"task": t.variant, "origin": t.origin, "mean": t.mean(), "value": t.value()}))
+            .collect();
+        Ok(SyntheticRun {
+            pool: pool_json,
+            synthetic_steps: trainer.counters().env_steps,
+            history: pool.history().to_vec(),
+            rejected: pool.rejected(),
+            trainer,
+        })
+    }
+
+    fn train_real(
+        &self,
+        trainer: &mut Trainer,
+        iterations: usize,
+        real_offset: u64,
+    ) -> Result<Vec<(u64, f32)>> {
+        let mut envs: Vec<Box<dyn Env>> = (0..self.policy.num_envs)
+            .map(|_| self.factory.open())
+            .collect();
+        let sampler = TaskSampler {
+            spec: self.spec.clone(),
+            split: Split::Train,
+        };
+        let start_steps = trainer.counters().env_steps;
+        trainer.extend(iterations);
+        let mut rows = vec![];
+        while !trainer.finished() {
+            let m = trainer.iterate(&mut envs, &sampler)?;
+            rows.push((real_offset + m.env_steps - start_steps, m.success));
+        }
+        Ok(rows)
+    }
+}
+
+/// The numbers of a whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Env id.
+    pub env: String,
+    /// Settings.
+    pub config: RunConfig,
+    /// Backend used.
+    pub backend: String,
+    /// Offline seed data: episodes, real steps and mix.
+    pub offline: serde_json::Value,
+    /// Methods keyed `real_only`, `offline_bc`, `dreamgym`, `dreamgym_s2r`, the ablations, and
+    /// `random` (a uniformly random policy, for reference).
+    pub methods: BTreeMap<String, MethodSummary>,
+    /// Fidelity of the native model (fit on seed 1's offline data, real held-out episodes).
+    pub fidelity: serde_json::Value,
+    /// Curriculum difficulty per iteration (first seed).
+    pub curriculum: Vec<DifficultyPoint>,
+    /// Generated variants the feasibility check rejected (first seed).
+    pub curriculum_rejected: usize,
+    /// The final task pool with recent mean outcome and value (first seed).
+    pub curriculum_pool: Vec<serde_json::Value>,
+    /// Notes on what was not run and why.
+    pub notes: Vec<String>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Runs every method on every seed. `progress` is told what is happening.
+pub fn run(
+    env_id: &str,
+    cfg: &RunConfig,
+    device: &SelectedDevice,
+    progress: &dyn Fn(&str),
+) -> Result<RunSummary> {
+    let started = std::time::Instant::now();
+    if cfg.seeds.is_empty() {
+        bail!("`seeds` is empty: give at least one seed (three for confidence intervals)");
+    }
+    cfg.policy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
+    let factory = EnvFactory::new(env_id, None)?;
+    let spec = TaskSpec {
+        template: cfg.template.clone(),
+        difficulty: cfg.difficulty,
+    };
+    let mut results: BTreeMap<String, Vec<SeedResult>> = BTreeMap::new();
+    let mut fidelity_json = serde_json::Value::Null;
+    let mut history = vec![];
+    let mut rejected = 0;
+    let mut pool = vec![];
+    let mut notes = vec![
+        "without_retrieval is not reported: the native experience model does not condition on retrieved transitions, so the ablation would equal dreamgym".to_string(),
+    ];
+    if factory.scenario().is_none() {
+        notes.push("curriculum variants need a scenario's difficulty levels; on bridged envs the pool holds the seed tasks only".into());
+    }
+    let mut offline_total = (0usize, 0u64);
+    for (k, &seed) in cfg.seeds.iter().enumerate() {
+        let policy = TrainConfig {
+            seed,
+            iterations: cfg.iterations,
+            ..cfg.policy.clone()
+        };
+        let mut env = factory.open();
+        progress(&format!(
+            "seed {seed}: collecting {} offline episodes",
+            cfg.offline_episodes
+        ));
+        let train_split = TaskSampler {
+            spec: spec.clone(),
+            split: Split::Train,
+        };
+        let offline = collect_split(
+            env.as_mut(),
+            &train_split,
+            cfg.offline_episodes,
+            cfg.offline_mix,
+            seed,
+        )?;
+        let offline_steps = steps_of(&offline);
+        offline_total = (
+            offline_total.0 + offline.len(),
+            offline_total.1 + offline_steps,
+        );
+        let vocab = vocab_of(&offline, &policy);
+        let ctx = SeedContext {
+            cfg,
+            factory: &factory,
+            spec: spec.clone(),
+            device,
+            seed,
+            offline,
+            vocab,
+            policy: policy.clone(),
+        };
+
+        if k == 0 && cfg.fidelity_episodes > 0 {
+            progress("measuring the experience model's fidelity on real held-out episodes");
+            let held = TaskSampler {
+                spec: spec.clone(),
+                split: Split::HeldOut,
+            };
+            let heldout = collect_split(
+                env.as_mut(),
+                &held,
+                cfg.fidelity_episodes,
+                cfg.offline_mix,
+                seed ^ 0xf1d,
+            )?;
+            let model = NativeModel::fit(&ctx.offline);
+            fidelity_json =
+                serde_json::to_value(fidelity::evaluate(&model, &ctx.offline, &heldout, 0.99))?;
+        }
+
+        let floor = random_success(
+            env.as_mut(),
+            &spec,
+            cfg.eval_episodes,
+            policy.max_episode_steps,
+            seed ^ 0xe7a1,
+        )?;
+        results
+            .entry("random".into())
+            .or_default()
+            .push(SeedResult {
+                seed,
+                success: floor,
+                real_steps: 0,
+                offline_steps: 0,
+                synthetic_steps: 0,
+                curve: vec![],
+            });
+
+        progress(&format!(
+            "seed {seed}: dreamgym (training in the experience model)"
+        ));
+        let synth = ctx.train_synthetic(true, true)?;
+        if k == 0 {
+            history = synth.history.clone();
+            rejected = synth.rejected;
+            pool = synth.pool.clone();
+        }
+        let mut trainer = synth.trainer;
+        let dg_success = ctx.evaluate(&trainer)?;
+        results
+            .entry("dreamgym".into())
+            .or_default()
+            .push(SeedResult {
+                seed,
+                success: dg_success,
+                real_steps: 0,
+                offline_steps,
+                synthetic_steps: synth.synthetic_steps,
+                curve: vec![(0, dg_success)],
+            });
+
+        progress(&format!("seed {seed}: real_only baseline"));
+        let mut real_only = ctx.start(false)?;
+        let rows = ctx.train_real(&mut real_only, cfg.iterations, 0)?;
+        let real_steps = real_only.counters().env_steps;
+        results
+            .entry("real_only".into())
+            .or_default()
+            .push(SeedResult {
+                seed,
+                success: ctx.evaluate(&real_only)?,
+                real_steps,
+                offline_steps: 0,
+                synthetic_steps: 0,
+                curve: curve_of(&rows, cfg.curve_points),
+            });
+
+        progress(&format!("seed {seed}: dreamgym_s2r (sim-to-real)"));
+        let per_iter = (policy.num_envs * policy.num_steps) as f32;
+        let s2r_iters = ((cfg.s2r_share * real_steps as f32) / per_iter)
+            .floor()
+            .max(1.0) as usize;
+        let mut rows = vec![(0, dg_success)];
+        rows.extend(ctx.train_real(&mut trainer, s2r_iters, 0)?);
+        results
+            .entry("dreamgym_s2r".into())
+            .or_default()
+            .push(SeedResult {
+                seed,
+                success: ctx.evaluate(&trainer)?,
+                real_steps: trainer.counters().env_steps - synth.synthetic_steps,
+                offline_steps,
+                synthetic_steps: synth.synthetic_steps,
+                curve: rows,
+            });
+
+        progress(&format!("seed {seed}: offline_bc baseline"));
+        let bc = ctx.start(true)?;
+        results
+            .entry("offline_bc".into())
+            .or_default()
+            .push(SeedResult {
+                seed,
+                success: ctx.evaluate(&bc)?,
+                real_steps: 0,
+                offline_steps,
+                synthetic_steps: 0,
+                curve: vec![],
+            });
+
+        if cfg.ablations {
+            for (name, rules, curriculum) in [
+                ("dreamgym_without_reasoning", false, true),
+                ("dreamgym_without_curriculum", true, false),
+            ] {
+                progress(&format!("seed {seed}: ablation {name}"));
+                let run = ctx.train_synthetic(rules, curriculum)?;
+                results.entry(name.into()).or_default().push(SeedResult {
+                    seed,
+                    success: ctx.evaluate(&run.trainer)?,
+                    real_steps: 0,
+                    offline_steps,
+                    synthetic_steps: run.synthetic_steps,
+                    curve: vec![],
+                });
+            }
+        }
+    }
+    let n = cfg.seeds.len();
+    let mix = cfg.offline_mix;
+    Ok(RunSummary {
+        env: env_id.to_string(),
+        config: cfg.clone(),
+        backend: device.kind.to_string(),
+        offline: serde_json::json!({
+            "episodes_per_seed": offline_total.0 / n,
+            "real_steps_per_seed": offline_total.1 / n as u64,
+            "mix": {"expert": mix.expert, "noisy_expert": mix.noisy, "random": mix.random, "noise": mix.noise},
+            "instances": "training split only (fold != 0)",
+        }),
+        methods: results
+            .into_iter()
+            .map(|(k, v)| (k, summarise(v)))
+            .collect(),
+        fidelity: fidelity_json,
+        curriculum: history,
+        curriculum_rejected: rejected,
+        curriculum_pool: pool,
+        notes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confidence_intervals_follow_student_t() {
+        let (m, lo, hi) = mean_ci(&[0.5, 0.6, 0.7]);
+        assert!((m - 0.6).abs() < 1e-6);
+        // sd 0.1, t(2) 4.303, half = 0.2484
+        assert!(
+            (hi - m - 0.2484).abs() < 1e-3 && (m - lo - 0.2484).abs() < 1e-3,
+            "{lo} {hi}"
+        );
+        assert_eq!(mean_ci(&[1.0, 1.0, 1.0]), (1.0, 1.0, 1.0));
+        let (_, lo, hi) = mean_ci(&[0.0, 1.0]);
+        assert_eq!((lo, hi), (0.0, 1.0), "clipped to [0, 1]");
+    }
+
+    #[test]
+    fn curves_are_averaged_into_points() {
+        let rows: Vec<(u64, f32)> = (1..=100)
+            .map(|i| (i * 10, if i > 50 { 1.0 } else { 0.0 }))
+            .collect();
+        let c = curve_of(&rows, 10);
+        assert_eq!(c.len(), 10);
+        assert_eq!(c[0], (100, 0.0));
+        assert_eq!(c[9], (1000, 1.0));
+    }
+}
