@@ -214,6 +214,10 @@ pub fn collect_split(
     Ok(out)
 }
 
+fn round3(x: f32) -> f64 {
+    (x as f64 * 1000.0).round() / 1000.0
+}
+
 fn steps_of(ts: &[Trajectory]) -> u64 {
     ts.iter().map(|t| t.steps.len() as u64).sum()
 }
@@ -730,7 +734,7 @@ pub fn run(
         offline: serde_json::json!({
             "episodes_per_seed": offline_total.0 / n,
             "real_steps_per_seed": offline_total.1 / n as u64,
-            "mix": {"expert": mix.expert, "noisy_expert": mix.noisy, "random": mix.random, "noise": mix.noise},
+            "mix": {"expert": round3(mix.expert), "noisy_expert": round3(mix.noisy), "random": round3(mix.random), "noise": mix.noise},
             "instances": "training split only (fold != 0)",
         }),
         methods: results
