@@ -156,6 +156,9 @@ pub enum PolicyCmd {
         /// Continue the run in OUT from its checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Stop after this many iterations now (the run stays resumable with --resume).
+        #[arg(long)]
+        stop_after: Option<usize>,
         /// Held-out evaluation episodes at the end (0: none).
         #[arg(long, default_value_t = 100)]
         eval_episodes: usize,
@@ -832,6 +835,7 @@ fn policy(cmd: PolicyCmd) -> Result<()> {
             backend,
             out,
             resume,
+            stop_after,
             eval_episodes,
             quiet,
             bridge_cmd,
@@ -863,7 +867,9 @@ fn policy(cmd: PolicyCmd) -> Result<()> {
                 template,
                 difficulty,
                 config: cfg,
+                hidden_given: config.is_some(),
                 iterations_override: iterations,
+                stop_after,
                 backend: backend.parse().map_err(anyhow::Error::msg)?,
                 out,
                 resume,

@@ -24,8 +24,12 @@ pub struct TrainArgs {
     pub difficulty: Option<u32>,
     /// The run's configuration.
     pub config: TrainConfig,
+    /// Whether the network size was given explicitly (`--config`): a resumed run must match it.
+    pub hidden_given: bool,
     /// `--iterations` as given (with `--resume` it extends the checkpoint's run).
     pub iterations_override: Option<usize>,
+    /// Stop after this many iterations in this invocation (the run stays resumable).
+    pub stop_after: Option<usize>,
     /// Backend.
     pub backend: BackendChoice,
     /// Run directory.
@@ -104,16 +108,17 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     let ckpt = checkpoint_path(&args.out);
 
-    let mut envs: Vec<Box<dyn Env>> = (0..args.config.num_envs.max(1))
+    // a resumed run rebuilds the vocabulary the way the checkpoint's run did, to check it matches
+    let vocab_cfg = if args.resume && ckpt.exists() {
+        dreamgym_policy::checkpoint_config(&ckpt)?
+    } else {
+        args.config.clone()
+    };
+    let mut envs: Vec<Box<dyn Env>> = (0..vocab_cfg.num_envs.max(1))
         .map(|_| factory.open())
         .collect();
-    let vocab = vocab_from_env(
-        envs[0].as_mut(),
-        &train_split,
-        &args.config,
-        args.config.seed,
-    )
-    .context("building the vocabulary from random-policy episodes")?;
+    let vocab = vocab_from_env(envs[0].as_mut(), &train_split, &vocab_cfg, vocab_cfg.seed)
+        .context("building the vocabulary from random-policy episodes")?;
     let mut trainer = if args.resume {
         if !ckpt.exists() {
             bail!(
@@ -121,7 +126,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 ckpt.display()
             );
         }
-        let t = Trainer::resume(&ckpt, &device, Some(&vocab), Some(args.config.hidden))?;
+        let hidden = args.hidden_given.then_some(args.config.hidden);
+        let t = Trainer::resume(&ckpt, &device, Some(&vocab), hidden)?;
         tracing::info!(
             "resumed {} at iteration {} ({} env steps)",
             ckpt.display(),
@@ -170,7 +176,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let mut log = MetricsLog::open(&args.out, trainer.counters().iteration)?;
     let pb = bar(trainer.config().iterations as u64, args.quiet);
     pb.set_position(trainer.counters().iteration as u64);
-    while !trainer.finished() {
+    let mut done_here = 0;
+    while !trainer.finished() && args.stop_after.is_none_or(|n| done_here < n) {
+        done_here += 1;
         let m: IterationMetrics = trainer.iterate(&mut envs, &train_split).with_context(|| {
             format!(
                 "iteration {} (the last good checkpoint is {})",

@@ -356,3 +356,77 @@ fn model_eval_json_and_sft_export() {
         assert_eq!(t["done"].as_bool().unwrap(), s.done);
     }
 }
+
+fn metrics_without_timings(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for k in ["rollout_steps_per_s", "update_samples_per_s", "seconds"] {
+                v.as_object_mut().unwrap().remove(k);
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn policy_train_resumes_exactly_and_refuses_what_it_cannot_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |out: &Path, iterations: &str, extra: &[&str]| {
+        let mut c = bin();
+        c.args([
+            "policy",
+            "train",
+            "--env",
+            "scenario:scenarios/keys_doors.ron",
+            "--difficulty",
+            "1",
+            "--backend",
+            "cpu",
+            "--seed",
+            "3",
+            "--iterations",
+            iterations,
+            "--eval-episodes",
+            "0",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out)
+        .args(extra);
+        run(&mut c)
+    };
+    let straight = dir.path().join("straight");
+    let (ok, _, err) = train(&straight, "4", &[]);
+    assert!(ok, "{err}");
+    let split = dir.path().join("split");
+    let (ok, _, err) = train(&split, "4", &["--stop-after", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        metrics_without_timings(&split.join("metrics.jsonl")).len(),
+        2,
+        "interrupted after 2"
+    );
+    let (ok, _, err) = train(&split, "4", &["--resume"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("resumed"), "{err}");
+    let a = metrics_without_timings(&straight.join("metrics.jsonl"));
+    let b = metrics_without_timings(&split.join("metrics.jsonl"));
+    assert_eq!(a.len(), 4);
+    assert_eq!(
+        a, b,
+        "the resumed run's metrics equal the uninterrupted run's"
+    );
+
+    // no checkpoint: an error, not a fresh start
+    let (ok, _, err) = train(&dir.path().join("empty"), "2", &["--resume"]);
+    assert!(!ok && err.contains("no checkpoint"), "{err}");
+    // a damaged checkpoint is named as such
+    let ckpt = split.join("checkpoint.bin");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() - 7]).unwrap();
+    let (ok, _, err) = train(&split, "6", &["--resume"]);
+    assert!(!ok && err.contains("corrupted or truncated"), "{err}");
+}

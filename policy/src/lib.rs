@@ -21,7 +21,9 @@ pub use metrics::{IterationMetrics, MetricsLog};
 pub use net::{NativeNet, NetShape, PolicyNet};
 pub use rollout::{Split, TaskSampler};
 pub use text::{Featurizer, Vocab};
-pub use trainer::{Counters, EvalReport, Trainer, evaluate_policy, vocab_from_env};
+pub use trainer::{
+    Counters, EvalReport, Trainer, checkpoint_config, evaluate_policy, vocab_from_env,
+};
 
 use std::path::PathBuf;
 

@@ -667,6 +667,17 @@ impl Trainer {
     }
 }
 
+/// The training configuration stored in a checkpoint (to rebuild what a resumed run must match).
+pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PolicyError> {
+    let parts = checkpoint::read(path)?;
+    let header: Header =
+        serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            why: format!("unreadable header: {e}"),
+        })?;
+    Ok(header.config)
+}
+
 /// Runs `episodes` episodes of `policy` on `sampler`'s tasks.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_policy(
