@@ -127,6 +127,10 @@ pub struct SeedResult {
     pub synthetic_steps: u64,
     /// (real steps so far, training success) along the way.
     pub curve: Vec<(u64, f32)>,
+    /// For methods trained in the experience model: training success inside the model over the
+    /// last 5 iterations (against `success` in the real env: the sim-to-real gap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_success: Option<f32>,
 }
 
 /// A method over all seeds.
@@ -248,6 +252,8 @@ fn curve_of(rows: &[(u64, f32)], points: usize) -> Vec<(u64, f32)> {
 
 /// What one seed of the synthetic training produced.
 struct SyntheticRun {
+    /// Training success inside the model over the last 5 iterations.
+    model_success: f32,
     pool: Vec<serde_json::Value>,
     trainer: Trainer,
     synthetic_steps: u64,
@@ -434,6 +440,7 @@ impl SeedContext<'_> {
             spec: self.spec.clone(),
             split: Split::Any,
         };
+        let mut recent: Vec<f32> = vec![];
         for it in 0..self.cfg.iterations {
             let (samplers, batch) = if curriculum {
                 let batch =
@@ -450,6 +457,7 @@ impl SeedContext<'_> {
                 (vec![base.clone()], vec![])
             };
             let m = trainer.iterate_with(&mut envs, &samplers)?;
+            recent.push(m.success);
             if curriculum {
                 for (k, o) in &m.outcomes {
                     pool.record(batch[*k], &[*o]);
@@ -467,7 +475,9 @@ impl SeedContext<'_> {
             .iter()
             .map(|t| serde_json::json!({"task": t.variant, "origin": t.origin, "mean": t.mean(), "value": t.value()}))
             .collect();
+        let tail = &recent[recent.len().saturating_sub(5)..];
         Ok(SyntheticRun {
+            model_success: tail.iter().sum::<f32>() / tail.len().max(1) as f32,
             pool: pool_json,
             synthetic_steps: trainer.counters().env_steps,
             history: pool.history().to_vec(),
@@ -633,6 +643,7 @@ pub fn run(
                 offline_steps: 0,
                 synthetic_steps: 0,
                 curve: vec![],
+                model_success: None,
             });
 
         progress(&format!(
@@ -656,6 +667,7 @@ pub fn run(
                 offline_steps,
                 synthetic_steps: synth.synthetic_steps,
                 curve: vec![(0, dg_success)],
+                model_success: Some(synth.model_success),
             });
 
         progress(&format!("seed {seed}: real_only baseline"));
@@ -672,6 +684,7 @@ pub fn run(
                 offline_steps: 0,
                 synthetic_steps: 0,
                 curve: curve_of(&rows, cfg.curve_points),
+                model_success: None,
             });
 
         progress(&format!("seed {seed}: dreamgym_s2r (sim-to-real)"));
@@ -691,6 +704,7 @@ pub fn run(
                 offline_steps,
                 synthetic_steps: synth.synthetic_steps,
                 curve: rows,
+                model_success: None,
             });
 
         progress(&format!("seed {seed}: offline_bc baseline"));
@@ -705,6 +719,7 @@ pub fn run(
                 offline_steps,
                 synthetic_steps: 0,
                 curve: vec![],
+                model_success: None,
             });
 
         if cfg.ablations {
@@ -721,6 +736,7 @@ pub fn run(
                     offline_steps,
                     synthetic_steps: run.synthetic_steps,
                     curve: vec![],
+                    model_success: Some(run.model_success),
                 });
             }
         }

@@ -87,6 +87,15 @@ fn chart(
     svg
 }
 
+fn model_success(m: &crate::pipeline::MethodSummary) -> String {
+    let xs: Vec<f32> = m.seeds.iter().filter_map(|r| r.model_success).collect();
+    if xs.is_empty() {
+        "-".into()
+    } else {
+        format!("{:.3}", xs.iter().sum::<f32>() / xs.len() as f32)
+    }
+}
+
 /// Renders the HTML report.
 pub fn html(s: &RunSummary) -> String {
     let mut out = String::from(
@@ -103,18 +112,19 @@ pub fn html(s: &RunSummary) -> String {
         s.offline["real_steps_per_seed"],
         esc(&s.offline["mix"].to_string())
     );
-    out.push_str("<h2>Held-out success</h2><table><tr><th>method</th><th>success</th><th>95% CI</th><th>online real steps</th><th>offline real steps</th><th>synthetic steps</th></tr>");
+    out.push_str("<h2>Held-out success</h2><table><tr><th>method</th><th>success</th><th>95% CI</th><th>online real steps</th><th>offline real steps</th><th>synthetic steps</th><th>training success in the model</th></tr>");
     for (name, m) in &s.methods {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(name),
             m.success,
             m.ci_low,
             m.ci_high,
             m.real_steps,
             m.offline_steps,
-            m.synthetic_steps
+            m.synthetic_steps,
+            model_success(m)
         );
     }
     out.push_str("</table>");
