@@ -106,6 +106,28 @@ pub enum Command {
         #[arg(long)]
         no_ablations: bool,
     },
+    /// One DreamGym training run from an experiment file, checkpointed every iteration: seed
+    /// data, the native model, the policy in it with the curriculum, then optional sim-to-real.
+    Train {
+        /// Experiment file (RON), e.g. experiments/keys-doors.ron
+        #[arg(long)]
+        config: PathBuf,
+        /// Output directory (default: runs/<config file name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from OUT/checkpoint.bin.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many iterations now (resumable).
+        #[arg(long)]
+        stop_after: Option<usize>,
+        /// auto | wgpu | cpu
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Train and evaluate policies with the burn learner (PPO, GRPO) in a real env.
     Policy {
         /// The policy command.
@@ -378,6 +400,22 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Buffer { cmd } => buffer(cmd),
         Command::Policy { cmd } => policy(cmd),
+        Command::Train {
+            config,
+            out,
+            resume,
+            stop_after,
+            backend,
+            quiet,
+        } => {
+            let cfg = crate::experiment::load(&config)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
+            });
+            let device =
+                dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
+            crate::experiment::train(&cfg, &out, &device, resume, stop_after, quiet)
+        }
         Command::Run {
             env,
             config,

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod collect;
 pub mod envs;
+pub mod experiment;
 pub mod pipeline;
 pub mod policy_cmd;
 pub mod report;

@@ -222,11 +222,11 @@ fn round3(x: f32) -> f64 {
     (x as f64 * 1000.0).round() / 1000.0
 }
 
-fn steps_of(ts: &[Trajectory]) -> u64 {
+pub(crate) fn steps_of(ts: &[Trajectory]) -> u64 {
     ts.iter().map(|t| t.steps.len() as u64).sum()
 }
 
-fn vocab_of(ts: &[Trajectory], cfg: &TrainConfig) -> Vocab {
+pub(crate) fn vocab_of(ts: &[Trajectory], cfg: &TrainConfig) -> Vocab {
     let obs: Vec<&Observation> = ts
         .iter()
         .flat_map(|t| t.steps.iter().flat_map(|s| [&s.state, &s.next_state]))
@@ -261,16 +261,67 @@ struct SyntheticRun {
     rejected: usize,
 }
 
+/// Training in the experience model, one iteration at a time: the model envs, the curriculum
+/// (pool, generator, RNG).
+pub(crate) struct SyntheticLoop {
+    envs: Vec<Box<dyn Env>>,
+    /// The curriculum (saved with checkpoints by `dreamgym train`).
+    pub(crate) pool: Curriculum,
+    generator: Option<Families>,
+    /// The curriculum's RNG.
+    pub(crate) rng: ChaCha8Rng,
+    base: TaskSampler,
+    curriculum: bool,
+    expand_every: usize,
+    batch: usize,
+}
+
+impl SyntheticLoop {
+    /// One policy iteration in the model, then the curriculum update.
+    pub(crate) fn step(
+        &mut self,
+        trainer: &mut Trainer,
+    ) -> Result<dreamgym_policy::IterationMetrics> {
+        let round = trainer.counters().iteration + 1;
+        let (samplers, batch) = if self.curriculum {
+            let batch = self.pool.sample_batch(self.batch, &mut self.rng);
+            let samplers: Vec<TaskSampler> = batch
+                .iter()
+                .map(|&id| TaskSampler {
+                    spec: self.pool.tasks()[id].variant.spec(),
+                    split: Split::Any,
+                })
+                .collect();
+            (samplers, batch)
+        } else {
+            (vec![self.base.clone()], vec![])
+        };
+        let m = trainer.iterate_with(&mut self.envs, &samplers)?;
+        if self.curriculum {
+            for (k, o) in &m.outcomes {
+                self.pool.record(batch[*k], &[*o]);
+            }
+            self.pool.record_round(round, &batch);
+            if let Some(g) = self.generator.as_mut()
+                && round.is_multiple_of(self.expand_every)
+            {
+                self.pool.expand(g, &mut self.rng);
+            }
+        }
+        Ok(m)
+    }
+}
+
 /// Everything a run shares across methods for one seed.
-struct SeedContext<'a> {
-    cfg: &'a RunConfig,
-    factory: &'a EnvFactory,
-    spec: TaskSpec,
-    device: &'a SelectedDevice,
-    seed: u64,
-    offline: Vec<Trajectory>,
-    vocab: Vocab,
-    policy: TrainConfig,
+pub(crate) struct SeedContext<'a> {
+    pub(crate) cfg: &'a RunConfig,
+    pub(crate) factory: &'a EnvFactory,
+    pub(crate) spec: TaskSpec,
+    pub(crate) device: &'a SelectedDevice,
+    pub(crate) seed: u64,
+    pub(crate) offline: Vec<Trajectory>,
+    pub(crate) vocab: Vocab,
+    pub(crate) policy: TrainConfig,
 }
 
 /// The pipeline's curriculum works on task families (template, difficulty): the experience model
@@ -325,7 +376,7 @@ pub fn random_success(
 
 impl SeedContext<'_> {
     /// A fresh learner, behaviour-cloned on the offline data when the run says so.
-    fn start(&self, force_bc: bool) -> Result<Trainer> {
+    pub(crate) fn start(&self, force_bc: bool) -> Result<Trainer> {
         let mut t = Trainer::new(self.policy.clone(), self.vocab.clone(), self.device)?;
         if self.cfg.bc_warm_start || force_bc {
             t.behaviour_clone(&self.offline, self.cfg.bc_epochs, 64, 1e-3)?;
@@ -333,7 +384,7 @@ impl SeedContext<'_> {
         Ok(t)
     }
 
-    fn evaluate(&self, trainer: &Trainer) -> Result<f32> {
+    pub(crate) fn evaluate(&self, trainer: &Trainer) -> Result<f32> {
         let held = TaskSampler {
             spec: self.spec.clone(),
             split: Split::HeldOut,
@@ -410,14 +461,14 @@ impl SeedContext<'_> {
         Ok(out)
     }
 
-    fn train_synthetic(&self, rules: bool, curriculum: bool) -> Result<SyntheticRun> {
+    /// The synthetic-training loop: model envs, the curriculum and its RNG.
+    pub(crate) fn synthetic_loop(&self, rules: bool, curriculum: bool) -> Result<SyntheticLoop> {
         let model: Arc<dyn ExperienceModel> = Arc::new(NativeModel::fit_with(&self.offline, rules));
         let starts = match (self.factory.scenario(), curriculum) {
             (Some(s), true) => self.harder_starts(s)?,
             _ => vec![],
         };
-        let mut envs = self.model_envs(model, &starts);
-        let mut trainer = self.start(false)?;
+        let envs = self.model_envs(model, &starts);
         // the curriculum's seed tasks: every (template, difficulty) family of the offline data
         let mut families: Vec<TaskVariant> = vec![];
         for t in &self.offline {
@@ -430,46 +481,32 @@ impl SeedContext<'_> {
                 families.push(v);
             }
         }
-        let mut pool = Curriculum::new(self.cfg.curriculum, families);
-        let mut generator = self
-            .factory
-            .scenario()
-            .map(|s| Families(ScenarioVariants::new(s)));
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xc0ff);
-        let base = TaskSampler {
-            spec: self.spec.clone(),
-            split: Split::Any,
-        };
+        Ok(SyntheticLoop {
+            envs,
+            pool: Curriculum::new(self.cfg.curriculum, families),
+            generator: self
+                .factory
+                .scenario()
+                .map(|s| Families(ScenarioVariants::new(s))),
+            rng: ChaCha8Rng::seed_from_u64(self.seed ^ 0xc0ff),
+            base: TaskSampler {
+                spec: self.spec.clone(),
+                split: Split::Any,
+            },
+            curriculum,
+            expand_every: self.cfg.expand_every.max(1),
+            batch: self.policy.num_envs.max(self.policy.groups),
+        })
+    }
+
+    fn train_synthetic(&self, rules: bool, curriculum: bool) -> Result<SyntheticRun> {
+        let mut lp = self.synthetic_loop(rules, curriculum)?;
+        let mut trainer = self.start(false)?;
         let mut recent: Vec<f32> = vec![];
-        for it in 0..self.cfg.iterations {
-            let (samplers, batch) = if curriculum {
-                let batch =
-                    pool.sample_batch(self.policy.num_envs.max(self.policy.groups), &mut rng);
-                let samplers: Vec<TaskSampler> = batch
-                    .iter()
-                    .map(|&id| TaskSampler {
-                        spec: pool.tasks()[id].variant.spec(),
-                        split: Split::Any,
-                    })
-                    .collect();
-                (samplers, batch)
-            } else {
-                (vec![base.clone()], vec![])
-            };
-            let m = trainer.iterate_with(&mut envs, &samplers)?;
-            recent.push(m.success);
-            if curriculum {
-                for (k, o) in &m.outcomes {
-                    pool.record(batch[*k], &[*o]);
-                }
-                pool.record_round(it + 1, &batch);
-                if let Some(g) = generator.as_mut()
-                    && (it + 1) % self.cfg.expand_every.max(1) == 0
-                {
-                    pool.expand(g, &mut rng);
-                }
-            }
+        for _ in 0..self.cfg.iterations {
+            recent.push(lp.step(&mut trainer)?.success);
         }
+        let pool = &lp.pool;
         let pool_json = pool
             .tasks()
             .iter()
@@ -486,7 +523,7 @@ impl SeedContext<'_> {
         })
     }
 
-    fn train_real(
+    pub(crate) fn train_real(
         &self,
         trainer: &mut Trainer,
         iterations: usize,

@@ -430,3 +430,47 @@ fn policy_train_resumes_exactly_and_refuses_what_it_cannot_resume() {
     let (ok, _, err) = train(&split, "6", &["--resume"]);
     assert!(!ok && err.contains("corrupted or truncated"), "{err}");
 }
+
+#[test]
+fn train_from_an_experiment_resumes_exactly_through_both_phases() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("exp.ron");
+    std::fs::write(
+        &cfg,
+        "(env: \"scenario:scenarios/keys_doors.ron\", seed: 2, real_budget: 512, run: (offline_episodes: 30, iterations: 3, eval_episodes: 10, policy: (num_steps: 32, num_envs: 4)))",
+    )
+    .unwrap();
+    let train = |out: &Path, extra: &[&str]| {
+        let mut c = bin();
+        c.args(["train", "--backend", "cpu", "--quiet", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(out)
+            .args(extra);
+        run(&mut c)
+    };
+    let straight = dir.path().join("straight");
+    let (ok, out, err) = train(&straight, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("held-out success"), "{out}");
+    let want = metrics_without_timings(&straight.join("metrics.jsonl"));
+    assert_eq!(
+        want.len(),
+        3 + 4,
+        "3 synthetic iterations + 512 real steps / 128 per iteration"
+    );
+
+    // interrupted in the synthetic phase, then in the real phase
+    let split = dir.path().join("split");
+    let (ok, _, err) = train(&split, &["--stop-after", "2"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = train(&split, &["--resume", "--stop-after", "3"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = train(&split, &["--resume"]);
+    assert!(ok, "{err}");
+    assert_eq!(metrics_without_timings(&split.join("metrics.jsonl")), want);
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(split.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["real_steps"], 512);
+    assert!(eval["synthetic_steps"].as_u64().unwrap() > 0);
+}

@@ -81,6 +81,9 @@ struct Header {
     counters: Counters,
     rng: RngState,
     reference: bool,
+    /// State of whoever drives the trainer (e.g. a curriculum), saved atomically with it.
+    #[serde(default)]
+    extra: serde_json::Value,
 }
 
 /// Evaluation result over a number of episodes.
@@ -519,6 +522,16 @@ impl Trainer {
 
     /// Writes a checkpoint (atomically) to `path`.
     pub fn save(&self, path: &Path) -> Result<(), PolicyError> {
+        self.save_with_extra(path, serde_json::Value::Null)
+    }
+
+    /// Writes a checkpoint holding also `extra`, the state of whatever drives this trainer (read
+    /// back with [`checkpoint_extra`]), so both are saved in one atomic write.
+    pub fn save_with_extra(
+        &self,
+        path: &Path,
+        extra: serde_json::Value,
+    ) -> Result<(), PolicyError> {
         let header = Header {
             format: CHECKPOINT_FORMAT,
             config: self.cfg.clone(),
@@ -528,6 +541,7 @@ impl Trainer {
             counters: self.counters,
             rng: RngState::of(&self.rng),
             reference: self.reference.is_some(),
+            extra,
         };
         let record_err = |e: burn::store::RecordError| PolicyError::Record {
             path: path.to_path_buf(),
@@ -676,6 +690,17 @@ pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PolicyError> {
             why: format!("unreadable header: {e}"),
         })?;
     Ok(header.config)
+}
+
+/// The `extra` state saved with [`Trainer::save_with_extra`] (null when none).
+pub fn checkpoint_extra(path: &Path) -> Result<serde_json::Value, PolicyError> {
+    let parts = checkpoint::read(path)?;
+    let header: Header =
+        serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            why: format!("unreadable header: {e}"),
+        })?;
+    Ok(header.extra)
 }
 
 /// Runs `episodes` episodes of `policy` on `sampler`'s tasks.

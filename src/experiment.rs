@@ -1,0 +1,260 @@
+//! `dreamgym train --config experiments/NAME.ron`: one DreamGym training run with a checkpoint
+//! after every iteration — seed data, the native experience model, PPO/GRPO in it with the
+//! curriculum, then (optionally) sim-to-real — resumable with `--resume`.
+
+use crate::envs::EnvFactory;
+use crate::pipeline::{RunConfig, SeedContext, SyntheticLoop, collect_split, steps_of, vocab_of};
+use anyhow::{Context, Result, bail};
+use dreamgym_buffer::JsonlWriter;
+use dreamgym_curriculum::Curriculum;
+use dreamgym_policy::{
+    MetricsLog, SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, checkpoint_extra,
+};
+use dreamgym_sim::{Env, TaskSpec};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// An experiment file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Env id (`scenario:PATH` or `bridge:NAME`).
+    pub env: String,
+    /// Seed.
+    pub seed: u64,
+    /// Real seed trajectories (JSONL); collected with `run.offline_mix` when absent.
+    pub offline: Option<PathBuf>,
+    /// Sim-to-real: real steps after the synthetic phase (0: none).
+    pub real_budget: u64,
+    /// Everything else, as for `dreamgym run` (its `seeds`, `ablations`, `s2r_share` are unused).
+    pub run: RunConfig,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        Self {
+            env: "scenario:scenarios/keys_doors.ron".into(),
+            seed: 1,
+            offline: None,
+            real_budget: 0,
+            run: RunConfig::default(),
+        }
+    }
+}
+
+/// Loads an experiment file, naming the file and position on error.
+pub fn load(path: &Path) -> Result<ExperimentConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ron::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}:{}:{}: {} (expected an experiment, e.g. `(env: \"scenario:scenarios/keys_doors.ron\", run: (iterations: 40))`)",
+            path.display(),
+            e.span.start.line,
+            e.span.start.col,
+            e.code
+        )
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct LoopState {
+    curriculum: Curriculum,
+    rng_seed: [u8; 32],
+    rng_stream: u64,
+    rng_word_pos: String,
+    s2r_started: bool,
+    synthetic_steps: u64,
+}
+
+fn loop_state(lp: &SyntheticLoop, s2r_started: bool, synthetic_steps: u64) -> serde_json::Value {
+    serde_json::to_value(LoopState {
+        curriculum: lp.pool.clone(),
+        rng_seed: lp.rng.get_seed(),
+        rng_stream: lp.rng.get_stream(),
+        rng_word_pos: lp.rng.get_word_pos().to_string(),
+        s2r_started,
+        synthetic_steps,
+    })
+    .expect("loop state serialises")
+}
+
+fn restore(lp: &mut SyntheticLoop, v: serde_json::Value, path: &Path) -> Result<(bool, u64)> {
+    let s: LoopState = serde_json::from_value(v).with_context(|| {
+        format!(
+            "{}: the checkpoint holds no curriculum state (written by `policy train`?)",
+            path.display()
+        )
+    })?;
+    lp.pool = s.curriculum;
+    let mut rng = ChaCha8Rng::from_seed(s.rng_seed);
+    rng.set_stream(s.rng_stream);
+    rng.set_word_pos(
+        s.rng_word_pos
+            .parse()
+            .with_context(|| format!("{}: unreadable RNG state", path.display()))?,
+    );
+    lp.rng = rng;
+    Ok((s.s2r_started, s.synthetic_steps))
+}
+
+/// Runs (or resumes) an experiment into `out`; `stop_after` stops after that many iterations in
+/// this invocation.
+pub fn train(
+    cfg: &ExperimentConfig,
+    out: &Path,
+    device: &SelectedDevice,
+    resume: bool,
+    stop_after: Option<usize>,
+    quiet: bool,
+) -> Result<()> {
+    let factory = EnvFactory::new(&cfg.env, None)?;
+    let spec = TaskSpec {
+        template: cfg.run.template.clone(),
+        difficulty: cfg.run.difficulty,
+    };
+    let policy = TrainConfig {
+        seed: cfg.seed,
+        iterations: cfg.run.iterations,
+        ..cfg.run.policy.clone()
+    };
+    policy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("run.policy: {e}"))?;
+    let ckpt = out.join("checkpoint.bin");
+    let offline_path = out.join("offline.jsonl");
+    let offline = if resume {
+        if !ckpt.exists() {
+            bail!(
+                "--resume: no checkpoint at {} (refusing to start from scratch)",
+                ckpt.display()
+            );
+        }
+        dreamgym_buffer::jsonl::read_file(&offline_path)?
+    } else {
+        let data = match &cfg.offline {
+            Some(p) => dreamgym_buffer::jsonl::read_file(p)?,
+            None => {
+                let mut env = factory.open();
+                let train = TaskSampler {
+                    spec: spec.clone(),
+                    split: Split::Train,
+                };
+                collect_split(
+                    env.as_mut(),
+                    &train,
+                    cfg.run.offline_episodes,
+                    cfg.run.offline_mix,
+                    cfg.seed,
+                )?
+            }
+        };
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let mut w = JsonlWriter::create(&offline_path)?;
+        for t in &data {
+            w.write(t)?;
+        }
+        w.finish()?;
+        data
+    };
+    let vocab = vocab_of(&offline, &policy);
+    let offline_steps = steps_of(&offline);
+    let ctx = SeedContext {
+        cfg: &cfg.run,
+        factory: &factory,
+        spec: spec.clone(),
+        device,
+        seed: cfg.seed,
+        offline,
+        vocab,
+        policy: policy.clone(),
+    };
+    let mut lp = ctx.synthetic_loop(true, true)?;
+    let (mut trainer, mut s2r_started, mut synthetic_steps) = if resume {
+        let t = Trainer::resume(&ckpt, device, Some(&ctx.vocab), Some(policy.hidden))?;
+        let (s2r, synthetic) = restore(&mut lp, checkpoint_extra(&ckpt)?, &ckpt)?;
+        tracing::info!(
+            "resumed {} at iteration {}",
+            ckpt.display(),
+            t.counters().iteration
+        );
+        (t, s2r, synthetic)
+    } else {
+        (ctx.start(false)?, false, 0)
+    };
+    let mut log = MetricsLog::open(out, trainer.counters().iteration)?;
+    let per_iter = (policy.num_envs * policy.num_steps) as u64;
+    let s2r_iters = cfg.real_budget.div_ceil(per_iter.max(1)) as usize;
+    let total = cfg.run.iterations + s2r_iters;
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total as u64)
+    };
+    bar.set_position(trainer.counters().iteration as u64);
+    let mut real_envs: Vec<Box<dyn Env>> = vec![];
+    let real_split = TaskSampler {
+        spec: spec.clone(),
+        split: Split::Train,
+    };
+    let mut done_here = 0;
+    loop {
+        if stop_after.is_some_and(|n| done_here >= n) {
+            bar.finish_and_clear();
+            return Ok(());
+        }
+        let it = trainer.counters().iteration;
+        let m = if it < cfg.run.iterations && !s2r_started {
+            let m = lp.step(&mut trainer)?;
+            synthetic_steps = trainer.counters().env_steps;
+            m
+        } else if s2r_iters > 0 {
+            if !s2r_started {
+                trainer.extend(s2r_iters);
+                s2r_started = true;
+            }
+            if trainer.finished() {
+                break;
+            }
+            if real_envs.is_empty() {
+                real_envs = (0..policy.num_envs).map(|_| factory.open()).collect();
+            }
+            trainer.iterate(&mut real_envs, &real_split)?
+        } else {
+            break;
+        };
+        trainer.save_with_extra(&ckpt, loop_state(&lp, s2r_started, synthetic_steps))?;
+        log.append(&m)?;
+        bar.suspend(|| {
+            tracing::info!(
+                "it {:>4} {} success {:.2} return {:.2}",
+                m.iteration,
+                if s2r_started { "real " } else { "model" },
+                m.success,
+                m.mean_return
+            )
+        });
+        bar.inc(1);
+        done_here += 1;
+    }
+    bar.finish_and_clear();
+    let success = ctx.evaluate(&trainer)?;
+    let real_steps = trainer.counters().env_steps.saturating_sub(synthetic_steps);
+    let eval = serde_json::json!({
+        "env": cfg.env,
+        "held_out_success": success,
+        "episodes": cfg.run.eval_episodes,
+        "offline_steps": offline_steps,
+        "synthetic_steps": synthetic_steps,
+        "real_steps": real_steps,
+        "curriculum": lp.pool.history(),
+    });
+    std::fs::write(out.join("eval.json"), serde_json::to_string_pretty(&eval)?)?;
+    println!(
+        "held-out success {success:.3} ({} synthetic steps, {real_steps} real steps, {offline_steps} offline steps)",
+        synthetic_steps
+    );
+    Ok(())
+}
