@@ -808,6 +808,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_defaults_file_is_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/run-defaults.ron");
+        let text = std::fs::read_to_string(path).unwrap();
+        let parsed: RunConfig = ron::from_str(&text).unwrap();
+        assert_eq!(parsed, RunConfig::default());
+    }
+
+    #[test]
     fn confidence_intervals_follow_student_t() {
         let (m, lo, hi) = mean_ci(&[0.5, 0.6, 0.7]);
         assert!((m - 0.6).abs() < 1e-6);
