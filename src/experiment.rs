@@ -170,6 +170,7 @@ pub fn train(
         offline,
         vocab,
         policy: policy.clone(),
+        models: Default::default(),
     };
     let mut lp = ctx.synthetic_loop(true, true)?;
     let (mut trainer, mut s2r_started, mut synthetic_steps) = if resume {

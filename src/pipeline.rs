@@ -322,6 +322,8 @@ pub(crate) struct SeedContext<'a> {
     pub(crate) offline: Vec<Trajectory>,
     pub(crate) vocab: Vocab,
     pub(crate) policy: TrainConfig,
+    /// Native models fit on `offline`, by whether rule induction is on (fit once, shared).
+    pub(crate) models: std::cell::RefCell<BTreeMap<bool, Arc<NativeModel>>>,
 }
 
 /// The pipeline's curriculum works on task families (template, difficulty): the experience model
@@ -375,6 +377,15 @@ pub fn random_success(
 }
 
 impl SeedContext<'_> {
+    /// The native model fit on the offline data (with or without rule induction), fit once.
+    pub(crate) fn model(&self, rules: bool) -> Arc<NativeModel> {
+        self.models
+            .borrow_mut()
+            .entry(rules)
+            .or_insert_with(|| Arc::new(NativeModel::fit_with(&self.offline, rules)))
+            .clone()
+    }
+
     /// A fresh learner, behaviour-cloned on the offline data when the run says so.
     pub(crate) fn start(&self, force_bc: bool) -> Result<Trainer> {
         let mut t = Trainer::new(self.policy.clone(), self.vocab.clone(), self.device)?;
@@ -463,7 +474,7 @@ impl SeedContext<'_> {
 
     /// The synthetic-training loop: model envs, the curriculum and its RNG.
     pub(crate) fn synthetic_loop(&self, rules: bool, curriculum: bool) -> Result<SyntheticLoop> {
-        let model: Arc<dyn ExperienceModel> = Arc::new(NativeModel::fit_with(&self.offline, rules));
+        let model: Arc<dyn ExperienceModel> = self.model(rules);
         let starts = match (self.factory.scenario(), curriculum) {
             (Some(s), true) => self.harder_starts(s)?,
             _ => vec![],
@@ -643,6 +654,7 @@ pub fn run(
             offline,
             vocab,
             policy: policy.clone(),
+            models: Default::default(),
         };
 
         if k == 0 && cfg.fidelity_episodes > 0 {
@@ -658,9 +670,13 @@ pub fn run(
                 cfg.offline_mix,
                 seed ^ 0xf1d,
             )?;
-            let model = NativeModel::fit(&ctx.offline);
-            fidelity_json =
-                serde_json::to_value(fidelity::evaluate(&model, &ctx.offline, &heldout, 0.99))?;
+            let model = ctx.model(true);
+            fidelity_json = serde_json::to_value(fidelity::evaluate(
+                model.as_ref(),
+                &ctx.offline,
+                &heldout,
+                0.99,
+            ))?;
         }
 
         let floor = random_success(
