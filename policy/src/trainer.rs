@@ -571,12 +571,7 @@ impl Trainer {
         expected_vocab: Option<&Vocab>,
         hidden: Option<usize>,
     ) -> Result<Self, PolicyError> {
-        let parts = checkpoint::read(path)?;
-        let header: Header =
-            serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
-                path: path.to_path_buf(),
-                why: format!("unreadable header: {e}"),
-            })?;
+        let (header, parts) = read_with_header(path)?;
         let mismatch =
             |what: &str, checkpoint: String, run: String| PolicyError::MismatchedCheckpoint {
                 path: path.to_path_buf(),
@@ -681,26 +676,25 @@ impl Trainer {
     }
 }
 
-/// The training configuration stored in a checkpoint (to rebuild what a resumed run must match).
-pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PolicyError> {
+/// Reads a checkpoint and parses its header.
+fn read_with_header(path: &Path) -> Result<(Header, CheckpointParts), PolicyError> {
     let parts = checkpoint::read(path)?;
-    let header: Header =
+    let header =
         serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
             path: path.to_path_buf(),
             why: format!("unreadable header: {e}"),
         })?;
-    Ok(header.config)
+    Ok((header, parts))
+}
+
+/// The training configuration stored in a checkpoint (to rebuild what a resumed run must match).
+pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PolicyError> {
+    Ok(read_with_header(path)?.0.config)
 }
 
 /// The `extra` state saved with [`Trainer::save_with_extra`] (null when none).
 pub fn checkpoint_extra(path: &Path) -> Result<serde_json::Value, PolicyError> {
-    let parts = checkpoint::read(path)?;
-    let header: Header =
-        serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
-            path: path.to_path_buf(),
-            why: format!("unreadable header: {e}"),
-        })?;
-    Ok(header.extra)
+    Ok(read_with_header(path)?.0.extra)
 }
 
 /// Runs `episodes` episodes of `policy` on `sampler`'s tasks.

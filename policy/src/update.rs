@@ -4,7 +4,7 @@
 
 use crate::PolicyError;
 use crate::batch::DenseBatch;
-use crate::net::{NetShape, PolicyNet};
+use crate::net::PolicyNet;
 use crate::rollout::Decided;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -93,6 +93,59 @@ fn scalar(t: Tensor<1>) -> f32 {
     t.into_scalar::<f32>()
 }
 
+/// Densifies the samples' decisions for `net` and one-hot encodes the chosen actions.
+fn chosen_batch(
+    net: &PolicyNet,
+    samples: &[Sample<'_>],
+    device: &Device,
+) -> (DenseBatch, Tensor<2>) {
+    let batch = DenseBatch::build(
+        net.shape(),
+        samples.iter().map(|s| {
+            (
+                &s.decided.encoded.state,
+                s.decided.encoded.actions.as_slice(),
+            )
+        }),
+    );
+    let chosen: Vec<usize> = samples.iter().map(|s| s.decided.action).collect();
+    let one_hot = Tensor::<2>::from_data(
+        TensorData::new(batch.one_hot(&chosen), [batch.batch, batch.slots]),
+        device,
+    );
+    (batch, one_hot)
+}
+
+/// The gradients of `net`, rescaled to global norm at most `max_norm`, and the norm before
+/// rescaling; an error when that norm is not finite.
+fn clipped_gradients(
+    net: &PolicyNet,
+    grads: burn::tensor::Gradients,
+    max_norm: f32,
+) -> Result<(GradientsParams, f32), PolicyError> {
+    let mut grads = GradientsParams::from_grads(grads, net);
+    let mut norm = GradNorm {
+        grads: &grads,
+        sum_sq: 0.0,
+    };
+    net.visit(&mut norm);
+    let grad_norm = norm.sum_sq.sqrt();
+    if !grad_norm.is_finite() {
+        return Err(PolicyError::NonFinite {
+            what: "gradient norm".into(),
+            value: grad_norm,
+        });
+    }
+    if grad_norm > max_norm {
+        let mut scale = GradScale {
+            grads: &mut grads,
+            scale: max_norm / (grad_norm + 1e-6),
+        };
+        net.visit(&mut scale);
+    }
+    Ok((grads, grad_norm))
+}
+
 /// Takes one optimizer step on `samples`; returns the updated network, or an error (and the
 /// network untouched, since the caller keeps its copy) when the loss or gradient is not finite.
 pub fn minibatch_step(
@@ -103,22 +156,8 @@ pub fn minibatch_step(
     lr: f64,
     device: &Device,
 ) -> Result<(PolicyNet, StepStats), PolicyError> {
-    let shape: NetShape = net.shape();
-    let batch = DenseBatch::build(
-        shape,
-        samples.iter().map(|s| {
-            (
-                &s.decided.encoded.state,
-                s.decided.encoded.actions.as_slice(),
-            )
-        }),
-    );
+    let (batch, one_hot) = chosen_batch(&net, samples, device);
     let b = batch.batch;
-    let chosen: Vec<usize> = samples.iter().map(|s| s.decided.action).collect();
-    let one_hot = Tensor::<2>::from_data(
-        TensorData::new(batch.one_hot(&chosen), [b, batch.slots]),
-        device,
-    );
     let old_logp = vector(samples.iter().map(|s| s.decided.log_prob).collect(), device);
     let ref_logp = vector(
         samples.iter().map(|s| s.decided.ref_log_prob).collect(),
@@ -168,26 +207,7 @@ pub fn minibatch_step(
         });
     }
     let grads = loss.backward();
-    let mut grads = GradientsParams::from_grads(grads, &net);
-    let mut norm = GradNorm {
-        grads: &grads,
-        sum_sq: 0.0,
-    };
-    net.visit(&mut norm);
-    let grad_norm = norm.sum_sq.sqrt();
-    if !grad_norm.is_finite() {
-        return Err(PolicyError::NonFinite {
-            what: "gradient norm".into(),
-            value: grad_norm,
-        });
-    }
-    if grad_norm > loss_cfg.max_grad_norm {
-        let mut scale = GradScale {
-            grads: &mut grads,
-            scale: loss_cfg.max_grad_norm / (grad_norm + 1e-6),
-        };
-        net.visit(&mut scale);
-    }
+    let (grads, grad_norm) = clipped_gradients(&net, grads, loss_cfg.max_grad_norm)?;
 
     let stats = StepStats {
         policy_loss: scalar(policy_loss.detach()),
@@ -213,21 +233,7 @@ pub fn bc_step(
     lr: f64,
     device: &Device,
 ) -> Result<(PolicyNet, f32), PolicyError> {
-    let batch = DenseBatch::build(
-        net.shape(),
-        samples.iter().map(|s| {
-            (
-                &s.decided.encoded.state,
-                s.decided.encoded.actions.as_slice(),
-            )
-        }),
-    );
-    let b = batch.batch;
-    let chosen: Vec<usize> = samples.iter().map(|s| s.decided.action).collect();
-    let one_hot = Tensor::<2>::from_data(
-        TensorData::new(batch.one_hot(&chosen), [b, batch.slots]),
-        device,
-    );
+    let (batch, one_hot) = chosen_batch(&net, samples, device);
     let ret = vector(samples.iter().map(|s| s.ret).collect(), device);
     let out = net.forward(&batch, device);
     let nll = -(out.log_probs * one_hot).sum_dim(1).mean();
@@ -240,26 +246,7 @@ pub fn bc_step(
             value: loss_value,
         });
     }
-    let mut grads = GradientsParams::from_grads(loss.backward(), &net);
-    let mut norm = GradNorm {
-        grads: &grads,
-        sum_sq: 0.0,
-    };
-    net.visit(&mut norm);
-    let grad_norm = norm.sum_sq.sqrt();
-    if !grad_norm.is_finite() {
-        return Err(PolicyError::NonFinite {
-            what: "gradient norm".into(),
-            value: grad_norm,
-        });
-    }
-    if grad_norm > max_grad_norm {
-        let mut scale = GradScale {
-            grads: &mut grads,
-            scale: max_grad_norm / (grad_norm + 1e-6),
-        };
-        net.visit(&mut scale);
-    }
+    let (grads, _) = clipped_gradients(&net, loss.backward(), max_grad_norm)?;
     let nll = scalar(nll.detach());
     Ok((optim.step(lr, net, grads), nll))
 }
