@@ -963,19 +963,10 @@ fn run_job(
 ) -> Result<()> {
     use crate::pipeline::RunConfig;
     let mut cfg = match config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            ron::from_str::<RunConfig>(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}:{}:{}: {} (expected a RunConfig, e.g. `(seeds: [1, 2, 3], iterations: 60)`)",
-                    path.display(),
-                    e.span.start.line,
-                    e.span.start.col,
-                    e.code
-                )
-            })?
-        }
+        Some(path) => crate::ron_file::load::<RunConfig>(
+            path,
+            "a RunConfig, e.g. `(seeds: [1, 2, 3], iterations: 60)`",
+        )?,
         None => RunConfig::default(),
     };
     if let Some(s) = seeds {

@@ -46,17 +46,10 @@ impl Default for ExperimentConfig {
 
 /// Loads an experiment file, naming the file and position on error.
 pub fn load(path: &Path) -> Result<ExperimentConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    ron::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{}:{}:{}: {} (expected an experiment, e.g. `(env: \"scenario:scenarios/keys_doors.ron\", run: (iterations: 40))`)",
-            path.display(),
-            e.span.start.line,
-            e.span.start.col,
-            e.code
-        )
-    })
+    crate::ron_file::load(
+        path,
+        "an experiment, e.g. `(env: \"scenario:scenarios/keys_doors.ron\", run: (iterations: 40))`",
+    )
 }
 
 #[derive(Serialize, Deserialize)]

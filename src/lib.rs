@@ -7,4 +7,5 @@ pub mod experiment;
 pub mod pipeline;
 pub mod policy_cmd;
 pub mod report;
+pub mod ron_file;
 pub mod sft;

@@ -48,17 +48,8 @@ pub struct TrainArgs {
 
 /// Loads a training configuration from a RON file, naming the file and position on error.
 pub fn load_config(path: &Path) -> Result<TrainConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let cfg: TrainConfig = ron::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{}:{}:{}: {} (expected a TrainConfig, e.g. `(algo: ppo, iterations: 50)`)",
-            path.display(),
-            e.span.start.line,
-            e.span.start.col,
-            e.code
-        )
-    })?;
+    let cfg: TrainConfig =
+        crate::ron_file::load(path, "a TrainConfig, e.g. `(algo: ppo, iterations: 50)`")?;
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(cfg)
