@@ -8,11 +8,10 @@ use anyhow::{Context, Result, bail};
 use dreamgym_buffer::JsonlWriter;
 use dreamgym_curriculum::Curriculum;
 use dreamgym_policy::{
-    MetricsLog, SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, checkpoint_extra,
+    MetricsLog, RngState, SelectedDevice, Split, TaskSampler, TrainConfig, Trainer,
+    checkpoint_extra,
 };
 use dreamgym_sim::{Env, TaskSpec};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -55,9 +54,7 @@ pub fn load(path: &Path) -> Result<ExperimentConfig> {
 #[derive(Serialize, Deserialize)]
 struct LoopState {
     curriculum: Curriculum,
-    rng_seed: [u8; 32],
-    rng_stream: u64,
-    rng_word_pos: String,
+    rng: RngState,
     s2r_started: bool,
     synthetic_steps: u64,
 }
@@ -65,9 +62,7 @@ struct LoopState {
 fn loop_state(lp: &SyntheticLoop, s2r_started: bool, synthetic_steps: u64) -> serde_json::Value {
     serde_json::to_value(LoopState {
         curriculum: lp.pool.clone(),
-        rng_seed: lp.rng.get_seed(),
-        rng_stream: lp.rng.get_stream(),
-        rng_word_pos: lp.rng.get_word_pos().to_string(),
+        rng: RngState::of(&lp.rng),
         s2r_started,
         synthetic_steps,
     })
@@ -82,14 +77,10 @@ fn restore(lp: &mut SyntheticLoop, v: serde_json::Value, path: &Path) -> Result<
         )
     })?;
     lp.pool = s.curriculum;
-    let mut rng = ChaCha8Rng::from_seed(s.rng_seed);
-    rng.set_stream(s.rng_stream);
-    rng.set_word_pos(
-        s.rng_word_pos
-            .parse()
-            .with_context(|| format!("{}: unreadable RNG state", path.display()))?,
-    );
-    lp.rng = rng;
+    lp.rng = s
+        .rng
+        .restore()
+        .with_context(|| format!("{}: unreadable RNG state", path.display()))?;
     Ok((s.s2r_started, s.synthetic_steps))
 }
 

@@ -22,7 +22,7 @@ pub use net::{NativeNet, NetShape, PolicyNet};
 pub use rollout::{Split, TaskSampler};
 pub use text::{Featurizer, Vocab};
 pub use trainer::{
-    Counters, EvalReport, Trainer, checkpoint_config, checkpoint_extra, evaluate_policy,
+    Counters, EvalReport, RngState, Trainer, checkpoint_config, checkpoint_extra, evaluate_policy,
     vocab_from_env,
 };
 

@@ -45,15 +45,17 @@ pub struct Counters {
     pub schedule_start: usize,
 }
 
+/// The exact state of a ChaCha8 RNG, serialisable (for checkpoints).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RngState {
+pub struct RngState {
     seed: [u8; 32],
     stream: u64,
     word_pos: String,
 }
 
 impl RngState {
-    fn of(rng: &ChaCha8Rng) -> Self {
+    /// Captures `rng`'s state.
+    pub fn of(rng: &ChaCha8Rng) -> Self {
         Self {
             seed: rng.get_seed(),
             stream: rng.get_stream(),
@@ -61,7 +63,8 @@ impl RngState {
         }
     }
 
-    fn restore(&self) -> Option<ChaCha8Rng> {
+    /// The RNG in that state (`None` if the position is unreadable).
+    pub fn restore(&self) -> Option<ChaCha8Rng> {
         let mut rng = ChaCha8Rng::from_seed(self.seed);
         rng.set_stream(self.stream);
         rng.set_word_pos(self.word_pos.parse().ok()?);
