@@ -707,11 +707,13 @@ fn model_eval(
         predictions,
         predictions as f64 / eval_s.max(1e-9)
     );
-    println!("{:<22} {:>10} {:>14}", "metric", "all", "unseen tasks");
+    println!("{:<24} {:>10} {:>14}", "metric", "all", "unseen tasks");
     type Metric = fn(&fidelity::Fidelity) -> f64;
-    let rows: [(&str, Metric); 10] = [
+    let rows: [(&str, Metric); 12] = [
         ("transitions", |f| f.transitions as f64),
         ("next_state_exact", |f| f.next_state_exact),
+        ("revealing", |f| f.revealing),
+        ("next_state_exact_closed", |f| f.next_state_exact_closed),
         ("next_state_f1", |f| f.next_state_f1),
         ("admissible_exact", |f| f.admissible_exact),
         ("reward_accuracy", |f| f.reward_accuracy),
@@ -723,7 +725,7 @@ fn model_eval(
     ];
     for (name, get) in rows {
         println!(
-            "{name:<22} {:>10.4} {:>14.4}",
+            "{name:<24} {:>10.4} {:>14.4}",
             get(&r.all),
             get(&r.unseen_tasks)
         );

@@ -35,6 +35,18 @@ pub struct Fidelity {
     pub mean_confidence: f64,
     /// Predictions the model refused or could not make (scored as the unchanged state).
     pub rejected: usize,
+    /// Share of transitions whose real next state adds a line about an entity (the line's `[id]`,
+    /// or the whole line when it has none) that nothing shown so far mentions — not the action,
+    /// the instruction, the current lines or admissible actions, nor anything earlier in the
+    /// episode (compared on lowercase letters and digits, so `dining table 1` mentions
+    /// `diningtable_1`): the contents of a place visited for the first time. Where such contents
+    /// are drawn anew per instance (household, keys_doors) no model can know them, so
+    /// `1 - revealing` bounds `next_state_exact` there; where the world is fixed across
+    /// instances (webshop's catalogue) they can be learnt.
+    pub revealing: f64,
+    /// `next_state_exact` over the other transitions: those whose outcome mentions only
+    /// entities the episode has already shown or named.
+    pub next_state_exact_closed: f64,
 }
 
 #[derive(Default)]
@@ -50,6 +62,8 @@ struct Acc {
     abs_r: f64,
     conf: f64,
     rejected: usize,
+    revealing: usize,
+    closed_exact: usize,
 }
 
 impl Acc {
@@ -72,6 +86,9 @@ impl Acc {
             gamma,
             mean_confidence: self.conf / n,
             rejected: self.rejected,
+            revealing: self.revealing as f64 / n,
+            next_state_exact_closed: self.closed_exact as f64
+                / (self.n - self.revealing).max(1) as f64,
         }
     }
 }
@@ -88,6 +105,43 @@ fn f1(pred: &[String], real: &[String]) -> f64 {
     }
     let (prec, rec) = (tp / p.len() as f64, tp / r.len() as f64);
     2.0 * prec * rec / (prec + rec)
+}
+
+/// Lowercase letters and digits of a text (`[diningtable_1]` and `dining table 1` agree).
+fn squash(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The entity a state line is about, squashed: its `[id]` prefix, or the whole line.
+fn entity(line: &str) -> String {
+    squash(
+        line.strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map_or(line, |(id, _)| id),
+    )
+}
+
+/// Whether step `s` adds a line about an entity that nothing in `shown` (the squashed texts the
+/// episode showed before it) nor the step's own state and action mentions.
+fn reveals(s: &dreamgym_buffer::Step, shown: &str) -> bool {
+    let mut context = format!(
+        "{}|{}|{}",
+        squash(&s.action),
+        squash(&s.state.instruction),
+        shown
+    );
+    for l in s.state.lines.iter().chain(&s.state.admissible) {
+        context.push('|');
+        context.push_str(&squash(l));
+    }
+    s.next_state
+        .lines
+        .iter()
+        .filter(|l| !s.state.lines.contains(l))
+        .any(|l| !context.contains(&entity(l)))
 }
 
 fn same_set(a: &[String], b: &[String]) -> bool {
@@ -178,7 +232,19 @@ pub fn evaluate(
     let (mut all, mut unseen) = (Acc::default(), Acc::default());
     for t in heldout {
         let is_unseen = !seen.contains(t.task.id.as_str());
+        let mut shown = String::new();
         for (i, s) in t.steps.iter().enumerate() {
+            let reveals = reveals(s, &shown);
+            for l in s
+                .state
+                .lines
+                .iter()
+                .chain(&s.next_state.lines)
+                .chain(&s.next_state.admissible)
+            {
+                shown.push('|');
+                shown.push_str(&squash(l));
+            }
             let ctx = ModelContext::at_step(t, i);
             let (p, rejected) = match model.predict(&ctx) {
                 Ok(p) => (p, false),
@@ -202,7 +268,10 @@ pub fn evaluate(
             {
                 acc.n += 1;
                 acc.rejected += rejected as usize;
-                acc.exact += same_set(&p.next_state.lines, &s.next_state.lines) as usize;
+                let exact = same_set(&p.next_state.lines, &s.next_state.lines);
+                acc.exact += exact as usize;
+                acc.revealing += reveals as usize;
+                acc.closed_exact += (exact && !reveals) as usize;
                 acc.f1 += f1(&p.next_state.lines, &s.next_state.lines);
                 acc.adm += same_set(&p.next_state.admissible, &s.next_state.admissible) as usize;
                 acc.reward += ((p.reward - s.reward).abs() < 1e-3) as usize;
@@ -220,5 +289,52 @@ pub fn evaluate(
         all: all.finish(gamma),
         unseen_tasks: unseen.finish(gamma),
         drift: drift(model, heldout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dreamgym_buffer::{Observation, Step};
+
+    fn step(lines: &[&str], action: &str, next: &[&str]) -> Step {
+        let obs = |l: &[&str]| Observation {
+            lines: l.iter().map(|s| s.to_string()).collect(),
+            instruction: "find the knife".into(),
+            admissible: vec![],
+            feedback: String::new(),
+        };
+        Step {
+            state: obs(lines),
+            action: action.into(),
+            reward: 0.0,
+            next_state: obs(next),
+            done: false,
+            truncated: false,
+            reasoning: None,
+            provenance: dreamgym_buffer::Provenance::Real,
+        }
+    }
+
+    #[test]
+    fn revealing_steps_show_entities_nothing_mentioned() {
+        let here = "[countertop_2] location: you are at countertop 2";
+        let there = "[diningtable_1] location: you are at dining table 1";
+        let knife = "[knife_1] item: a knife in/on dining table 1";
+        // the new place is named by the action: not revealing
+        assert!(!reveals(
+            &step(&[here], "go to dining table 1", &[there]),
+            ""
+        ));
+        // what lies there is not
+        assert!(reveals(
+            &step(&[here], "go to dining table 1", &[there, knife]),
+            ""
+        ));
+        // unless the episode showed it before
+        assert!(!reveals(
+            &step(&[here], "go to dining table 1", &[there, knife]),
+            &squash(knife)
+        ));
     }
 }

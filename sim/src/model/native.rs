@@ -181,6 +181,51 @@ struct Seg<'a> {
 enum Tok {
     Const(u32),
     Var(u32),
+    /// A value the rule's conditions do not bind but computes from what they bind
+    /// (`Rule::derived`).
+    Derived(u32),
+}
+
+/// How a rule computes a word its conditions do not bind.
+#[derive(Clone, Debug, PartialEq)]
+enum Derivation {
+    /// Words of the action joined, each after a separator: `fridge_1` from `go to fridge 1`,
+    /// `diningtable_1` from `go to dining table 1`.
+    Join(Vec<(&'static str, Tok)>),
+    /// A function of a bound variable seen in the examples (`middle` -> `room_b`).
+    Lookup { from: u32, map: FxHashMap<u32, u32> },
+}
+
+/// Separators tried between joined words.
+const JOIN_SEPARATORS: [&str; 3] = ["", "_", "-"];
+
+/// Find how `value` is spelt from consecutive `words` (a start, then each word after one of
+/// [`JOIN_SEPARATORS`]); the separators and the span, or `None`.
+fn spell(value: &str, words: &[&str]) -> Option<(usize, Vec<&'static str>)> {
+    for start in 0..words.len() {
+        let Some(mut rest) = value.strip_prefix(words[start]) else {
+            continue;
+        };
+        let mut seps = vec![""];
+        for w in &words[start + 1..] {
+            if rest.is_empty() {
+                break;
+            }
+            let Some((sep, r)) = JOIN_SEPARATORS.iter().find_map(|sep| {
+                rest.strip_prefix(sep)
+                    .and_then(|r| r.strip_prefix(w))
+                    .map(|r| (*sep, r))
+            }) else {
+                break;
+            };
+            seps.push(sep);
+            rest = r;
+        }
+        if rest.is_empty() && seps.len() > 1 {
+            return Some((start, seps));
+        }
+    }
+    None
 }
 
 /// A lifted rule.
@@ -196,11 +241,12 @@ struct Rule {
     open: bool,
     constants: usize,
     nvars: u32,
+    derived: Vec<Derivation>,
     example: String,
 }
 
 impl Rule {
-    fn derive(&mut self) {
+    fn derive(&mut self, words: &Interner) {
         let mut var_of: HashMap<&Vec<u32>, u32> = HashMap::new();
         self.pattern = self
             .columns
@@ -231,6 +277,7 @@ impl Rule {
             }
             at += n;
         }
+        self.derive_unbound(words, &bound);
         let mut at = 0;
         self.open = false;
         for &(part, n) in &self.shape {
@@ -246,6 +293,86 @@ impl Rule {
             .iter()
             .filter(|t| matches!(t, Tok::Const(_)))
             .count();
+    }
+
+    /// Variables of the outcome that the conditions do not bind: computed from the action's words
+    /// when every example spells them that way, else from a bound variable they are a function of.
+    fn derive_unbound(&mut self, words: &Interner, bound: &std::collections::HashSet<u32>) {
+        let n_action = self.shape.first().map_or(0, |s| s.1);
+        let mut unbound: Vec<u32> = self
+            .pattern
+            .iter()
+            .filter_map(|t| match t {
+                Tok::Var(v) if !bound.contains(v) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        unbound.dedup();
+        unbound.sort_unstable();
+        unbound.dedup();
+        for v in unbound {
+            let Some(col) = self.pattern.iter().position(|t| *t == Tok::Var(v)) else {
+                continue;
+            };
+            let values = &self.columns[col];
+            let examples = values.len();
+            let action_words = |e: usize| -> Vec<&str> {
+                (0..n_action)
+                    .map(|c| words.words[self.columns[c][e] as usize].as_str())
+                    .collect()
+            };
+            let join = spell(&words.words[values[0] as usize], &action_words(0)).filter(
+                |(start, seps)| {
+                    (1..examples).all(|e| {
+                        let w = action_words(e);
+                        let spelt: String = seps
+                            .iter()
+                            .zip(&w[*start..])
+                            .map(|(sep, x)| format!("{sep}{x}"))
+                            .collect();
+                        spelt == words.words[values[e] as usize]
+                    })
+                },
+            );
+            let derivation = if let Some((start, seps)) = join {
+                Some(Derivation::Join(
+                    seps.iter()
+                        .enumerate()
+                        .map(|(i, sep)| (*sep, self.pattern[start + i].clone()))
+                        .collect(),
+                ))
+            } else {
+                // a bound variable (action first) that determines this one in every example
+                let mut sources: Vec<(usize, u32)> = vec![];
+                for (c, t) in self.pattern.iter().enumerate() {
+                    if let Tok::Var(u) = t
+                        && bound.contains(u)
+                        && !sources.iter().any(|s| s.1 == *u)
+                    {
+                        sources.push((c, *u));
+                    }
+                }
+                // a function shown on one example per key could be chance: ask for two per key
+                sources.into_iter().find_map(|(c, u)| {
+                    let mut map = FxHashMap::default();
+                    let functional = self.columns[c]
+                        .iter()
+                        .zip(values)
+                        .all(|(&k, &x)| *map.entry(k).or_insert(x) == x);
+                    (functional && examples >= 2 * map.len())
+                        .then_some(Derivation::Lookup { from: u, map })
+                })
+            };
+            if let Some(d) = derivation {
+                let k = self.derived.len() as u32;
+                self.derived.push(d);
+                for t in &mut self.pattern {
+                    if *t == Tok::Var(v) {
+                        *t = Tok::Derived(k);
+                    }
+                }
+            }
+        }
     }
 
     /// Preference among matching rules: rules seen more than once (generalisations), then the
@@ -323,8 +450,9 @@ impl NativeModel {
                 m.learn(s, &mut index);
             }
         }
+        let words = &m.words;
         for r in &mut m.rules {
-            r.derive();
+            r.derive(words);
         }
         // candidates in preference order, so the first rule that applies is the best one
         let rules = &m.rules;
@@ -495,6 +623,7 @@ impl NativeModel {
                 open: false,
                 constants: 0,
                 nvars: 0,
+                derived: vec![],
                 example: s.action.clone(),
             });
             let r = self.rules.len() - 1;
@@ -528,6 +657,8 @@ impl NativeModel {
                     Some(_) => {}
                     None => b[*x as usize] = Some(t),
                 },
+                // derived words only occur in what a rule adds
+                Tok::Derived(_) => return false,
             }
         }
         true
@@ -570,17 +701,31 @@ impl NativeModel {
             .all(|(_, l)| !removed.iter().any(|p| Self::unify(*p, l, &mut b.to_vec())))
     }
 
-    fn fill(v: &Vocab, pat: Seg, b: &[Option<u32>]) -> Option<String> {
+    fn fill(v: &Vocab, r: &Rule, pat: Seg, b: &[Option<u32>]) -> Option<String> {
+        let word = |t: &Tok| match t {
+            Tok::Const(c) => Some(*c),
+            Tok::Var(x) => b[*x as usize],
+            Tok::Derived(_) => None,
+        };
         let mut out = String::new();
         for (t, &sp) in pat.toks.iter().zip(pat.spacing) {
             if sp {
                 out.push(' ');
             }
-            let id = match t {
-                Tok::Const(c) => *c,
-                Tok::Var(x) => b[*x as usize]?,
-            };
-            out.push_str(v.word(id));
+            match t {
+                Tok::Derived(k) => match &r.derived[*k as usize] {
+                    Derivation::Join(parts) => {
+                        for (sep, p) in parts {
+                            out.push_str(sep);
+                            out.push_str(v.word(word(p)?));
+                        }
+                    }
+                    Derivation::Lookup { from, map } => {
+                        out.push_str(v.word(*map.get(&b[*from as usize]?)?));
+                    }
+                },
+                t => out.push_str(v.word(word(t)?)),
+            }
         }
         Some(out)
     }
@@ -618,6 +763,23 @@ impl NativeModel {
         Some(Matched { b, used, used_adm })
     }
 
+    /// Whether keeping the state's lines outside `removed` would keep a line of a kind that
+    /// actions of this form always took away in training (the old place's lines on a move).
+    fn leaves_stale_lines(&self, q: &Query, lines: &[String], removed: &[usize]) -> bool {
+        let Some(stats) = self.persistence.get(&(
+            q.action.ids.len(),
+            q.action.ids.first().copied().unwrap_or(u32::MAX),
+        )) else {
+            return false;
+        };
+        lines.iter().enumerate().any(|(i, l)| {
+            !removed.contains(&i)
+                && stats
+                    .get(line_kind(l))
+                    .is_some_and(|&(kept, gone)| kept == 0 && gone > 0)
+        })
+    }
+
     /// Try rule `r`; on success the predicted observation and the bindings.
     fn apply(
         &self,
@@ -629,13 +791,16 @@ impl NativeModel {
         let segs: Vec<(Part, Seg)> = r.segments().collect();
         let get = |p: Part| segs.iter().filter(move |(q, _)| *q == p).map(|(_, s)| *s);
         let Matched { b, used, used_adm } = Self::match_rule(r, &segs, q)?;
+        if self.leaves_stale_lines(q, &ctx.state.lines, &used) {
+            return None;
+        }
         let added: Vec<String> = get(Part::Added)
-            .map(|p| Self::fill(v, p, &b))
+            .map(|p| Self::fill(v, r, p, &b))
             .collect::<Option<_>>()?;
         let adm_added: Vec<String> = get(Part::AdmAdded)
-            .map(|p| Self::fill(v, p, &b))
+            .map(|p| Self::fill(v, r, p, &b))
             .collect::<Option<_>>()?;
-        let feedback = Self::fill(v, get(Part::Feedback).next()?, &b)?;
+        let feedback = Self::fill(v, r, get(Part::Feedback).next()?, &b)?;
         Some((
             Observation {
                 lines: splice(&ctx.state.lines, &used, added),
@@ -665,7 +830,7 @@ impl NativeModel {
             used_adm,
         } = Self::match_rule(r, &segs, q)?;
         let added: Vec<Seg> = get(Part::Added).collect();
-        let filled: Vec<Option<String>> = added.iter().map(|p| Self::fill(v, *p, &b)).collect();
+        let filled: Vec<Option<String>> = added.iter().map(|p| Self::fill(v, r, *p, &b)).collect();
         if filled.iter().all(Option::is_some) {
             return None; // nothing to recall: the rule applies on its own
         }
@@ -704,12 +869,12 @@ impl NativeModel {
         }
         let lines_back: Vec<String> = added
             .iter()
-            .map(|p| Self::fill(&words, *p, &b))
+            .map(|p| Self::fill(&words, r, *p, &b))
             .collect::<Option<_>>()?;
         let adm_back: Vec<String> = get(Part::AdmAdded)
-            .map(|p| Self::fill(&words, p, &b))
+            .map(|p| Self::fill(&words, r, p, &b))
             .collect::<Option<_>>()?;
-        let feedback = Self::fill(&words, get(Part::Feedback).next()?, &b)?;
+        let feedback = Self::fill(&words, r, get(Part::Feedback).next()?, &b)?;
         // lines of kinds that such actions usually take away (the old place's) go too
         let stats = self.persistence.get(&(
             q.action.ids.len(),
@@ -803,6 +968,192 @@ impl NativeModel {
             });
         }
         None
+    }
+
+    /// Apply rule `r` with its removed lines read as *sets* (stage 3b of
+    /// [`ExperienceModel::predict`]): each removed pattern takes away every line it fits, its own
+    /// variables free per line and the rest bound as one, so a rule learnt leaving a place with
+    /// one object applies to a place with three. Removed admissible-action patterns likewise.
+    /// Added lines the bindings cannot fill are what a place visited for the first time holds:
+    /// taken from the episode's history when the agent left that place before, else left out.
+    /// `None` when some removed pattern fits no line, when a line of a kind such actions always
+    /// take away would stay, or when the feedback cannot be filled.
+    fn apply_as_sets(
+        &self,
+        v: &Vocab,
+        q: &Query,
+        r: &Rule,
+        ctx: &ModelContext,
+    ) -> Option<(Observation, Vec<Option<u32>>, Option<usize>)> {
+        let segs: Vec<(Part, Seg)> = r.segments().collect();
+        let get = |p: Part| segs.iter().filter(move |(x, _)| *x == p).map(|(_, s)| *s);
+        let vars = |seg: &Seg| -> Vec<u32> {
+            let mut out: Vec<u32> = seg
+                .toks
+                .iter()
+                .filter_map(|t| if let Tok::Var(x) = t { Some(*x) } else { None })
+                .collect();
+            out.sort_unstable();
+            out.dedup();
+            out
+        };
+        // in how many segments (admissible-action changes aside) each variable occurs
+        let mut occurs = vec![0usize; r.nvars as usize];
+        for (part, seg) in &segs {
+            if !matches!(part, Part::AdmRemoved | Part::AdmAdded) {
+                for x in vars(seg) {
+                    occurs[x as usize] += 1;
+                }
+            }
+        }
+        let mut b: Vec<Option<u32>> = vec![None; r.nvars as usize];
+        if !Self::unify(get(Part::Action).next()?, &q.action, &mut b) {
+            return None;
+        }
+        if let Some(ins) = get(Part::Instruction).next()
+            && !Self::unify(ins, &q.instruction, &mut b)
+        {
+            return None;
+        }
+        let mut used: Vec<usize> = vec![];
+        for p in get(Part::Removed) {
+            let own: Vec<u32> = vars(&p)
+                .into_iter()
+                .filter(|&x| occurs[x as usize] == 1)
+                .collect();
+            let mut any = false;
+            for (i, line) in q.lines.iter().enumerate() {
+                if used.contains(&i) {
+                    continue;
+                }
+                let mut lb = b.clone();
+                for &x in &own {
+                    lb[x as usize] = None;
+                }
+                if Self::unify(p, line, &mut lb) {
+                    for (x, val) in lb.into_iter().enumerate() {
+                        if !own.contains(&(x as u32)) {
+                            b[x] = val;
+                        }
+                    }
+                    used.push(i);
+                    any = true;
+                }
+            }
+            if !any {
+                return None;
+            }
+        }
+        let context: Vec<Seg> = get(Part::Context).collect();
+        let mut taken = used.clone();
+        if !Self::match_all(&context, &q.lines, &mut taken, &mut b) {
+            return None;
+        }
+        if self.leaves_stale_lines(q, &ctx.state.lines, &used) {
+            return None;
+        }
+        let mut used_adm: Vec<usize> = vec![];
+        for p in get(Part::AdmRemoved) {
+            for (i, a) in q.admissible.iter().enumerate() {
+                if !used_adm.contains(&i) && Self::unify(p, a, &mut b.clone()) {
+                    used_adm.push(i);
+                }
+            }
+        }
+        let feedback = Self::fill(v, r, get(Part::Feedback).next()?, &b)?;
+        let added: Vec<String> = get(Part::Added)
+            .filter_map(|p| Self::fill(v, r, p, &b))
+            .collect();
+        let mut adm_added: Vec<String> = get(Part::AdmAdded)
+            .filter_map(|p| Self::fill(v, r, p, &b))
+            .collect();
+        let mut lines = added;
+        // back at a place left earlier: everything lost on leaving it comes back
+        let back = (!lines.is_empty())
+            .then(|| {
+                ctx.history.iter().enumerate().rev().find(|(_, h)| {
+                    let gone = diff(&h.state.lines, &h.next_state.lines);
+                    lines.iter().all(|a| gone.contains(&a))
+                })
+            })
+            .flatten();
+        if let Some((_, h)) = back {
+            for l in diff(&h.state.lines, &h.next_state.lines) {
+                if !lines.contains(l) {
+                    lines.push(l.clone());
+                }
+            }
+            for a in diff(&h.state.admissible, &h.next_state.admissible) {
+                if !adm_added.contains(a) {
+                    adm_added.push(a.clone());
+                }
+            }
+        }
+        let kept_adm: Vec<usize> = (0..ctx.state.admissible.len())
+            .filter(|i| adm_added.contains(&ctx.state.admissible[*i]))
+            .collect();
+        used_adm.retain(|i| !kept_adm.contains(i));
+        adm_added.retain(|a| !ctx.state.admissible.contains(a));
+        Some((
+            Observation {
+                lines: splice(&ctx.state.lines, &used, lines),
+                instruction: ctx.state.instruction.clone(),
+                admissible: splice(&ctx.state.admissible, &used_adm, adm_added),
+                feedback,
+            },
+            b,
+            back.map(|(k, _)| k),
+        ))
+    }
+
+    /// The prediction of the best rule that applies with its removed lines read as sets.
+    fn by_rule_as_sets(
+        &self,
+        vocab: &Vocab,
+        query: &Query,
+        cands: &[usize],
+        ctx: &ModelContext,
+    ) -> Option<Prediction> {
+        let (r, obs, back) = cands.iter().find_map(|&ri| {
+            let r = &self.rules[ri];
+            self.apply_as_sets(vocab, query, r, ctx)
+                .map(|(obs, _, back)| (r, obs, back))
+        })?;
+        let gone = diff(&ctx.state.lines, &obs.lines);
+        let new = diff(&obs.lines, &ctx.state.lines);
+        let mut why = format!(
+            "Rule induced from {} transition(s) like `{}`, applied to every line of the forms it removes: it removes {gone:?} and adds {new:?}.",
+            r.support, r.example
+        );
+        match back {
+            Some(k) => {
+                let _ = write!(
+                    why,
+                    " Back at a place left at step {k}: recalled what was there."
+                );
+            }
+            None if r.open => {
+                let _ = write!(
+                    why,
+                    " What this place holds was never seen in this episode: predicting nothing more."
+                );
+            }
+            None => {}
+        }
+        let _ = write!(
+            why,
+            " Reward {}{}.",
+            r.reward,
+            if r.done { ", episode ends" } else { "" }
+        );
+        Some(Prediction {
+            reasoning: why,
+            next_state: obs,
+            reward: r.reward,
+            done: r.done,
+            success: r.done && r.reward >= 0.999,
+            confidence: 0.5 * r.support as f32 / (r.support as f32 + 1.0),
+        })
     }
 
     /// Explain a transition by an induced rule only (no memory of the exact situation): the
@@ -969,6 +1320,10 @@ impl NativeModel {
         if let Some(p) = self.by_rule(&vocab, &query, cands, ctx) {
             return p;
         }
+        // 3b. the same rules with removed lines read as sets (admissible actions only)
+        if admissible && let Some(p) = self.by_rule_as_sets(&vocab, &query, cands, ctx) {
+            return p;
+        }
         // 4. failure semantics
         let (why, conf) = if admissible {
             (
@@ -1032,6 +1387,123 @@ mod tests {
             let norm: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
             prop_assert_eq!(out, norm);
         }
+    }
+
+    #[test]
+    fn spell_finds_ids_joined_from_action_words() {
+        assert_eq!(
+            spell("diningtable_1", &["go", "to", "dining", "table", "1"]),
+            Some((2, vec!["", "", "_"]))
+        );
+        assert_eq!(
+            spell("fridge_1", &["go", "to", "fridge", "1"]),
+            Some((2, vec!["", "_"]))
+        );
+        assert_eq!(
+            spell("room_b", &["go", "to", "the", "middle", "room"]),
+            None
+        );
+        // one word alone is the word itself, not a join
+        assert_eq!(spell("fridge", &["go", "to", "fridge", "1"]), None);
+    }
+
+    const PLACES: [(&str, u32); 5] = [
+        ("kitchen", 1),
+        ("hall", 2),
+        ("garden", 3),
+        ("attic", 4),
+        ("cellar", 5),
+    ];
+
+    /// At `place` with `items` lying there, in a world of the five [`PLACES`].
+    fn at(place: (&str, u32), items: &[&str]) -> Observation {
+        let (p, n) = place;
+        let mut lines = vec![format!("[{p}_{n}] location: you are at {p} {n}")];
+        let mut admissible: Vec<String> = PLACES
+            .iter()
+            .filter(|x| x.0 != p)
+            .map(|(q, m)| format!("go to {q} {m}"))
+            .collect();
+        for it in items {
+            lines.push(format!("[{it}_1] item: a {it} in/on {p} {n}"));
+            admissible.push(format!("take {it} from {p} {n}"));
+        }
+        Observation {
+            lines,
+            instruction: "tidy up".into(),
+            admissible,
+            feedback: String::new(),
+        }
+    }
+
+    fn go(from: Observation, to: (&str, u32)) -> Step {
+        let mut next = at(to, &[]);
+        next.feedback = format!("You arrive at {} {}.", to.0, to.1);
+        Step {
+            state: from,
+            action: format!("go to {} {}", to.0, to.1),
+            reward: 0.0,
+            next_state: next,
+            done: false,
+            truncated: false,
+            reasoning: None,
+            provenance: dreamgym_buffer::Provenance::Real,
+        }
+    }
+
+    fn episode(steps: Vec<Step>) -> Trajectory {
+        serde_json::from_value(serde_json::json!({
+            "task": {"id": "t", "instruction": "tidy up"},
+            "env_id": "test", "seed": 0, "provenance": "real", "policy": "test",
+            "steps": steps,
+            "outcome": {"success": false, "total_reward": 0.0, "length": steps.len(), "truncated": false},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn moves_generalise_to_new_places_and_any_number_of_objects() {
+        // trained on moves among four places, leaving places with at most one object (one of
+        // three kinds)
+        let mut steps = vec![];
+        for (i, &a) in PLACES[..4].iter().enumerate() {
+            for (j, &b) in PLACES[..4].iter().enumerate() {
+                if i != j {
+                    steps.push(go(at(a, &[]), b));
+                    steps.push(go(at(a, &[["cup", "fork", "plate"][(i + j) % 3]]), b));
+                }
+            }
+        }
+        let model = NativeModel::fit(&[episode(steps)]);
+        // leave a place with three objects for a place never seen in training
+        let state = at(PLACES[0], &["cup", "fork", "bowl"]);
+        let task = dreamgym_buffer::Task {
+            id: "t".into(),
+            instruction: "tidy up".into(),
+            params: Default::default(),
+            difficulty: 1,
+            origin: Default::default(),
+        };
+        let p = model.predict_native(&ModelContext {
+            task: &task,
+            history: &[],
+            state: &state,
+            action: "go to cellar 5",
+            retrieved: &[],
+        });
+        assert_eq!(
+            p.next_state.lines,
+            at(PLACES[4], &[]).lines,
+            "{}",
+            p.reasoning
+        );
+        let mut adm = p.next_state.admissible.clone();
+        let mut want = at(PLACES[4], &[]).admissible;
+        adm.sort();
+        want.sort();
+        assert_eq!(adm, want, "{}", p.reasoning);
+        assert_eq!(p.next_state.feedback, "You arrive at cellar 5.");
+        assert_eq!((p.reward, p.done), (0.0, false));
     }
 
     #[test]
