@@ -2,7 +2,7 @@
 //! on 10k and 100k real transitions of household (mixed expert / noisy-expert / random data),
 //! predicting held-out transitions of unseen task instances. One core.
 //!
-//! Run: `cargo bench --bench model`
+//! Run: `cargo bench --bench model`. Uses mimalloc, as the `dreamgym` binary does.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dreamgym_buffer::Trajectory;
@@ -12,6 +12,9 @@ use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
 use dreamgym_sim::{ScenarioEnv, TaskSpec};
 use rand::SeedableRng;
 use std::path::Path;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Trajectories with `steps` transitions in all, from seeds starting at `first`.
 fn data(steps: usize, first: u64) -> Vec<Trajectory> {

@@ -261,6 +261,8 @@ struct Rule {
     pattern: Vec<Tok>,
     /// Some added line has a variable nothing binds (history recall can fill it).
     open: bool,
+    /// Open, and some other added line is fully bound: history recall has a line to look for.
+    recallable: bool,
     constants: usize,
     nvars: u32,
     derived: Vec<Derivation>,
@@ -306,14 +308,18 @@ impl Rule {
         self.derive_relations(words);
         let mut at = 0;
         self.open = false;
+        let mut anchored = false;
         for &(part, n) in &self.shape {
             if part == Part::Added {
-                self.open |= self.pattern[at..at + n]
+                let open = self.pattern[at..at + n]
                     .iter()
                     .any(|t| matches!(t, Tok::Var(v) if !bound.contains(v)));
+                self.open |= open;
+                anchored |= !open;
             }
             at += n;
         }
+        self.recallable = self.open && anchored;
         self.constants = self
             .pattern
             .iter()
@@ -760,6 +766,7 @@ impl NativeModel {
                 done: ex.done,
                 pattern: vec![],
                 open: false,
+                recallable: false,
                 constants: 0,
                 nvars: 0,
                 derived: vec![],
@@ -783,25 +790,97 @@ impl NativeModel {
         }
     }
 
-    /// Match a pattern against a tokenized text, extending `b`.
-    fn unify(pat: Seg, text: &Tokenized, b: &mut [Option<u32>]) -> bool {
+    /// Whether a pattern matches a tokenized text given bindings `b` (unbound variables match
+    /// anything, the same word wherever they repeat). Binds nothing.
+    fn fits(pat: Seg, text: &Tokenized, b: &[Option<u32>]) -> bool {
+        Self::fits_with(pat, text, b, false)
+    }
+
+    /// [`Self::fits`]; with `loose`, derived words match anything too.
+    fn fits_with(pat: Seg, text: &Tokenized, b: &[Option<u32>], loose: bool) -> bool {
         if text.ids.len() != pat.toks.len() || text.spacing != pat.spacing {
             return false;
         }
-        for (&t, p) in text.ids.iter().zip(pat.toks) {
-            match p {
-                Tok::Const(c) if *c == t => {}
-                Tok::Const(_) => return false,
+        for (j, (&t, p)) in text.ids.iter().zip(pat.toks).enumerate() {
+            let ok = match p {
+                Tok::Const(c) => *c == t,
                 Tok::Var(x) => match b[*x as usize] {
-                    Some(y) if y != t => return false,
-                    Some(_) => {}
-                    None => b[*x as usize] = Some(t),
+                    Some(y) => y == t,
+                    // an unbound variable seen earlier in the pattern must take the same word
+                    None => pat.toks[..j]
+                        .iter()
+                        .zip(&text.ids)
+                        .all(|(q, &u)| q != p || u == t),
                 },
                 // derived words only occur in what a rule adds
-                Tok::Derived(_) => return false,
+                Tok::Derived(_) => loose,
+            };
+            if !ok {
+                return false;
             }
         }
         true
+    }
+
+    /// Match a pattern against a tokenized text, extending `b` (and recording each variable it
+    /// binds on `trail`); on failure `b` is unchanged.
+    fn bind(pat: Seg, text: &Tokenized, b: &mut [Option<u32>], trail: &mut Vec<u32>) -> bool {
+        if !Self::fits(pat, text, b) {
+            return false;
+        }
+        for (&t, p) in text.ids.iter().zip(pat.toks) {
+            if let Tok::Var(x) = p
+                && b[*x as usize].is_none()
+            {
+                b[*x as usize] = Some(t);
+                trail.push(*x);
+            }
+        }
+        true
+    }
+
+    /// Match a pattern against a tokenized text, extending `b`; on failure `b` is unchanged.
+    fn unify(pat: Seg, text: &Tokenized, b: &mut [Option<u32>]) -> bool {
+        if !Self::fits(pat, text, b) {
+            return false;
+        }
+        for (&t, p) in text.ids.iter().zip(pat.toks) {
+            if let Tok::Var(x) = p {
+                b[*x as usize] = Some(t);
+            }
+        }
+        true
+    }
+
+    /// Whether every line rule `r` adds fits one of `lost` given what the action binds: a
+    /// necessary condition for [`Self::recall`], checked without allocating.
+    fn may_recall(r: &Rule, q: &Query, lost: &[Tokenized]) -> bool {
+        let mut buf = [None; 64];
+        let Some(b) = buf.get_mut(..r.nvars as usize) else {
+            return true;
+        };
+        let mut segs = r.segments();
+        let Some((_, action)) = segs.next() else {
+            return false;
+        };
+        Self::unify(action, &q.action, b)
+            && segs
+                .filter(|(p, _)| *p == Part::Added)
+                .all(|(_, seg)| lost.iter().any(|l| Self::fits_with(seg, l, b, true)))
+    }
+
+    /// Whether the rule's action pattern fits the query's action (a cheap first filter).
+    fn action_fits(r: &Rule, q: &Query) -> bool {
+        const UNBOUND: [Option<u32>; 64] = [None; 64];
+        let n = r.shape.first().map_or(0, |s| s.1);
+        let seg = Seg {
+            toks: &r.pattern[..n],
+            spacing: &r.spacing[..n],
+        };
+        if (r.nvars as usize) > UNBOUND.len() {
+            return Self::fits(seg, &q.action, &vec![None; r.nvars as usize]);
+        }
+        Self::fits(seg, &q.action, &UNBOUND[..r.nvars as usize])
     }
 
     /// Match each of `pats` to a distinct item of `items` (backtracking); records the matches.
@@ -811,6 +890,17 @@ impl NativeModel {
         used: &mut Vec<usize>,
         b: &mut Vec<Option<u32>>,
     ) -> bool {
+        let mut trail = Vec::new();
+        Self::match_rest(pats, items, used, b, &mut trail)
+    }
+
+    fn match_rest(
+        pats: &[Seg],
+        items: &[Tokenized],
+        used: &mut Vec<usize>,
+        b: &mut Vec<Option<u32>>,
+        trail: &mut Vec<u32>,
+    ) -> bool {
         let Some((first, rest)) = pats.split_first() else {
             return true;
         };
@@ -818,15 +908,17 @@ impl NativeModel {
             if used.contains(&i) || item.ids.len() != first.toks.len() {
                 continue;
             }
-            let saved = b.clone();
-            if Self::unify(*first, item, b) {
+            let mark = trail.len();
+            if Self::bind(*first, item, b, trail) {
                 used.push(i);
-                if Self::match_all(rest, items, used, b) {
+                if Self::match_rest(rest, items, used, b, trail) {
                     return true;
                 }
                 used.pop();
+                for x in trail.drain(mark..) {
+                    b[x as usize] = None;
+                }
             }
-            *b = saved;
         }
         false
     }
@@ -838,7 +930,7 @@ impl NativeModel {
             .iter()
             .enumerate()
             .filter(|(i, _)| !used.contains(i))
-            .all(|(_, l)| !removed.iter().any(|p| Self::unify(*p, l, &mut b.to_vec())))
+            .all(|(_, l)| !removed.iter().any(|p| Self::fits(*p, l, b)))
     }
 
     fn fill(v: &Vocab, r: &Rule, pat: Seg, b: &[Option<u32>]) -> Option<String> {
@@ -928,6 +1020,9 @@ impl NativeModel {
         r: &Rule,
         ctx: &ModelContext,
     ) -> Option<(Observation, Vec<Option<u32>>)> {
+        if !Self::action_fits(r, q) {
+            return None;
+        }
         let segs: Vec<(Part, Seg)> = r.segments().collect();
         let get = |p: Part| segs.iter().filter(move |(q, _)| *q == p).map(|(_, s)| *s);
         let Matched { b, used, used_adm } = Self::match_rule(r, &segs, q)?;
@@ -961,7 +1056,11 @@ impl NativeModel {
         q: &Query,
         r: &Rule,
         ctx: &ModelContext,
+        lost: &[Vec<&String>],
     ) -> Option<(Observation, usize)> {
+        if !Self::action_fits(r, q) {
+            return None;
+        }
         let segs: Vec<(Part, Seg)> = r.segments().collect();
         let get = |p: Part| segs.iter().filter(move |(q, _)| *q == p).map(|(_, s)| *s);
         let Matched {
@@ -982,10 +1081,10 @@ impl NativeModel {
             return None;
         }
         // the latest step that took the agent away from where the anchors hold
-        let (k, step) = ctx.history.iter().enumerate().rev().find(|(_, h)| {
-            let gone = diff(&h.state.lines, &h.next_state.lines);
-            anchors.iter().all(|a| gone.contains(a))
-        })?;
+        let k = lost
+            .iter()
+            .rposition(|gone| anchors.iter().all(|a| gone.contains(a)))?;
+        let step = &ctx.history[k];
         // the lines lost then that have the form of the rule's unfilled lines, all of them
         let open: Vec<Seg> = added
             .iter()
@@ -1001,7 +1100,7 @@ impl NativeModel {
             .into_iter()
             .filter(|l| !anchors.contains(l))
             .map(|l| Tokenized::new(&mut words, l))
-            .filter(|t| open.iter().any(|p| Self::unify(*p, t, &mut b.clone())))
+            .filter(|t| open.iter().any(|p| Self::fits(*p, t, &b)))
             .collect();
         if pool.len() != open.len() {
             return None;
@@ -1151,6 +1250,9 @@ impl NativeModel {
         r: &Rule,
         ctx: &ModelContext,
     ) -> Option<(Observation, Vec<Option<u32>>, Option<usize>)> {
+        if !Self::action_fits(r, q) {
+            return None;
+        }
         let segs: Vec<(Part, Seg)> = r.segments().collect();
         let get = |p: Part| segs.iter().filter(move |(x, _)| *x == p).map(|(_, s)| *s);
         let vars = |seg: &Seg| -> Vec<u32> {
@@ -1221,7 +1323,7 @@ impl NativeModel {
         let mut used_adm: Vec<usize> = vec![];
         for p in get(Part::AdmRemoved) {
             for (i, a) in q.admissible.iter().enumerate() {
-                if !used_adm.contains(&i) && Self::unify(p, a, &mut b.clone()) {
+                if !used_adm.contains(&i) && Self::fits(p, a, &b) {
                     used_adm.push(i);
                 }
             }
@@ -1408,7 +1510,6 @@ impl NativeModel {
     pub fn predict_native(&self, ctx: &ModelContext) -> Prediction {
         let success_of = |reward: f32, done: bool| done && reward >= 0.999;
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
-        let (vocab, query, cands) = self.query(ctx);
         // 1. exact memory
         let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
         let remembered = self.memory.get(&key).map(|outcomes| {
@@ -1455,12 +1556,35 @@ impl NativeModel {
                 return p.clone();
             }
         }
+        let (vocab, query, cands) = self.query(ctx);
         // back to a place seen earlier in this episode: what the agent saw there beats a guess
         // from other episodes, whose hidden parts differ
         if admissible && !ctx.history.is_empty() {
-            for &ri in cands.iter().filter(|&&ri| self.rules[ri].open) {
+            // the lines each step of the episode took away
+            let lost: Vec<Vec<&String>> = ctx
+                .history
+                .iter()
+                .map(|h| diff(&h.state.lines, &h.next_state.lines))
+                .collect();
+            // recall brings back lines lost at one step: every line a rule adds must look like
+            // one of them (a cheap test before matching the rule)
+            let mut lost_words = Vocab {
+                known: vocab.known,
+                extra: vocab.extra.clone(),
+            };
+            let mut lost_lines: Vec<&String> = lost.iter().flatten().copied().collect();
+            lost_lines.sort_unstable();
+            lost_lines.dedup();
+            let lost_lines: Vec<Tokenized> = lost_lines
+                .into_iter()
+                .map(|l| Tokenized::new(&mut lost_words, l))
+                .collect();
+            for &ri in cands.iter().filter(|&&ri| self.rules[ri].recallable) {
                 let r = &self.rules[ri];
-                if let Some((obs, k)) = self.recall(&vocab, &query, r, ctx) {
+                if !Self::may_recall(r, &query, &lost_lines) {
+                    continue;
+                }
+                if let Some((obs, k)) = self.recall(&vocab, &query, r, ctx, &lost) {
                     return Prediction {
                         reasoning: format!(
                             "Rule induced from {} transition(s) like `{}` leads back to a place left at step {k} of this episode; recalled what was seen there ({} line(s)). Reward {}{}.",
