@@ -156,7 +156,7 @@ pub fn train(
         policy: policy.clone(),
         models: Default::default(),
     };
-    let mut lp = ctx.synthetic_loop(true, true)?;
+    let mut lp = ctx.synthetic_loop(true, true, true)?;
     let (mut trainer, mut s2r_started, mut synthetic_steps) = if resume {
         let t = Trainer::resume(&ckpt, device, Some(&ctx.vocab), Some(policy.hidden))?;
         let (s2r, synthetic) = restore(&mut lp, checkpoint_extra(&ckpt)?, &ckpt)?;

@@ -74,7 +74,7 @@ pub struct RunConfig {
     pub eval_episodes: usize,
     /// Real held-out episodes used only to measure the model's fidelity.
     pub fidelity_episodes: usize,
-    /// Run the ablations (without reasoning, without curriculum).
+    /// Run the ablations (without retrieval, without reasoning, without curriculum).
     pub ablations: bool,
     /// Points on each learning curve.
     pub curve_points: usize,
@@ -416,6 +416,7 @@ impl SeedContext<'_> {
         &self,
         model: Arc<dyn ExperienceModel>,
         extra_starts: &[(dreamgym_buffer::Task, Observation)],
+        retrieval: bool,
     ) -> Vec<Box<dyn Env>> {
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
@@ -429,6 +430,7 @@ impl SeedContext<'_> {
         (0..self.policy.num_envs)
             .map(|_| {
                 let mut m = ModelEnv::new(model.clone(), &self.offline, max_steps);
+                m.set_retrieval(retrieval);
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
                 }
@@ -472,14 +474,21 @@ impl SeedContext<'_> {
         Ok(out)
     }
 
-    /// The synthetic-training loop: model envs, the curriculum and its RNG.
-    pub(crate) fn synthetic_loop(&self, rules: bool, curriculum: bool) -> Result<SyntheticLoop> {
+    /// The synthetic-training loop: model envs, the curriculum and its RNG. `rules`: the native
+    /// model's rule induction; `curriculum`: task selection by value and harder variants;
+    /// `retrieval`: the model sees the real transitions of the task being played.
+    pub(crate) fn synthetic_loop(
+        &self,
+        rules: bool,
+        curriculum: bool,
+        retrieval: bool,
+    ) -> Result<SyntheticLoop> {
         let model: Arc<dyn ExperienceModel> = self.model(rules);
         let starts = match (self.factory.scenario(), curriculum) {
             (Some(s), true) => self.harder_starts(s)?,
             _ => vec![],
         };
-        let envs = self.model_envs(model, &starts);
+        let envs = self.model_envs(model, &starts, retrieval);
         // the curriculum's seed tasks: every (template, difficulty) family of the offline data
         let mut families: Vec<TaskVariant> = vec![];
         for t in &self.offline {
@@ -510,8 +519,13 @@ impl SeedContext<'_> {
         })
     }
 
-    fn train_synthetic(&self, rules: bool, curriculum: bool) -> Result<SyntheticRun> {
-        let mut lp = self.synthetic_loop(rules, curriculum)?;
+    fn train_synthetic(
+        &self,
+        rules: bool,
+        curriculum: bool,
+        retrieval: bool,
+    ) -> Result<SyntheticRun> {
+        let mut lp = self.synthetic_loop(rules, curriculum, retrieval)?;
         let mut trainer = self.start(false)?;
         let mut recent: Vec<f32> = vec![];
         for _ in 0..self.cfg.iterations {
@@ -611,7 +625,7 @@ pub fn run(
     let mut rejected = 0;
     let mut pool = vec![];
     let mut notes = vec![
-        "without_retrieval is not reported: the native experience model does not condition on retrieved transitions, so the ablation would equal dreamgym".to_string(),
+        "retrieval: the model env passes the native model the real transitions of the task instance being played (up to 64); dreamgym_without_retrieval passes none".to_string(),
     ];
     if factory.scenario().is_none() {
         notes.push("curriculum variants need a scenario's difficulty levels; on bridged envs the pool holds the seed tasks only".into());
@@ -702,7 +716,7 @@ pub fn run(
         progress(&format!(
             "seed {seed}: dreamgym (training in the experience model)"
         ));
-        let synth = ctx.train_synthetic(true, true)?;
+        let synth = ctx.train_synthetic(true, true, true)?;
         if k == 0 {
             history = synth.history.clone();
             rejected = synth.rejected;
@@ -776,12 +790,13 @@ pub fn run(
             });
 
         if cfg.ablations {
-            for (name, rules, curriculum) in [
-                ("dreamgym_without_reasoning", false, true),
-                ("dreamgym_without_curriculum", true, false),
+            for (name, rules, curriculum, retrieval) in [
+                ("dreamgym_without_retrieval", true, true, false),
+                ("dreamgym_without_reasoning", false, true, true),
+                ("dreamgym_without_curriculum", true, false, true),
             ] {
                 progress(&format!("seed {seed}: ablation {name}"));
-                let run = ctx.train_synthetic(rules, curriculum)?;
+                let run = ctx.train_synthetic(rules, curriculum, retrieval)?;
                 results.entry(name.into()).or_default().push(SeedResult {
                     seed,
                     success: ctx.evaluate(&run.trainer)?,

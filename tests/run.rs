@@ -41,6 +41,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "offline_bc",
         "dreamgym",
         "dreamgym_s2r",
+        "dreamgym_without_retrieval",
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
         "random",

@@ -127,6 +127,51 @@ fn failure_semantics_and_a_readable_trace() {
     assert!(p.confidence > 0.0 && p.confidence <= 1.0);
 }
 
+/// Episodes of household by one policy on the instances of `seeds`.
+fn household_by(policy: BehaviourPolicy, seeds: std::ops::Range<u64>) -> Vec<Trajectory> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/household.ron");
+    let mut env = ScenarioEnv::load(&p).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seeds.start);
+    seeds
+        .map(|s| collect_episode(&mut env, &TaskSpec::default(), s, policy, &mut rng).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_model_env_shows_what_real_episodes_of_the_instance_found() {
+    use dreamgym_sim::Env;
+    use dreamgym_sim::model::env::ModelEnv;
+    use std::sync::Arc;
+    // real data: noisy episodes; replayed: the expert's episodes of the same instances, which
+    // go where the objects are — places whose contents only the real data of the instance show
+    let real = household_by(BehaviourPolicy::NoisyExpert { epsilon: 0.5 }, 0..300);
+    let expert = household_by(BehaviourPolicy::Expert, 0..300);
+    let model = Arc::new(NativeModel::fit(&real));
+    let mut right = [0usize; 2];
+    let mut steps = 0;
+    for (i, retrieval) in [true, false].into_iter().enumerate() {
+        let mut sim = ModelEnv::new(model.clone(), &real, 60);
+        sim.set_retrieval(retrieval);
+        for t in &expert {
+            sim.reset_to(&t.task).unwrap();
+            for s in &t.steps {
+                let r = sim.step(&s.action).unwrap();
+                right[i] += (r.observation.lines == s.next_state.lines) as usize;
+                steps += (i == 0) as usize;
+                if r.done || r.truncated {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        right[0] > right[1] + steps / 20,
+        "with retrieval {} / without {} of {steps} steps",
+        right[0],
+        right[1]
+    );
+}
+
 #[test]
 fn a_model_env_rolls_out_like_the_real_one() {
     use dreamgym_sim::Env;

@@ -6,6 +6,12 @@
 //! its first observation; [`ModelEnv::reset_to`] starts a given task from its own real initial
 //! state, or — for a task never seen — from the initial state of the real task whose instruction is
 //! the most similar (cosine of hashed n-gram embeddings), with the new task's instruction.
+//!
+//! **Retrieval**: each step passes the model, as retrieved transitions, the real transitions of
+//! the same task instance (by task id, at most [`RETRIEVED_PER_TASK`]), so what a real episode of
+//! this instance saw somewhere (what lies on the dining table) is what the model shows there;
+//! [`ModelEnv::set_retrieval`] turns this off (the "without retrieval" ablation). Tasks without
+//! real data (generated variants) get none.
 
 use super::{ExperienceModel, ModelContext};
 use crate::env::{Env, EnvError, StepResult, TaskSpec};
@@ -16,6 +22,9 @@ use std::sync::Arc;
 
 /// Steps of history given to the model.
 pub const HISTORY_WINDOW: usize = 8;
+
+/// Most real transitions of one task instance passed to the model as retrieved experience.
+pub const RETRIEVED_PER_TASK: usize = 64;
 
 /// An experience model as an environment.
 pub struct ModelEnv {
@@ -28,6 +37,9 @@ pub struct ModelEnv {
     state: Option<Observation>,
     history: Vec<Step>,
     over: bool,
+    /// Real transitions per task id (retrieved experience).
+    real_steps: std::collections::HashMap<String, Vec<Step>>,
+    retrieval: bool,
 }
 
 impl ModelEnv {
@@ -38,6 +50,12 @@ impl ModelEnv {
             .iter()
             .filter_map(|t| t.steps.first().map(|s| (t.task.clone(), s.state.clone())))
             .collect();
+        let mut real_steps: std::collections::HashMap<String, Vec<Step>> = Default::default();
+        for t in real {
+            let steps = real_steps.entry(t.task.id.clone()).or_default();
+            let room = RETRIEVED_PER_TASK.saturating_sub(steps.len());
+            steps.extend(t.steps.iter().take(room).cloned());
+        }
         Self {
             id: format!("model:{}", model.name()),
             model,
@@ -47,6 +65,8 @@ impl ModelEnv {
             task: None,
             state: None,
             history: vec![],
+            real_steps,
+            retrieval: true,
             over: false,
         }
     }
@@ -55,6 +75,11 @@ impl ModelEnv {
     /// reset, which costs no interaction) that `reset` can start from.
     pub fn add_start(&mut self, task: Task, obs: Observation) {
         self.starts.push((task, obs));
+    }
+
+    /// Pass the model the real transitions of the task being played (on by default).
+    pub fn set_retrieval(&mut self, on: bool) {
+        self.retrieval = on;
     }
 
     /// Number of initial states available.
@@ -143,7 +168,10 @@ impl Env for ModelEnv {
                 history: &self.history[from..],
                 state,
                 action,
-                retrieved: &[],
+                retrieved: match self.real_steps.get(&task.id) {
+                    Some(steps) if self.retrieval => steps,
+                    _ => &[],
+                },
             })
             .map_err(|e| EnvError::Other {
                 env: self.id.clone(),

@@ -570,6 +570,13 @@ pub struct NativeModel {
     persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
 }
 
+/// The id of a `[id] kind: text` line (`""` for lines of another form).
+fn line_id(line: &str) -> &str {
+    line.strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .map_or("", |(id, _)| id)
+}
+
 /// The kind of a `[id] kind: text` line (`""` for lines of another form).
 fn line_kind(line: &str) -> &str {
     line.split_once("] ")
@@ -1048,8 +1055,10 @@ impl NativeModel {
     }
 
     /// Rule `r` matches but cannot fill some added lines (their words are not in the state, e.g.
-    /// what lies on a table the agent walks to): fill them from the episode's history — the lines
-    /// and admissible actions the agent lost when it last left the place the rule leads to.
+    /// what lies on a table the agent walks to): fill them from `lost[k]`, the latest source
+    /// holding every line the rule does fill — the first `retrieved` sources are what real
+    /// episodes of this task found on arriving somewhere, the rest what each step of this episode
+    /// took away.
     fn recall(
         &self,
         v: &Vocab,
@@ -1057,6 +1066,7 @@ impl NativeModel {
         r: &Rule,
         ctx: &ModelContext,
         lost: &[Vec<&String>],
+        retrieved: usize,
     ) -> Option<(Observation, usize)> {
         if !Self::action_fits(r, q) {
             return None;
@@ -1084,7 +1094,6 @@ impl NativeModel {
         let k = lost
             .iter()
             .rposition(|gone| anchors.iter().all(|a| gone.contains(a)))?;
-        let step = &ctx.history[k];
         // the lines lost then that have the form of the rule's unfilled lines, all of them
         let open: Vec<Seg> = added
             .iter()
@@ -1096,8 +1105,13 @@ impl NativeModel {
             known: v.known,
             extra: v.extra.clone(),
         };
-        let pool: Vec<Tokenized> = diff(&step.state.lines, &step.next_state.lines)
-            .into_iter()
+        // seen by another episode of the task: an entity the state shows now (an object in hand)
+        // is not lying where that episode found it
+        let here: Vec<&str> = ctx.state.lines.iter().map(|l| line_id(l)).collect();
+        let pool: Vec<Tokenized> = lost[k]
+            .iter()
+            .copied()
+            .filter(|l| k >= retrieved || line_id(l).is_empty() || !here.contains(&line_id(l)))
             .filter(|l| !anchors.contains(l))
             .map(|l| Tokenized::new(&mut words, l))
             .filter(|t| open.iter().any(|p| Self::fits(*p, t, &b)))
@@ -1424,6 +1438,78 @@ impl NativeModel {
         })
     }
 
+    /// History recall (stage 2 of [`ExperienceModel::predict`]): a rule that leads to a place the
+    /// agent left earlier in this episode, or that a real episode of this task instance showed on
+    /// arrival (`ctx.retrieved`, as [`super::env::ModelEnv`] passes them), filled with the lines
+    /// seen there. The episode's own history wins over retrieved experience, the latest first.
+    fn recall_any(&self, ctx: &ModelContext, admissible: bool) -> Option<Prediction> {
+        let retrieved: Vec<&Step> = ctx
+            .retrieved
+            .iter()
+            .filter(|s| s.state.instruction == ctx.state.instruction)
+            .collect();
+        if !admissible || (ctx.history.is_empty() && retrieved.is_empty()) {
+            return None;
+        }
+        let (vocab, query, cands) = self.query(ctx);
+        // where lines can come back from: what real episodes of this task found on arriving
+        // somewhere, then what each step of this episode took away (latest last)
+        let lost: Vec<Vec<&String>> = retrieved
+            .iter()
+            .map(|h| diff(&h.next_state.lines, &h.state.lines))
+            .chain(
+                ctx.history
+                    .iter()
+                    .map(|h| diff(&h.state.lines, &h.next_state.lines)),
+            )
+            .collect();
+        // every line a rule adds must look like one of them (a cheap test before matching)
+        let mut lost_words = Vocab {
+            known: vocab.known,
+            extra: vocab.extra.clone(),
+        };
+        let mut lost_lines: Vec<&String> = lost.iter().flatten().copied().collect();
+        lost_lines.sort_unstable();
+        lost_lines.dedup();
+        let lost_lines: Vec<Tokenized> = lost_lines
+            .into_iter()
+            .map(|l| Tokenized::new(&mut lost_words, l))
+            .collect();
+        for &ri in cands.iter().filter(|&&ri| self.rules[ri].recallable) {
+            let r = &self.rules[ri];
+            if !Self::may_recall(r, &query, &lost_lines) {
+                continue;
+            }
+            if let Some((obs, k)) = self.recall(&vocab, &query, r, ctx, &lost, retrieved.len()) {
+                let source = match k.checked_sub(retrieved.len()) {
+                    Some(step) => {
+                        format!("leads back to a place left at step {step} of this episode")
+                    }
+                    None => {
+                        "leads to a place a real episode of this task found on arrival (retrieved)"
+                            .to_string()
+                    }
+                };
+                return Some(Prediction {
+                    reasoning: format!(
+                        "Rule induced from {} transition(s) like `{}` {source}; recalled what was seen there ({} line(s)). Reward {}{}.",
+                        r.support,
+                        r.example,
+                        diff(&obs.lines, &ctx.state.lines).len(),
+                        r.reward,
+                        if r.done { ", episode ends" } else { "" }
+                    ),
+                    next_state: obs,
+                    reward: r.reward,
+                    done: r.done,
+                    success: r.done && r.reward >= 0.999,
+                    confidence: 0.9,
+                });
+            }
+        }
+        None
+    }
+
     /// Explain a transition by an induced rule only (no memory of the exact situation): the
     /// generalising trace used for SFT reasoning. `None` when no rule applies.
     pub fn explain(&self, ctx: &ModelContext) -> Option<Prediction> {
@@ -1556,56 +1642,16 @@ impl NativeModel {
                 return p.clone();
             }
         }
-        let (vocab, query, cands) = self.query(ctx);
+        let recalled = self.recall_any(ctx, admissible);
         // back to a place seen earlier in this episode: what the agent saw there beats a guess
         // from other episodes, whose hidden parts differ
-        if admissible && !ctx.history.is_empty() {
-            // the lines each step of the episode took away
-            let lost: Vec<Vec<&String>> = ctx
-                .history
-                .iter()
-                .map(|h| diff(&h.state.lines, &h.next_state.lines))
-                .collect();
-            // recall brings back lines lost at one step: every line a rule adds must look like
-            // one of them (a cheap test before matching the rule)
-            let mut lost_words = Vocab {
-                known: vocab.known,
-                extra: vocab.extra.clone(),
-            };
-            let mut lost_lines: Vec<&String> = lost.iter().flatten().copied().collect();
-            lost_lines.sort_unstable();
-            lost_lines.dedup();
-            let lost_lines: Vec<Tokenized> = lost_lines
-                .into_iter()
-                .map(|l| Tokenized::new(&mut lost_words, l))
-                .collect();
-            for &ri in cands.iter().filter(|&&ri| self.rules[ri].recallable) {
-                let r = &self.rules[ri];
-                if !Self::may_recall(r, &query, &lost_lines) {
-                    continue;
-                }
-                if let Some((obs, k)) = self.recall(&vocab, &query, r, ctx, &lost) {
-                    return Prediction {
-                        reasoning: format!(
-                            "Rule induced from {} transition(s) like `{}` leads back to a place left at step {k} of this episode; recalled what was seen there ({} line(s)). Reward {}{}.",
-                            r.support,
-                            r.example,
-                            diff(&obs.lines, &ctx.state.lines).len(),
-                            r.reward,
-                            if r.done { ", episode ends" } else { "" }
-                        ),
-                        next_state: obs,
-                        reward: r.reward,
-                        done: r.done,
-                        success: success_of(r.reward, r.done),
-                        confidence: 0.9,
-                    };
-                }
-            }
+        if let Some(p) = recalled {
+            return p;
         }
         if let Some(p) = remembered.or(seen_elsewhere) {
             return p;
         }
+        let (vocab, query, cands) = self.query(ctx);
         // 3. lifted rules: generalisations first, then the most specific, then the best supported
         if let Some(p) = self.by_rule(&vocab, &query, cands, ctx) {
             return p;
