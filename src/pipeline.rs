@@ -64,6 +64,10 @@ pub struct RunConfig {
     pub policy: TrainConfig,
     /// Policy iterations in the experience model (and for the real-only baseline).
     pub iterations: usize,
+    /// Model envs rolled out per iteration in the experience model (the real env uses
+    /// `policy.num_envs`): synthetic experience is cheap, so each update can see more of it —
+    /// the number of policy updates stays the same.
+    pub synthetic_envs: usize,
     /// Sim-to-real budget as a share of the real-only baseline's real steps.
     pub s2r_share: f32,
     /// The curriculum.
@@ -99,6 +103,7 @@ impl Default for RunConfig {
                 ..TrainConfig::default()
             },
             iterations: 60,
+            synthetic_envs: 16,
             s2r_share: 0.1,
             curriculum: CurriculumConfig::default(),
             expand_every: 5,
@@ -388,7 +393,17 @@ impl SeedContext<'_> {
 
     /// A fresh learner, behaviour-cloned on the offline data when the run says so.
     pub(crate) fn start(&self, force_bc: bool) -> Result<Trainer> {
-        let mut t = Trainer::new(self.policy.clone(), self.vocab.clone(), self.device)?;
+        self.start_with_envs(force_bc, self.policy.num_envs)
+    }
+
+    /// [`Self::start`] for a learner that rolls out in `num_envs` envs per iteration (the
+    /// synthetic phase uses `RunConfig::synthetic_envs`; in real envs it uses as many as it gets).
+    pub(crate) fn start_with_envs(&self, force_bc: bool, num_envs: usize) -> Result<Trainer> {
+        let cfg = TrainConfig {
+            num_envs: num_envs.max(1),
+            ..self.policy.clone()
+        };
+        let mut t = Trainer::new(cfg, self.vocab.clone(), self.device)?;
         if self.cfg.bc_warm_start || force_bc {
             t.behaviour_clone(&self.offline, self.cfg.bc_epochs, 64, 1e-3)?;
         }
@@ -427,7 +442,7 @@ impl SeedContext<'_> {
             .max()
             .unwrap_or(1)
             .max(1) as u32;
-        (0..self.policy.num_envs)
+        (0..self.cfg.synthetic_envs.max(1))
             .map(|_| {
                 let mut m = ModelEnv::new(model.clone(), &self.offline, max_steps);
                 m.set_retrieval(retrieval);
@@ -515,7 +530,7 @@ impl SeedContext<'_> {
             },
             curriculum,
             expand_every: self.cfg.expand_every.max(1),
-            batch: self.policy.num_envs.max(self.policy.groups),
+            batch: self.cfg.synthetic_envs.max(1).max(self.policy.groups),
         })
     }
 
@@ -526,7 +541,7 @@ impl SeedContext<'_> {
         retrieval: bool,
     ) -> Result<SyntheticRun> {
         let mut lp = self.synthetic_loop(rules, curriculum, retrieval)?;
-        let mut trainer = self.start(false)?;
+        let mut trainer = self.start_with_envs(false, self.cfg.synthetic_envs)?;
         let mut recent: Vec<f32> = vec![];
         for _ in 0..self.cfg.iterations {
             recent.push(lp.step(&mut trainer)?.success);

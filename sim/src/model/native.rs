@@ -32,6 +32,9 @@ use std::fmt::Write;
 /// Most examples kept per rule (more can only generalise a rule further).
 const MAX_EXAMPLES: usize = 256;
 
+/// Most line-to-pattern attempts when matching one rule's patterns (bounds backtracking).
+const MATCH_BUDGET: usize = 2_000;
+
 #[derive(Default)]
 struct Interner {
     ids: FxHashMap<String, u32>,
@@ -898,7 +901,8 @@ impl NativeModel {
         b: &mut Vec<Option<u32>>,
     ) -> bool {
         let mut trail = Vec::new();
-        Self::match_rest(pats, items, used, b, &mut trail)
+        let mut budget = MATCH_BUDGET;
+        Self::match_rest(pats, items, used, b, &mut trail, &mut budget)
     }
 
     fn match_rest(
@@ -907,6 +911,7 @@ impl NativeModel {
         used: &mut Vec<usize>,
         b: &mut Vec<Option<u32>>,
         trail: &mut Vec<u32>,
+        budget: &mut usize,
     ) -> bool {
         let Some((first, rest)) = pats.split_first() else {
             return true;
@@ -915,10 +920,15 @@ impl NativeModel {
             if used.contains(&i) || item.ids.len() != first.toks.len() {
                 continue;
             }
+            // many similar lines can make backtracking explode: give up (the rule does not apply)
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
             let mark = trail.len();
             if Self::bind(*first, item, b, trail) {
                 used.push(i);
-                if Self::match_rest(rest, items, used, b, trail) {
+                if Self::match_rest(rest, items, used, b, trail, budget) {
                     return true;
                 }
                 used.pop();
