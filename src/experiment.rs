@@ -167,7 +167,11 @@ pub fn train(
         );
         (t, s2r, synthetic)
     } else {
-        (ctx.start_with_envs(false, ctx.cfg.synthetic_envs)?, false, 0)
+        (
+            ctx.start_with_envs(false, ctx.cfg.synthetic_envs)?,
+            false,
+            0,
+        )
     };
     let mut log = MetricsLog::open(out, trainer.counters().iteration)?;
     let per_iter = (policy.num_envs * policy.num_steps) as u64;
