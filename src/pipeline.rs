@@ -11,6 +11,7 @@ use dreamgym_curriculum::{
 };
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
 use dreamgym_sim::model::env::ModelEnv;
+use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::{ExperienceModel, fidelity};
 use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
@@ -46,6 +47,18 @@ impl Default for OfflineMix {
     }
 }
 
+/// Which experience model a run trains in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExperienceModelKind {
+    /// The native reasoning model, fit on the offline seed data (no LLM needed).
+    #[default]
+    Native,
+    /// An OpenAI-compatible chat-completions server, configured by `DREAMGYM_LLM_URL`,
+    /// `DREAMGYM_LLM_MODEL` and `DREAMGYM_LLM_KEY` (see `dreamgym_sim::model::llm`); the
+    /// "without reasoning" ablation drops its reasoning field.
+    Llm,
+}
+
 /// Settings of `dreamgym run` (RON; every field optional; these defaults are embedded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -62,6 +75,8 @@ pub struct RunConfig {
     pub offline_mix: OfflineMix,
     /// The learner (the same for every method).
     pub policy: TrainConfig,
+    /// The experience model trained in.
+    pub experience_model: ExperienceModelKind,
     /// Policy iterations in the experience model (and for the real-only baseline).
     pub iterations: usize,
     /// Model envs rolled out per iteration in the experience model (the real env uses
@@ -102,6 +117,7 @@ impl Default for RunConfig {
                 num_steps: 64,
                 ..TrainConfig::default()
             },
+            experience_model: ExperienceModelKind::Native,
             iterations: 60,
             synthetic_envs: 16,
             s2r_share: 0.1,
@@ -327,8 +343,9 @@ pub(crate) struct SeedContext<'a> {
     pub(crate) offline: Vec<Trajectory>,
     pub(crate) vocab: Vocab,
     pub(crate) policy: TrainConfig,
-    /// Native models fit on `offline`, by whether rule induction is on (fit once, shared).
-    pub(crate) models: std::cell::RefCell<BTreeMap<bool, Arc<NativeModel>>>,
+    /// Experience models by whether reasoning (native: rule induction; LLM: the reasoning
+    /// field) is on — native ones fit on `offline` once and shared.
+    pub(crate) models: std::cell::RefCell<BTreeMap<bool, Arc<dyn ExperienceModel>>>,
 }
 
 /// The pipeline's curriculum works on task families (template, difficulty): the experience model
@@ -383,12 +400,20 @@ pub fn random_success(
 
 impl SeedContext<'_> {
     /// The native model fit on the offline data (with or without rule induction), fit once.
-    pub(crate) fn model(&self, rules: bool) -> Arc<NativeModel> {
-        self.models
-            .borrow_mut()
-            .entry(rules)
-            .or_insert_with(|| Arc::new(NativeModel::fit_with(&self.offline, rules)))
-            .clone()
+    pub(crate) fn model(&self, rules: bool) -> Result<Arc<dyn ExperienceModel>> {
+        if let Some(m) = self.models.borrow().get(&rules) {
+            return Ok(m.clone());
+        }
+        let model: Arc<dyn ExperienceModel> = match self.cfg.experience_model {
+            ExperienceModelKind::Native => Arc::new(NativeModel::fit_with(&self.offline, rules)),
+            ExperienceModelKind::Llm => {
+                let mut cfg = LlmConfig::from_env().context("experience_model: Llm")?;
+                cfg.reasoning = rules;
+                Arc::new(LlmModel::new(cfg).context("experience_model: Llm")?)
+            }
+        };
+        self.models.borrow_mut().insert(rules, model.clone());
+        Ok(model)
     }
 
     /// A fresh learner, behaviour-cloned on the offline data when the run says so.
@@ -498,7 +523,7 @@ impl SeedContext<'_> {
         curriculum: bool,
         retrieval: bool,
     ) -> Result<SyntheticLoop> {
-        let model: Arc<dyn ExperienceModel> = self.model(rules);
+        let model: Arc<dyn ExperienceModel> = self.model(rules)?;
         let starts = match (self.factory.scenario(), curriculum) {
             (Some(s), true) => self.harder_starts(s)?,
             _ => vec![],
@@ -699,7 +724,7 @@ pub fn run(
                 cfg.offline_mix,
                 seed ^ 0xf1d,
             )?;
-            let model = ctx.model(true);
+            let model = ctx.model(true)?;
             fidelity_json = serde_json::to_value(fidelity::evaluate(
                 model.as_ref(),
                 &ctx.offline,

@@ -75,3 +75,114 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
     eprintln!("random {random:.2}, dreamgym_s2r {s2r:.2}");
     assert!(s2r >= random + 0.15, "S2R {s2r} vs random {random}");
 }
+
+/// A stand-in OpenAI-compatible server: of every 12 replies the 4th to 6th are cut at
+/// `max_tokens` (so a request that meets them on all three attempts is rejected), the others say
+/// the agent is in the west room with two actions. Returns the base URL and the number of
+/// requests answered.
+fn stub_llm_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let content = r#"{"reasoning":"The agent looks around.","next_state":{"lines":["[room_a] room: you are in the west room","[key_red] key: a red key"],"admissible":["pick up the red key","go through the red door to the middle room"],"feedback":"Nothing happens."},"reward":0,"done":false,"success":false}"#;
+                let finish = if (3..6).contains(&(n % 12)) {
+                    "length"
+                } else {
+                    "stop"
+                };
+                let reply = serde_json::json!({"choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}]}).to_string();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            });
+        }
+    });
+    (url, served)
+}
+
+#[test]
+fn the_loop_runs_in_an_llm_experience_model() {
+    let (url, served) = stub_llm_server();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("run.ron");
+    std::fs::write(
+        &cfg,
+        "(experience_model: Llm, seeds: [1], offline_episodes: 20, iterations: 2, synthetic_envs: 2, eval_episodes: 5, fidelity_episodes: 2, ablations: false, bc_epochs: 2, policy: (num_steps: 8))",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DREAMGYM_LLM_URL", &url)
+        .args([
+            "run",
+            "scenarios/keys_doors.ron",
+            "--backend",
+            "cpu",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let dg = &s["methods"]["dreamgym"];
+    assert!(dg["synthetic_steps"].as_u64().unwrap() > 0, "{dg}");
+    // every synthetic step and the fidelity check went to the server; cut replies were rejected
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 2 * 8 * 2);
+    assert!(
+        s["fidelity"]["rejected"].as_u64().unwrap() > 0,
+        "{}",
+        s["fidelity"]
+    );
+
+    // without the server's URL the run says what to set
+    let err = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DREAMGYM_LLM_URL")
+        .args([
+            "run",
+            "scenarios/keys_doors.ron",
+            "--backend",
+            "cpu",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("out2"))
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(stderr.contains("DREAMGYM_LLM_URL"), "{stderr}");
+}

@@ -7,6 +7,10 @@
 //! state, or — for a task never seen — from the initial state of the real task whose instruction is
 //! the most similar (cosine of hashed n-gram embeddings), with the new task's instruction.
 //!
+//! **Rejected predictions** (an LLM reply cut at `max_tokens` or not valid) end the synthetic
+//! episode as truncated with the state unchanged and no reward; they are never recorded as
+//! experience.
+//!
 //! **Retrieval**: each step passes the model, as retrieved transitions, the real transitions of
 //! the same task instance (by task id, at most [`RETRIEVED_PER_TASK`]), so what a real episode of
 //! this instance saw somewhere (what lies on the dining table) is what the model shows there;
@@ -161,22 +165,34 @@ impl Env for ModelEnv {
             });
         }
         let from = self.history.len().saturating_sub(HISTORY_WINDOW);
-        let p = self
-            .model
-            .predict(&ModelContext {
-                task,
-                history: &self.history[from..],
-                state,
-                action,
-                retrieved: match self.real_steps.get(&task.id) {
-                    Some(steps) if self.retrieval => steps,
-                    _ => &[],
-                },
-            })
-            .map_err(|e| EnvError::Other {
-                env: self.id.clone(),
-                message: format!("no step recorded: {e}"),
-            })?;
+        let predicted = self.model.predict(&ModelContext {
+            task,
+            history: &self.history[from..],
+            state,
+            action,
+            retrieved: match self.real_steps.get(&task.id) {
+                Some(steps) if self.retrieval => steps,
+                _ => &[],
+            },
+        });
+        let p = match predicted {
+            Ok(p) => p,
+            // a reply the model rejected (an LLM's cut or invalid reply) is never taken as
+            // experience: the synthetic episode is cut here, the state unchanged, nothing recorded
+            Err(e) => {
+                self.over = true;
+                let mut info = BTreeMap::new();
+                info.insert("rejected".into(), e.to_string());
+                return Ok(StepResult {
+                    observation: state.clone(),
+                    reward: 0.0,
+                    done: false,
+                    truncated: true,
+                    success: false,
+                    info,
+                });
+            }
+        };
         let truncated = !p.done && self.history.len() as u32 + 1 >= self.max_steps;
         let step = Step {
             state: state.clone(),
