@@ -13,5 +13,5 @@ if bash scripts/setup-vulkan.sh; then
 fi
 cargo test --workspace --lib --bins --tests --locked
 cargo test --workspace --doc --locked
-# benchmarks are not run in CI, but they must keep compiling
-cargo build --workspace --benches --locked
+# benchmarks are not run in CI, but they must keep compiling (dev profile: shares the test build)
+cargo build --workspace --benches --profile dev --locked
