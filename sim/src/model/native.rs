@@ -11,13 +11,23 @@
 //!    same variable. So "take apple from countertop 1" and "take mug from cabinet 2" give the rule
 //!    `take ?a from ?b ?c` whose removed line `[?d] item: a ?a in/on ?b ?c` binds `?d` in a new state.
 //!    A rule applies when its action and instruction match and each removed line matches a line of
-//!    the current state; it is usable only if every variable of what it adds is bound.
+//!    the current state; it is usable only if every variable of what it adds is bound — or
+//!    *derived*: spelt from the action's words (`[diningtable_1]` from `go to dining table 1`) or
+//!    looked up from a bound variable it is a function of in the examples.
 //!    Lines of the state that the transition keeps but whose words show up in the outcome (the
 //!    id of an option being selected) are kept as context preconditions that bind those words.
+//!    Relations that hold between a rule's variables in every example (numeric order, never
+//!    equal) are conditions too; a rule may not keep a line of a kind its action form always
+//!    removed; among matching rules that pay differently, the one with the most similar example
+//!    wins.
 //! 3. **History recall**: a rule that leads back to a place the agent left earlier in the episode
-//!    but cannot fill some added lines (what lies there is not in the current state) takes them
-//!    from the lines lost when the agent left; lines of kinds such actions usually take away go.
-//! 4. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
+//!    — or to one a real episode of this task instance found on arrival (the retrieved
+//!    transitions, see [`super::env::ModelEnv`]) — but cannot fill some added lines (what lies
+//!    there is not in the current state) takes them from what was seen there; lines of kinds such
+//!    actions usually take away go.
+//! 4. **Rules read as sets** when no rule of the exact shape applies: a removed pattern takes away
+//!    every line it fits, so leaving a place with three objects works with a rule learnt on one.
+//! 5. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
 //!    rule explains, leaves the state unchanged with reward 0; the latter with a low confidence.
 //!
 //! Predicted lines keep the current state's order; added lines take the place of the first removed
@@ -1172,7 +1182,7 @@ impl NativeModel {
         ))
     }
 
-    /// The prediction of the best rule that applies (stage 3 of [`ExperienceModel::predict`]).
+    /// The prediction of the best rule that applies (lifted rules, see the module docs).
     fn by_rule(
         &self,
         vocab: &Vocab,
@@ -1259,8 +1269,8 @@ impl NativeModel {
         None
     }
 
-    /// Apply rule `r` with its removed lines read as *sets* (stage 3b of
-    /// [`ExperienceModel::predict`]): each removed pattern takes away every line it fits, its own
+    /// Apply rule `r` with its removed lines read as *sets* (see the module docs; tried when no
+    /// rule of the exact shape applies): each removed pattern takes away every line it fits, its own
     /// variables free per line and the rest bound as one, so a rule learnt leaving a place with
     /// one object applies to a place with three. Removed admissible-action patterns likewise.
     /// Added lines the bindings cannot fill are what a place visited for the first time holds:
@@ -1448,7 +1458,7 @@ impl NativeModel {
         })
     }
 
-    /// History recall (stage 2 of [`ExperienceModel::predict`]): a rule that leads to a place the
+    /// History recall (see the module docs; tried before lifted rules): a rule that leads to a place the
     /// agent left earlier in this episode, or that a real episode of this task instance showed on
     /// arrival (`ctx.retrieved`, as [`super::env::ModelEnv`] passes them), filled with the lines
     /// seen there. The episode's own history wins over retrieved experience, the latest first.
@@ -1666,11 +1676,11 @@ impl NativeModel {
         if let Some(p) = self.by_rule(&vocab, &query, cands, ctx) {
             return p;
         }
-        // 3b. the same rules with removed lines read as sets (admissible actions only)
+        // 4. the same rules with removed lines read as sets (admissible actions only)
         if admissible && let Some(p) = self.by_rule_as_sets(&vocab, &query, cands, ctx) {
             return p;
         }
-        // 4. failure semantics
+        // 5. failure semantics
         let (why, conf) = if admissible {
             (
                 "No training transition explains this admissible action here; predicting the failure state (nothing changes, reward 0) with low confidence.",
