@@ -1,7 +1,25 @@
 //! End to end: a small `dreamgym run` writes the report and the summary, the summary has every
 //! method with its numbers, and sim-to-real beats a random policy by a clear margin.
 
+use std::path::Path;
 use std::process::Command;
+
+/// `dreamgym run scenarios/keys_doors.ron --backend cpu --config CFG --out OUT`, from the crate root.
+fn run_keys_doors(cfg: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dreamgym"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "scenarios/keys_doors.ron",
+            "--backend",
+            "cpu",
+            "--config",
+        ])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out);
+    c
+}
 
 #[test]
 fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
@@ -13,20 +31,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "run",
-            "scenarios/keys_doors.ron",
-            "--backend",
-            "cpu",
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
+    let status = run_keys_doors(&cfg, &out).status().unwrap();
     assert!(status.success());
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
@@ -138,19 +143,8 @@ fn the_loop_runs_in_an_llm_experience_model() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let status = run_keys_doors(&cfg, &out)
         .env("DREAMGYM_LLM_URL", &url)
-        .args([
-            "run",
-            "scenarios/keys_doors.ron",
-            "--backend",
-            "cpu",
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
         .status()
         .unwrap();
     assert!(status.success());
@@ -167,19 +161,8 @@ fn the_loop_runs_in_an_llm_experience_model() {
     );
 
     // without the server's URL the run says what to set
-    let err = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let err = run_keys_doors(&cfg, &dir.path().join("out2"))
         .env_remove("DREAMGYM_LLM_URL")
-        .args([
-            "run",
-            "scenarios/keys_doors.ron",
-            "--backend",
-            "cpu",
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("out2"))
         .output()
         .unwrap();
     assert!(!err.status.success());

@@ -117,11 +117,7 @@ fn squash(text: &str) -> String {
 
 /// The entity a state line is about, squashed: its `[id]` prefix, or the whole line.
 fn entity(line: &str) -> String {
-    squash(
-        line.strip_prefix('[')
-            .and_then(|r| r.split_once(']'))
-            .map_or(line, |(id, _)| id),
-    )
+    squash(super::line_id(line).unwrap_or(line))
 }
 
 /// Whether step `s` adds a line about an entity that nothing in `shown` (the squashed texts the

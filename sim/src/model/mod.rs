@@ -82,6 +82,13 @@ pub enum ModelError {
     },
 }
 
+/// The id of a `[id] kind: text` state line; `None` for lines of another form.
+pub(crate) fn line_id(line: &str) -> Option<&str> {
+    line.strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .map(|(id, _)| id)
+}
+
 /// A model of the environment's dynamics and rewards.
 pub trait ExperienceModel: Send + Sync {
     /// Short name for reports.

@@ -279,6 +279,8 @@ struct Rule {
     constants: usize,
     nvars: u32,
     derived: Vec<Derivation>,
+    /// For each variable, the first column it occupies (its values in the examples).
+    var_cols: Vec<Option<usize>>,
     /// Pairs of variables related the same way in every example: numbers ordered the same way
     /// (`?price < ?budget`), or words never equal (`?wanted_colour != ?chosen_colour`).
     relations: Vec<(u32, u32, Relation)>,
@@ -318,6 +320,12 @@ impl Rule {
             at += n;
         }
         self.derive_unbound(words, &bound);
+        self.var_cols = vec![None; self.nvars as usize];
+        for (c, t) in self.pattern.iter().enumerate() {
+            if let Tok::Var(v) = t {
+                self.var_cols[*v as usize].get_or_insert(c);
+            }
+        }
         self.derive_relations(words);
         let mut at = 0;
         self.open = false;
@@ -344,12 +352,7 @@ impl Rule {
     /// learnt where the price was under the budget, or where the chosen colour was not the one
     /// asked for, does not apply where it is otherwise.
     fn derive_relations(&mut self, words: &Interner) {
-        let mut first_col: Vec<Option<usize>> = vec![None; self.nvars as usize];
-        for (c, t) in self.pattern.iter().enumerate() {
-            if let Tok::Var(v) = t {
-                first_col[*v as usize].get_or_insert(c);
-            }
-        }
+        let first_col = &self.var_cols;
         let numbers: Vec<Option<Vec<f64>>> = first_col
             .iter()
             .map(|c| {
@@ -415,13 +418,8 @@ impl Rule {
     /// How much bindings `b` look like one of the rule's examples: the best share, over the
     /// examples, of variable pairs related alike (equal or not; for numbers, which is less).
     fn resemblance(&self, v: &Vocab, b: &[Option<u32>]) -> f64 {
-        let mut first_col: Vec<Option<usize>> = vec![None; self.nvars as usize];
-        for (c, t) in self.pattern.iter().enumerate() {
-            if let Tok::Var(x) = t {
-                first_col[*x as usize].get_or_insert(c);
-            }
-        }
-        let vars: Vec<(usize, u32)> = first_col
+        let vars: Vec<(usize, u32)> = self
+            .var_cols
             .iter()
             .enumerate()
             .filter_map(|(x, c)| Some(((*c)?, b[x]?)))
@@ -581,13 +579,6 @@ pub struct NativeModel {
     /// Per action form (token count, first word): for each line kind, how often a line of that
     /// kind stayed and how often it went when such an action changed the state.
     persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
-}
-
-/// The id of a `[id] kind: text` line (`""` for lines of another form).
-fn line_id(line: &str) -> &str {
-    line.strip_prefix('[')
-        .and_then(|r| r.split_once(']'))
-        .map_or("", |(id, _)| id)
 }
 
 /// The kind of a `[id] kind: text` line (`""` for lines of another form).
@@ -790,6 +781,7 @@ impl NativeModel {
                 constants: 0,
                 nvars: 0,
                 derived: vec![],
+                var_cols: vec![],
                 relations: vec![],
                 example: s.action.clone(),
             });
@@ -989,19 +981,28 @@ impl NativeModel {
         Some(out)
     }
 
+    /// The bindings of rule `r`'s action and (for paying rules) instruction patterns, matched
+    /// against the query; `None` when either does not match.
+    fn bind_task(r: &Rule, segs: &[(Part, Seg)], q: &Query) -> Option<Vec<Option<u32>>> {
+        let mut b: Vec<Option<u32>> = vec![None; r.nvars as usize];
+        for (part, seg) in segs {
+            let text = match part {
+                Part::Action => &q.action,
+                Part::Instruction => &q.instruction,
+                _ => continue,
+            };
+            if !Self::unify(*seg, text, &mut b) {
+                return None;
+            }
+        }
+        Some(b)
+    }
+
     /// Match the conditions of rule `r` (action, instruction, removed lines — exhaustively —,
     /// context lines, removed admissible actions) against a query.
     fn match_rule(r: &Rule, segs: &[(Part, Seg)], q: &Query) -> Option<Matched> {
         let get = |p: Part| segs.iter().filter(move |(x, _)| *x == p).map(|(_, s)| *s);
-        let mut b: Vec<Option<u32>> = vec![None; r.nvars as usize];
-        if !Self::unify(get(Part::Action).next()?, &q.action, &mut b) {
-            return None;
-        }
-        if let Some(ins) = get(Part::Instruction).next()
-            && !Self::unify(ins, &q.instruction, &mut b)
-        {
-            return None;
-        }
+        let mut b = Self::bind_task(r, segs, q)?;
         let removed: Vec<Seg> = get(Part::Removed).collect();
         let mut used = vec![];
         if !Self::match_all(&removed, &q.lines, &mut used, &mut b)
@@ -1022,13 +1023,18 @@ impl NativeModel {
         Some(Matched { b, used, used_adm })
     }
 
+    /// How lines of each kind fared under actions of the query's form (see `persistence`).
+    fn persistence_of(&self, q: &Query) -> Option<&HashMap<String, (usize, usize)>> {
+        self.persistence.get(&(
+            q.action.ids.len(),
+            q.action.ids.first().copied().unwrap_or(u32::MAX),
+        ))
+    }
+
     /// Whether keeping the state's lines outside `removed` would keep a line of a kind that
     /// actions of this form always took away in training (the old place's lines on a move).
     fn leaves_stale_lines(&self, q: &Query, lines: &[String], removed: &[usize]) -> bool {
-        let Some(stats) = self.persistence.get(&(
-            q.action.ids.len(),
-            q.action.ids.first().copied().unwrap_or(u32::MAX),
-        )) else {
+        let Some(stats) = self.persistence_of(q) else {
             return false;
         };
         lines.iter().enumerate().any(|(i, l)| {
@@ -1127,11 +1133,14 @@ impl NativeModel {
         };
         // seen by another episode of the task: an entity the state shows now (an object in hand)
         // is not lying where that episode found it
-        let here: Vec<&str> = ctx.state.lines.iter().map(|l| line_id(l)).collect();
+        fn id(l: &str) -> &str {
+            super::line_id(l).unwrap_or("")
+        }
+        let here: Vec<&str> = ctx.state.lines.iter().map(|l| id(l)).collect();
         let pool: Vec<Tokenized> = lost[k]
             .iter()
             .copied()
-            .filter(|l| k >= retrieved || line_id(l).is_empty() || !here.contains(&line_id(l)))
+            .filter(|l| k >= retrieved || id(l).is_empty() || !here.contains(&id(l)))
             .filter(|l| !anchors.contains(l))
             .map(|l| Tokenized::new(&mut words, l))
             .filter(|t| open.iter().any(|p| Self::fits(*p, t, &b)))
@@ -1152,10 +1161,7 @@ impl NativeModel {
             .collect::<Option<_>>()?;
         let feedback = Self::fill(&words, r, get(Part::Feedback).next()?, &b)?;
         // lines of kinds that such actions usually take away (the old place's) go too
-        let stats = self.persistence.get(&(
-            q.action.ids.len(),
-            q.action.ids.first().copied().unwrap_or(u32::MAX),
-        ));
+        let stats = self.persistence_of(q);
         let stays = |i: usize, l: &String| {
             !used.contains(&i)
                 && stats
@@ -1308,15 +1314,7 @@ impl NativeModel {
                 }
             }
         }
-        let mut b: Vec<Option<u32>> = vec![None; r.nvars as usize];
-        if !Self::unify(get(Part::Action).next()?, &q.action, &mut b) {
-            return None;
-        }
-        if let Some(ins) = get(Part::Instruction).next()
-            && !Self::unify(ins, &q.instruction, &mut b)
-        {
-            return None;
-        }
+        let mut b = Self::bind_task(r, &segs, q)?;
         let mut used: Vec<usize> = vec![];
         for p in get(Part::Removed) {
             let own: Vec<u32> = vars(&p)
