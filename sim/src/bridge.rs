@@ -356,9 +356,13 @@ impl BridgeEnv {
                 .and_then(|_| p.stdin.flush())
         };
         if let Err(e) = write {
-            return Err(
-                self.fail_and_restart(format!("writing to the bridge failed during {what}: {e}"))
-            );
+            // a closed pipe means the process is gone, like end-of-output while reading
+            let message = if e.kind() == std::io::ErrorKind::BrokenPipe {
+                format!("the bridge process exited during {what} (writing to it: {e})")
+            } else {
+                format!("writing to the bridge failed during {what}: {e}")
+            };
+            return Err(self.fail_and_restart(message));
         }
         let reply = self.read_reply(timeout, what)?;
         match reply.get("ok").and_then(Value::as_bool) {
