@@ -29,22 +29,58 @@ class BridgeError(Exception):
     pass
 
 
+# Difficulty knobs: a reset's `params.difficulty` (0 = the env as named, up to MAX_DIFFICULTY) makes
+# the env harder in a controlled way, for curricula (docs/bridge.md, "Difficulty").
+MAX_DIFFICULTY = 3
+# BabyAI/MiniGrid constructor arguments that add clutter, and how much each difficulty step adds.
+BABYAI_KNOBS = (("num_dists", 2), ("num_objs", 2))
+# TextWorldExpress game parameters that add locations or distractors, with their largest values.
+TWX_KNOBS = (("numLocations", 11), ("numDistractorItems", 10))
+
+
+def check_difficulty(difficulty):
+    if not isinstance(difficulty, int) or isinstance(difficulty, bool) or not 0 <= difficulty <= MAX_DIFFICULTY:
+        raise BridgeError(f"difficulty must be an integer from 0 to {MAX_DIFFICULTY}, got {difficulty!r}")
+    return difficulty
+
+
 # ----------------------------------------------------------------------------------------- BabyAI
 class BabyAI:
     ACTIONS = ["turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done"]
 
-    def __init__(self, env_id, params):
+    def __init__(self, env_id, params, difficulty=0):
         import gymnasium as gym
         import minigrid  # noqa: F401  (registers the levels)
         from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
 
         self.gym = gym
         self.idx_obj, self.idx_color = IDX_TO_OBJECT, IDX_TO_COLOR
+        self.difficulty = difficulty
+        self.knobs = self._knobs(env_id, params, difficulty) if difficulty else {}
         try:
-            self.env = gym.make(env_id, **params)
+            self.env = gym.make(env_id, **{**params, **self.knobs})
         except Exception as e:  # unknown level, bad kwargs
             raise BridgeError(f"cannot make {env_id}: {e}")
         self.env_id = env_id
+
+    def _knobs(self, env_id, params, difficulty):
+        """Constructor arguments that make the level `difficulty` steps harder: more distractors."""
+        import inspect
+        from gymnasium.envs.registration import load_env_creator
+
+        try:
+            spec = self.gym.spec(env_id)
+            creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+        except Exception as e:
+            raise BridgeError(f"cannot make {env_id}: {e}")
+        args = {k: p.default for k, p in inspect.signature(creator).parameters.items() if p.default is not inspect.Parameter.empty}
+        args.update(spec.kwargs)
+        args.update(params)
+        for knob, step in BABYAI_KNOBS:
+            if isinstance(args.get(knob), int):
+                return {knob: args[knob] + step * difficulty}
+        names = " or ".join(k for k, _ in BABYAI_KNOBS)
+        raise BridgeError(f"{env_id} has no difficulty knob ({names}): only difficulty 0 is served")
         self.bot = None
         self.last_action = None
 
@@ -96,7 +132,10 @@ class BabyAI:
         self.bot = BabyAIBot(self.env.unwrapped)
         self.bot_planned = False
         self.last_action = None
-        task = {"id": f"{self.env_id}/s{seed}", "instruction": obs["mission"], "params": {"level": self.env_id}}
+        task_params = {"level": self.env_id, **{k: str(v) for k, v in self.knobs.items()}}
+        if self.difficulty:
+            task_params["difficulty"] = str(self.difficulty)
+        task = {"id": task_id(self.env_id, self.difficulty, seed), "instruction": obs["mission"], "params": task_params}
         return {"observation": self._obs(obs), "task": task}
 
     def step(self, action):
@@ -137,14 +176,15 @@ class BabyAI:
 
 # ------------------------------------------------------------------------------- TextWorldExpress
 class TWX:
-    def __init__(self, env_id, params):
+    def __init__(self, env_id, params, difficulty=0):
         from textworld_express import TextWorldExpressEnv
 
         parts = env_id.split(":", 2)
         if len(parts) < 2 or not parts[1]:
             raise BridgeError(f"twx env ids look like twx:<game>[:<params>], got {env_id!r}")
         self.game = parts[1]
-        self.game_params = parts[2] if len(parts) > 2 else ""
+        self.difficulty = difficulty
+        self.game_params = self._harder(env_id, parts[2] if len(parts) > 2 else "", difficulty)
         self.step_limit = int(params.get("step_limit", 50))
         self.env = TextWorldExpressEnv(envStepLimit=self.step_limit)
         try:
@@ -152,6 +192,28 @@ class TWX:
         except Exception as e:
             raise BridgeError(f"cannot load {env_id}: {e}")
         self.env_id = env_id
+
+    @staticmethod
+    def _harder(env_id, game_params, difficulty):
+        """The game parameters `difficulty` steps harder: one more location and distractor per step."""
+        if not difficulty:
+            return game_params
+        try:
+            kv = dict(p.split("=", 1) for p in game_params.split(",") if p)
+        except ValueError:
+            raise BridgeError(f"{env_id}: game parameters look like name=value,name=value")
+        turned = False
+        for knob, top in TWX_KNOBS:
+            if knob in kv:
+                try:
+                    kv[knob] = str(min(int(kv[knob]) + difficulty, top))
+                except ValueError:
+                    raise BridgeError(f"{env_id}: {knob} must be an integer, got {kv[knob]!r}")
+                turned = True
+        if not turned:
+            names = " or ".join(k for k, _ in TWX_KNOBS)
+            raise BridgeError(f"{env_id} names no difficulty knob ({names}): only difficulty 0 is served")
+        return ",".join(f"{k}={v}" for k, v in kv.items())
 
     def capabilities(self):
         return {"expert": True}
@@ -172,7 +234,10 @@ class TWX:
         self.pos = 1 if self.gold and self.gold[0] == "look around" else 0
         self.on_path = True
         self.steps = 0
-        task = {"id": f"{self.env_id}/s{seed}", "instruction": info.get("taskDescription", ""), "params": {"game": self.game, "params": self.game_params}}
+        task_params = {"game": self.game, "params": self.game_params}
+        if self.difficulty:
+            task_params["difficulty"] = str(self.difficulty)
+        task = {"id": task_id(self.env_id, self.difficulty, seed), "instruction": info.get("taskDescription", ""), "params": task_params}
         return {"observation": self._obs(info["look"], info), "task": task}
 
     def step(self, action):
@@ -199,16 +264,23 @@ class TWX:
         return self.gold[self.pos]
 
 
+def task_id(env_id, difficulty, seed):
+    """Task ids name the difficulty when it is not 0 (ids at difficulty 0 are those of protocol 1 as first shipped)."""
+    return f"{env_id}/d{difficulty}/s{seed}" if difficulty else f"{env_id}/s{seed}"
+
+
 def make(env_id, params):
+    params = dict(params)
+    difficulty = check_difficulty(params.pop("difficulty", 0))
     if env_id.startswith("twx:"):
-        return TWX(env_id, params)
+        return TWX(env_id, params, difficulty)
     if env_id.startswith("BabyAI-") or env_id.startswith("MiniGrid-"):
-        return BabyAI(env_id, params)
+        return BabyAI(env_id, params, difficulty)
     raise BridgeError(f"unknown env id {env_id!r}: expected BabyAI-*, MiniGrid-* or twx:<game>:<params>")
 
 
 def main():
-    reply({"type": "hello", "protocol": PROTOCOL, "adapters": ["BabyAI-*", "MiniGrid-*", "twx:<game>:<params>"], "capabilities": {"expert": True}})
+    reply({"type": "hello", "protocol": PROTOCOL, "adapters": ["BabyAI-*", "MiniGrid-*", "twx:<game>:<params>"], "capabilities": {"expert": True, "max_difficulty": MAX_DIFFICULTY}})
     env, env_key = None, None
     for line in sys.stdin:
         line = line.strip()

@@ -7,7 +7,8 @@ use crate::envs::EnvFactory;
 use anyhow::{Context, Result, bail};
 use dreamgym_buffer::{Observation, Trajectory};
 use dreamgym_curriculum::{
-    Curriculum, CurriculumConfig, DifficultyPoint, ScenarioVariants, TaskVariant, VariantGenerator,
+    Curriculum, CurriculumConfig, DifficultyPoint, KnobVariants, ScenarioVariants, TaskVariant,
+    VariantGenerator,
 };
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
 use dreamgym_sim::model::env::ModelEnv;
@@ -15,7 +16,7 @@ use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::{ExperienceModel, fidelity};
 use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
-use dreamgym_sim::{Env, ScenarioEnv, TaskSpec};
+use dreamgym_sim::{Env, TaskSpec};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -350,8 +351,25 @@ pub(crate) struct SeedContext<'a> {
 
 /// The pipeline's curriculum works on task families (template, difficulty): the experience model
 /// starts a family's tasks from any real initial state of it. A harder family enters the pool when
-/// the expert solves three of its instances.
-struct Families(ScenarioVariants);
+/// the expert solves three of its instances. Scenarios climb their own difficulty levels; bridged
+/// envs their adapter's difficulty knob (more distractors, locations, ...).
+struct Families(Box<dyn VariantGenerator>);
+
+impl Families {
+    /// The generator for `factory`'s env.
+    fn for_env(factory: &EnvFactory) -> Self {
+        match factory.scenario() {
+            Some(s) => Self(Box::new(ScenarioVariants::new(s))),
+            None => Self(Box::new(KnobVariants::new(
+                factory.open(),
+                BRIDGE_MAX_DIFFICULTY,
+            ))),
+        }
+    }
+}
+
+/// Highest difficulty the curriculum asks a bridged env for (what the shipped adapters serve).
+const BRIDGE_MAX_DIFFICULTY: u32 = 3;
 
 impl VariantGenerator for Families {
     fn harder(&mut self, parent: &TaskVariant, rng: &mut dyn rand::Rng) -> Option<TaskVariant> {
@@ -362,6 +380,10 @@ impl VariantGenerator for Families {
 
     fn feasible(&mut self, v: &TaskVariant) -> bool {
         (1..=3).all(|seed| self.0.feasible(&TaskVariant { seed, ..v.clone() }))
+    }
+
+    fn levels_above(&self, template: Option<&str>, difficulty: u32) -> Vec<u32> {
+        self.0.levels_above(template, difficulty)
     }
 }
 
@@ -479,33 +501,46 @@ impl SeedContext<'_> {
             .collect()
     }
 
-    /// Real initial states (resets only, no interaction) of every harder level of the scenario, so
-    /// the experience model can start the curriculum's generated tasks.
+    /// Real initial states (resets only, no interaction) of every harder level above the seed
+    /// families, so the experience model can start the curriculum's generated tasks. A level the
+    /// env will not start (a bridged env without a difficulty knob) is skipped.
     fn harder_starts(
         &self,
-        mut env: ScenarioEnv,
+        generator: &Families,
+        families: &[TaskVariant],
     ) -> Result<Vec<(dreamgym_buffer::Task, Observation)>> {
-        let base = self.spec.difficulty.unwrap_or(1);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x57a7);
-        let levels: std::collections::BTreeSet<u32> = env
-            .world()
-            .tasks
-            .iter()
-            .filter(|t| self.spec.template.as_ref().is_none_or(|x| *x == t.id))
-            .flat_map(|t| t.levels.iter().map(|l| l.difficulty))
-            .filter(|d| *d > base)
-            .collect();
+        let mut levels: Vec<(Option<String>, u32)> = vec![];
+        for f in families {
+            for d in generator.levels_above(f.template.as_deref(), f.difficulty) {
+                let key = (f.template.clone(), d);
+                if !levels.contains(&key)
+                    && !families
+                        .iter()
+                        .any(|g| (g.template.clone(), g.difficulty) == key)
+                {
+                    levels.push(key);
+                }
+            }
+        }
+        let mut env = self.factory.open();
         let mut out = vec![];
-        for d in levels {
+        for (template, difficulty) in levels {
             let sampler = TaskSampler {
                 spec: TaskSpec {
-                    template: self.spec.template.clone(),
-                    difficulty: Some(d),
+                    template,
+                    difficulty: Some(difficulty),
                 },
                 split: Split::Train,
             };
             for _ in 0..32 {
-                let (obs, _) = sampler.reset(&mut env, &mut rng)?;
+                let obs = match sampler.reset(env.as_mut(), &mut rng) {
+                    Ok((obs, _)) => obs,
+                    Err(e) => {
+                        tracing::info!("no initial states at {:?}: {e}", sampler.spec);
+                        break;
+                    }
+                };
                 if let Some(task) = env.task() {
                     out.push((task.clone(), obs));
                 }
@@ -524,11 +559,6 @@ impl SeedContext<'_> {
         retrieval: bool,
     ) -> Result<SyntheticLoop> {
         let model: Arc<dyn ExperienceModel> = self.model(rules)?;
-        let starts = match (self.factory.scenario(), curriculum) {
-            (Some(s), true) => self.harder_starts(s)?,
-            _ => vec![],
-        };
-        let envs = self.model_envs(model, &starts, retrieval);
         // the curriculum's seed tasks: every (template, difficulty) family of the offline data
         let mut families: Vec<TaskVariant> = vec![];
         for t in &self.offline {
@@ -541,13 +571,16 @@ impl SeedContext<'_> {
                 families.push(v);
             }
         }
+        let generator = curriculum.then(|| Families::for_env(self.factory));
+        let starts = match &generator {
+            Some(g) => self.harder_starts(g, &families)?,
+            None => vec![],
+        };
+        let envs = self.model_envs(model, &starts, retrieval);
         Ok(SyntheticLoop {
             envs,
             pool: Curriculum::new(self.cfg.curriculum, families),
-            generator: self
-                .factory
-                .scenario()
-                .map(|s| Families(ScenarioVariants::new(s))),
+            generator,
             rng: ChaCha8Rng::seed_from_u64(self.seed ^ 0xc0ff),
             base: TaskSampler {
                 spec: self.spec.clone(),
@@ -668,7 +701,7 @@ pub fn run(
         "retrieval: the model env passes the native model the real transitions of the task instance being played (up to 64); dreamgym_without_retrieval passes none".to_string(),
     ];
     if factory.scenario().is_none() {
-        notes.push("curriculum variants need a scenario's difficulty levels; on bridged envs the pool holds the seed tasks only".into());
+        notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 1 to {BRIDGE_MAX_DIFFICULTY} (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
     }
     let mut offline_total = (0usize, 0u64);
     for (k, &seed) in cfg.seeds.iter().enumerate() {

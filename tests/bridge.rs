@@ -311,3 +311,65 @@ fn library_prints_do_not_reach_the_protocol_channel() {
     }
     assert_eq!(env.restarts(), 0);
 }
+
+#[test]
+fn difficulty_knobs_make_harder_levels_the_bot_still_solves() {
+    use dreamgym_curriculum::{KnobVariants, TaskVariant, VariantGenerator};
+    let mut env = shipped("BabyAI-GoToLocal-v0");
+    let at = |d| TaskSpec {
+        template: None,
+        difficulty: Some(d),
+    };
+    // each level adds distractors: the task names the knob's value
+    let start = |env: &mut BridgeEnv, d: u32| {
+        env.reset(&at(d), 7).unwrap();
+        let t = env.task().unwrap().clone();
+        (t, env.task().unwrap().params.get("num_dists").cloned())
+    };
+    let (t0, n0) = start(&mut env, 0);
+    assert_eq!(
+        t0.id, "BabyAI-GoToLocal-v0/s7",
+        "difficulty 0 keeps the ids"
+    );
+    assert_eq!((t0.difficulty, n0), (0, None));
+    let (t2, n2) = start(&mut env, 2);
+    assert_eq!(t2.id, "BabyAI-GoToLocal-v0/d2/s7");
+    assert_eq!(t2.difficulty, 2);
+    assert_eq!(
+        n2.as_deref(),
+        Some("12"),
+        "GoToLocal's 8 distractors + 2 per level"
+    );
+    let err = env.reset(&at(4), 7).unwrap_err().to_string();
+    assert!(
+        err.contains("difficulty must be an integer from 0 to 3"),
+        "{err}"
+    );
+    let mut knobless = shipped("BabyAI-PickupLoc-v0");
+    let err = knobless.reset(&at(1), 7).unwrap_err().to_string();
+    assert!(err.contains("has no difficulty knob"), "{err}");
+
+    // the curriculum's generator climbs the knob; BabyAI's bot vouches for each level
+    let mut g = KnobVariants::new(Box::new(shipped("BabyAI-GoToLocal-v0")), 3);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
+    let mut v = TaskVariant {
+        template: None,
+        difficulty: 0,
+        seed: 0,
+    };
+    for d in 1..=3 {
+        v = g.harder(&v, &mut rng).unwrap();
+        assert_eq!(v.difficulty, d);
+        assert!(g.feasible(&v), "the bot solves GoToLocal at difficulty {d}");
+    }
+    assert!(g.harder(&v, &mut rng).is_none());
+    let mut none = KnobVariants::new(Box::new(shipped("BabyAI-PickupLoc-v0")), 3);
+    assert!(
+        !none.feasible(&TaskVariant {
+            template: None,
+            difficulty: 1,
+            seed: 1
+        }),
+        "a level the adapter cannot make harder is not feasible"
+    );
+}

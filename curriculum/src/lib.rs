@@ -8,13 +8,15 @@
 //! highest-valued tasks; a variant enters the pool only after the generator's feasibility check
 //! (for scenarios: the planning expert solves it). The difficulty reached is recorded per round.
 
+pub mod knobs;
 pub mod scenario;
 
-use dreamgym_sim::TaskSpec;
+use dreamgym_sim::{Env, TaskSpec};
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
+pub use knobs::KnobVariants;
 pub use scenario::ScenarioVariants;
 
 /// A concrete task: which task family and which instance of it.
@@ -140,6 +142,32 @@ pub trait VariantGenerator {
     fn harder(&mut self, parent: &TaskVariant, rng: &mut dyn rand::Rng) -> Option<TaskVariant>;
     /// Whether the variant is solvable (checked before it enters the pool).
     fn feasible(&mut self, variant: &TaskVariant) -> bool;
+    /// The difficulty levels above `difficulty` this generator can reach for `template` (so a
+    /// caller can fetch real initial states of them ahead of time); none by default.
+    fn levels_above(&self, template: Option<&str>, difficulty: u32) -> Vec<u32> {
+        let _ = (template, difficulty);
+        vec![]
+    }
+}
+
+/// Whether `env`'s expert solves `variant` within `max_steps` steps (false where the env cannot
+/// start the variant, has no expert, or the expert fails or errs).
+pub fn expert_solves(env: &mut dyn Env, variant: &TaskVariant, max_steps: usize) -> bool {
+    if env.reset(&variant.spec(), variant.seed).is_err() {
+        return false;
+    }
+    for _ in 0..max_steps {
+        let Ok(Some(action)) = env.expert_action() else {
+            return false;
+        };
+        match env.step(&action) {
+            Ok(r) if r.success => return true,
+            Ok(r) if r.done || r.truncated => return false,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The curriculum: a task pool, value-weighted batches with the lambda cap, and expansion.

@@ -2,8 +2,8 @@
 //! defines (more rooms, more distractors, locked doors, ...), a fresh instance seed, and a
 //! feasibility check that the planning expert solves it.
 
-use crate::{TaskVariant, VariantGenerator};
-use dreamgym_sim::{Env, ScenarioEnv};
+use crate::{TaskVariant, VariantGenerator, expert_solves};
+use dreamgym_sim::ScenarioEnv;
 use rand::RngExt;
 use std::collections::BTreeSet;
 
@@ -57,21 +57,17 @@ impl VariantGenerator for ScenarioVariants {
     }
 
     fn feasible(&mut self, variant: &TaskVariant) -> bool {
-        if self.env.reset(&variant.spec(), variant.seed).is_err() {
-            return false;
-        }
-        for _ in 0..self.expert_steps {
-            let Ok(Some(action)) = self.env.expert_action() else {
-                return false;
-            };
-            match self.env.step(&action) {
-                Ok(r) if r.success => return true,
-                Ok(r) if r.done || r.truncated => return false,
-                Ok(_) => {}
-                Err(_) => return false,
+        expert_solves(&mut self.env, variant, self.expert_steps)
+    }
+
+    fn levels_above(&self, template: Option<&str>, difficulty: u32) -> Vec<u32> {
+        let mut out: BTreeSet<u32> = BTreeSet::new();
+        for (id, ls) in &self.levels {
+            if template.is_none_or(|t| t == id) {
+                out.extend(ls.range(difficulty + 1..));
             }
         }
-        false
+        out.into_iter().collect()
     }
 }
 

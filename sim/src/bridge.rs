@@ -420,8 +420,14 @@ impl Env for BridgeEnv {
 
     fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
         let mut params = self.cfg.params.clone();
-        if let (Some(t), Some(obj)) = (&spec.template, params.as_object_mut()) {
-            obj.insert("template".into(), json!(t));
+        if let Some(obj) = params.as_object_mut() {
+            if let Some(t) = &spec.template {
+                obj.insert("template".into(), json!(t));
+            }
+            // difficulty 0 is the env as named; higher levels turn the adapter's knobs
+            if let Some(d) = spec.difficulty.filter(|d| *d > 0) {
+                obj.insert("difficulty".into(), json!(d));
+            }
         }
         let v = self.request(
             json!({"op": "reset", "env_id": self.name, "params": params, "seed": seed}),
