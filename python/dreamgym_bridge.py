@@ -29,9 +29,10 @@ class BridgeError(Exception):
     pass
 
 
-# Difficulty knobs: a reset's `params.difficulty` (0 = the env as named, up to MAX_DIFFICULTY) makes
-# the env harder in a controlled way, for curricula (docs/bridge.md, "Difficulty").
-MAX_DIFFICULTY = 3
+# Difficulty knobs: a reset's `params.difficulty` (levels counted like a scenario's: 1, or 0 or none,
+# is the env as named; each level above adds one knob step, up to MAX_DIFFICULTY) makes the env
+# harder in a controlled way, for curricula (docs/bridge.md, "Difficulty").
+MAX_DIFFICULTY = 4
 # BabyAI/MiniGrid constructor arguments that add clutter, and how much each difficulty step adds.
 BABYAI_KNOBS = (("num_dists", 2), ("num_objs", 2))
 # TextWorldExpress game parameters that add locations or distractors, with their largest values.
@@ -39,16 +40,17 @@ TWX_KNOBS = (("numLocations", 11), ("numDistractorItems", 10))
 
 
 def check_difficulty(difficulty):
+    """The level asked for (0 and 1 both mean the env as named)."""
     if not isinstance(difficulty, int) or isinstance(difficulty, bool) or not 0 <= difficulty <= MAX_DIFFICULTY:
-        raise BridgeError(f"difficulty must be an integer from 0 to {MAX_DIFFICULTY}, got {difficulty!r}")
-    return difficulty
+        raise BridgeError(f"difficulty must be an integer from 1 to {MAX_DIFFICULTY} (1 is the env as named), got {difficulty!r}")
+    return max(difficulty, 1)
 
 
 # ----------------------------------------------------------------------------------------- BabyAI
 class BabyAI:
     ACTIONS = ["turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done"]
 
-    def __init__(self, env_id, params, difficulty=0):
+    def __init__(self, env_id, params, difficulty=1):
         import gymnasium as gym
         import minigrid  # noqa: F401  (registers the levels)
         from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
@@ -56,15 +58,15 @@ class BabyAI:
         self.gym = gym
         self.idx_obj, self.idx_color = IDX_TO_OBJECT, IDX_TO_COLOR
         self.difficulty = difficulty
-        self.knobs = self._knobs(env_id, params, difficulty) if difficulty else {}
+        self.knobs = self._knobs(env_id, params, difficulty - 1) if difficulty > 1 else {}
         try:
             self.env = gym.make(env_id, **{**params, **self.knobs})
         except Exception as e:  # unknown level, bad kwargs
             raise BridgeError(f"cannot make {env_id}: {e}")
         self.env_id = env_id
 
-    def _knobs(self, env_id, params, difficulty):
-        """Constructor arguments that make the level `difficulty` steps harder: more distractors."""
+    def _knobs(self, env_id, params, steps):
+        """Constructor arguments that make the level `steps` knob steps harder: more distractors."""
         import inspect
         from gymnasium.envs.registration import load_env_creator
 
@@ -78,9 +80,9 @@ class BabyAI:
         args.update(params)
         for knob, step in BABYAI_KNOBS:
             if isinstance(args.get(knob), int):
-                return {knob: args[knob] + step * difficulty}
+                return {knob: args[knob] + step * steps}
         names = " or ".join(k for k, _ in BABYAI_KNOBS)
-        raise BridgeError(f"{env_id} has no difficulty knob ({names}): only difficulty 0 is served")
+        raise BridgeError(f"{env_id} has no difficulty knob ({names}): only difficulty 1 (the level as named) is served")
         self.bot = None
         self.last_action = None
 
@@ -133,7 +135,7 @@ class BabyAI:
         self.bot_planned = False
         self.last_action = None
         task_params = {"level": self.env_id, **{k: str(v) for k, v in self.knobs.items()}}
-        if self.difficulty:
+        if self.difficulty > 1:
             task_params["difficulty"] = str(self.difficulty)
         task = {"id": task_id(self.env_id, self.difficulty, seed), "instruction": obs["mission"], "params": task_params}
         return {"observation": self._obs(obs), "task": task}
@@ -176,7 +178,7 @@ class BabyAI:
 
 # ------------------------------------------------------------------------------- TextWorldExpress
 class TWX:
-    def __init__(self, env_id, params, difficulty=0):
+    def __init__(self, env_id, params, difficulty=1):
         from textworld_express import TextWorldExpressEnv
 
         parts = env_id.split(":", 2)
@@ -184,7 +186,7 @@ class TWX:
             raise BridgeError(f"twx env ids look like twx:<game>[:<params>], got {env_id!r}")
         self.game = parts[1]
         self.difficulty = difficulty
-        self.game_params = self._harder(env_id, parts[2] if len(parts) > 2 else "", difficulty)
+        self.game_params = self._harder(env_id, parts[2] if len(parts) > 2 else "", difficulty - 1)
         self.step_limit = int(params.get("step_limit", 50))
         self.env = TextWorldExpressEnv(envStepLimit=self.step_limit)
         try:
@@ -194,9 +196,9 @@ class TWX:
         self.env_id = env_id
 
     @staticmethod
-    def _harder(env_id, game_params, difficulty):
-        """The game parameters `difficulty` steps harder: one more location and distractor per step."""
-        if not difficulty:
+    def _harder(env_id, game_params, steps):
+        """The game parameters `steps` knob steps harder: one more location and distractor per step."""
+        if not steps:
             return game_params
         try:
             kv = dict(p.split("=", 1) for p in game_params.split(",") if p)
@@ -206,13 +208,13 @@ class TWX:
         for knob, top in TWX_KNOBS:
             if knob in kv:
                 try:
-                    kv[knob] = str(min(int(kv[knob]) + difficulty, top))
+                    kv[knob] = str(min(int(kv[knob]) + steps, top))
                 except ValueError:
                     raise BridgeError(f"{env_id}: {knob} must be an integer, got {kv[knob]!r}")
                 turned = True
         if not turned:
             names = " or ".join(k for k, _ in TWX_KNOBS)
-            raise BridgeError(f"{env_id} names no difficulty knob ({names}): only difficulty 0 is served")
+            raise BridgeError(f"{env_id} names no difficulty knob ({names}): only difficulty 1 (the game as named) is served")
         return ",".join(f"{k}={v}" for k, v in kv.items())
 
     def capabilities(self):
@@ -235,7 +237,7 @@ class TWX:
         self.on_path = True
         self.steps = 0
         task_params = {"game": self.game, "params": self.game_params}
-        if self.difficulty:
+        if self.difficulty > 1:
             task_params["difficulty"] = str(self.difficulty)
         task = {"id": task_id(self.env_id, self.difficulty, seed), "instruction": info.get("taskDescription", ""), "params": task_params}
         return {"observation": self._obs(info["look"], info), "task": task}
@@ -265,13 +267,13 @@ class TWX:
 
 
 def task_id(env_id, difficulty, seed):
-    """Task ids name the difficulty when it is not 0 (ids at difficulty 0 are those of protocol 1 as first shipped)."""
-    return f"{env_id}/d{difficulty}/s{seed}" if difficulty else f"{env_id}/s{seed}"
+    """Task ids name the difficulty above 1 (the env as named keeps the ids protocol 1 first shipped)."""
+    return f"{env_id}/d{difficulty}/s{seed}" if difficulty > 1 else f"{env_id}/s{seed}"
 
 
 def make(env_id, params):
     params = dict(params)
-    difficulty = check_difficulty(params.pop("difficulty", 0))
+    difficulty = check_difficulty(params.pop("difficulty", 1))
     if env_id.startswith("twx:"):
         return TWX(env_id, params, difficulty)
     if env_id.startswith("BabyAI-") or env_id.startswith("MiniGrid-"):

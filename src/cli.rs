@@ -368,6 +368,7 @@ pub fn run(cli: Cli) -> Result<()> {
             TaskSpec {
                 template,
                 difficulty,
+                posed: None,
             },
             seed,
         ),
@@ -387,6 +388,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let spec = TaskSpec {
                 template,
                 difficulty,
+                posed: None,
             };
             let s = collect(&envs, &spec, policy, episodes, seed, workers, &out, true)?;
             println!(
@@ -929,6 +931,7 @@ fn policy(cmd: PolicyCmd) -> Result<()> {
             TaskSpec {
                 template,
                 difficulty,
+                posed: None,
             },
             vocab_seed,
         ),
@@ -946,6 +949,7 @@ fn policy(cmd: PolicyCmd) -> Result<()> {
             TaskSpec {
                 template,
                 difficulty,
+                posed: None,
             },
             &checkpoint,
             episodes,

@@ -98,6 +98,7 @@ pub fn train(
     let spec = TaskSpec {
         template: cfg.run.template.clone(),
         difficulty: cfg.run.difficulty,
+        posed: None,
     };
     let policy = TrainConfig {
         seed: cfg.seed,

@@ -368,8 +368,9 @@ impl Families {
     }
 }
 
-/// Highest difficulty the curriculum asks a bridged env for (what the shipped adapters serve).
-const BRIDGE_MAX_DIFFICULTY: u32 = 3;
+/// Highest difficulty the curriculum asks a bridged env for (what the shipped adapters serve;
+/// level 1 is the env as named).
+const BRIDGE_MAX_DIFFICULTY: u32 = 4;
 
 impl VariantGenerator for Families {
     fn harder(&mut self, parent: &TaskVariant, rng: &mut dyn rand::Rng) -> Option<TaskVariant> {
@@ -530,6 +531,7 @@ impl SeedContext<'_> {
                 spec: TaskSpec {
                     template,
                     difficulty: Some(difficulty),
+                    posed: None,
                 },
                 split: Split::Train,
             };
@@ -566,6 +568,7 @@ impl SeedContext<'_> {
                 template: t.task.params.get("template").cloned(),
                 difficulty: t.task.difficulty,
                 seed: 0,
+                posed: None,
             };
             if !families.contains(&v) {
                 families.push(v);
@@ -691,6 +694,7 @@ pub fn run(
     let spec = TaskSpec {
         template: cfg.template.clone(),
         difficulty: cfg.difficulty,
+        posed: None,
     };
     let mut results: BTreeMap<String, Vec<SeedResult>> = BTreeMap::new();
     let mut fidelity_json = serde_json::Value::Null;
@@ -701,7 +705,7 @@ pub fn run(
         "retrieval: the model env passes the native model the real transitions of the task instance being played (up to 64); dreamgym_without_retrieval passes none".to_string(),
     ];
     if factory.scenario().is_none() {
-        notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 1 to {BRIDGE_MAX_DIFFICULTY} (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
+        notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 2 to {BRIDGE_MAX_DIFFICULTY} above the env as named (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
     }
     let mut offline_total = (0usize, 0u64);
     for (k, &seed) in cfg.seeds.iter().enumerate() {

@@ -92,6 +92,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let spec = TaskSpec {
         template: args.template.clone(),
         difficulty: args.difficulty,
+        posed: None,
     };
     let train_split = TaskSampler {
         spec: spec.clone(),

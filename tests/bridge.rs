@@ -319,6 +319,7 @@ fn difficulty_knobs_make_harder_levels_the_bot_still_solves() {
     let at = |d| TaskSpec {
         template: None,
         difficulty: Some(d),
+        posed: None,
     };
     // each level adds distractors: the task names the knob's value
     let start = |env: &mut BridgeEnv, d: u32| {
@@ -326,49 +327,51 @@ fn difficulty_knobs_make_harder_levels_the_bot_still_solves() {
         let t = env.task().unwrap().clone();
         (t, env.task().unwrap().params.get("num_dists").cloned())
     };
-    let (t0, n0) = start(&mut env, 0);
+    let (t1, n1) = start(&mut env, 1);
     assert_eq!(
-        t0.id, "BabyAI-GoToLocal-v0/s7",
-        "difficulty 0 keeps the ids"
+        t1.id, "BabyAI-GoToLocal-v0/s7",
+        "level 1 is the env as named"
     );
-    assert_eq!((t0.difficulty, n0), (0, None));
-    let (t2, n2) = start(&mut env, 2);
-    assert_eq!(t2.id, "BabyAI-GoToLocal-v0/d2/s7");
-    assert_eq!(t2.difficulty, 2);
+    assert_eq!((t1.difficulty, n1), (1, None));
+    let (t3, n3) = start(&mut env, 3);
+    assert_eq!(t3.id, "BabyAI-GoToLocal-v0/d3/s7");
+    assert_eq!(t3.difficulty, 3);
     assert_eq!(
-        n2.as_deref(),
+        n3.as_deref(),
         Some("12"),
-        "GoToLocal's 8 distractors + 2 per level"
+        "GoToLocal's 8 distractors + 2 per level above 1"
     );
-    let err = env.reset(&at(4), 7).unwrap_err().to_string();
+    let err = env.reset(&at(5), 7).unwrap_err().to_string();
     assert!(
-        err.contains("difficulty must be an integer from 0 to 3"),
+        err.contains("difficulty must be an integer from 1 to 4"),
         "{err}"
     );
     let mut knobless = shipped("BabyAI-PickupLoc-v0");
-    let err = knobless.reset(&at(1), 7).unwrap_err().to_string();
+    let err = knobless.reset(&at(2), 7).unwrap_err().to_string();
     assert!(err.contains("has no difficulty knob"), "{err}");
 
     // the curriculum's generator climbs the knob; BabyAI's bot vouches for each level
-    let mut g = KnobVariants::new(Box::new(shipped("BabyAI-GoToLocal-v0")), 3);
+    let mut g = KnobVariants::new(Box::new(shipped("BabyAI-GoToLocal-v0")), 4);
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
     let mut v = TaskVariant {
         template: None,
-        difficulty: 0,
+        difficulty: 1,
         seed: 0,
+        posed: None,
     };
-    for d in 1..=3 {
+    for d in 2..=4 {
         v = g.harder(&v, &mut rng).unwrap();
         assert_eq!(v.difficulty, d);
         assert!(g.feasible(&v), "the bot solves GoToLocal at difficulty {d}");
     }
     assert!(g.harder(&v, &mut rng).is_none());
-    let mut none = KnobVariants::new(Box::new(shipped("BabyAI-PickupLoc-v0")), 3);
+    let mut none = KnobVariants::new(Box::new(shipped("BabyAI-PickupLoc-v0")), 4);
     assert!(
         !none.feasible(&TaskVariant {
             template: None,
-            difficulty: 1,
-            seed: 1
+            difficulty: 2,
+            seed: 1,
+            posed: None,
         }),
         "a level the adapter cannot make harder is not feasible"
     );

@@ -8,7 +8,8 @@ use crate::{TaskVariant, VariantGenerator, expert_solves};
 use dreamgym_sim::Env;
 use rand::RngExt;
 
-/// Variant generator over an env's difficulty levels `0..=max_difficulty`.
+/// Variant generator over an env's difficulty levels `1..=max_difficulty`, counted like a
+/// scenario's (level 1 — or 0 — is the env as named).
 pub struct KnobVariants {
     env: Box<dyn Env>,
     /// Highest difficulty asked for (the shipped bridge adapters serve 0 to 3).
@@ -30,10 +31,12 @@ impl KnobVariants {
 
 impl VariantGenerator for KnobVariants {
     fn harder(&mut self, parent: &TaskVariant, rng: &mut dyn rand::Rng) -> Option<TaskVariant> {
-        (parent.difficulty < self.max_difficulty).then(|| TaskVariant {
+        let next = parent.difficulty.max(1) + 1;
+        (next <= self.max_difficulty).then(|| TaskVariant {
             template: parent.template.clone(),
-            difficulty: parent.difficulty + 1,
+            difficulty: next,
             seed: rng.random::<u64>() >> 1,
+            posed: None,
         })
     }
 
@@ -43,7 +46,7 @@ impl VariantGenerator for KnobVariants {
     }
 
     fn levels_above(&self, _template: Option<&str>, difficulty: u32) -> Vec<u32> {
-        (difficulty + 1..=self.max_difficulty).collect()
+        (difficulty.max(1) + 1..=self.max_difficulty).collect()
     }
 }
 
@@ -123,9 +126,14 @@ mod tests {
             template: None,
             difficulty: 0,
             seed: 0,
+            posed: None,
         };
         let v1 = g.harder(&base, &mut rng).unwrap();
-        assert_eq!((v1.template.as_deref(), v1.difficulty), (None, 1));
+        assert_eq!(
+            (v1.template.as_deref(), v1.difficulty),
+            (None, 2),
+            "level 0 is level 1, the env as named"
+        );
         assert!(g.feasible(&v1));
         let v3 = TaskVariant {
             difficulty: 3,
@@ -133,11 +141,12 @@ mod tests {
         };
         assert!(!g.feasible(&v3), "the env refuses difficulty 3");
         assert!(g.harder(&v3, &mut rng).is_none(), "3 is the top");
-        assert_eq!(g.levels_above(None, 0), vec![1, 2, 3]);
-        g.expert_steps = 4;
+        assert_eq!(g.levels_above(None, 0), vec![2, 3]);
+        assert_eq!(g.levels_above(None, 2), vec![3]);
+        g.expert_steps = 7;
         assert!(
             !g.feasible(&v1),
-            "difficulty 1 takes the expert 5 steps, more than 4"
+            "difficulty 2 takes the expert 8 steps, more than 7"
         );
     }
 }

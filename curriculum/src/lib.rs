@@ -9,14 +9,16 @@
 //! (for scenarios: the planning expert solves it). The difficulty reached is recorded per round.
 
 pub mod knobs;
+pub mod llm;
 pub mod scenario;
 
-use dreamgym_sim::{Env, TaskSpec};
+use dreamgym_sim::{Env, PosedTask, TaskSpec};
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 pub use knobs::KnobVariants;
+pub use llm::LlmVariants;
 pub use scenario::ScenarioVariants;
 
 /// A concrete task: which task family and which instance of it.
@@ -28,6 +30,10 @@ pub struct TaskVariant {
     pub difficulty: u32,
     /// Instance seed.
     pub seed: u64,
+    /// A task an LLM wrote (its instruction and the real task it starts from); the difficulty
+    /// then counts generations above the seed task's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posed: Option<PosedTask>,
 }
 
 impl TaskVariant {
@@ -36,6 +42,7 @@ impl TaskVariant {
         TaskSpec {
             template: self.template.clone(),
             difficulty: Some(self.difficulty),
+            posed: self.posed.clone(),
         }
     }
 }
@@ -361,6 +368,7 @@ mod tests {
             template: Some("t".into()),
             difficulty: d,
             seed,
+            posed: None,
         }
     }
 

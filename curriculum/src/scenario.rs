@@ -53,6 +53,7 @@ impl VariantGenerator for ScenarioVariants {
             template: parent.template.clone(),
             difficulty,
             seed: rng.random::<u64>() >> 1,
+            posed: None,
         })
     }
 
@@ -86,6 +87,7 @@ mod tests {
             template: Some("pickup".into()),
             difficulty: 1,
             seed: 5,
+            posed: None,
         };
         let v = g.harder(&parent, &mut rng).unwrap();
         assert_eq!(v.difficulty, 2);
@@ -97,6 +99,7 @@ mod tests {
             template: Some("pickup".into()),
             difficulty: 3,
             seed: 5,
+            posed: None,
         };
         assert!(g.harder(&top, &mut rng).is_none(), "no level above 3");
         g.expert_steps = 0;
@@ -105,6 +108,7 @@ mod tests {
             template: Some("no_such_template".into()),
             difficulty: 1,
             seed: 1,
+            posed: None,
         };
         assert!(!g.feasible(&unknown));
     }

@@ -27,6 +27,7 @@ fn sampler(split: Split, difficulty: u32) -> TaskSampler {
         spec: TaskSpec {
             template: None,
             difficulty: Some(difficulty),
+            posed: None,
         },
         split,
     }

@@ -86,6 +86,7 @@ fn wgpu_agrees_with_cpu_and_trains() {
         spec: TaskSpec {
             template: None,
             difficulty: Some(1),
+            posed: None,
         },
         split: Split::Train,
     };

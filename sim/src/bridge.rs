@@ -419,13 +419,15 @@ impl Env for BridgeEnv {
     }
 
     fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
+        spec.refuse_posed(&self.id)?;
         let mut params = self.cfg.params.clone();
         if let Some(obj) = params.as_object_mut() {
             if let Some(t) = &spec.template {
                 obj.insert("template".into(), json!(t));
             }
-            // difficulty 0 is the env as named; higher levels turn the adapter's knobs
-            if let Some(d) = spec.difficulty.filter(|d| *d > 0) {
+            // level 1 (like a scenario's easiest) is the env as named; higher levels turn the
+            // adapter's knobs
+            if let Some(d) = spec.difficulty.filter(|d| *d > 1) {
                 obj.insert("difficulty".into(), json!(d));
             }
         }

@@ -11,6 +11,34 @@ pub struct TaskSpec {
     pub template: Option<String>,
     /// Difficulty level (any when `None`).
     pub difficulty: Option<u32>,
+    /// A task posed in words instead of drawn from the env (a curriculum's LLM-generated task):
+    /// only experience-model envs can play it; real envs refuse it.
+    pub posed: Option<PosedTask>,
+}
+
+/// A generated task: a new instruction played from the real initial state of task `base`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PosedTask {
+    /// Id of the real task whose initial state the new task starts from.
+    pub base: String,
+    /// The new task's instruction.
+    pub instruction: String,
+}
+
+impl TaskSpec {
+    /// The error a real env gives for a posed task.
+    pub fn refuse_posed(&self, env: &str) -> Result<(), EnvError> {
+        match &self.posed {
+            Some(p) => Err(EnvError::Task {
+                env: env.to_string(),
+                message: format!(
+                    "the generated task {:?} can only be played in an experience model, not in a real env",
+                    p.instruction
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What one step returns.

@@ -257,3 +257,71 @@ fn the_reasoning_ablation_drops_the_field_from_the_schema() {
     assert!(schema["properties"].get("reasoning").is_none());
     assert_eq!(schema["required"][0], "next_state");
 }
+
+#[test]
+fn task_generation_writes_candidates_then_selects_one_and_retries_bad_replies() {
+    use dreamgym_sim::model::task_gen::{TaskSeed, TaskWriter};
+    let server = serve(vec![
+        // the variation stage: first cut at max_tokens, then valid
+        completion(r#"{"candidates":[{"instruction":"pick up"#, "length"),
+        completion(
+            r#"{"candidates":[{"instruction":"open the red door, then pick up the red key"},{"instruction":"pick up the red key"}]}"#,
+            "stop",
+        ),
+        // the selection stage: a number out of range is invalid and retried
+        completion(r#"{"reasoning":"x","selection":7}"#, "stop"),
+        completion(
+            r#"{"reasoning":"It adds a step the agent must plan.","selection":1}"#,
+            "stop",
+        ),
+    ]);
+    let m = model(&server.url, 3, 2);
+    let (task, obs) = ctx_parts();
+    let examples = vec!["pick up the blue key".to_string()];
+    let seed = TaskSeed {
+        instruction: &task.instruction,
+        state: &obs,
+        success: Some(0.25),
+        examples: &examples,
+        candidates: 2,
+    };
+    let v = m.vary_task(&seed).unwrap();
+    assert_eq!(v.instruction, "open the red door, then pick up the red key");
+    assert_eq!(v.reasoning, "It adds a step the agent must plan.");
+    assert_eq!(v.candidates.len(), 2);
+    let bodies = server.bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 4, "one retry per stage");
+    assert_eq!(
+        bodies[0]["response_format"]["json_schema"]["name"],
+        "task_variations"
+    );
+    let variation_prompt = bodies[1]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        variation_prompt.contains(&format!("Seed task: {}", task.instruction))
+            && variation_prompt.contains("succeeds on it 25%")
+            && variation_prompt.contains("- pick up the blue key"),
+        "{variation_prompt}"
+    );
+    assert_eq!(
+        bodies[3]["response_format"]["json_schema"]["name"],
+        "task_selection"
+    );
+    let selection_prompt = bodies[3]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        selection_prompt
+            .contains("1. open the red door, then pick up the red key\n2. pick up the red key"),
+        "{selection_prompt}"
+    );
+    drop(bodies);
+
+    // every attempt cut: the request is rejected, no task
+    let server = serve(vec![
+        completion(r#"{"candidates":["#, "length"),
+        completion(r#"{"candidates":["#, "length"),
+    ]);
+    let m = model(&server.url, 2, 1);
+    assert!(matches!(
+        m.vary_task(&seed),
+        Err(ModelError::Truncated { attempts: 2 })
+    ));
+}

@@ -207,6 +207,7 @@ fn a_model_env_rolls_out_like_the_real_one() {
     let spec = TaskSpec {
         template: None,
         difficulty: Some(2),
+        posed: None,
     };
     let a = sim.reset(&spec, 7).unwrap();
     assert_eq!(a, sim.reset(&spec, 7).unwrap());
@@ -216,11 +217,56 @@ fn a_model_env_rolls_out_like_the_real_one() {
             &TaskSpec {
                 template: Some("nope".into()),
                 difficulty: None,
+                posed: None,
             },
             1,
         )
         .unwrap_err();
     assert!(err.to_string().contains("no real initial state"), "{err}");
+    // a generated task (an LLM's instruction) starts from its base task's real initial state;
+    // real envs refuse it
+    let base = &train[5];
+    let posed = TaskSpec {
+        posed: Some(dreamgym_sim::PosedTask {
+            base: base.task.id.clone(),
+            instruction: "open every door, then pick up the key".into(),
+        }),
+        ..TaskSpec::default()
+    };
+    let obs = sim.reset(&posed, 9).unwrap();
+    assert_eq!(obs.lines, base.steps[0].state.lines);
+    assert_eq!(obs.instruction, "open every door, then pick up the key");
+    let task = sim.task().unwrap().clone();
+    assert!(
+        task.id.starts_with(&format!("{}/posed/", base.task.id)),
+        "{}",
+        task.id
+    );
+    assert_eq!(
+        task.origin,
+        dreamgym_buffer::TaskOrigin::GeneratedFrom {
+            parent: base.task.id.clone()
+        }
+    );
+    sim.step(&base.steps[0].action).unwrap();
+    let unknown = TaskSpec {
+        posed: Some(dreamgym_sim::PosedTask {
+            base: "no/such/task".into(),
+            instruction: "x".into(),
+        }),
+        ..TaskSpec::default()
+    };
+    let err = sim.reset(&unknown, 1).unwrap_err().to_string();
+    assert!(err.contains("no real initial state here"), "{err}");
+    let mut real = ScenarioEnv::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/keys_doors.ron"),
+    )
+    .unwrap();
+    let err = real.reset(&posed, 1).unwrap_err().to_string();
+    assert!(
+        err.contains("can only be played in an experience model"),
+        "{err}"
+    );
     // the step limit truncates
     sim.reset(&spec, 3).unwrap();
     let mut truncated = false;

@@ -41,6 +41,7 @@ fn expert_solves_every_generated_task_at_every_difficulty() {
                 let spec = TaskSpec {
                     template: Some(t.id.clone()),
                     difficulty: Some(l.difficulty),
+                    posed: None,
                 };
                 for seed in 0..100 {
                     let tr =
@@ -171,6 +172,7 @@ fn inactive_places_are_out_of_reach_and_locked_doors_need_their_key() {
             &TaskSpec {
                 template: Some("goto".into()),
                 difficulty: Some(1),
+                posed: None,
             },
             3,
         )
@@ -193,6 +195,7 @@ fn inactive_places_are_out_of_reach_and_locked_doors_need_their_key() {
             &TaskSpec {
                 template: Some("goto".into()),
                 difficulty: Some(3),
+                posed: None,
             },
             3,
         )
@@ -234,6 +237,7 @@ fn webshop_reward_is_the_share_of_matched_attributes() {
     let spec = TaskSpec {
         template: Some("buy".into()),
         difficulty: Some(1),
+        posed: None,
     };
     let obs = env.reset(&spec, 11).unwrap();
     let task = env.task().unwrap().clone();

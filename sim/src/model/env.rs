@@ -7,6 +7,9 @@
 //! state, or — for a task never seen — from the initial state of the real task whose instruction is
 //! the most similar (cosine of hashed n-gram embeddings), with the new task's instruction.
 //!
+//! **Generated tasks** (a [`TaskSpec`] with `posed`: an instruction an LLM wrote for the
+//! curriculum) start from the real initial state of the task they were written for.
+//!
 //! **Rejected predictions** (an LLM reply cut at `max_tokens` or not valid) end the synthetic
 //! episode as truncated with the state unchanged and no reward; they are never recorded as
 //! experience.
@@ -18,7 +21,7 @@
 //! real data (generated variants) get none.
 
 use super::{ExperienceModel, ModelContext};
-use crate::env::{Env, EnvError, StepResult, TaskSpec};
+use crate::env::{Env, EnvError, PosedTask, StepResult, TaskSpec};
 use dreamgym_buffer::{Embedder, HashedNgramEmbedder, Observation, Step, Task, Trajectory};
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
@@ -99,6 +102,43 @@ impl ModelEnv {
         obs
     }
 
+    /// Start a generated task from the real initial state of its base task, with the new
+    /// instruction. Its id is the base's with `/posed/` and a hash of the instruction; its
+    /// retrieved experience is the base instance's real transitions (the same world, another goal).
+    pub fn reset_posed(&mut self, posed: &PosedTask) -> Result<Observation, EnvError> {
+        let Some((base, obs)) = self
+            .starts
+            .iter()
+            .find(|(t, _)| t.id == posed.base)
+            .cloned()
+        else {
+            return Err(EnvError::Task {
+                env: self.id.clone(),
+                message: format!(
+                    "the generated task's base {:?} has no real initial state here",
+                    posed.base
+                ),
+            });
+        };
+        let task = Task {
+            id: format!("{}/posed/{:016x}", base.id, fnv1a(&posed.instruction)),
+            instruction: posed.instruction.clone(),
+            params: base.params.clone(),
+            difficulty: base.difficulty,
+            origin: dreamgym_buffer::TaskOrigin::GeneratedFrom {
+                parent: base.id.clone(),
+            },
+        };
+        if let Some(steps) = self.real_steps.get(&base.id).cloned() {
+            self.real_steps.entry(task.id.clone()).or_insert(steps);
+        }
+        let obs = Observation {
+            instruction: posed.instruction.clone(),
+            ..obs
+        };
+        Ok(self.start(task, obs))
+    }
+
     /// Start `task` from its real initial state, or from the most similar real task's.
     pub fn reset_to(&mut self, task: &Task) -> Result<Observation, EnvError> {
         if let Some((_, obs)) = self.starts.iter().find(|(t, _)| t.id == task.id) {
@@ -127,12 +167,22 @@ impl ModelEnv {
     }
 }
 
+/// 64-bit FNV-1a hash (stable across runs and platforms, for generated task ids).
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 impl Env for ModelEnv {
     fn id(&self) -> &str {
         &self.id
     }
 
     fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
+        if let Some(posed) = &spec.posed {
+            return self.reset_posed(posed);
+        }
         let matching: Vec<usize> = (0..self.starts.len())
             .filter(|&i| {
                 let t = &self.starts[i].0;

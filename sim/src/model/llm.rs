@@ -7,8 +7,16 @@
 //! are retried with exponential backoff; a reply cut at `max_tokens` (`finish_reason: "length"`)
 //! or one that is not the expected JSON is retried and, if every attempt fails, rejected with an
 //! error — it never becomes a prediction. Plain HTTP by default; HTTPS with the `llm-tls` feature.
+//!
+//! The same model writes curriculum tasks ([`TaskWriter`], prompts in `task_gen.rs`): candidate
+//! harder variations of a seed task, then a selection among them, both with the same retries.
 
 use super::prompt::{SYSTEM_PROMPT, reply_schema, user_prompt};
+use super::task_gen::{
+    TASK_SELECTION_SYSTEM, TASK_VARIATION_SYSTEM, TaskSeed, TaskVariation, TaskWriter,
+    candidates_schema, parse_candidates, parse_selection, selection_schema, task_selection_prompt,
+    task_variation_prompt,
+};
 use super::{ExperienceModel, ModelContext, ModelError, Prediction};
 use dreamgym_buffer::Observation;
 use serde::Deserialize;
@@ -172,22 +180,7 @@ impl LlmModel {
             schema["required"] = json!(["next_state", "reward", "done", "success"]);
             system.push_str(" Do not write any reasoning: leave the `reasoning` key out.");
         }
-        let mut body = json!({
-            "model": self.cfg.model,
-            "messages": [
-                {"role": "system", "content": system},
-                {"role": "user", "content": user_prompt(ctx)},
-            ],
-            "max_tokens": self.cfg.max_tokens,
-            "temperature": self.cfg.temperature,
-        });
-        if self.cfg.json_schema {
-            body["response_format"] = json!({
-                "type": "json_schema",
-                "json_schema": {"name": "transition", "strict": true, "schema": schema}
-            });
-        }
-        body
+        self.chat_body(&system, user_prompt(ctx), schema, "transition")
     }
 
     fn url(&self) -> String {
@@ -197,7 +190,8 @@ impl LlmModel {
         )
     }
 
-    async fn attempt(&self, body: &Value, state: &Observation) -> Result<Prediction, Attempt> {
+    /// One request: the reply's message content, or why not (retry or give up).
+    async fn attempt(&self, body: &Value) -> Result<String, Attempt> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self.client.post(self.url()).json(body);
         if let Some(k) = &self.cfg.api_key {
@@ -224,58 +218,35 @@ impl LlmModel {
                 Attempt::Fail(err)
             });
         }
-        let invalid = |stats: &LlmStats, message: String| {
-            stats.invalid.fetch_add(1, Ordering::Relaxed);
-            Attempt::Retry(ModelError::InvalidReply {
-                attempts: 1,
-                message,
-            })
-        };
         let v: Value = serde_json::from_str(&text)
-            .map_err(|e| invalid(&self.stats, format!("not a chat completion: {e}")))?;
+            .map_err(|e| self.invalid(format!("not a chat completion: {e}")))?;
         let choice = &v["choices"][0];
         if choice["finish_reason"].as_str() == Some("length") {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);
             return Err(Attempt::Retry(ModelError::Truncated { attempts: 1 }));
         }
-        let content = choice["message"]["content"]
+        choice["message"]["content"]
             .as_str()
-            .ok_or_else(|| invalid(&self.stats, "the completion has no message content".into()))?;
-        let r: Reply = serde_json::from_str(content.trim()).map_err(|e| {
-            invalid(
-                &self.stats,
-                format!("{e}: {:?}", content.chars().take(200).collect::<String>()),
-            )
-        })?;
-        if !r.reward.is_finite() || !(0.0..=1.0).contains(&r.reward) {
-            return Err(invalid(
-                &self.stats,
-                format!("reward {} outside [0, 1]", r.reward),
-            ));
-        }
-        if r.next_state.lines.is_empty() {
-            return Err(invalid(&self.stats, "empty next state".into()));
-        }
-        Ok(Prediction {
-            reasoning: r.reasoning,
-            next_state: Observation {
-                lines: r.next_state.lines,
-                instruction: state.instruction.clone(),
-                admissible: r.next_state.admissible,
-                feedback: r.next_state.feedback,
-            },
-            reward: r.reward as f32,
-            done: r.done,
-            success: r.success && r.done,
-            confidence: 0.5,
+            .map(|c| c.trim().to_string())
+            .ok_or_else(|| self.invalid("the completion has no message content".into()))
+    }
+
+    fn invalid(&self, message: String) -> Attempt {
+        self.stats.invalid.fetch_add(1, Ordering::Relaxed);
+        Attempt::Retry(ModelError::InvalidReply {
+            attempts: 1,
+            message,
         })
     }
 
-    async fn predict_async(
+    /// Sends `body` (within the concurrency limit) until `parse` accepts a reply's content:
+    /// transport errors, 429/5xx, cut and invalid replies are retried with backoff; after the
+    /// last attempt the request is rejected with the last error.
+    async fn request<T>(
         &self,
         body: Value,
-        state: &Observation,
-    ) -> Result<Prediction, ModelError> {
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ModelError> {
         let _permit = self
             .sem
             .acquire()
@@ -290,8 +261,12 @@ impl LlmModel {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            match self.attempt(&body, state).await {
-                Ok(p) => return Ok(p),
+            let outcome = match self.attempt(&body).await {
+                Ok(content) => parse(&content).map_err(|m| self.invalid(m)),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(t) => return Ok(t),
                 Err(Attempt::Fail(e)) => {
                     last = e;
                     break;
@@ -306,6 +281,89 @@ impl LlmModel {
                 ModelError::InvalidReply { attempts, message }
             }
             e => e,
+        })
+    }
+
+    async fn predict_async(
+        &self,
+        body: Value,
+        state: &Observation,
+    ) -> Result<Prediction, ModelError> {
+        self.request(body, |content| parse_prediction(content, state))
+            .await
+    }
+
+    /// A chat request with `system` and `user` messages whose reply must follow `schema`.
+    fn chat_body(&self, system: &str, user: String, schema: Value, name: &str) -> Value {
+        let mut body = json!({
+            "model": self.cfg.model,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user},
+            ],
+            "max_tokens": self.cfg.max_tokens,
+            "temperature": self.cfg.temperature,
+        });
+        if self.cfg.json_schema {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": {"name": name, "strict": true, "schema": schema}
+            });
+        }
+        body
+    }
+}
+
+/// A prediction from a reply's content, or why the reply is not one.
+fn parse_prediction(content: &str, state: &Observation) -> Result<Prediction, String> {
+    let r: Reply = serde_json::from_str(content)
+        .map_err(|e| format!("{e}: {:?}", content.chars().take(200).collect::<String>()))?;
+    if !r.reward.is_finite() || !(0.0..=1.0).contains(&r.reward) {
+        return Err(format!("reward {} outside [0, 1]", r.reward));
+    }
+    if r.next_state.lines.is_empty() {
+        return Err("empty next state".into());
+    }
+    Ok(Prediction {
+        reasoning: r.reasoning,
+        next_state: Observation {
+            lines: r.next_state.lines,
+            instruction: state.instruction.clone(),
+            admissible: r.next_state.admissible,
+            feedback: r.next_state.feedback,
+        },
+        reward: r.reward as f32,
+        done: r.done,
+        success: r.success && r.done,
+        confidence: 0.5,
+    })
+}
+
+impl TaskWriter for LlmModel {
+    fn vary_task(&self, seed: &TaskSeed) -> Result<TaskVariation, ModelError> {
+        let n = seed.candidates.max(1);
+        let body = self.chat_body(
+            TASK_VARIATION_SYSTEM,
+            task_variation_prompt(seed),
+            candidates_schema(),
+            "task_variations",
+        );
+        let candidates = self
+            .rt
+            .block_on(self.request(body, |c| parse_candidates(c, n)))?;
+        let body = self.chat_body(
+            TASK_SELECTION_SYSTEM,
+            task_selection_prompt(seed, &candidates),
+            selection_schema(),
+            "task_selection",
+        );
+        let (reasoning, pick) = self
+            .rt
+            .block_on(self.request(body, |c| parse_selection(c, candidates.len())))?;
+        Ok(TaskVariation {
+            instruction: candidates[pick].clone(),
+            reasoning,
+            candidates,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod fidelity;
 pub mod llm;
 pub mod native;
 pub mod prompt;
+pub mod task_gen;
 
 use dreamgym_buffer::{Observation, Step, Task, Trajectory};
 

@@ -114,6 +114,7 @@ impl Env for ScenarioEnv {
     }
 
     fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
+        spec.refuse_posed(&self.id)?;
         let inst = self.make_instance(spec, seed)?;
         self.state = inst.init.clone();
         self.inst = Some(inst);
