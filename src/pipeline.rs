@@ -7,8 +7,8 @@ use crate::envs::EnvFactory;
 use anyhow::{Context, Result, bail};
 use dreamgym_buffer::{Observation, Trajectory};
 use dreamgym_curriculum::{
-    Curriculum, CurriculumConfig, DifficultyPoint, KnobVariants, ScenarioVariants, TaskVariant,
-    VariantGenerator,
+    Curriculum, CurriculumConfig, DifficultyPoint, KnobVariants, LlmVariants, ScenarioVariants,
+    TaskVariant, VariantGenerator,
 };
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
 use dreamgym_sim::model::env::ModelEnv;
@@ -366,6 +366,18 @@ impl Families {
             ))),
         }
     }
+
+    /// The LLM experience model's task generator, writing variations of the tasks of `real`.
+    fn written_by_llm(real: &[Trajectory]) -> Result<Self> {
+        let cfg = LlmConfig::from_env().context("experience_model: Llm (task generation)")?;
+        let writer =
+            Arc::new(LlmModel::new(cfg).context("experience_model: Llm (task generation)")?);
+        let starts = real
+            .iter()
+            .filter_map(|t| t.steps.first().map(|s| (t.task.clone(), s.state.clone())))
+            .collect();
+        Ok(Self(Box::new(LlmVariants::new(writer, starts))))
+    }
 }
 
 /// Highest difficulty the curriculum asks a bridged env for (what the shipped adapters serve;
@@ -574,7 +586,13 @@ impl SeedContext<'_> {
                 families.push(v);
             }
         }
-        let generator = curriculum.then(|| Families::for_env(self.factory));
+        // an LLM experience model writes the curriculum's tasks itself (the paper's M_task);
+        // otherwise the env's own difficulty levels or knobs make them
+        let generator = match (curriculum, self.cfg.experience_model) {
+            (false, _) => None,
+            (true, ExperienceModelKind::Llm) => Some(Families::written_by_llm(&self.offline)?),
+            (true, ExperienceModelKind::Native) => Some(Families::for_env(self.factory)),
+        };
         let starts = match &generator {
             Some(g) => self.harder_starts(g, &families)?,
             None => vec![],

@@ -81,13 +81,17 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
     assert!(s2r >= random + 0.15, "S2R {s2r} vs random {random}");
 }
 
+/// The stand-in server's transition reply (nothing changes) and its winning reply.
+const STUB_TRANSITION: &str = r#"{"reasoning":"The agent looks around.","next_state":{"lines":["[room_a] room: you are in the west room","[key_red] key: a red key"],"admissible":["pick up the red key","go through the red door to the middle room"],"feedback":"Nothing happens."},"reward":0,"done":false,"success":false}"#;
+const STUB_WIN: &str = r#"{"reasoning":"That completes the task.","next_state":{"lines":["[room_a] room: you are in the west room"],"admissible":["look"],"feedback":"Done."},"reward":1,"done":true,"success":true}"#;
+
 /// A stand-in OpenAI-compatible server: of every 12 replies the 4th to 6th are cut at
 /// `max_tokens` (so a request that meets them on all three attempts is rejected), the others say
 /// the agent is in the west room with two actions. Returns the base URL and the number of
 /// requests answered.
 fn stub_llm_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -114,11 +118,28 @@ fn stub_llm_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>)
                 let mut body = vec![0; len];
                 reader.read_exact(&mut body).unwrap();
                 let n = count.fetch_add(1, Ordering::SeqCst);
-                let content = r#"{"reasoning":"The agent looks around.","next_state":{"lines":["[room_a] room: you are in the west room","[key_red] key: a red key"],"admissible":["pick up the red key","go through the red door to the middle room"],"feedback":"Nothing happens."},"reward":0,"done":false,"success":false}"#;
-                let finish = if (3..6).contains(&(n % 12)) {
-                    "length"
-                } else {
-                    "stop"
+                let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                // task generation: two candidates (one names what keys_doors does not have),
+                // then a selection alternating between them
+                let (content, finish) = match request["response_format"]["json_schema"]["name"]
+                    .as_str()
+                {
+                    Some("task_variations") => (
+                        r#"{"candidates":[{"instruction":"pick up the red key, then go to the room"},{"instruction":"ride the unicorn to the room"}]}"#.to_string(),
+                        "stop",
+                    ),
+                    Some("task_selection") => {
+                        static SELECTIONS: AtomicUsize = AtomicUsize::new(0);
+                        let k = SELECTIONS.fetch_add(1, Ordering::SeqCst);
+                        (
+                            format!(r#"{{"reasoning":"More steps.","selection":{}}}"#, 1 + k % 2),
+                            "stop",
+                        )
+                    }
+                    // transitions: some replies cut at max_tokens, some episodes won
+                    _ if (3..6).contains(&(n % 12)) => (STUB_TRANSITION.to_string(), "length"),
+                    _ if n % 5 == 4 => (STUB_WIN.to_string(), "stop"),
+                    _ => (STUB_TRANSITION.to_string(), "stop"),
                 };
                 let reply = serde_json::json!({"choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}]}).to_string();
                 let _ = write!(
@@ -139,7 +160,7 @@ fn the_loop_runs_in_an_llm_experience_model() {
     let cfg = dir.path().join("run.ron");
     std::fs::write(
         &cfg,
-        "(experience_model: Llm, seeds: [1], offline_episodes: 20, iterations: 2, synthetic_envs: 2, eval_episodes: 5, fidelity_episodes: 2, ablations: false, bc_epochs: 2, policy: (num_steps: 8))",
+        "(experience_model: Llm, seeds: [1], offline_episodes: 20, iterations: 3, expand_every: 1, synthetic_envs: 2, eval_episodes: 5, fidelity_episodes: 2, ablations: false, bc_epochs: 2, policy: (num_steps: 8))",
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -159,6 +180,24 @@ fn the_loop_runs_in_an_llm_experience_model() {
         "{}",
         s["fidelity"]
     );
+    // the same model wrote the curriculum's harder tasks; the one naming a unicorn was turned away
+    let pool = s["curriculum_pool"].as_array().unwrap();
+    let written: Vec<&serde_json::Value> = pool
+        .iter()
+        .filter(|t| t["task"]["posed"].is_object())
+        .collect();
+    assert!(
+        !written.is_empty(),
+        "rejected {}: {pool:?}",
+        s["curriculum_rejected"]
+    );
+    assert!(
+        written.iter().all(
+            |t| t["task"]["posed"]["instruction"] == "pick up the red key, then go to the room"
+        ),
+        "{written:?}"
+    );
+    assert!(s["curriculum_rejected"].as_u64().unwrap() > 0, "{s}");
 
     // without the server's URL the run says what to set
     let err = run_keys_doors(&cfg, &dir.path().join("out2"))
