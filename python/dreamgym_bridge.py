@@ -89,11 +89,25 @@ class BabyAI:
     def capabilities(self):
         return {"expert": True, "actions": self.ACTIONS}
 
+    def _label(self, obj):
+        """A stable id for a grid object within the episode: `red_ball`, then `red_ball_2` for a
+        second red ball, in the order the agent first sees them (positions in the view change
+        with every move; the object keeps its id)."""
+        key = id(obj)
+        if key not in self.labels:
+            base = f"{obj.color}_{obj.type}"
+            self.label_counts[base] = self.label_counts.get(base, 0) + 1
+            n = self.label_counts[base]
+            self.labels[key] = base if n == 1 else f"{base}_{n}"
+        return self.labels[key]
+
     def _describe(self, obs):
         img = obs["image"]
+        # the observed sub-grid holds the world's own objects (for stable ids); the image says
+        # what the agent can see of them
+        grid, _ = self.env.unwrapped.gen_obs_grid()
         lines = []
         # the agent stands at (3, 6) of the 7x7 egocentric view, facing "up" (decreasing y)
-        n = 0
         for y in range(7):
             for x in range(7):
                 obj = self.idx_obj[int(img[x, y, 0])]
@@ -111,8 +125,9 @@ class BabyAI:
                 state = ""
                 if obj == "door":
                     state = ["open ", "closed ", "locked "][int(img[x, y, 2])]
-                n += 1
-                lines.append((fwd + abs(side), f"[{obj}{n}] {obj}: a {state}{color} {obj}, {' and '.join(where)}"))
+                world_obj = grid.get(x, y)
+                label = self._label(world_obj) if world_obj is not None else f"{color}_{obj}"
+                lines.append((fwd + abs(side), f"[{label}] {obj}: a {state}{color} {obj}, {' and '.join(where)}"))
         lines.sort(key=lambda t: t[0])
         out = [l for _, l in lines]
         front = img[3, 5]
@@ -120,7 +135,7 @@ class BabyAI:
             out.insert(0, "[wall] wall: a wall right in front of you")
         carrying = self.env.unwrapped.carrying
         if carrying is not None:
-            out.append(f"[carrying] carried: you carry a {carrying.color} {carrying.type}")
+            out.append(f"[carrying] carried: you carry a {carrying.color} {carrying.type} ({self._label(carrying)})")
         return out
 
     def _obs(self, obs, feedback=""):
@@ -130,6 +145,7 @@ class BabyAI:
         from minigrid.utils.baby_ai_bot import BabyAIBot
 
         obs, _ = self.env.reset(seed=seed)
+        self.labels, self.label_counts = {}, {}
         self.obs = obs
         self.bot = BabyAIBot(self.env.unwrapped)
         self.bot_planned = False

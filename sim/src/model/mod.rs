@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod fidelity;
+mod line_rewrite;
 pub mod llm;
 pub mod native;
 pub mod prompt;

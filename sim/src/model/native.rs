@@ -27,12 +27,18 @@
 //!    actions usually take away go.
 //! 4. **Rules read as sets** when no rule of the exact shape applies: a removed pattern takes away
 //!    every line it fits, so leaving a place with three objects works with a rule learnt on one.
-//! 5. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
+//! 5. **Line rewrites** when no rule applies (egocentric views, where an action rewrites every
+//!    line): each `[id]` line is rewritten by what the action did to lines of its *shape* (its
+//!    text with its id's words masked) in training, unless a shape present has always meant the
+//!    action changes nothing (a wall in front); reward and done come from the shapes that lines
+//!    naming the task's object had when episodes paid (`line_rewrite.rs`).
+//! 6. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
 //!    rule explains, leaves the state unchanged with reward 0; the latter with a low confidence.
 //!
 //! Predicted lines keep the current state's order; added lines take the place of the first removed
 //! line (or go last). Fidelity compares states as sets of lines.
 
+use super::line_rewrite::LineRewrites;
 use super::{ExperienceModel, ModelContext, ModelError, Prediction};
 use dreamgym_buffer::{Observation, Step, Trajectory};
 use rustc_hash::FxHashMap;
@@ -579,6 +585,8 @@ pub struct NativeModel {
     /// Per action form (token count, first word): for each line kind, how often a line of that
     /// kind stayed and how often it went when such an action changed the state.
     persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
+    /// Per-line rewrites by line shape (egocentric worlds where every line changes).
+    rewrites: LineRewrites,
 }
 
 /// The kind of a `[id] kind: text` line (`""` for lines of another form).
@@ -604,6 +612,9 @@ impl NativeModel {
         for t in trajectories {
             for s in &t.steps {
                 m.learn(s, &mut index);
+                if rules {
+                    m.rewrites.learn(s);
+                }
             }
         }
         let words = &m.words;
@@ -1678,7 +1689,18 @@ impl NativeModel {
         if admissible && let Some(p) = self.by_rule_as_sets(&vocab, &query, cands, ctx) {
             return p;
         }
-        // 5. failure semantics
+        // 5. every line rewritten by its shape (admissible actions only)
+        if admissible && let Some(r) = self.rewrites.predict(ctx.state, ctx.action) {
+            return Prediction {
+                reasoning: r.reasoning,
+                next_state: r.next,
+                reward: r.reward,
+                done: r.done,
+                success: success_of(r.reward, r.done),
+                confidence: r.confidence,
+            };
+        }
+        // 6. failure semantics
         let (why, conf) = if admissible {
             (
                 "No training transition explains this admissible action here; predicting the failure state (nothing changes, reward 0) with low confidence.",
