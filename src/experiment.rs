@@ -27,7 +27,8 @@ pub struct ExperimentConfig {
     pub offline: Option<PathBuf>,
     /// Sim-to-real: real steps after the synthetic phase (0: none).
     pub real_budget: u64,
-    /// Everything else, as for `dreamgym run` (its `seeds`, `ablations`, `s2r_share` are unused).
+    /// Everything else, as for `dreamgym run` (its `seeds`, `ablations`, `s2r_share` are unused;
+    /// `s2r_lr_scale` applies to the real-budget phase).
     pub run: RunConfig,
 }
 
@@ -203,6 +204,7 @@ pub fn train(
         } else if s2r_iters > 0 {
             if !s2r_started {
                 trainer.extend(s2r_iters);
+                trainer.set_learning_rate(policy.lr * cfg.run.s2r_lr_scale);
                 s2r_started = true;
             }
             if trainer.finished() {

@@ -86,6 +86,9 @@ pub struct RunConfig {
     pub synthetic_envs: usize,
     /// Sim-to-real budget as a share of the real-only baseline's real steps.
     pub s2r_share: f32,
+    /// Sim-to-real learning rate as a share of `policy.lr` (fine-tuning a policy trained in the
+    /// model on a small real budget; its schedule anneals over the S2R iterations).
+    pub s2r_lr_scale: f64,
     /// The curriculum.
     pub curriculum: CurriculumConfig,
     /// Expand the curriculum pool every this many iterations.
@@ -122,6 +125,7 @@ impl Default for RunConfig {
             iterations: 60,
             synthetic_envs: 16,
             s2r_share: 0.1,
+            s2r_lr_scale: 0.3,
             curriculum: CurriculumConfig::default(),
             expand_every: 5,
             eval_episodes: 100,
@@ -855,6 +859,7 @@ pub fn run(
             .floor()
             .max(1.0) as usize;
         let mut rows = vec![(0, dg_success)];
+        trainer.set_learning_rate(policy.lr * cfg.s2r_lr_scale);
         rows.extend(ctx.train_real(&mut trainer, s2r_iters, 0)?);
         results
             .entry("dreamgym_s2r".into())

@@ -240,6 +240,12 @@ impl Trainer {
         self.cfg.iterations = self.counters.iteration + iterations;
     }
 
+    /// Sets the peak learning rate of the schedule from now on (e.g. a smaller one to fine-tune
+    /// in the real env after training in a model).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
     fn lr(&self) -> f64 {
         if self.cfg.anneal_lr {
             let start = self.counters.schedule_start.min(self.counters.iteration);

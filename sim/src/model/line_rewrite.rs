@@ -353,7 +353,7 @@ mod tests {
             m.learn(&step(
                 &[
                     &format!("{id}, 3 steps forward"),
-                    &format!("[purple_box] box: a purple box, 1 step left"),
+                    "[purple_box] box: a purple box, 1 step left",
                 ],
                 "go forward",
                 &[&format!("{id}, 2 steps forward")],
