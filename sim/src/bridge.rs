@@ -66,11 +66,7 @@ impl BridgeConfig {
 
 /// Write the embedded Python bridge to `dir` (named by a hash of its text) and return its path.
 pub fn write_embedded_bridge(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
-    let hash = PYTHON_BRIDGE
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = crate::env::fnv1a(PYTHON_BRIDGE);
     let path = dir.join(format!("dreamgym_bridge-{hash:016x}.py"));
     if !path.exists() {
         std::fs::create_dir_all(dir)?;

@@ -16,6 +16,13 @@ pub struct TaskSpec {
     pub posed: Option<PosedTask>,
 }
 
+/// 64-bit FNV-1a hash of `text`: stable across runs and platforms (file names, generated ids).
+pub(crate) fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// A generated task: a new instruction played from the real initial state of task `base`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PosedTask {

@@ -21,7 +21,7 @@
 //! real data (generated variants) get none.
 
 use super::{ExperienceModel, ModelContext};
-use crate::env::{Env, EnvError, PosedTask, StepResult, TaskSpec};
+use crate::env::{Env, EnvError, PosedTask, StepResult, TaskSpec, fnv1a};
 use dreamgym_buffer::{Embedder, HashedNgramEmbedder, Observation, Step, Task, Trajectory};
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
@@ -165,13 +165,6 @@ impl ModelEnv {
         };
         Ok(self.start(task.clone(), obs))
     }
-}
-
-/// 64-bit FNV-1a hash (stable across runs and platforms, for generated task ids).
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 impl Env for ModelEnv {
