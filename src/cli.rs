@@ -304,6 +304,10 @@ pub enum ModelCmd {
         /// Exact memory only (ablation: no rule induction).
         #[arg(long)]
         no_rules: bool,
+        /// Give the model no retrieved transitions (ablation; by default each held-out step is
+        /// given the training transitions of its task instance, as in training in the model).
+        #[arg(long)]
+        no_retrieval: bool,
         /// Also print this many wrong predictions with their reasoning.
         #[arg(long, default_value_t = 0)]
         show_errors: usize,
@@ -472,11 +476,19 @@ pub fn run(cli: Cli) -> Result<()> {
                     heldout,
                     gamma,
                     no_rules,
+                    no_retrieval,
                     show_errors,
                     show,
                     json,
                 },
-        } => model_eval(&train, &heldout, gamma, no_rules, (show_errors, show), json),
+        } => model_eval(
+            &train,
+            &heldout,
+            gamma,
+            (no_rules, no_retrieval),
+            (show_errors, show),
+            json,
+        ),
     }
 }
 
@@ -679,7 +691,7 @@ fn model_eval(
     train: &std::path::Path,
     heldout: &std::path::Path,
     gamma: f64,
-    no_rules: bool,
+    (no_rules, no_retrieval): (bool, bool),
     (show_errors, show): (usize, usize),
     json: bool,
 ) -> Result<()> {
@@ -693,7 +705,7 @@ fn model_eval(
     let model = NativeModel::fit_with(&tr, !no_rules);
     let fit_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
-    let r = fidelity::evaluate(&model, &tr, &ho, gamma);
+    let r = fidelity::evaluate_with(&model, &tr, &ho, gamma, !no_retrieval);
     let eval_s = t1.elapsed().as_secs_f64();
     // one-step predictions plus the open-loop ones of the drift measurement
     let predictions = r.all.transitions + r.drift.iter().map(|d| d.windows).sum::<usize>();
@@ -741,8 +753,13 @@ fn model_eval(
         "open-loop next-state exact after k steps: {}",
         drift.join(", ")
     );
-    show_predictions(&model, &ho, show, false);
-    show_predictions(&model, &ho, show_errors, true);
+    let index = if no_retrieval {
+        Default::default()
+    } else {
+        dreamgym_sim::model::env::retrieval_index(&tr)
+    };
+    show_predictions(&model, &ho, &index, show, false);
+    show_predictions(&model, &ho, &index, show_errors, true);
     Ok(())
 }
 
@@ -750,17 +767,22 @@ fn model_eval(
 fn show_predictions(
     model: &dyn dreamgym_sim::model::ExperienceModel,
     heldout: &[dreamgym_buffer::Trajectory],
+    retrieval: &std::collections::HashMap<String, Vec<dreamgym_buffer::Step>>,
     n: usize,
     wrong_only: bool,
 ) {
     let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
     let mut shown = 0;
     for t in heldout {
+        let retrieved = retrieval.get(&t.task.id).map_or(&[][..], Vec::as_slice);
         for (i, s) in t.steps.iter().enumerate() {
             if shown >= n {
                 return;
             }
-            let ctx = dreamgym_sim::model::ModelContext::at_step(t, i);
+            let ctx = dreamgym_sim::model::ModelContext {
+                retrieved,
+                ..dreamgym_sim::model::ModelContext::at_step(t, i)
+            };
             let p = match model.predict(&ctx) {
                 Ok(p) => p,
                 Err(e) => {

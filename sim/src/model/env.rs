@@ -33,6 +33,18 @@ pub const HISTORY_WINDOW: usize = 8;
 /// Most real transitions of one task instance passed to the model as retrieved experience.
 pub const RETRIEVED_PER_TASK: usize = 64;
 
+/// The real transitions of each task instance (by task id, at most [`RETRIEVED_PER_TASK`], in
+/// data order): what a model is given as retrieved experience of the instance being played.
+pub fn retrieval_index(real: &[Trajectory]) -> std::collections::HashMap<String, Vec<Step>> {
+    let mut index: std::collections::HashMap<String, Vec<Step>> = Default::default();
+    for t in real {
+        let steps = index.entry(t.task.id.clone()).or_default();
+        let room = RETRIEVED_PER_TASK.saturating_sub(steps.len());
+        steps.extend(t.steps.iter().take(room).cloned());
+    }
+    index
+}
+
 /// An experience model as an environment.
 pub struct ModelEnv {
     id: String,
@@ -57,12 +69,7 @@ impl ModelEnv {
             .iter()
             .filter_map(|t| t.steps.first().map(|s| (t.task.clone(), s.state.clone())))
             .collect();
-        let mut real_steps: std::collections::HashMap<String, Vec<Step>> = Default::default();
-        for t in real {
-            let steps = real_steps.entry(t.task.id.clone()).or_default();
-            let room = RETRIEVED_PER_TASK.saturating_sub(steps.len());
-            steps.extend(t.steps.iter().take(room).cloned());
-        }
+        let real_steps = retrieval_index(real);
         Self {
             id: format!("model:{}", model.name()),
             model,

@@ -2,9 +2,9 @@
 //! the real environment did (the eps_R and eps_P of the DreamGym bound).
 
 use super::{ExperienceModel, ModelContext};
-use dreamgym_buffer::Trajectory;
+use dreamgym_buffer::{Step, Trajectory};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Fidelity metrics over a set of held-out transitions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -171,11 +171,17 @@ pub struct Drift {
 /// Longest open-loop rollout measured.
 pub const MAX_DRIFT_K: usize = 5;
 
-/// Open-loop drift of `model` over k-step windows of `heldout` (see [`FidelityReport::drift`]).
-pub fn drift(model: &dyn ExperienceModel, heldout: &[Trajectory]) -> Vec<Drift> {
+/// Open-loop drift of `model` over k-step windows of `heldout` (see [`FidelityReport::drift`]),
+/// given the instance's real transitions from `retrieval` (by task id).
+pub fn drift(
+    model: &dyn ExperienceModel,
+    heldout: &[Trajectory],
+    retrieval: &HashMap<String, Vec<Step>>,
+) -> Vec<Drift> {
     let mut right = [0usize; MAX_DRIFT_K];
     let mut windows = [0usize; MAX_DRIFT_K];
     for t in heldout {
+        let retrieved = retrieval.get(&t.task.id).map_or(&[][..], Vec::as_slice);
         for start in 0..t.steps.len() {
             let mut state = t.steps[start].state.clone();
             let mut history: Vec<dreamgym_buffer::Step> = t.steps[..start].to_vec();
@@ -186,7 +192,7 @@ pub fn drift(model: &dyn ExperienceModel, heldout: &[Trajectory]) -> Vec<Drift> 
                     history: &history,
                     state: &state,
                     action: &real.action,
-                    retrieved: &[],
+                    retrieved,
                 });
                 windows[k] += 1;
                 let Ok(p) = p else { break };
@@ -217,17 +223,36 @@ pub fn drift(model: &dyn ExperienceModel, heldout: &[Trajectory]) -> Vec<Drift> 
         .collect()
 }
 
-/// Evaluate `model` one step at a time on `heldout` (each prediction starts from the real state).
+/// Evaluate `model` one step at a time on `heldout` (each prediction starts from the real state),
+/// with retrieval: each step is given the real transitions of its task instance in `train`, as
+/// [`super::env::ModelEnv`] gives them when training in the model (none for unseen instances).
 pub fn evaluate(
     model: &dyn ExperienceModel,
     train: &[Trajectory],
     heldout: &[Trajectory],
     gamma: f64,
 ) -> FidelityReport {
+    evaluate_with(model, train, heldout, gamma, true)
+}
+
+/// [`evaluate`], with retrieval on or off (`false`: nothing retrieved, the ablation).
+pub fn evaluate_with(
+    model: &dyn ExperienceModel,
+    train: &[Trajectory],
+    heldout: &[Trajectory],
+    gamma: f64,
+    retrieval: bool,
+) -> FidelityReport {
+    let index = if retrieval {
+        super::env::retrieval_index(train)
+    } else {
+        HashMap::new()
+    };
     let seen: HashSet<&str> = train.iter().map(|t| t.task.id.as_str()).collect();
     let (mut all, mut unseen) = (Acc::default(), Acc::default());
     for t in heldout {
         let is_unseen = !seen.contains(t.task.id.as_str());
+        let retrieved = index.get(&t.task.id).map_or(&[][..], Vec::as_slice);
         let mut shown = String::new();
         for (i, s) in t.steps.iter().enumerate() {
             let reveals = reveals(s, &shown);
@@ -241,7 +266,10 @@ pub fn evaluate(
                 shown.push('|');
                 shown.push_str(&squash(l));
             }
-            let ctx = ModelContext::at_step(t, i);
+            let ctx = ModelContext {
+                retrieved,
+                ..ModelContext::at_step(t, i)
+            };
             let (p, rejected) = match model.predict(&ctx) {
                 Ok(p) => (p, false),
                 // a rejected reply scores as the failure state it would have to be replaced by
@@ -284,7 +312,7 @@ pub fn evaluate(
     FidelityReport {
         all: all.finish(gamma),
         unseen_tasks: unseen.finish(gamma),
-        drift: drift(model, heldout),
+        drift: drift(model, heldout, &index),
     }
 }
 
