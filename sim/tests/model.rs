@@ -39,7 +39,9 @@ fn generalises_to_unseen_task_instances() {
         "held-out instances are all new"
     );
     assert!(r.all.next_state_exact >= 0.85, "{:?}", r.all);
-    assert!(r.all.reward_accuracy >= 0.95, "{:?}", r.all);
+    // partial credit (0.2 per criterion met) is learnt as a sum of criteria
+    eprintln!("webshop reward accuracy {:.4}", r.all.reward_accuracy);
+    assert!(r.all.reward_accuracy >= 0.99, "{:?}", r.all);
     assert!(r.all.false_success_rate <= 0.02, "{:?}", r.all);
     // without rule induction the model can only recall: much worse on new instances
     let memory = NativeModel::fit_with(&train, false);

@@ -38,6 +38,7 @@
 //! Predicted lines keep the current state's order; added lines take the place of the first removed
 //! line (or go last). Fidelity compares states as sets of lines.
 
+use super::additive_reward::AdditiveRewards;
 use super::line_rewrite::LineRewrites;
 use super::{ExperienceModel, ModelContext, ModelError, Prediction};
 use dreamgym_buffer::{Observation, Step, Trajectory};
@@ -587,6 +588,8 @@ pub struct NativeModel {
     persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
     /// Per-line rewrites by line shape (egocentric worlds where every line changes).
     rewrites: LineRewrites,
+    /// Partial-credit rewards of episode-ending actions as sums of criteria.
+    additive: AdditiveRewards,
 }
 
 /// The kind of a `[id] kind: text` line (`""` for lines of another form).
@@ -614,9 +617,11 @@ impl NativeModel {
                 m.learn(s, &mut index);
                 if rules {
                     m.rewrites.learn(s);
+                    m.additive.learn(s);
                 }
             }
         }
+        m.additive.fit();
         let words = &m.words;
         for r in &mut m.rules {
             r.derive(words);
@@ -1273,13 +1278,27 @@ impl NativeModel {
             if let Some(e) = ctx.retrieved.first() {
                 let _ = write!(why, " Nearest retrieved transition: `{}`.", e.action);
             }
+            let mut reward = r.reward;
+            // partial credit: the sum of the criteria this state meets, where such a model
+            // reproduces every training transition of the action
+            if r.done
+                && let Some(x) = self.additive.reward(ctx.state, ctx.action)
+                && x != reward
+            {
+                let _ = write!(
+                    why,
+                    " The additive reward model of `{}` (criteria between the instruction and the state, reproducing 99.5% of its training transitions or more) gives {x} instead.",
+                    ctx.action
+                );
+                reward = x;
+            }
             let conf = r.support as f32 / (r.support as f32 + 1.0);
             return Some(Prediction {
                 reasoning: why,
                 next_state: obs,
-                reward: r.reward,
+                reward,
                 done: r.done,
-                success: success_of(r.reward, r.done),
+                success: success_of(reward, r.done),
                 confidence: conf,
             });
         }
