@@ -11,7 +11,7 @@ use dreamgym_curriculum::{
     TaskVariant, VariantGenerator,
 };
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
-use dreamgym_sim::model::env::ModelEnv;
+use dreamgym_sim::model::env::{ModelEnv, initial_states};
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::{ExperienceModel, fidelity};
@@ -376,11 +376,10 @@ impl Families {
         let cfg = LlmConfig::from_env().context("experience_model: Llm (task generation)")?;
         let writer =
             Arc::new(LlmModel::new(cfg).context("experience_model: Llm (task generation)")?);
-        let starts = real
-            .iter()
-            .filter_map(|t| t.steps.first().map(|s| (t.task.clone(), s.state.clone())))
-            .collect();
-        Ok(Self(Box::new(LlmVariants::new(writer, starts))))
+        Ok(Self(Box::new(LlmVariants::new(
+            writer,
+            initial_states(real),
+        ))))
     }
 }
 
@@ -530,12 +529,11 @@ impl SeedContext<'_> {
         let mut levels: Vec<(Option<String>, u32)> = vec![];
         for f in families {
             for d in generator.levels_above(f.template.as_deref(), f.difficulty) {
+                let seeded = families
+                    .iter()
+                    .any(|g| g.template == f.template && g.difficulty == d);
                 let key = (f.template.clone(), d);
-                if !levels.contains(&key)
-                    && !families
-                        .iter()
-                        .any(|g| (g.template.clone(), g.difficulty) == key)
-                {
+                if !seeded && !levels.contains(&key) {
                     levels.push(key);
                 }
             }

@@ -1,6 +1,9 @@
 //! End to end: a small `dreamgym run` writes the report and the summary, the summary has every
 //! method with its numbers, and sim-to-real beats a random policy by a clear margin.
 
+#[path = "../sim/tests/support/http.rs"]
+mod http;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -90,7 +93,6 @@ const STUB_WIN: &str = r#"{"reasoning":"That completes the task.","next_state":{
 /// the agent is in the west room with two actions. Returns the base URL and the number of
 /// requests answered.
 fn stub_llm_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -101,22 +103,9 @@ fn stub_llm_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>)
             let Ok(mut conn) = conn else { continue };
             let count = count.clone();
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
+                let Some(body) = http::read_body(&conn) else {
+                    return;
+                };
                 let n = count.fetch_add(1, Ordering::SeqCst);
                 let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
                 // task generation: two candidates (one names what keys_doors does not have),
@@ -142,11 +131,7 @@ fn stub_llm_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>)
                     _ => (STUB_TRANSITION.to_string(), "stop"),
                 };
                 let reply = serde_json::json!({"choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}]}).to_string();
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
+                http::reply(&mut conn, 200, &reply);
             });
         }
     });

@@ -13,6 +13,7 @@ use crate::{TaskVariant, VariantGenerator};
 use dreamgym_buffer::{Observation, Task};
 use dreamgym_sim::PosedTask;
 use dreamgym_sim::model::task_gen::{TaskSeed, TaskWriter};
+use dreamgym_sim::model::words;
 use rand::RngExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -38,13 +39,6 @@ pub struct LlmVariants {
     pub candidates: usize,
     /// Requests the writer failed (rejected replies, server errors).
     pub failures: usize,
-}
-
-/// The lower-case words of `text` (runs of letters and digits).
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
 }
 
 impl LlmVariants {
@@ -100,17 +94,12 @@ impl VariantGenerator for LlmVariants {
         let (base, instruction) = match &parent.posed {
             Some(p) => (p.base.clone(), p.instruction.clone()),
             None => {
+                let spec = parent.spec();
                 let family: Vec<&Task> = self
                     .starts
                     .iter()
                     .map(|(t, _)| t)
-                    .filter(|t| {
-                        t.difficulty == parent.difficulty
-                            && parent
-                                .template
-                                .as_ref()
-                                .is_none_or(|x| t.params.get("template") == Some(x))
-                    })
+                    .filter(|t| spec.admits(t))
                     .collect();
                 if family.is_empty() {
                     return None;

@@ -33,6 +33,15 @@ pub struct PosedTask {
 }
 
 impl TaskSpec {
+    /// Whether `task` belongs to the family this spec names (its template and difficulty, where
+    /// given; `posed` is not compared).
+    pub fn admits(&self, task: &Task) -> bool {
+        self.template
+            .as_ref()
+            .is_none_or(|x| task.params.get("template") == Some(x))
+            && self.difficulty.is_none_or(|d| task.difficulty == d)
+    }
+
     /// The error a real env gives for a posed task.
     pub fn refuse_posed(&self, env: &str) -> Result<(), EnvError> {
         match &self.posed {

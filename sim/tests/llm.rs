@@ -1,11 +1,13 @@
 //! The LLM experience model against a local HTTP server that replays recorded replies:
 //! protocol, parsing, retries, truncation, concurrency limit.
 
+#[path = "support/http.rs"]
+mod http;
+
 use dreamgym_buffer::{Observation, Task};
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::{ExperienceModel, ModelContext, ModelError};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,23 +38,10 @@ fn serve(replies: Vec<Recorded>) -> Server {
             std::thread::spawn(move || {
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 max.fetch_max(now, Ordering::SeqCst);
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        in_flight.fetch_sub(1, Ordering::SeqCst);
-                        return;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
+                let Some(body) = http::read_body(&conn) else {
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                };
                 bodies
                     .lock()
                     .unwrap()
@@ -67,11 +56,7 @@ fn serve(replies: Vec<Recorded>) -> Server {
                 // the request is over once the reply is decided: count it out before writing,
                 // or a client that got its reply and sent the next request races this thread
                 in_flight.fetch_sub(1, Ordering::SeqCst);
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
+                http::reply(&mut conn, status, &reply);
             });
         }
     });

@@ -59,7 +59,8 @@ fn alike(a: &str, b: &str) -> bool {
     a == b || a.strip_suffix('s') == Some(b) || b.strip_suffix('s') == Some(a)
 }
 
-/// The features of a state under an instruction.
+/// The features of a state under an instruction (distinct: at most one per word position, line
+/// kind and relation).
 fn features(state: &Observation) -> Vec<Feature> {
     let inst = words(&state.instruction);
     let mut by_kind: HashMap<&str, Vec<String>> = HashMap::new();
@@ -159,10 +160,9 @@ impl AdditiveRewards {
             let mut ata = vec![vec![0.0; n]; n];
             let mut atb = vec![0.0; n];
             for (fs, r) in &ex {
+                // a state's features are distinct (one per word position, line kind, relation)
                 let mut cols: Vec<usize> = fs.iter().map(|f| index[f]).collect();
                 cols.push(n - 1);
-                cols.sort_unstable();
-                cols.dedup();
                 for &i in &cols {
                     atb[i] += f64::from(*r);
                     for &j in &cols {
@@ -201,10 +201,8 @@ impl AdditiveRewards {
 impl Fitted {
     /// The linear prediction rounded to the nearest reward size seen in training.
     fn predict(&self, fs: &[Feature]) -> f32 {
-        let mut seen = std::collections::HashSet::new();
         let y: f64 = self.bias
             + fs.iter()
-                .filter(|f| seen.insert(*f))
                 .map(|f| self.weights.get(f).copied().unwrap_or(0.0))
                 .sum::<f64>();
         *self

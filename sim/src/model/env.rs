@@ -45,6 +45,13 @@ pub fn retrieval_index(real: &[Trajectory]) -> std::collections::HashMap<String,
     index
 }
 
+/// The first observation of each real trajectory, with its task: where a model env can start.
+pub fn initial_states(real: &[Trajectory]) -> Vec<(Task, Observation)> {
+    real.iter()
+        .filter_map(|t| t.steps.first().map(|s| (t.task.clone(), s.state.clone())))
+        .collect()
+}
+
 /// An experience model as an environment.
 pub struct ModelEnv {
     id: String,
@@ -58,6 +65,8 @@ pub struct ModelEnv {
     over: bool,
     /// Real transitions per task id (retrieved experience).
     real_steps: std::collections::HashMap<String, Vec<Step>>,
+    /// The task id whose real transitions the episode in play is given (a generated task's base).
+    retrieval_id: String,
     retrieval: bool,
 }
 
@@ -65,10 +74,7 @@ impl ModelEnv {
     /// A model env whose initial states come from `real` trajectories; episodes are cut after
     /// `max_steps` steps.
     pub fn new(model: Arc<dyn ExperienceModel>, real: &[Trajectory], max_steps: u32) -> Self {
-        let starts = real
-            .iter()
-            .filter_map(|t| t.steps.first().map(|s| (t.task.clone(), s.state.clone())))
-            .collect();
+        let starts = initial_states(real);
         let real_steps = retrieval_index(real);
         Self {
             id: format!("model:{}", model.name()),
@@ -80,6 +86,7 @@ impl ModelEnv {
             state: None,
             history: vec![],
             real_steps,
+            retrieval_id: String::new(),
             retrieval: true,
             over: false,
         }
@@ -102,6 +109,7 @@ impl ModelEnv {
     }
 
     fn start(&mut self, task: Task, obs: Observation) -> Observation {
+        self.retrieval_id.clone_from(&task.id);
         self.task = Some(task);
         self.state = Some(obs.clone());
         self.history.clear();
@@ -136,14 +144,13 @@ impl ModelEnv {
                 parent: base.id.clone(),
             },
         };
-        if let Some(steps) = self.real_steps.get(&base.id).cloned() {
-            self.real_steps.entry(task.id.clone()).or_insert(steps);
-        }
         let obs = Observation {
             instruction: posed.instruction.clone(),
             ..obs
         };
-        Ok(self.start(task, obs))
+        let obs = self.start(task, obs);
+        self.retrieval_id = base.id;
+        Ok(obs)
     }
 
     /// Start `task` from its real initial state, or from the most similar real task's.
@@ -184,13 +191,7 @@ impl Env for ModelEnv {
             return self.reset_posed(posed);
         }
         let matching: Vec<usize> = (0..self.starts.len())
-            .filter(|&i| {
-                let t = &self.starts[i].0;
-                spec.template
-                    .as_ref()
-                    .is_none_or(|x| t.params.get("template") == Some(x))
-                    && spec.difficulty.is_none_or(|d| t.difficulty == d)
-            })
+            .filter(|&i| spec.admits(&self.starts[i].0))
             .collect();
         if matching.is_empty() {
             return Err(EnvError::Task {
@@ -220,7 +221,7 @@ impl Env for ModelEnv {
             history: &self.history[from..],
             state,
             action,
-            retrieved: match self.real_steps.get(&task.id) {
+            retrieved: match self.real_steps.get(&self.retrieval_id) {
                 Some(steps) if self.retrieval => steps,
                 _ => &[],
             },

@@ -21,6 +21,7 @@
 //! rules cannot explain (those a policy reaches off the data) did harm: household success after
 //! training in the model 0.574 without the stage, 0.496 with it (5 seeds).
 
+use super::words;
 use dreamgym_buffer::{Observation, Step};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -36,9 +37,10 @@ type Outcomes = Vec<(Option<String>, usize)>;
 /// What the line-rewrite stage learnt.
 #[derive(Default)]
 pub(crate) struct LineRewrites {
-    rewrites: HashMap<(String, String), Outcomes>,
-    /// (action, shape) -> (transitions that changed nothing, transitions) with the shape present.
-    blocking: HashMap<(String, String), (usize, usize)>,
+    /// action -> shape -> outcomes.
+    rewrites: HashMap<String, HashMap<String, Outcomes>>,
+    /// action -> shape -> (transitions that changed nothing, transitions) with the shape present.
+    blocking: HashMap<String, HashMap<String, (usize, usize)>>,
     /// goal shape in a next state -> (paying and ending transitions, transitions, reward sum).
     goals: HashMap<String, (usize, usize, f64)>,
     /// Training transitions that changed the state.
@@ -70,26 +72,23 @@ fn id_words(id: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Runs of alphanumeric characters and of the rest, in order.
-fn runs(text: &str) -> impl Iterator<Item = &str> {
-    let mut start = 0;
-    let bytes: Vec<(usize, bool)> = text
-        .char_indices()
-        .map(|(i, c)| (i, c.is_alphanumeric()))
-        .collect();
+/// Runs of alphanumeric characters and of the rest, in order (together, `text` again).
+fn runs(text: &str) -> Vec<&str> {
     let mut out = vec![];
-    for k in 1..=bytes.len() {
-        if k == bytes.len() || bytes[k].1 != bytes[k - 1].1 {
-            let end = if k == bytes.len() {
-                text.len()
-            } else {
-                bytes[k].0
-            };
-            out.push(&text[start..end]);
-            start = end;
+    let mut start = 0;
+    let mut prev = None;
+    for (i, c) in text.char_indices() {
+        let alnum = c.is_alphanumeric();
+        if prev.is_some_and(|p| p != alnum) {
+            out.push(&text[start..i]);
+            start = i;
         }
+        prev = Some(alnum);
     }
-    out.into_iter()
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
 }
 
 /// The shape of `text` with `words` masked as `<k>`.
@@ -128,12 +127,20 @@ fn unmask(shape: &str, words: &[&str]) -> Option<String> {
     Some(out)
 }
 
+/// A line's id, the words of its id, and its shape (`None` for lines without an id).
+fn parse(line: &str) -> Option<(&str, Vec<&str>, String)> {
+    let (id, text) = split_id(line)?;
+    let words = id_words(id);
+    let shape = mask(text, &words);
+    Some((id, words, shape))
+}
+
 /// The shapes of a state's id lines, with their ids.
 fn shapes(lines: &[String]) -> Vec<(&str, String)> {
     lines
         .iter()
-        .filter_map(|l| split_id(l))
-        .map(|(id, text)| (id, mask(text, &id_words(id))))
+        .filter_map(|l| parse(l))
+        .map(|(id, _, shape)| (id, shape))
         .collect()
 }
 
@@ -143,13 +150,6 @@ fn names_task_object(id: &str, instruction_words: &[String]) -> bool {
     !w.is_empty()
         && w.iter()
             .all(|x| instruction_words.iter().any(|i| i.eq_ignore_ascii_case(x)))
-}
-
-fn words_of(text: &str) -> Vec<String> {
-    runs(text)
-        .filter(|r| r.chars().next().is_some_and(char::is_alphanumeric))
-        .map(str::to_lowercase)
-        .collect()
 }
 
 impl LineRewrites {
@@ -167,19 +167,20 @@ impl LineRewrites {
             let rewritten = kept.iter().filter(|c| **c).count();
             self.mostly_rewritten += usize::from(rewritten * 2 > kept.len());
         }
+        let rewrites = self.rewrites.entry(s.action.clone()).or_default();
+        let blocking = self.blocking.entry(s.action.clone()).or_default();
         for (id, shape) in &before {
-            let key = (s.action.clone(), shape.clone());
             let next = after.get(id).cloned();
-            let outcomes = self.rewrites.entry(key.clone()).or_default();
+            let outcomes = rewrites.entry(shape.clone()).or_default();
             match outcomes.iter_mut().find(|(o, _)| *o == next) {
                 Some((_, n)) => *n += 1,
                 None => outcomes.push((next, 1)),
             }
-            let b = self.blocking.entry(key).or_default();
+            let b = blocking.entry(shape.clone()).or_default();
             b.0 += usize::from(unchanged);
             b.1 += 1;
         }
-        let instruction = words_of(&s.state.instruction);
+        let instruction: Vec<String> = words(&s.state.instruction).collect();
         let paid = s.done && s.reward > 0.0;
         let mut goal_shapes: Vec<&String> = after
             .iter()
@@ -207,14 +208,21 @@ impl LineRewrites {
     /// The stage's prediction for `action` in `state`, if it is on and knows the rewrite of most
     /// lines.
     pub(crate) fn predict(&self, state: &Observation, action: &str) -> Option<Rewritten> {
-        let before = shapes(&state.lines);
-        if before.is_empty() || !self.applies() {
+        if !self.applies() {
             return None;
         }
+        let parsed: Vec<Option<(&str, Vec<&str>, String)>> =
+            state.lines.iter().map(|l| parse(l)).collect();
+        let with_id = parsed.iter().flatten().count();
+        if with_id == 0 {
+            return None;
+        }
+        let rewrites = self.rewrites.get(action);
+        let blocking = self.blocking.get(action);
         let mut why = String::new();
         // a shape whose presence has always meant that this action changes nothing
-        for (id, shape) in &before {
-            if let Some(&(same, n)) = self.blocking.get(&(action.to_string(), shape.clone()))
+        for (id, _, shape) in parsed.iter().flatten() {
+            if let Some(&(same, n)) = blocking.and_then(|b| b.get(shape))
                 && n >= MIN_SUPPORT
                 && same as f64 >= BLOCKING_SHARE * n as f64
             {
@@ -239,14 +247,12 @@ impl LineRewrites {
         let mut confidence = 1.0f64;
         let mut gone = vec![];
         let mut lines = Vec::with_capacity(state.lines.len());
-        for line in &state.lines {
-            let Some((id, text)) = split_id(line) else {
+        for (line, parsed) in state.lines.iter().zip(&parsed) {
+            let Some((id, words, shape)) = parsed else {
                 lines.push(line.clone());
                 continue;
             };
-            let words = id_words(id);
-            let shape = mask(text, &words);
-            let Some(outcomes) = self.rewrites.get(&(action.to_string(), shape.clone())) else {
+            let Some(outcomes) = rewrites.and_then(|r| r.get(shape)) else {
                 lines.push(line.clone());
                 continue;
             };
@@ -259,8 +265,8 @@ impl LineRewrites {
             confidence = confidence.min(*n as f64 / total as f64);
             match next {
                 Some(next) => {
-                    let text = unmask(next, &words)?;
-                    if why.len() < 400 && *next != shape {
+                    let text = unmask(next, words)?;
+                    if why.len() < 400 && next != shape {
                         let _ = write!(why, " [{id}] `{shape}` -> `{next}` ({n} of {total});");
                     }
                     lines.push(format!("[{id}] {text}"));
@@ -268,7 +274,7 @@ impl LineRewrites {
                 None => gone.push(id.to_string()),
             }
         }
-        if known * 2 < before.len() {
+        if known * 2 < with_id {
             return None;
         }
         let (reward, done) = self.goal_outcome(state, &lines);
@@ -280,8 +286,7 @@ impl LineRewrites {
         }
         let _ = write!(
             reasoning,
-            " {known} of {} lines known; lines coming into view cannot be foreseen.",
-            before.len()
+            " {known} of {with_id} lines known; lines coming into view cannot be foreseen."
         );
         if done {
             let _ = write!(
@@ -305,7 +310,7 @@ impl LineRewrites {
     /// Reward and done of a next state: paid when a line naming the task's object has a shape
     /// that paid and ended at least half of the (enough) training transitions it appeared in.
     fn goal_outcome(&self, state: &Observation, next_lines: &[String]) -> (f32, bool) {
-        let instruction = words_of(&state.instruction);
+        let instruction: Vec<String> = words(&state.instruction).collect();
         for (id, shape) in shapes(next_lines) {
             if !names_task_object(id, &instruction) {
                 continue;

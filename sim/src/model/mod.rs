@@ -85,6 +85,13 @@ pub enum ModelError {
     },
 }
 
+/// The lower-case words of `text`: its runs of letters and digits.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
 /// The id of a `[id] kind: text` state line; `None` for lines of another form.
 pub(crate) fn line_id(line: &str) -> Option<&str> {
     line.strip_prefix('[')

@@ -1280,7 +1280,7 @@ impl NativeModel {
             }
             let mut reward = r.reward;
             // partial credit: the sum of the criteria this state meets, where such a model
-            // reproduces every training transition of the action
+            // reproduces (nearly) every training transition of the action
             if r.done
                 && let Some(x) = self.additive.reward(ctx.state, ctx.action)
                 && x != reward
@@ -1490,7 +1490,14 @@ impl NativeModel {
     /// agent left earlier in this episode, or that a real episode of this task instance showed on
     /// arrival (`ctx.retrieved`, as [`super::env::ModelEnv`] passes them), filled with the lines
     /// seen there. The episode's own history wins over retrieved experience, the latest first.
-    fn recall_any(&self, ctx: &ModelContext, admissible: bool) -> Option<Prediction> {
+    /// The query (tokenized state and candidate rules) is computed into `q` when recall gets that
+    /// far, for the later stages to reuse.
+    fn recall_any<'a>(
+        &'a self,
+        ctx: &ModelContext,
+        admissible: bool,
+        q: &mut Option<(Vocab<'a>, Query, &'a [usize])>,
+    ) -> Option<Prediction> {
         let retrieved: Vec<&Step> = ctx
             .retrieved
             .iter()
@@ -1499,7 +1506,7 @@ impl NativeModel {
         if !admissible || (ctx.history.is_empty() && retrieved.is_empty()) {
             return None;
         }
-        let (vocab, query, cands) = self.query(ctx);
+        let (vocab, query, cands) = q.get_or_insert_with(|| self.query(ctx));
         // where lines can come back from: what real episodes of this task found on arriving
         // somewhere, then what each step of this episode took away (latest last)
         let lost: Vec<Vec<&String>> = retrieved
@@ -1525,10 +1532,10 @@ impl NativeModel {
             .collect();
         for &ri in cands.iter().filter(|&&ri| self.rules[ri].recallable) {
             let r = &self.rules[ri];
-            if !Self::may_recall(r, &query, &lost_lines) {
+            if !Self::may_recall(r, query, &lost_lines) {
                 continue;
             }
-            if let Some((obs, k)) = self.recall(&vocab, &query, r, ctx, &lost, retrieved.len()) {
+            if let Some((obs, k)) = self.recall(vocab, query, r, ctx, &lost, retrieved.len()) {
                 let source = match k.checked_sub(retrieved.len()) {
                     Some(step) => {
                         format!("leads back to a place left at step {step} of this episode")
@@ -1690,16 +1697,16 @@ impl NativeModel {
                 return p.clone();
             }
         }
-        let recalled = self.recall_any(ctx, admissible);
+        let mut q = None;
         // back to a place seen earlier in this episode: what the agent saw there beats a guess
         // from other episodes, whose hidden parts differ
-        if let Some(p) = recalled {
+        if let Some(p) = self.recall_any(ctx, admissible, &mut q) {
             return p;
         }
         if let Some(p) = remembered.or(seen_elsewhere) {
             return p;
         }
-        let (vocab, query, cands) = self.query(ctx);
+        let (vocab, query, cands) = q.unwrap_or_else(|| self.query(ctx));
         // 3. lifted rules: generalisations first, then the most specific, then the best supported
         if let Some(p) = self.by_rule(&vocab, &query, cands, ctx) {
             return p;
