@@ -270,6 +270,118 @@ fn spell(value: &str, words: &[&str]) -> Option<(usize, Vec<&'static str>)> {
     None
 }
 
+/// Where history recall looks for what a place holds: first what each step of this episode took
+/// away (a place as the agent last left it), then what real episodes of this task instance found
+/// on arriving somewhere for the first time in the episode (`ctx.retrieved`: the instance as it
+/// began). Lines of retrieved sources about an entity this episode last saw otherwise (an object
+/// since picked up or found elsewhere) are not recalled.
+struct RecallSources<'s> {
+    /// Retrieved arrivals (`..retrieved`), then this episode's losses, oldest first.
+    lost: Vec<Vec<&'s String>>,
+    /// For each retrieved arrival, its lines that its episode had not shown before.
+    fresh: Vec<Vec<&'s String>>,
+    /// How many of `lost` are retrieved.
+    retrieved: usize,
+    /// The latest line this episode showed for each entity id.
+    latest: HashMap<&'s str, &'s String>,
+}
+
+/// What a line is about: its entity id and kind, or the whole line when it has no id.
+fn line_subject(line: &str) -> (&str, &str) {
+    match super::line_id(line) {
+        Some(id) => (id, line_kind(line)),
+        None => (line, ""),
+    }
+}
+
+impl<'s> RecallSources<'s> {
+    /// The sources of a prediction's context; `None` when it has neither history nor
+    /// retrieved transitions of its task.
+    fn new(ctx: &ModelContext<'s>) -> Option<Self> {
+        let retrieved: Vec<&Step> = ctx
+            .retrieved
+            .iter()
+            .filter(|s| s.state.instruction == ctx.state.instruction)
+            .collect();
+        if ctx.history.is_empty() && retrieved.is_empty() {
+            return None;
+        }
+        let mut fresh = Vec::with_capacity(retrieved.len());
+        let mut shown: std::collections::HashSet<&String> = Default::default();
+        let mut prev: Option<&Step> = None;
+        for h in &retrieved {
+            // a step that does not continue the previous one starts another episode
+            if prev.is_none_or(|p| p.next_state != h.state) {
+                shown.clear();
+                shown.extend(&h.state.lines);
+            }
+            let gained = diff(&h.next_state.lines, &h.state.lines);
+            fresh.push(gained.into_iter().filter(|l| shown.insert(*l)).collect());
+            prev = Some(h);
+        }
+        let lost: Vec<Vec<&String>> = retrieved
+            .iter()
+            .map(|h| diff(&h.next_state.lines, &h.state.lines))
+            .chain(
+                ctx.history
+                    .iter()
+                    .map(|h| diff(&h.state.lines, &h.next_state.lines)),
+            )
+            .collect();
+        let mut latest = HashMap::new();
+        let shown = ctx
+            .history
+            .iter()
+            .flat_map(|h| h.state.lines.iter())
+            .chain(&ctx.state.lines);
+        for l in shown {
+            if let Some(id) = super::line_id(l) {
+                latest.insert(id, l);
+            }
+        }
+        Some(RecallSources {
+            lost,
+            fresh,
+            retrieved: retrieved.len(),
+            latest,
+        })
+    }
+
+    /// The source for a rule's anchor lines: the latest step of this episode that took away
+    /// lines about all of them (the rule must fill them as they were then, unless the state
+    /// shows them otherwise `now`), else the earliest retrieved arrival that first showed them
+    /// all.
+    fn find(&self, anchors: &[&String], now: &[String]) -> Option<usize> {
+        let about = |k: usize| {
+            anchors.iter().all(|a| {
+                let s = line_subject(a);
+                self.lost[k].iter().any(|l| line_subject(l) == s)
+            })
+        };
+        if let Some(k) = (self.retrieved..self.lost.len()).rev().find(|&k| about(k)) {
+            if anchors.iter().all(|a| self.lost[k].contains(a)) {
+                return Some(k);
+            }
+            // left otherwise: only what the agent sees of it now is newer than that
+            let subjects: Vec<(&str, &str)> = anchors.iter().map(|a| line_subject(a)).collect();
+            if !now.iter().any(|l| subjects.contains(&line_subject(l))) {
+                return None;
+            }
+        }
+        (0..self.retrieved).find(|&k| anchors.iter().all(|a| self.fresh[k].contains(a)))
+    }
+
+    /// The lines of source `k` that can still be there now.
+    fn lines_there(&self, k: usize) -> impl Iterator<Item = &'s String> + '_ {
+        self.lost[k].iter().copied().filter(move |l| {
+            k >= self.retrieved
+                || super::line_id(l)
+                    .and_then(|id| self.latest.get(id))
+                    .is_none_or(|seen| seen == l)
+        })
+    }
+}
+
 /// A lifted rule.
 struct Rule {
     shape: Vec<(Part, usize)>,
@@ -281,8 +393,8 @@ struct Rule {
     pattern: Vec<Tok>,
     /// Some added line has a variable nothing binds (history recall can fill it).
     open: bool,
-    /// Open, and some other added line is fully bound: history recall has a line to look for.
-    recallable: bool,
+    /// Some added line is fully bound: history recall has a line to look for.
+    anchored: bool,
     constants: usize,
     nvars: u32,
     derived: Vec<Derivation>,
@@ -336,18 +448,17 @@ impl Rule {
         self.derive_relations(words);
         let mut at = 0;
         self.open = false;
-        let mut anchored = false;
+        self.anchored = false;
         for &(part, n) in &self.shape {
             if part == Part::Added {
                 let open = self.pattern[at..at + n]
                     .iter()
                     .any(|t| matches!(t, Tok::Var(v) if !bound.contains(v)));
                 self.open |= open;
-                anchored |= !open;
+                self.anchored |= !open;
             }
             at += n;
         }
-        self.recallable = self.open && anchored;
         self.constants = self
             .pattern
             .iter()
@@ -793,7 +904,7 @@ impl NativeModel {
                 done: ex.done,
                 pattern: vec![],
                 open: false,
-                recallable: false,
+                anchored: false,
                 constants: 0,
                 nvars: 0,
                 derived: vec![],
@@ -1096,19 +1207,17 @@ impl NativeModel {
         ))
     }
 
-    /// Rule `r` matches but cannot fill some added lines (their words are not in the state, e.g.
-    /// what lies on a table the agent walks to): fill them from `lost[k]`, the latest source
-    /// holding every line the rule does fill — the first `retrieved` sources are what real
-    /// episodes of this task found on arriving somewhere, the rest what each step of this episode
-    /// took away.
+    /// Rule `r` leads somewhere the sources saw (see [`RecallSources`]): the lines it fills
+    /// (the place's own line) were all there, and everything else seen there is what its unfilled
+    /// lines stand for (what lies on a table the agent walks back to) — or nothing, when the rule
+    /// fills every line and the place was seen empty. The prediction and the source's index.
     fn recall(
         &self,
         v: &Vocab,
         q: &Query,
         r: &Rule,
         ctx: &ModelContext,
-        lost: &[Vec<&String>],
-        retrieved: usize,
+        sources: &RecallSources,
     ) -> Option<(Observation, usize)> {
         if !Self::action_fits(r, q) {
             return None;
@@ -1125,18 +1234,13 @@ impl NativeModel {
         }
         let added: Vec<Seg> = get(Part::Added).collect();
         let filled: Vec<Option<String>> = added.iter().map(|p| Self::fill(v, r, *p, &b)).collect();
-        if filled.iter().all(Option::is_some) {
-            return None; // nothing to recall: the rule applies on its own
-        }
         let anchors: Vec<&String> = filled.iter().flatten().collect();
         if anchors.is_empty() {
             return None;
         }
-        // the latest step that took the agent away from where the anchors hold
-        let k = lost
-            .iter()
-            .rposition(|gone| anchors.iter().all(|a| gone.contains(a)))?;
-        // the lines lost then that have the form of the rule's unfilled lines, all of them
+        let k = sources.find(&anchors, &ctx.state.lines)?;
+        // everything else seen there then must be what the rule's unfilled lines stand for:
+        // none of it when the rule fills every line (a place seen empty)
         let open: Vec<Seg> = added
             .iter()
             .zip(&filled)
@@ -1147,22 +1251,26 @@ impl NativeModel {
             known: v.known,
             extra: v.extra.clone(),
         };
-        // seen by another episode of the task: an entity the state shows now (an object in hand)
-        // is not lying where that episode found it
-        fn id(l: &str) -> &str {
-            super::line_id(l).unwrap_or("")
-        }
-        let here: Vec<&str> = ctx.state.lines.iter().map(|l| id(l)).collect();
-        let pool: Vec<Tokenized> = lost[k]
-            .iter()
-            .copied()
-            .filter(|l| k >= retrieved || id(l).is_empty() || !here.contains(&id(l)))
+        let pool: Vec<Tokenized> = sources
+            .lines_there(k)
             .filter(|l| !anchors.contains(l))
             .map(|l| Tokenized::new(&mut words, l))
-            .filter(|t| open.iter().any(|p| Self::fits(*p, t, &b)))
             .collect();
-        if pool.len() != open.len() {
+        if pool.len() != open.len()
+            || !pool
+                .iter()
+                .all(|t| open.iter().any(|p| Self::fits(*p, t, &b)))
+        {
             return None;
+        }
+        if open.is_empty() {
+            // the rule's own outcome, seen just so there (a place seen empty) — for moves only:
+            // some line stays behind
+            let obs = self
+                .apply(v, q, r, ctx)
+                .map(|(obs, _)| obs)
+                .or_else(|| self.apply_as_sets(v, q, r, ctx).map(|(obs, ..)| obs))?;
+            return (!diff(&ctx.state.lines, &obs.lines).is_empty()).then_some((obs, k));
         }
         let mut used_pool = vec![];
         if !Self::match_all(&open, &pool, &mut used_pool, &mut b) {
@@ -1178,24 +1286,17 @@ impl NativeModel {
         let feedback = Self::fill(&words, r, get(Part::Feedback).next()?, &b)?;
         // lines of kinds that such actions usually take away (the old place's) go too
         let stats = self.persistence_of(q);
-        let stays = |i: usize, l: &String| {
-            !used.contains(&i)
-                && stats
-                    .and_then(|st| st.get(line_kind(l)))
-                    .is_none_or(|&(kept, gone)| kept >= gone)
-        };
-        let mut lines: Vec<String> = ctx
-            .state
-            .lines
-            .iter()
-            .enumerate()
-            .filter(|(i, l)| stays(*i, l))
-            .map(|(_, l)| l.clone())
+        let gone: Vec<usize> = (0..ctx.state.lines.len())
+            .filter(|&i| {
+                used.contains(&i)
+                    || stats
+                        .and_then(|st| st.get(line_kind(&ctx.state.lines[i])))
+                        .is_some_and(|&(kept, gone)| kept < gone)
+            })
             .collect();
-        lines.extend(lines_back);
         Some((
             Observation {
-                lines,
+                lines: splice(&ctx.state.lines, &gone, lines_back),
                 instruction: ctx.state.instruction.clone(),
                 admissible: splice(&ctx.state.admissible, &used_adm, adm_back),
                 feedback,
@@ -1489,54 +1590,36 @@ impl NativeModel {
     /// History recall (see the module docs; tried before lifted rules): a rule that leads to a place the
     /// agent left earlier in this episode, or that a real episode of this task instance showed on
     /// arrival (`ctx.retrieved`, as [`super::env::ModelEnv`] passes them), filled with the lines
-    /// seen there. The episode's own history wins over retrieved experience, the latest first.
+    /// seen there. The episode's own history wins over retrieved experience (see
+    /// [`RecallSources`]).
     /// The query (tokenized state and candidate rules) is computed into `q` when recall gets that
     /// far, for the later stages to reuse.
     fn recall_any<'a>(
         &'a self,
         ctx: &ModelContext,
-        admissible: bool,
+        sources: &RecallSources,
         q: &mut Option<(Vocab<'a>, Query, &'a [usize])>,
     ) -> Option<Prediction> {
-        let retrieved: Vec<&Step> = ctx
-            .retrieved
-            .iter()
-            .filter(|s| s.state.instruction == ctx.state.instruction)
-            .collect();
-        if !admissible || (ctx.history.is_empty() && retrieved.is_empty()) {
-            return None;
-        }
         let (vocab, query, cands) = q.get_or_insert_with(|| self.query(ctx));
-        // where lines can come back from: what real episodes of this task found on arriving
-        // somewhere, then what each step of this episode took away (latest last)
-        let lost: Vec<Vec<&String>> = retrieved
-            .iter()
-            .map(|h| diff(&h.next_state.lines, &h.state.lines))
-            .chain(
-                ctx.history
-                    .iter()
-                    .map(|h| diff(&h.state.lines, &h.next_state.lines)),
-            )
-            .collect();
         // every line a rule adds must look like one of them (a cheap test before matching)
         let mut lost_words = Vocab {
             known: vocab.known,
             extra: vocab.extra.clone(),
         };
-        let mut lost_lines: Vec<&String> = lost.iter().flatten().copied().collect();
+        let mut lost_lines: Vec<&String> = sources.lost.iter().flatten().copied().collect();
         lost_lines.sort_unstable();
         lost_lines.dedup();
         let lost_lines: Vec<Tokenized> = lost_lines
             .into_iter()
             .map(|l| Tokenized::new(&mut lost_words, l))
             .collect();
-        for &ri in cands.iter().filter(|&&ri| self.rules[ri].recallable) {
+        for &ri in cands.iter().filter(|&&ri| self.rules[ri].anchored) {
             let r = &self.rules[ri];
             if !Self::may_recall(r, query, &lost_lines) {
                 continue;
             }
-            if let Some((obs, k)) = self.recall(vocab, query, r, ctx, &lost, retrieved.len()) {
-                let source = match k.checked_sub(retrieved.len()) {
+            if let Some((obs, k)) = self.recall(vocab, query, r, ctx, sources) {
+                let source = match k.checked_sub(sources.retrieved) {
                     Some(step) => {
                         format!("leads back to a place left at step {step} of this episode")
                     }
@@ -1545,12 +1628,15 @@ impl NativeModel {
                             .to_string()
                     }
                 };
+                let found = match diff(&obs.lines, &ctx.state.lines).len() {
+                    n if r.open => format!("recalled what was seen there ({n} line(s))"),
+                    _ => "nothing else was seen there".to_string(),
+                };
                 return Some(Prediction {
                     reasoning: format!(
-                        "Rule induced from {} transition(s) like `{}` {source}; recalled what was seen there ({} line(s)). Reward {}{}.",
+                        "Rule induced from {} transition(s) like `{}` {source}; {found}. Reward {}{}.",
                         r.support,
                         r.example,
-                        diff(&obs.lines, &ctx.state.lines).len(),
                         r.reward,
                         if r.done { ", episode ends" } else { "" }
                     ),
@@ -1691,28 +1777,30 @@ impl NativeModel {
                     confidence: best.2 as f32 / total as f32,
                 }
             });
-        // memory that never disagreed is taken as it is
-        for p in [&remembered, &seen_elsewhere].into_iter().flatten() {
-            if p.confidence >= 1.0 {
-                return p.clone();
-            }
-        }
+        let sources = RecallSources::new(ctx).filter(|_| admissible);
+        // back to a place seen earlier in this episode, or one a real episode of this task
+        // instance saw: what was seen there beats a guess from other episodes, whose hidden
+        // parts differ
         let mut q = None;
-        // back to a place seen earlier in this episode: what the agent saw there beats a guess
-        // from other episodes, whose hidden parts differ
-        if let Some(p) = self.recall_any(ctx, admissible, &mut q) {
-            return p;
-        }
-        if let Some(p) = remembered.or(seen_elsewhere) {
+        if let Some(s) = &sources
+            && let Some(p) = self.recall_any(ctx, s, &mut q)
+        {
             return p;
         }
         let (vocab, query, cands) = q.unwrap_or_else(|| self.query(ctx));
-        // 3. lifted rules: generalisations first, then the most specific, then the best supported
-        if let Some(p) = self.by_rule(&vocab, &query, cands, ctx) {
+        // 3. lifted rules: generalisations first, then the most specific, then the best supported;
+        // 4. the same rules with removed lines read as sets (admissible actions only)
+        let ruled = || {
+            self.by_rule(&vocab, &query, cands, ctx).or_else(|| {
+                admissible
+                    .then(|| self.by_rule_as_sets(&vocab, &query, cands, ctx))
+                    .flatten()
+            })
+        };
+        if let Some(p) = remembered.or(seen_elsewhere) {
             return p;
         }
-        // 4. the same rules with removed lines read as sets (admissible actions only)
-        if admissible && let Some(p) = self.by_rule_as_sets(&vocab, &query, cands, ctx) {
+        if let Some(p) = ruled() {
             return p;
         }
         // 5. every line rewritten by its shape (admissible actions only)
