@@ -8,6 +8,7 @@ mod line_rewrite;
 pub mod llm;
 pub mod native;
 pub mod prompt;
+mod recall;
 pub mod task_gen;
 
 use dreamgym_buffer::{Observation, Step, Task, Trajectory};

@@ -40,6 +40,7 @@
 
 use super::additive_reward::AdditiveRewards;
 use super::line_rewrite::LineRewrites;
+use super::recall::{self, RecallSources, ViewIndex, diff, line_kind};
 use super::{ExperienceModel, ModelContext, ModelError, Prediction};
 use dreamgym_buffer::{Observation, Step, Trajectory};
 use rustc_hash::FxHashMap;
@@ -94,9 +95,6 @@ struct Example {
     done: bool,
 }
 
-fn diff<'a>(a: &'a [String], b: &[String]) -> Vec<&'a String> {
-    a.iter().filter(|x| !b.contains(x)).collect()
-}
 
 /// Words (letters, digits, `_`, `-`, `/`) and single punctuation marks of a text, each with
 /// whether a space comes before it, so that `box,` and `box` share the word `box`.
@@ -268,118 +266,6 @@ fn spell(value: &str, words: &[&str]) -> Option<(usize, Vec<&'static str>)> {
         }
     }
     None
-}
-
-/// Where history recall looks for what a place holds: first what each step of this episode took
-/// away (a place as the agent last left it), then what real episodes of this task instance found
-/// on arriving somewhere for the first time in the episode (`ctx.retrieved`: the instance as it
-/// began). Lines of retrieved sources about an entity this episode last saw otherwise (an object
-/// since picked up or found elsewhere) are not recalled.
-struct RecallSources<'s> {
-    /// Retrieved arrivals (`..retrieved`), then this episode's losses, oldest first.
-    lost: Vec<Vec<&'s String>>,
-    /// For each retrieved arrival, its lines that its episode had not shown before.
-    fresh: Vec<Vec<&'s String>>,
-    /// How many of `lost` are retrieved.
-    retrieved: usize,
-    /// The latest line this episode showed for each entity id.
-    latest: HashMap<&'s str, &'s String>,
-}
-
-/// What a line is about: its entity id and kind, or the whole line when it has no id.
-fn line_subject(line: &str) -> (&str, &str) {
-    match super::line_id(line) {
-        Some(id) => (id, line_kind(line)),
-        None => (line, ""),
-    }
-}
-
-impl<'s> RecallSources<'s> {
-    /// The sources of a prediction's context; `None` when it has neither history nor
-    /// retrieved transitions of its task.
-    fn new(ctx: &ModelContext<'s>) -> Option<Self> {
-        let retrieved: Vec<&Step> = ctx
-            .retrieved
-            .iter()
-            .filter(|s| s.state.instruction == ctx.state.instruction)
-            .collect();
-        if ctx.history.is_empty() && retrieved.is_empty() {
-            return None;
-        }
-        let mut fresh = Vec::with_capacity(retrieved.len());
-        let mut shown: std::collections::HashSet<&String> = Default::default();
-        let mut prev: Option<&Step> = None;
-        for h in &retrieved {
-            // a step that does not continue the previous one starts another episode
-            if prev.is_none_or(|p| p.next_state != h.state) {
-                shown.clear();
-                shown.extend(&h.state.lines);
-            }
-            let gained = diff(&h.next_state.lines, &h.state.lines);
-            fresh.push(gained.into_iter().filter(|l| shown.insert(*l)).collect());
-            prev = Some(h);
-        }
-        let lost: Vec<Vec<&String>> = retrieved
-            .iter()
-            .map(|h| diff(&h.next_state.lines, &h.state.lines))
-            .chain(
-                ctx.history
-                    .iter()
-                    .map(|h| diff(&h.state.lines, &h.next_state.lines)),
-            )
-            .collect();
-        let mut latest = HashMap::new();
-        let shown = ctx
-            .history
-            .iter()
-            .flat_map(|h| h.state.lines.iter())
-            .chain(&ctx.state.lines);
-        for l in shown {
-            if let Some(id) = super::line_id(l) {
-                latest.insert(id, l);
-            }
-        }
-        Some(RecallSources {
-            lost,
-            fresh,
-            retrieved: retrieved.len(),
-            latest,
-        })
-    }
-
-    /// The source for a rule's anchor lines: the latest step of this episode that took away
-    /// lines about all of them (the rule must fill them as they were then, unless the state
-    /// shows them otherwise `now`), else the earliest retrieved arrival that first showed them
-    /// all.
-    fn find(&self, anchors: &[&String], now: &[String]) -> Option<usize> {
-        let about = |k: usize| {
-            anchors.iter().all(|a| {
-                let s = line_subject(a);
-                self.lost[k].iter().any(|l| line_subject(l) == s)
-            })
-        };
-        if let Some(k) = (self.retrieved..self.lost.len()).rev().find(|&k| about(k)) {
-            if anchors.iter().all(|a| self.lost[k].contains(a)) {
-                return Some(k);
-            }
-            // left otherwise: only what the agent sees of it now is newer than that
-            let subjects: Vec<(&str, &str)> = anchors.iter().map(|a| line_subject(a)).collect();
-            if !now.iter().any(|l| subjects.contains(&line_subject(l))) {
-                return None;
-            }
-        }
-        (0..self.retrieved).find(|&k| anchors.iter().all(|a| self.fresh[k].contains(a)))
-    }
-
-    /// The lines of source `k` that can still be there now.
-    fn lines_there(&self, k: usize) -> impl Iterator<Item = &'s String> + '_ {
-        self.lost[k].iter().copied().filter(move |l| {
-            k >= self.retrieved
-                || super::line_id(l)
-                    .and_then(|id| self.latest.get(id))
-                    .is_none_or(|seen| seen == l)
-        })
-    }
 }
 
 /// A lifted rule.
@@ -697,17 +583,14 @@ pub struct NativeModel {
     /// Per action form (token count, first word): for each line kind, how often a line of that
     /// kind stayed and how often it went when such an action changed the state.
     persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
+    /// Per action form: the kinds of lines such actions brought into view in training.
+    brings: HashMap<(usize, u32), std::collections::HashSet<String>>,
     /// Per-line rewrites by line shape (egocentric worlds where every line changes).
     rewrites: LineRewrites,
     /// Partial-credit rewards of episode-ending actions as sums of criteria.
     additive: AdditiveRewards,
-}
-
-/// The kind of a `[id] kind: text` line (`""` for lines of another form).
-fn line_kind(line: &str) -> &str {
-    line.split_once("] ")
-        .and_then(|(_, rest)| rest.split_once(':'))
-        .map_or("", |(k, _)| k)
+    /// The admissible actions of each set of state lines seen (for recalled states).
+    views: ViewIndex,
 }
 
 impl NativeModel {
@@ -729,6 +612,7 @@ impl NativeModel {
                 if rules {
                     m.rewrites.learn(s);
                     m.additive.learn(s);
+                    m.views.learn(&s.next_state);
                 }
             }
         }
@@ -864,6 +748,12 @@ impl NativeModel {
                 t.len(),
                 t.first().map_or(u32::MAX, |(w, _)| self.words.id(w)),
             );
+            let brings = self.brings.entry(key).or_default();
+            for l in diff(&s.next_state.lines, &s.state.lines) {
+                if !brings.contains(line_kind(l)) {
+                    brings.insert(line_kind(l).to_string());
+                }
+            }
             let stats = self.persistence.entry(key).or_default();
             for l in &s.state.lines {
                 let e = stats.entry(line_kind(l).to_string()).or_default();
@@ -1305,6 +1195,24 @@ impl NativeModel {
         ))
     }
 
+    /// The reward of rule `r`'s outcome here: the rule's, or — for partial credit — the sum of
+    /// the criteria this state meets, where such a model reproduces (nearly) every training
+    /// transition of the action (said in `why`).
+    fn reward_of(&self, r: &Rule, ctx: &ModelContext, why: &mut String) -> f32 {
+        if r.done
+            && let Some(x) = self.additive.reward(ctx.state, ctx.action)
+            && x != r.reward
+        {
+            let _ = write!(
+                why,
+                " The additive reward model of `{}` (criteria between the instruction and the state, reproducing 99.5% of its training transitions or more) gives {x} instead.",
+                ctx.action
+            );
+            return x;
+        }
+        r.reward
+    }
+
     /// The prediction of the best rule that applies (lifted rules, see the module docs).
     fn by_rule(
         &self,
@@ -1379,20 +1287,7 @@ impl NativeModel {
             if let Some(e) = ctx.retrieved.first() {
                 let _ = write!(why, " Nearest retrieved transition: `{}`.", e.action);
             }
-            let mut reward = r.reward;
-            // partial credit: the sum of the criteria this state meets, where such a model
-            // reproduces (nearly) every training transition of the action
-            if r.done
-                && let Some(x) = self.additive.reward(ctx.state, ctx.action)
-                && x != reward
-            {
-                let _ = write!(
-                    why,
-                    " The additive reward model of `{}` (criteria between the instruction and the state, reproducing 99.5% of its training transitions or more) gives {x} instead.",
-                    ctx.action
-                );
-                reward = x;
-            }
+            let reward = self.reward_of(r, ctx, &mut why);
             let conf = r.support as f32 / (r.support as f32 + 1.0);
             return Some(Prediction {
                 reasoning: why,
@@ -1619,31 +1514,25 @@ impl NativeModel {
                 continue;
             }
             if let Some((obs, k)) = self.recall(vocab, query, r, ctx, sources) {
-                let source = match k.checked_sub(sources.retrieved) {
-                    Some(step) => {
-                        format!("leads back to a place left at step {step} of this episode")
-                    }
-                    None => {
-                        "leads to a place a real episode of this task found on arrival (retrieved)"
-                            .to_string()
-                    }
-                };
+                let source = format!("leads to {}", sources.describe(k));
                 let found = match diff(&obs.lines, &ctx.state.lines).len() {
                     n if r.open => format!("recalled what was seen there ({n} line(s))"),
                     _ => "nothing else was seen there".to_string(),
                 };
+                let mut why = format!(
+                    "Rule induced from {} transition(s) like `{}` {source}; {found}. Reward {}{}.",
+                    r.support,
+                    r.example,
+                    r.reward,
+                    if r.done { ", episode ends" } else { "" }
+                );
+                let reward = self.reward_of(r, ctx, &mut why);
                 return Some(Prediction {
-                    reasoning: format!(
-                        "Rule induced from {} transition(s) like `{}` {source}; {found}. Reward {}{}.",
-                        r.support,
-                        r.example,
-                        r.reward,
-                        if r.done { ", episode ends" } else { "" }
-                    ),
+                    reasoning: why,
                     next_state: obs,
-                    reward: r.reward,
+                    reward,
                     done: r.done,
-                    success: r.done && r.reward >= 0.999,
+                    success: r.done && reward >= 0.999,
                     confidence: 0.9,
                 });
             }
@@ -1797,10 +1686,21 @@ impl NativeModel {
                     .flatten()
             })
         };
+        let mut by_rules = None;
+        if let Some(s) = &sources
+            && let Some(r) = by_rules.insert(ruled())
+            && let Some(kinds) = self.brings.get(&(
+                query.action.ids.len(),
+                query.action.ids.first().copied().unwrap_or(u32::MAX),
+            ))
+            && let Some(p) = recall::recall_place(s, ctx.state, r, &self.views, kinds)
+        {
+            return p;
+        }
         if let Some(p) = remembered.or(seen_elsewhere) {
             return p;
         }
-        if let Some(p) = ruled() {
+        if let Some(p) = by_rules.unwrap_or_else(ruled) {
             return p;
         }
         // 5. every line rewritten by its shape (admissible actions only)

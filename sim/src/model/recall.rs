@@ -1,0 +1,268 @@
+//! Recall for partially observable worlds: what a place holds is hidden until the agent gets
+//! there, and stays as it was while the agent is away. The native model's recall stages look it
+//! up here — in what this episode left behind, and in what real episodes of the same task
+//! instance found (the retrieved transitions) — instead of guessing from other instances.
+//!
+//! - [`RecallSources`]: the places seen, each as the lines shown there.
+//! - [`ViewIndex`]: the admissible actions that went with each set of lines in training, so a
+//!   recalled state gets the actions real states like it had.
+//! - [`recall_place`]: the shape-free stage — a rule's outcome says where an action leads, a
+//!   source says what is there.
+
+use super::{ModelContext, Prediction};
+use dreamgym_buffer::{Observation, Step};
+use rustc_hash::FxHashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+/// The items of `a` that are not in `b`.
+pub(super) fn diff<'a>(a: &'a [String], b: &[String]) -> Vec<&'a String> {
+    a.iter().filter(|x| !b.contains(x)).collect()
+}
+
+/// The kind of a `[id] kind: text` line (`""` for lines of another form).
+pub(super) fn line_kind(line: &str) -> &str {
+    line.split_once("] ")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .map_or("", |(k, _)| k)
+}
+
+/// What a line is about: its entity id and kind, or the whole line when it has no id.
+fn line_subject(line: &str) -> (&str, &str) {
+    match super::line_id(line) {
+        Some(id) => (id, line_kind(line)),
+        None => (line, ""),
+    }
+}
+
+/// Where recall looks for what a place holds: first what each step of this episode took away (a
+/// place as the agent last left it), then what real episodes of this task instance found on
+/// arriving somewhere for the first time in the episode (`ctx.retrieved`: the instance as it
+/// began). Lines of retrieved sources about an entity this episode last saw otherwise (an object
+/// since picked up or found elsewhere) are not recalled.
+pub(super) struct RecallSources<'s> {
+    /// Retrieved arrivals (`..retrieved`), then this episode's losses, oldest first.
+    pub(super) lost: Vec<Vec<&'s String>>,
+    /// For each retrieved arrival, its lines that its episode had not shown before.
+    fresh: Vec<Vec<&'s String>>,
+    /// How many of `lost` are retrieved.
+    pub(super) retrieved: usize,
+    /// The latest line this episode showed for each entity id.
+    latest: HashMap<&'s str, &'s String>,
+}
+
+impl<'s> RecallSources<'s> {
+    /// The sources of a prediction's context; `None` when it has neither history nor
+    /// retrieved transitions of its task.
+    pub(super) fn new(ctx: &ModelContext<'s>) -> Option<Self> {
+        let retrieved: Vec<&Step> = ctx
+            .retrieved
+            .iter()
+            .filter(|s| s.state.instruction == ctx.state.instruction)
+            .collect();
+        if ctx.history.is_empty() && retrieved.is_empty() {
+            return None;
+        }
+        let mut fresh = Vec::with_capacity(retrieved.len());
+        let mut shown: HashSet<&String> = HashSet::new();
+        let mut prev: Option<&Step> = None;
+        for h in &retrieved {
+            // a step that does not continue the previous one starts another episode
+            if prev.is_none_or(|p| p.next_state != h.state) {
+                shown.clear();
+                shown.extend(&h.state.lines);
+            }
+            let gained = diff(&h.next_state.lines, &h.state.lines);
+            fresh.push(gained.into_iter().filter(|l| shown.insert(*l)).collect());
+            prev = Some(h);
+        }
+        let lost: Vec<Vec<&String>> = retrieved
+            .iter()
+            .map(|h| diff(&h.next_state.lines, &h.state.lines))
+            .chain(
+                ctx.history
+                    .iter()
+                    .map(|h| diff(&h.state.lines, &h.next_state.lines)),
+            )
+            .collect();
+        let mut latest = HashMap::new();
+        let shown = ctx
+            .history
+            .iter()
+            .flat_map(|h| h.state.lines.iter())
+            .chain(&ctx.state.lines);
+        for l in shown {
+            if let Some(id) = super::line_id(l) {
+                latest.insert(id, l);
+            }
+        }
+        Some(RecallSources {
+            lost,
+            fresh,
+            retrieved: retrieved.len(),
+            latest,
+        })
+    }
+
+    /// The source for a rule's anchor lines: the latest step of this episode that took away
+    /// lines about all of them (the rule must fill them as they were then, unless the state
+    /// shows them otherwise `now`), else the earliest retrieved arrival that first showed them
+    /// all.
+    pub(super) fn find(&self, anchors: &[&String], now: &[String]) -> Option<usize> {
+        let about = |k: usize| {
+            anchors.iter().all(|a| {
+                let s = line_subject(a);
+                self.lost[k].iter().any(|l| line_subject(l) == s)
+            })
+        };
+        if let Some(k) = (self.retrieved..self.lost.len()).rev().find(|&k| about(k)) {
+            if anchors.iter().all(|a| self.lost[k].contains(a)) {
+                return Some(k);
+            }
+            // left otherwise: only what the agent sees of it now is newer than that
+            let subjects: Vec<(&str, &str)> = anchors.iter().map(|a| line_subject(a)).collect();
+            if !now.iter().any(|l| subjects.contains(&line_subject(l))) {
+                return None;
+            }
+        }
+        (0..self.retrieved).find(|&k| anchors.iter().all(|a| self.fresh[k].contains(a)))
+    }
+
+    /// The source that shows the place some lines are about, however it looked: the latest step
+    /// of this episode that took lines about all of them away — unless the state shows some
+    /// line just as that step left it (it then says nothing new) —, else the earliest retrieved
+    /// arrival that first showed lines about them all, and something the state does not show.
+    fn find_about(&self, anchors: &[&String], now: &[String]) -> Option<usize> {
+        let subjects: Vec<(&str, &str)> = anchors.iter().map(|a| line_subject(a)).collect();
+        let about = |lines: &[&String]| {
+            subjects
+                .iter()
+                .all(|s| lines.iter().any(|l| line_subject(l) == *s))
+        };
+        let news = |k: usize| !self.lost[k].iter().any(|l| now.contains(l));
+        let latest = (self.retrieved..self.lost.len())
+            .rev()
+            .find(|&k| about(&self.lost[k]));
+        if let Some(k) = latest
+            && news(k)
+        {
+            return Some(k);
+        }
+        (0..self.retrieved).find(|&k| about(&self.fresh[k]) && news(k))
+    }
+
+    /// The lines of source `k` that can still be there now.
+    pub(super) fn lines_there(&self, k: usize) -> impl Iterator<Item = &'s String> + '_ {
+        self.lost[k].iter().copied().filter(move |l| {
+            k >= self.retrieved
+                || super::line_id(l)
+                    .and_then(|id| self.latest.get(id))
+                    .is_none_or(|seen| seen == l)
+        })
+    }
+
+    /// In words, where source `k` comes from.
+    pub(super) fn describe(&self, k: usize) -> String {
+        match k.checked_sub(self.retrieved) {
+            Some(step) => format!("a place left at step {step} of this episode"),
+            None => "a place a real episode of this task found on arrival (retrieved)".to_string(),
+        }
+    }
+}
+
+/// An order-free fingerprint of a set of lines.
+fn fingerprint(lines: &[String]) -> u64 {
+    let mut sorted: Vec<&String> = lines.iter().collect();
+    sorted.sort_unstable();
+    let mut h = rustc_hash::FxHasher::default();
+    sorted.hash(&mut h);
+    h.finish()
+}
+
+/// The admissible actions that went with each set of state lines in training (the first seen).
+#[derive(Default)]
+pub(super) struct ViewIndex {
+    admissible: FxHashMap<u64, Vec<String>>,
+}
+
+impl ViewIndex {
+    /// Record an observation's lines and admissible actions.
+    pub(super) fn learn(&mut self, o: &Observation) {
+        self.admissible
+            .entry(fingerprint(&o.lines))
+            .or_insert_with(|| o.admissible.clone());
+    }
+
+    /// The admissible actions of a state with these lines in training, if any.
+    pub(super) fn admissible(&self, lines: &[String]) -> Option<&Vec<String>> {
+        self.admissible.get(&fingerprint(lines))
+    }
+}
+
+/// Shape-free recall, for moves whose destination no rule of the right shape recalls: `ruled` is
+/// the rules' outcome (it says where the action leads and what stays behind); the lines it adds
+/// are replaced by everything a source shows about the place they are about (the state of a
+/// container as it was left, the objects there, however many) — lines of kinds such actions
+/// bring into view in training (`brings`). Admissible actions are those of
+/// a training state with the same lines, else the rules'. `None` when the outcome is no move to
+/// somewhere else (nothing stays behind, nothing comes, or what comes is about something the
+/// state shows) or no source shows the place.
+pub(super) fn recall_place(
+    sources: &RecallSources,
+    state: &Observation,
+    ruled: &Prediction,
+    views: &ViewIndex,
+    brings: &HashSet<String>,
+) -> Option<Prediction> {
+    let next = &ruled.next_state;
+    let added = diff(&next.lines, &state.lines);
+    if added.is_empty() || diff(&state.lines, &next.lines).is_empty() {
+        return None;
+    }
+    // somewhere else: nothing the state shows is what the added lines are about
+    let here: HashSet<&str> = state.lines.iter().filter_map(|l| super::line_id(l)).collect();
+    if added
+        .iter()
+        .any(|l| super::line_id(l).is_none_or(|id| here.contains(id)))
+    {
+        return None;
+    }
+    let k = sources.find_about(&added, &state.lines)?;
+    let there: Vec<&String> = sources
+        .lines_there(k)
+        .filter(|l| added.contains(l) || brings.contains(line_kind(l)))
+        .collect();
+    if there.iter().all(|l| added.contains(l)) && added.iter().all(|l| there.contains(l)) {
+        return None; // the rules said as much
+    }
+    // the recalled lines take the place of the first line the rules added
+    let at = next.lines.iter().position(|l| added.contains(&l))?;
+    let mut lines: Vec<String> = Vec::with_capacity(next.lines.len() + there.len());
+    for (i, l) in next.lines.iter().enumerate() {
+        if i == at {
+            lines.extend(there.iter().map(|l| (*l).clone()));
+        }
+        if !added.contains(&l) && !there.contains(&l) {
+            lines.push(l.clone());
+        }
+    }
+    let admissible = views
+        .admissible(&lines)
+        .cloned()
+        .unwrap_or_else(|| next.admissible.clone());
+    Some(Prediction {
+        reasoning: format!(
+            "{} Recalled instead what {} showed there: {:?}.",
+            ruled.reasoning,
+            sources.describe(k),
+            there
+        ),
+        next_state: Observation {
+            lines,
+            admissible,
+            ..next.clone()
+        },
+        confidence: 0.8,
+        ..ruled.clone()
+    })
+}
