@@ -1154,8 +1154,11 @@ impl NativeModel {
             return None;
         }
         if open.is_empty() {
-            // the rule's own outcome, seen just so there (a place seen empty) — for moves only:
-            // some line stays behind
+            // the rule's own outcome, seen just so there (a place seen empty) — for moves to
+            // somewhere else only
+            if !sources.elsewhere(&anchors) {
+                return None;
+            }
             let obs = self
                 .apply(v, q, r, ctx)
                 .map(|(obs, _)| obs)

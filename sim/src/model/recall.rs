@@ -49,6 +49,8 @@ pub(super) struct RecallSources<'s> {
     pub(super) retrieved: usize,
     /// The latest line this episode showed for each entity id.
     latest: HashMap<&'s str, &'s String>,
+    /// The entity ids the state shows.
+    here: HashSet<&'s str>,
 }
 
 impl<'s> RecallSources<'s> {
@@ -101,6 +103,12 @@ impl<'s> RecallSources<'s> {
             fresh,
             retrieved: retrieved.len(),
             latest,
+            here: ctx
+                .state
+                .lines
+                .iter()
+                .filter_map(|l| super::line_id(l))
+                .collect(),
         })
     }
 
@@ -151,14 +159,27 @@ impl<'s> RecallSources<'s> {
         (0..self.retrieved).find(|&k| about(&self.fresh[k]) && news(k))
     }
 
-    /// The lines of source `k` that can still be there now.
+    /// The lines of source `k` that can still be there now: not about an entity the state shows
+    /// otherwise (it is here now), nor — for a retrieved source — one this episode last saw
+    /// otherwise.
     pub(super) fn lines_there(&self, k: usize) -> impl Iterator<Item = &'s String> + '_ {
         self.lost[k].iter().copied().filter(move |l| {
-            k >= self.retrieved
-                || super::line_id(l)
-                    .and_then(|id| self.latest.get(id))
-                    .is_none_or(|seen| seen == l)
+            let Some(id) = super::line_id(l) else {
+                return true;
+            };
+            if k >= self.retrieved {
+                !self.here.contains(id)
+            } else {
+                self.latest.get(id).is_none_or(|seen| seen == l)
+            }
         })
+    }
+
+    /// Whether lines are about somewhere else: none of their entities is shown now.
+    pub(super) fn elsewhere(&self, lines: &[&String]) -> bool {
+        lines
+            .iter()
+            .all(|l| super::line_id(l).is_some_and(|id| !self.here.contains(id)))
     }
 
     /// In words, where source `k` comes from.
@@ -219,12 +240,7 @@ pub(super) fn recall_place(
     if added.is_empty() || diff(&state.lines, &next.lines).is_empty() {
         return None;
     }
-    // somewhere else: nothing the state shows is what the added lines are about
-    let here: HashSet<&str> = state.lines.iter().filter_map(|l| super::line_id(l)).collect();
-    if added
-        .iter()
-        .any(|l| super::line_id(l).is_none_or(|id| here.contains(id)))
-    {
+    if !sources.elsewhere(&added) {
         return None;
     }
     let k = sources.find_about(&added, &state.lines)?;
