@@ -1187,9 +1187,13 @@ impl NativeModel {
                         .is_some_and(|&(kept, gone)| kept < gone)
             })
             .collect();
+        let kept: Vec<String> = (0..ctx.state.lines.len())
+            .filter(|i| !gone.contains(i))
+            .map(|i| ctx.state.lines[i].clone())
+            .collect();
         Some((
             Observation {
-                lines: splice(&ctx.state.lines, &gone, lines_back),
+                lines: self.views.merge(kept, lines_back),
                 instruction: ctx.state.instruction.clone(),
                 admissible: splice(&ctx.state.admissible, &used_adm, adm_back),
                 feedback,

@@ -200,10 +200,14 @@ fn fingerprint(lines: &[String]) -> u64 {
     h.finish()
 }
 
-/// The admissible actions that went with each set of state lines in training (the first seen).
+/// What training observations looked like: the admissible actions that went with each set of
+/// state lines (the first seen), and where lines of each kind stand in a state (their mean
+/// relative position), so recalled lines and the lines that stay are put in the usual order.
 #[derive(Default)]
 pub(super) struct ViewIndex {
     admissible: FxHashMap<u64, Vec<String>>,
+    /// Per line kind: the sum of relative positions and the count.
+    positions: HashMap<String, (f64, usize)>,
 }
 
 impl ViewIndex {
@@ -212,6 +216,40 @@ impl ViewIndex {
         self.admissible
             .entry(fingerprint(&o.lines))
             .or_insert_with(|| o.admissible.clone());
+        let n = o.lines.len().max(2) - 1;
+        for (i, l) in o.lines.iter().enumerate() {
+            let kind = line_kind(l);
+            let at = i as f64 / n as f64;
+            match self.positions.get_mut(kind) {
+                Some(e) => *e = (e.0 + at, e.1 + 1),
+                None => {
+                    self.positions.insert(kind.to_string(), (at, 1));
+                }
+            }
+        }
+    }
+
+    /// Where lines of this kind usually stand (0 first, 1 last; 0.5 if never seen).
+    fn position(&self, line: &str) -> f64 {
+        self.positions
+            .get(line_kind(line))
+            .map_or(0.5, |&(sum, n)| sum / n as f64)
+    }
+
+    /// `block` (in its order) with each of `kept` (in theirs) put before the first line of the
+    /// block whose kind usually stands later than its own.
+    pub(super) fn merge(&self, kept: Vec<String>, block: Vec<String>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(kept.len() + block.len());
+        let mut kept = kept.into_iter().peekable();
+        for b in block {
+            let pb = self.position(&b);
+            while let Some(k) = kept.next_if(|k| self.position(k) < pb) {
+                out.push(k);
+            }
+            out.push(b);
+        }
+        out.extend(kept);
+        out
     }
 
     /// The admissible actions of a state with these lines in training, if any.
@@ -251,17 +289,13 @@ pub(super) fn recall_place(
     if there.iter().all(|l| added.contains(l)) && added.iter().all(|l| there.contains(l)) {
         return None; // the rules said as much
     }
-    // the recalled lines take the place of the first line the rules added
-    let at = next.lines.iter().position(|l| added.contains(&l))?;
-    let mut lines: Vec<String> = Vec::with_capacity(next.lines.len() + there.len());
-    for (i, l) in next.lines.iter().enumerate() {
-        if i == at {
-            lines.extend(there.iter().map(|l| (*l).clone()));
-        }
-        if !added.contains(&l) && !there.contains(&l) {
-            lines.push(l.clone());
-        }
-    }
+    let kept: Vec<String> = next
+        .lines
+        .iter()
+        .filter(|l| !added.contains(l) && !there.contains(l))
+        .cloned()
+        .collect();
+    let lines = views.merge(kept, there.iter().map(|l| (*l).clone()).collect());
     let admissible = views
         .admissible(&lines)
         .cloned()
