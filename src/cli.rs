@@ -721,7 +721,10 @@ fn model_eval(
         predictions,
         predictions as f64 / eval_s.max(1e-9)
     );
-    println!("{:<24} {:>10} {:>14}", "metric", "all", "unseen tasks");
+    println!(
+        "{:<24} {:>10} {:>12} {:>14}",
+        "metric", "all", "seen tasks", "unseen tasks"
+    );
     type Metric = fn(&fidelity::Fidelity) -> f64;
     let rows: [(&str, Metric); 12] = [
         ("transitions", |f| f.transitions as f64),
@@ -739,8 +742,9 @@ fn model_eval(
     ];
     for (name, get) in rows {
         println!(
-            "{name:<24} {:>10.4} {:>14.4}",
+            "{name:<24} {:>10.4} {:>12.4} {:>14.4}",
             get(&r.all),
+            get(&r.seen_tasks),
             get(&r.unseen_tasks)
         );
     }

@@ -144,12 +144,15 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
 }
 
-/// A fidelity report: all held-out transitions, and those of task instances not in training.
+/// A fidelity report: all held-out transitions, those of task instances that are in training
+/// (new trajectories on seen instances) and those of task instances not in training.
 #[derive(Debug, Clone, Serialize)]
 pub struct FidelityReport {
     /// Over all held-out transitions.
     #[serde(flatten)]
     pub all: Fidelity,
+    /// Over the transitions of held-out trajectories whose task instance occurs in training.
+    pub seen_tasks: Fidelity,
     /// Over the transitions of held-out task instances whose id never occurs in training.
     pub unseen_tasks: Fidelity,
     /// Open-loop drift: for k = 1..=5, the share of k-step windows of held-out episodes where the
@@ -249,7 +252,7 @@ pub fn evaluate_with(
         HashMap::new()
     };
     let seen: HashSet<&str> = train.iter().map(|t| t.task.id.as_str()).collect();
-    let (mut all, mut unseen) = (Acc::default(), Acc::default());
+    let (mut all, mut seen_acc, mut unseen) = (Acc::default(), Acc::default(), Acc::default());
     for t in heldout {
         let is_unseen = !seen.contains(t.task.id.as_str());
         let retrieved = index.get(&t.task.id).map_or(&[][..], Vec::as_slice);
@@ -286,10 +289,12 @@ pub fn evaluate_with(
                 ),
             };
             let real_success = s.done && s.reward >= 0.999;
-            for acc in [Some(&mut all), is_unseen.then_some(&mut unseen)]
-                .into_iter()
-                .flatten()
-            {
+            let part = if is_unseen {
+                &mut unseen
+            } else {
+                &mut seen_acc
+            };
+            for acc in [&mut all, part] {
                 acc.n += 1;
                 acc.rejected += rejected as usize;
                 let exact = same_set(&p.next_state.lines, &s.next_state.lines);
@@ -311,6 +316,7 @@ pub fn evaluate_with(
     }
     FidelityReport {
         all: all.finish(gamma),
+        seen_tasks: seen_acc.finish(gamma),
         unseen_tasks: unseen.finish(gamma),
         drift: drift(model, heldout, &index),
     }

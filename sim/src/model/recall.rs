@@ -124,13 +124,16 @@ impl<'s> RecallSources<'s> {
             })
         };
         if let Some(k) = (self.retrieved..self.lost.len()).rev().find(|&k| about(k)) {
-            if anchors.iter().all(|a| self.lost[k].contains(a)) {
-                return Some(k);
-            }
             // left otherwise: only what the agent sees of it now is newer than that
-            let subjects: Vec<(&str, &str)> = anchors.iter().map(|a| line_subject(a)).collect();
-            if !now.iter().any(|l| subjects.contains(&line_subject(l))) {
-                return None;
+            let shown = |a: &&String| {
+                let s = line_subject(a);
+                now.iter().any(|l| line_subject(l) == s)
+            };
+            let mut otherwise = anchors.iter().filter(|a| !self.lost[k].contains(a));
+            match otherwise.next() {
+                None => return Some(k),
+                Some(a) if !shown(a) || !otherwise.all(|a| shown(a)) => return None,
+                Some(_) => {}
             }
         }
         (0..self.retrieved).find(|&k| anchors.iter().all(|a| self.fresh[k].contains(a)))
@@ -175,11 +178,12 @@ impl<'s> RecallSources<'s> {
         })
     }
 
-    /// Whether lines are about somewhere else: none of their entities is shown now.
+    /// Whether lines are about somewhere else: some of them is about an entity not shown now
+    /// (a room; the door the agent came through may be shown from both sides).
     pub(super) fn elsewhere(&self, lines: &[&String]) -> bool {
         lines
             .iter()
-            .all(|l| super::line_id(l).is_some_and(|id| !self.here.contains(id)))
+            .any(|l| super::line_id(l).is_some_and(|id| !self.here.contains(id)))
     }
 
     /// In words, where source `k` comes from.
