@@ -44,7 +44,7 @@ use super::recall::{self, RecallSources, ViewIndex, diff, line_kind};
 use super::{ExperienceModel, ModelContext, ModelError, Prediction};
 use dreamgym_buffer::{Observation, Step, Trajectory};
 use rustc_hash::FxHashMap;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 /// Most examples kept per rule (more can only generalise a rule further).
@@ -281,6 +281,14 @@ struct Rule {
     open: bool,
     /// Some added line is fully bound: history recall has a line to look for.
     anchored: bool,
+    /// The first added line (its index among the added lines) that the action's words alone
+    /// determine: where the action leads, to look up in recall sources before any matching.
+    action_anchor: Option<usize>,
+    /// How many lines the rule adds, and how many of them are open.
+    n_added: usize,
+    n_open: usize,
+    /// Rules whose action-determined line is computed alike share a group (see `fit_with`).
+    anchor_group: u32,
     constants: usize,
     nvars: u32,
     derived: Vec<Derivation>,
@@ -335,6 +343,7 @@ impl Rule {
         let mut at = 0;
         self.open = false;
         self.anchored = false;
+        (self.n_added, self.n_open) = (0, 0);
         for &(part, n) in &self.shape {
             if part == Part::Added {
                 let open = self.pattern[at..at + n]
@@ -342,9 +351,12 @@ impl Rule {
                     .any(|t| matches!(t, Tok::Var(v) if !bound.contains(v)));
                 self.open |= open;
                 self.anchored |= !open;
+                self.n_added += 1;
+                self.n_open += open as usize;
             }
             at += n;
         }
+        self.action_anchor = self.find_action_anchor();
         self.constants = self
             .pattern
             .iter()
@@ -535,6 +547,49 @@ impl Rule {
         }
     }
 
+    /// The first added line whose every word is a constant, a variable of the action or derived
+    /// from those (see [`Rule::action_anchor`]).
+    fn find_action_anchor(&self) -> Option<usize> {
+        let action_vars: Vec<u32> = self.pattern[..self.shape.first().map_or(0, |s| s.1)]
+            .iter()
+            .filter_map(|t| if let Tok::Var(v) = t { Some(*v) } else { None })
+            .collect();
+        let from_action = |t: &Tok| match t {
+            Tok::Const(_) => true,
+            Tok::Var(v) => action_vars.contains(v),
+            Tok::Derived(k) => match &self.derived[*k as usize] {
+                Derivation::Join(parts) => parts.iter().all(|(_, t)| match t {
+                    Tok::Var(v) => action_vars.contains(v),
+                    _ => matches!(t, Tok::Const(_)),
+                }),
+                Derivation::Lookup { from, .. } => action_vars.contains(from),
+            },
+        };
+        self.segments()
+            .filter(|(p, _)| *p == Part::Added)
+            .position(|(_, seg)| seg.toks.iter().all(from_action))
+    }
+
+    /// How the action-determined line is computed, as text: the action pattern, the line's
+    /// pattern with derivations spelt out, and the spacing.
+    fn action_anchor_key(&self) -> Option<String> {
+        let i = self.action_anchor?;
+        let (_, action) = self.segments().next()?;
+        let (_, line) = self.segments().filter(|(p, _)| *p == Part::Added).nth(i)?;
+        let toks: Vec<String> = line
+            .toks
+            .iter()
+            .map(|t| match t {
+                Tok::Derived(k) => format!("{:?}", self.derived[*k as usize]),
+                t => format!("{t:?}"),
+            })
+            .collect();
+        Some(format!(
+            "{:?}|{:?}|{toks:?}|{:?}",
+            action.toks, action.spacing, line.spacing
+        ))
+    }
+
     /// Preference among matching rules: rules seen more than once (generalisations), then the
     /// most specific, then the best supported.
     fn rank(&self) -> (bool, usize, usize) {
@@ -620,6 +675,14 @@ impl NativeModel {
         let words = &m.words;
         for r in &mut m.rules {
             r.derive(words);
+        }
+        // rules whose action-determined line is spelt the same way share one lookup in recall
+        let mut groups: HashMap<String, u32> = HashMap::new();
+        for r in &mut m.rules {
+            if let Some(key) = r.action_anchor_key() {
+                let n = groups.len() as u32;
+                r.anchor_group = *groups.entry(key).or_insert(n);
+            }
         }
         // candidates in preference order, so the first rule that applies is the best one
         let rules = &m.rules;
@@ -795,6 +858,10 @@ impl NativeModel {
                 pattern: vec![],
                 open: false,
                 anchored: false,
+                action_anchor: None,
+                n_added: 0,
+                n_open: 0,
+                anchor_group: 0,
                 constants: 0,
                 nvars: 0,
                 derived: vec![],
@@ -883,19 +950,31 @@ impl NativeModel {
 
     /// Whether every line rule `r` adds fits one of `lost` given what the action binds: a
     /// necessary condition for [`Self::recall`], checked without allocating.
-    fn may_recall(r: &Rule, q: &Query, lost: &[Tokenized]) -> bool {
+    /// Rule `r`'s action-determined added line (see [`Rule::action_anchor`]) for the query's
+    /// action: `None` when the action does not fit the rule, `Some(None)` when the rule has no
+    /// such line.
+    fn action_anchor(&self, v: &Vocab, q: &Query, r: &Rule) -> Option<Option<String>> {
+        if !Self::action_fits(r, q) {
+            return None;
+        }
+        let Some(i) = r.action_anchor else {
+            return Some(None);
+        };
         let mut buf = [None; 64];
-        let Some(b) = buf.get_mut(..r.nvars as usize) else {
-            return true;
+        let mut heap;
+        let b: &mut [Option<u32>] = match buf.get_mut(..r.nvars as usize) {
+            Some(b) => b,
+            None => {
+                heap = vec![None; r.nvars as usize];
+                &mut heap
+            }
         };
-        let mut segs = r.segments();
-        let Some((_, action)) = segs.next() else {
-            return false;
-        };
-        Self::unify(action, &q.action, b)
-            && segs
-                .filter(|(p, _)| *p == Part::Added)
-                .all(|(_, seg)| lost.iter().any(|l| Self::fits_with(seg, l, b, true)))
+        let (_, action) = r.segments().next()?;
+        if !Self::unify(action, &q.action, b) {
+            return None;
+        }
+        let seg = r.segments().filter(|(p, _)| *p == Part::Added).nth(i)?.1;
+        Self::fill(v, r, seg, b).map(Some)
     }
 
     /// Whether the rule's action pattern fits the query's action (a cheap first filter).
@@ -1501,25 +1580,35 @@ impl NativeModel {
         ctx: &ModelContext,
         sources: &RecallSources,
         q: &mut Option<(Vocab<'a>, Query, &'a [usize])>,
+        seen: &mut bool,
     ) -> Option<Prediction> {
         let (vocab, query, cands) = q.get_or_insert_with(|| self.query(ctx));
-        // every line a rule adds must look like one of them (a cheap test before matching)
-        let mut lost_words = Vocab {
-            known: vocab.known,
-            extra: vocab.extra.clone(),
-        };
-        let mut lost_lines: Vec<&String> = sources.lost.iter().flatten().copied().collect();
-        lost_lines.sort_unstable();
-        lost_lines.dedup();
-        let lost_lines: Vec<Tokenized> = lost_lines
-            .into_iter()
-            .map(|l| Tokenized::new(&mut lost_words, l))
-            .collect();
+        let lost_set: HashSet<&str> = sources.lost.iter().flatten().map(|l| l.as_str()).collect();
+        let mut seen_there: FxHashMap<u32, Option<usize>> = FxHashMap::default();
         for &ri in cands.iter().filter(|&&ri| self.rules[ri].anchored) {
             let r = &self.rules[ri];
-            if !Self::may_recall(r, query, &lost_lines) {
+            // where the action leads, as the action alone says: some source must have seen it,
+            // with about as many lines as the rule adds
+            if !Self::action_fits(r, query) {
                 continue;
             }
+            if r.action_anchor.is_some() {
+                let there = *seen_there.entry(r.anchor_group).or_insert_with(|| {
+                    let anchor = self.action_anchor(vocab, query, r)??;
+                    if !lost_set.contains(anchor.as_str()) {
+                        return None;
+                    }
+                    sources
+                        .find(&[&anchor], &ctx.state.lines)
+                        .map(|k| sources.lines_there(k).count())
+                });
+                let Some(there) = there else { continue };
+                *seen = true;
+                if there < r.n_open + 1 || there > r.n_added {
+                    continue;
+                }
+            }
+            *seen = true;
             if let Some((obs, k)) = self.recall(vocab, query, r, ctx, sources) {
                 let source = format!("leads to {}", sources.describe(k));
                 let found = match diff(&obs.lines, &ctx.state.lines).len() {
@@ -1673,13 +1762,22 @@ impl NativeModel {
                     confidence: best.2 as f32 / total as f32,
                 }
             });
-        let sources = RecallSources::new(ctx).filter(|_| admissible);
+        let memory = remembered.or(seen_elsewhere);
+        // recall needs a source about where the action leads; where memory knows the outcome,
+        // something it shows must be mentioned by one (a cheap test before any matching)
+        let sources = RecallSources::new(ctx).filter(|s| {
+            admissible
+                && memory
+                    .as_ref()
+                    .is_none_or(|m| s.mentions_any(&diff(&m.next_state.lines, &ctx.state.lines)))
+        });
         // back to a place seen earlier in this episode, or one a real episode of this task
         // instance saw: what was seen there beats a guess from other episodes, whose hidden
         // parts differ
         let mut q = None;
+        let mut seen = false;
         if let Some(s) = &sources
-            && let Some(p) = self.recall_any(ctx, s, &mut q)
+            && let Some(p) = self.recall_any(ctx, s, &mut q, &mut seen)
         {
             return p;
         }
@@ -1694,7 +1792,8 @@ impl NativeModel {
             })
         };
         let mut by_rules = None;
-        if let Some(s) = &sources
+        // a place some source saw, that no rule of the right shape recalls
+        if let Some(s) = sources.as_ref().filter(|_| seen)
             && let Some(r) = by_rules.insert(ruled())
             && let Some(kinds) = self.brings.get(&(
                 query.action.ids.len(),
@@ -1704,7 +1803,7 @@ impl NativeModel {
         {
             return p;
         }
-        if let Some(p) = remembered.or(seen_elsewhere) {
+        if let Some(p) = memory {
             return p;
         }
         if let Some(p) = by_rules.unwrap_or_else(ruled) {

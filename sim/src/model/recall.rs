@@ -51,6 +51,8 @@ pub(super) struct RecallSources<'s> {
     latest: HashMap<&'s str, &'s String>,
     /// The entity ids the state shows.
     here: HashSet<&'s str>,
+    /// The entity ids the sources mention.
+    mentioned: HashSet<&'s str>,
 }
 
 impl<'s> RecallSources<'s> {
@@ -98,7 +100,13 @@ impl<'s> RecallSources<'s> {
                 latest.insert(id, l);
             }
         }
+        let mentioned = lost
+            .iter()
+            .flatten()
+            .filter_map(|l| super::line_id(l))
+            .collect();
         Some(RecallSources {
+            mentioned,
             lost,
             fresh,
             retrieved: retrieved.len(),
@@ -176,6 +184,14 @@ impl<'s> RecallSources<'s> {
                 self.latest.get(id).is_none_or(|seen| seen == l)
             }
         })
+    }
+
+    /// Whether some of `lines` is about an entity some source mentions.
+    pub(super) fn mentions_any(&self, lines: &[&String]) -> bool {
+        lines
+            .iter()
+            .filter_map(|l| super::line_id(l))
+            .any(|id| self.mentioned.contains(id))
     }
 
     /// Whether lines are about somewhere else: some of them is about an entity not shown now
