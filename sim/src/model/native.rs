@@ -197,6 +197,8 @@ struct Query {
     instruction: Tokenized,
     lines: Vec<Tokenized>,
     admissible: Vec<Tokenized>,
+    /// Condition groups (see `Rule::cond_group`) already found not to match this query.
+    unmatched: std::cell::RefCell<rustc_hash::FxHashSet<u32>>,
 }
 
 /// One segment of a rule's pattern: its tokens and where spaces go.
@@ -289,6 +291,9 @@ struct Rule {
     n_open: usize,
     /// Rules whose action-determined line is computed alike share a group (see `fit_with`).
     anchor_group: u32,
+    /// Rules with the same conditions (action, instruction, removed and context lines, removed
+    /// admissible actions) share a group: they match a query alike (see `match_rule`).
+    cond_group: u32,
     constants: usize,
     nvars: u32,
     derived: Vec<Derivation>,
@@ -570,6 +575,31 @@ impl Rule {
             .position(|(_, seg)| seg.toks.iter().all(from_action))
     }
 
+    /// The rule's conditions as text, variables numbered by first occurrence in them.
+    fn conditions_key(&self) -> String {
+        let mut names: HashMap<u32, usize> = HashMap::new();
+        let mut key = String::new();
+        for (part, seg) in self.segments() {
+            if !matches!(
+                part,
+                Part::Action | Part::Instruction | Part::Removed | Part::Context | Part::AdmRemoved
+            ) {
+                continue;
+            }
+            let _ = write!(key, "{part:?}:");
+            for (t, sp) in seg.toks.iter().zip(seg.spacing) {
+                let _ = match t {
+                    Tok::Var(v) => {
+                        let n = names.len();
+                        write!(key, "{sp}v{} ", names.entry(*v).or_insert(n))
+                    }
+                    t => write!(key, "{sp}{t:?} "),
+                };
+            }
+        }
+        key
+    }
+
     /// How the action-determined line is computed, as text: the action pattern, the line's
     /// pattern with derivations spelt out, and the spacing.
     fn action_anchor_key(&self) -> Option<String> {
@@ -676,13 +706,17 @@ impl NativeModel {
         for r in &mut m.rules {
             r.derive(words);
         }
-        // rules whose action-determined line is spelt the same way share one lookup in recall
-        let mut groups: HashMap<String, u32> = HashMap::new();
+        // rules whose action-determined line is spelt the same way share one lookup in recall;
+        // rules with the same conditions share one match
+        let (mut anchors, mut conds): (HashMap<String, u32>, HashMap<String, u32>) =
+            Default::default();
         for r in &mut m.rules {
             if let Some(key) = r.action_anchor_key() {
-                let n = groups.len() as u32;
-                r.anchor_group = *groups.entry(key).or_insert(n);
+                let n = anchors.len() as u32;
+                r.anchor_group = *anchors.entry(key).or_insert(n);
             }
+            let n = conds.len() as u32;
+            r.cond_group = *conds.entry(r.conditions_key()).or_insert(n);
         }
         // candidates in preference order, so the first rule that applies is the best one
         let rules = &m.rules;
@@ -862,6 +896,7 @@ impl NativeModel {
                 n_added: 0,
                 n_open: 0,
                 anchor_group: 0,
+                cond_group: 0,
                 constants: 0,
                 nvars: 0,
                 derived: vec![],
@@ -1097,6 +1132,17 @@ impl NativeModel {
     /// Match the conditions of rule `r` (action, instruction, removed lines — exhaustively —,
     /// context lines, removed admissible actions) against a query.
     fn match_rule(r: &Rule, segs: &[(Part, Seg)], q: &Query) -> Option<Matched> {
+        if q.unmatched.borrow().contains(&r.cond_group) {
+            return None;
+        }
+        let m = Self::match_conditions(r, segs, q);
+        if m.is_none() {
+            q.unmatched.borrow_mut().insert(r.cond_group);
+        }
+        m
+    }
+
+    fn match_conditions(r: &Rule, segs: &[(Part, Seg)], q: &Query) -> Option<Matched> {
         let get = |p: Part| segs.iter().filter(move |(x, _)| *x == p).map(|(_, s)| *s);
         let mut b = Self::bind_task(r, segs, q)?;
         let removed: Vec<Seg> = get(Part::Removed).collect();
@@ -1584,12 +1630,12 @@ impl NativeModel {
     ) -> Option<Prediction> {
         let (vocab, query, cands) = q.get_or_insert_with(|| self.query(ctx));
         let lost_set: HashSet<&str> = sources.lost.iter().flatten().map(|l| l.as_str()).collect();
-        let mut seen_there: FxHashMap<u32, Option<usize>> = FxHashMap::default();
+        let mut seen_there: FxHashMap<u32, Option<(usize, usize)>> = FxHashMap::default();
         for &ri in cands.iter().filter(|&&ri| self.rules[ri].anchored) {
             let r = &self.rules[ri];
             // where the action leads, as the action alone says: some source must have seen it,
             // with about as many lines as the rule adds
-            if !Self::action_fits(r, query) {
+            if r.action_anchor.is_none() && !Self::action_fits(r, query) {
                 continue;
             }
             if r.action_anchor.is_some() {
@@ -1600,11 +1646,13 @@ impl NativeModel {
                     }
                     sources
                         .find(&[&anchor], &ctx.state.lines)
-                        .map(|k| sources.lines_there(k).count())
+                        .map(|k| (sources.lines_there(k).count(), sources.lost[k].len()))
                 });
-                let Some(there) = there else { continue };
+                let Some((there, lost)) = there else { continue };
                 *seen = true;
-                if there < r.n_open + 1 || there > r.n_added {
+                // the rule's open lines are what is there besides its own lines, which were all
+                // there (some may be shown here now)
+                if there < r.n_open + 1 || there > r.n_added || lost < r.n_added {
                     continue;
                 }
             }
@@ -1663,6 +1711,7 @@ impl NativeModel {
                 .iter()
                 .map(|l| Tokenized::new(&mut vocab, l))
                 .collect(),
+            unmatched: Default::default(),
         };
         let first = query
             .action
