@@ -1775,18 +1775,7 @@ impl NativeModel {
         let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
         let remembered = self.memory.get(&key).map(|outcomes| {
             let total: usize = outcomes.iter().map(|o| o.3).sum();
-            let best = outcomes.iter().max_by_key(|o| o.3).expect("non-empty");
-            Prediction {
-                reasoning: format!(
-                    "Seen before: this exact state and action occurred {total} time(s) in the training data; {} of them led to the predicted outcome.",
-                    best.3
-                ),
-                next_state: best.0.clone(),
-                reward: best.1,
-                done: best.2,
-                success: success_of(best.1, best.2),
-                confidence: best.3 as f32 / total as f32,
-            }
+            (outcomes.iter().max_by_key(|o| o.3).expect("non-empty"), total)
         });
         // 2. the same state and action under another task, where it never paid or ended an episode
         let seen_elsewhere = self
@@ -1795,30 +1784,45 @@ impl NativeModel {
             .filter(|seen| seen.iter().all(|o| o.1))
             .map(|seen| {
                 let total: usize = seen.iter().map(|o| o.2).sum();
-                let best = seen.iter().max_by_key(|o| o.2).expect("non-empty");
-                Prediction {
-                    reasoning: format!(
-                        "Seen before under other tasks: this state and action occurred {total} time(s); {} led to the predicted state, none paid a reward or ended the episode.",
-                        best.2
-                    ),
-                    next_state: Observation {
-                        instruction: ctx.state.instruction.clone(),
-                        ..best.0.clone()
-                    },
-                    reward: 0.0,
-                    done: false,
-                    success: false,
-                    confidence: best.2 as f32 / total as f32,
-                }
+                (seen.iter().max_by_key(|o| o.2).expect("non-empty"), total)
             });
-        let memory = remembered.or(seen_elsewhere);
+        let memory_next = remembered
+            .map(|(best, _)| &best.0)
+            .or(seen_elsewhere.map(|(best, _)| &best.0));
+        let memory = || {
+            if let Some((best, total)) = remembered {
+                return Some(Prediction {
+                    reasoning: format!(
+                        "Seen before: this exact state and action occurred {total} time(s) in the training data; {} of them led to the predicted outcome.",
+                        best.3
+                    ),
+                    next_state: best.0.clone(),
+                    reward: best.1,
+                    done: best.2,
+                    success: success_of(best.1, best.2),
+                    confidence: best.3 as f32 / total as f32,
+                });
+            }
+            seen_elsewhere.map(|(best, total)| Prediction {
+                reasoning: format!(
+                    "Seen before under other tasks: this state and action occurred {total} time(s); {} led to the predicted state, none paid a reward or ended the episode.",
+                    best.2
+                ),
+                next_state: Observation {
+                    instruction: ctx.state.instruction.clone(),
+                    ..best.0.clone()
+                },
+                reward: 0.0,
+                done: false,
+                success: false,
+                confidence: best.2 as f32 / total as f32,
+            })
+        };
         // recall needs a source about where the action leads; where memory knows the outcome,
         // something it shows must be mentioned by one (a cheap test before any matching)
         let sources = RecallSources::new(ctx).filter(|s| {
             admissible
-                && memory
-                    .as_ref()
-                    .is_none_or(|m| s.mentions_any(&diff(&m.next_state.lines, &ctx.state.lines)))
+                && memory_next.is_none_or(|m| s.mentions_any(&diff(&m.lines, &ctx.state.lines)))
         });
         // back to a place seen earlier in this episode, or one a real episode of this task
         // instance saw: what was seen there beats a guess from other episodes, whose hidden
@@ -1852,7 +1856,7 @@ impl NativeModel {
         {
             return p;
         }
-        if let Some(p) = memory {
+        if let Some(p) = memory() {
             return p;
         }
         if let Some(p) = by_rules.unwrap_or_else(ruled) {

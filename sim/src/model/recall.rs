@@ -89,15 +89,18 @@ impl<'s> RecallSources<'s> {
                     .map(|h| diff(&h.state.lines, &h.next_state.lines)),
             )
             .collect();
+        // (only retrieved sources are checked against it)
         let mut latest = HashMap::new();
-        let shown = ctx
-            .history
-            .iter()
-            .flat_map(|h| h.state.lines.iter())
-            .chain(&ctx.state.lines);
-        for l in shown {
-            if let Some(id) = super::line_id(l) {
-                latest.insert(id, l);
+        if !retrieved.is_empty() {
+            let shown = ctx
+                .history
+                .iter()
+                .flat_map(|h| h.state.lines.iter())
+                .chain(&ctx.state.lines);
+            for l in shown {
+                if let Some(id) = super::line_id(l) {
+                    latest.insert(id, l);
+                }
             }
         }
         let mentioned = lost
