@@ -199,6 +199,8 @@ struct Query {
     admissible: Vec<Tokenized>,
     /// Condition groups (see `Rule::cond_group`) already found not to match this query.
     unmatched: std::cell::RefCell<rustc_hash::FxHashSet<u32>>,
+    /// How many state lines have each kind word (see `Rule::line_kinds`).
+    line_kinds: Vec<(u32, u32)>,
 }
 
 /// One segment of a rule's pattern: its tokens and where spaces go.
@@ -270,6 +272,20 @@ fn spell(value: &str, words: &[&str]) -> Option<(usize, Vec<&'static str>)> {
     None
 }
 
+/// The kind word of a tokenized `[id] kind: ...` line (`None` for lines of other forms, or a
+/// token that is not a known word).
+fn line_kind_word(mut toks: impl Iterator<Item = Option<u32>>, words: &Interner) -> Option<u32> {
+    let is = |t: Option<u32>, w: &str| t.is_some() && t == words.get(w);
+    let (t0, _, t2, kind, t4) = (
+        toks.next()?,
+        toks.next()?,
+        toks.next()?,
+        toks.next()?,
+        toks.next()?,
+    );
+    (is(t0, "[") && is(t2, "]") && is(t4, ":")).then_some(kind).flatten()
+}
+
 /// A lifted rule.
 struct Rule {
     shape: Vec<(Part, usize)>,
@@ -294,6 +310,9 @@ struct Rule {
     /// Rules with the same conditions (action, instruction, removed and context lines, removed
     /// admissible actions) share a group: they match a query alike (see `match_rule`).
     cond_group: u32,
+    /// How many of the removed and context lines have each kind (`[id] kind: ...` lines with a
+    /// constant kind word): a state needs at least as many (a cheap test before matching).
+    line_kinds: Vec<(u32, u32)>,
     constants: usize,
     nvars: u32,
     derived: Vec<Derivation>,
@@ -362,6 +381,7 @@ impl Rule {
             at += n;
         }
         self.action_anchor = self.find_action_anchor();
+        self.line_kinds = self.count_line_kinds(words);
         self.constants = self
             .pattern
             .iter()
@@ -573,6 +593,27 @@ impl Rule {
         self.segments()
             .filter(|(p, _)| *p == Part::Added)
             .position(|(_, seg)| seg.toks.iter().all(from_action))
+    }
+
+    /// See [`Rule::line_kinds`].
+    fn count_line_kinds(&self, words: &Interner) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = vec![];
+        for (part, seg) in self.segments() {
+            if !matches!(part, Part::Removed | Part::Context) {
+                continue;
+            }
+            if let Some(kind) = line_kind_word(seg.toks.iter().map(|t| match t {
+                Tok::Const(c) => Some(*c),
+                _ => None,
+            }), words)
+            {
+                match out.iter_mut().find(|(k, _)| *k == kind) {
+                    Some(e) => e.1 += 1,
+                    None => out.push((kind, 1)),
+                }
+            }
+        }
+        out
     }
 
     /// The rule's conditions as text, variables numbered by first occurrence in them.
@@ -897,6 +938,7 @@ impl NativeModel {
                 n_open: 0,
                 anchor_group: 0,
                 cond_group: 0,
+                line_kinds: vec![],
                 constants: 0,
                 nvars: 0,
                 derived: vec![],
@@ -1143,6 +1185,14 @@ impl NativeModel {
     }
 
     fn match_conditions(r: &Rule, segs: &[(Part, Seg)], q: &Query) -> Option<Matched> {
+        let enough = |&(kind, n): &(u32, u32)| {
+            q.line_kinds
+                .iter()
+                .any(|&(k, m)| k == kind && m >= n)
+        };
+        if !r.line_kinds.iter().all(enough) {
+            return None;
+        }
         let get = |p: Part| segs.iter().filter(move |(x, _)| *x == p).map(|(_, s)| *s);
         let mut b = Self::bind_task(r, segs, q)?;
         let removed: Vec<Seg> = get(Part::Removed).collect();
@@ -1712,7 +1762,17 @@ impl NativeModel {
                 .map(|l| Tokenized::new(&mut vocab, l))
                 .collect(),
             unmatched: Default::default(),
+            line_kinds: vec![],
         };
+        let mut query = query;
+        for l in &query.lines {
+            if let Some(kind) = line_kind_word(l.ids.iter().map(|&t| Some(t)), &self.words) {
+                match query.line_kinds.iter_mut().find(|(k, _)| *k == kind) {
+                    Some(e) => e.1 += 1,
+                    None => query.line_kinds.push((kind, 1)),
+                }
+            }
+        }
         let first = query
             .action
             .ids
