@@ -309,23 +309,44 @@ pub(super) fn recall_place(
         .lines_there(k)
         .filter(|l| added.contains(l) || brings.contains(line_kind(l)))
         .collect();
-    if there.iter().all(|l| added.contains(l)) && added.iter().all(|l| there.contains(l)) {
+    // the place itself as the source saw it; of other things there, the rules' lines where they
+    // have one (they know how things look on arrival), the source's where they have none
+    let place = super::line_id(added[0]);
+    let mut block: Vec<String> = Vec::with_capacity(added.len() + there.len());
+    let mut changed = false;
+    for a in &added {
+        let s = line_subject(a);
+        match there.iter().find(|l| line_subject(l) == s) {
+            Some(l) if super::line_id(a) == place && l != a => {
+                block.push((*l).clone());
+                changed = true;
+            }
+            _ => block.push((*a).clone()),
+        }
+    }
+    let extra: Vec<String> = there
+        .iter()
+        .filter(|l| !added.iter().any(|a| line_subject(a) == line_subject(l)))
+        .map(|l| (*l).clone())
+        .collect();
+    if !changed && extra.is_empty() {
         return None; // the rules said as much
     }
+    let block = views.merge(extra, block);
     let kept: Vec<String> = next
         .lines
         .iter()
-        .filter(|l| !added.contains(l) && !there.contains(l))
+        .filter(|l| !added.contains(l))
         .cloned()
         .collect();
-    let lines = views.merge(kept, there.iter().map(|l| (*l).clone()).collect());
+    let lines = views.merge(kept, block);
     let admissible = views
         .admissible(&lines)
         .cloned()
         .unwrap_or_else(|| next.admissible.clone());
     Some(Prediction {
         reasoning: format!(
-            "{} Recalled instead what {} showed there: {:?}.",
+            "{} Recalled what {} showed there: {:?}.",
             ruled.reasoning,
             sources.describe(k),
             there
