@@ -27,9 +27,6 @@ use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Steps of history given to the model.
-pub const HISTORY_WINDOW: usize = 8;
-
 /// Most real transitions of one task instance passed to the model as retrieved experience.
 pub const RETRIEVED_PER_TASK: usize = 64;
 
@@ -215,10 +212,11 @@ impl Env for ModelEnv {
                 env: self.id.clone(),
             });
         }
-        let from = self.history.len().saturating_sub(HISTORY_WINDOW);
+        // the whole episode (bounded by max_steps): the native model recalls places left long
+        // ago; the LLM prompt shows the last few steps
         let predicted = self.model.predict(&ModelContext {
             task,
-            history: &self.history[from..],
+            history: &self.history,
             state,
             action,
             retrieved: match self.real_steps.get(&self.retrieval_id) {

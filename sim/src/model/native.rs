@@ -95,7 +95,6 @@ struct Example {
     done: bool,
 }
 
-
 /// Words (letters, digits, `_`, `-`, `/`) and single punctuation marks of a text, each with
 /// whether a space comes before it, so that `box,` and `box` share the word `box`.
 fn tokens(s: &str) -> Vec<(&str, bool)> {
@@ -283,7 +282,9 @@ fn line_kind_word(mut toks: impl Iterator<Item = Option<u32>>, words: &Interner)
         toks.next()?,
         toks.next()?,
     );
-    (is(t0, "[") && is(t2, "]") && is(t4, ":")).then_some(kind).flatten()
+    (is(t0, "[") && is(t2, "]") && is(t4, ":"))
+        .then_some(kind)
+        .flatten()
 }
 
 /// A lifted rule.
@@ -602,11 +603,13 @@ impl Rule {
             if !matches!(part, Part::Removed | Part::Context) {
                 continue;
             }
-            if let Some(kind) = line_kind_word(seg.toks.iter().map(|t| match t {
-                Tok::Const(c) => Some(*c),
-                _ => None,
-            }), words)
-            {
+            if let Some(kind) = line_kind_word(
+                seg.toks.iter().map(|t| match t {
+                    Tok::Const(c) => Some(*c),
+                    _ => None,
+                }),
+                words,
+            ) {
                 match out.iter_mut().find(|(k, _)| *k == kind) {
                     Some(e) => e.1 += 1,
                     None => out.push((kind, 1)),
@@ -1185,11 +1188,8 @@ impl NativeModel {
     }
 
     fn match_conditions(r: &Rule, segs: &[(Part, Seg)], q: &Query) -> Option<Matched> {
-        let enough = |&(kind, n): &(u32, u32)| {
-            q.line_kinds
-                .iter()
-                .any(|&(k, m)| k == kind && m >= n)
-        };
+        let enough =
+            |&(kind, n): &(u32, u32)| q.line_kinds.iter().any(|&(k, m)| k == kind && m >= n);
         if !r.line_kinds.iter().all(enough) {
             return None;
         }
@@ -1835,7 +1835,10 @@ impl NativeModel {
         let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
         let remembered = self.memory.get(&key).map(|outcomes| {
             let total: usize = outcomes.iter().map(|o| o.3).sum();
-            (outcomes.iter().max_by_key(|o| o.3).expect("non-empty"), total)
+            (
+                outcomes.iter().max_by_key(|o| o.3).expect("non-empty"),
+                total,
+            )
         });
         // 2. the same state and action under another task, where it never paid or ended an episode
         let seen_elsewhere = self

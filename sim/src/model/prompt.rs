@@ -37,13 +37,38 @@ pub fn reply_schema() -> serde_json::Value {
     })
 }
 
+/// Steps of history a prompt shows: the most recent.
+pub const PROMPT_HISTORY: usize = 8;
+
+/// Retrieved transitions a prompt shows: the top-k most like the current state and action.
+pub const PROMPT_DEMOS: usize = 4;
+
+/// The retrieved transitions most like the current one: the same action first, then the most
+/// state lines in common (ties keep retrieval order).
+fn demonstrations<'a>(ctx: &ModelContext<'a>) -> Vec<&'a dreamgym_buffer::Step> {
+    let score = |d: &dreamgym_buffer::Step| {
+        let shared = d
+            .state
+            .lines
+            .iter()
+            .filter(|l| ctx.state.lines.contains(l))
+            .count();
+        ((d.action == ctx.action) as usize, shared)
+    };
+    let mut demos: Vec<&dreamgym_buffer::Step> = ctx.retrieved.iter().collect();
+    demos.sort_by_key(|d| std::cmp::Reverse(score(d)));
+    demos.truncate(PROMPT_DEMOS);
+    demos
+}
+
 /// The user message for one prediction.
 pub fn user_prompt(ctx: &ModelContext) -> String {
     let mut p = String::new();
     let _ = writeln!(p, "Task: {}", ctx.task.instruction);
     if !ctx.history.is_empty() {
         let _ = writeln!(p, "\nRecent history (oldest first):");
-        for h in ctx.history {
+        let from = ctx.history.len().saturating_sub(PROMPT_HISTORY);
+        for h in &ctx.history[from..] {
             let fb = if h.next_state.feedback.is_empty() {
                 String::new()
             } else {
@@ -54,7 +79,7 @@ pub fn user_prompt(ctx: &ModelContext) -> String {
     }
     if !ctx.retrieved.is_empty() {
         let _ = writeln!(p, "\nSimilar real transitions:");
-        for (i, d) in ctx.retrieved.iter().enumerate() {
+        for (i, d) in demonstrations(ctx).into_iter().enumerate() {
             let _ = writeln!(p, "[{}] state:", i + 1);
             for l in &d.state.lines {
                 let _ = writeln!(p, "    {l}");
@@ -155,5 +180,63 @@ mod tests {
             "{p}"
         );
         assert_eq!(reply_schema()["required"][0], "reasoning");
+    }
+
+    #[test]
+    fn prompts_show_recent_history_and_the_most_similar_demonstrations() {
+        let obs = |lines: &[&str]| Observation {
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            instruction: "do".into(),
+            admissible: vec![],
+            feedback: String::new(),
+        };
+        let step = |lines: &[&str], action: &str| dreamgym_buffer::Step {
+            state: obs(lines),
+            action: action.into(),
+            reward: 0.0,
+            next_state: obs(&["[z] thing: after"]),
+            done: false,
+            truncated: false,
+            reasoning: None,
+            provenance: dreamgym_buffer::Provenance::Real,
+        };
+        let task = Task {
+            id: "t".into(),
+            instruction: "do it".into(),
+            params: Default::default(),
+            difficulty: 1,
+            origin: Default::default(),
+        };
+        let history: Vec<_> = (0..12)
+            .map(|i| step(&["[a] thing: a"], &format!("act{i}")))
+            .collect();
+        let mut retrieved: Vec<_> = (0..9)
+            .map(|i| step(&["[q] thing: q"], &format!("other{i}")))
+            .collect();
+        retrieved.push(step(&["[a] thing: a"], "x"));
+        retrieved.push(step(&["[a] thing: a"], "y"));
+        let p = user_prompt(&ModelContext {
+            task: &task,
+            history: &history,
+            state: &obs(&["[a] thing: a"]),
+            action: "x",
+            retrieved: &retrieved,
+        });
+        // the last PROMPT_HISTORY steps only
+        assert!(
+            !p.contains("- act3\n") && p.contains("- act4\n") && p.contains("- act11\n"),
+            "{p}"
+        );
+        // PROMPT_DEMOS demonstrations, the same action in the same state first, then the same state
+        assert_eq!(p.matches("] state:").count(), PROMPT_DEMOS, "{p}");
+        let first = p.find("[1] state:").unwrap();
+        assert!(
+            p[first..].starts_with("[1] state:\n    [a] thing: a\n    action: x\n"),
+            "{p}"
+        );
+        assert!(
+            p.contains("[2] state:\n    [a] thing: a\n    action: y\n"),
+            "{p}"
+        );
     }
 }

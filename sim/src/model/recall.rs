@@ -360,3 +360,210 @@ pub(super) fn recall_place(
         ..ruled.clone()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dreamgym_buffer::{Provenance, Task};
+
+    fn obs(lines: &[&str], admissible: &[&str]) -> Observation {
+        Observation {
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            instruction: "put a mug in/on shelf 1".into(),
+            admissible: admissible.iter().map(|l| l.to_string()).collect(),
+            feedback: String::new(),
+        }
+    }
+
+    fn step(state: Observation, action: &str, next: Observation) -> Step {
+        Step {
+            state,
+            action: action.into(),
+            reward: 0.0,
+            next_state: next,
+            done: false,
+            truncated: false,
+            reasoning: None,
+            provenance: Provenance::Real,
+        }
+    }
+
+    fn task() -> Task {
+        Task {
+            id: "t".into(),
+            instruction: "put a mug in/on shelf 1".into(),
+            params: Default::default(),
+            difficulty: 1,
+            origin: Default::default(),
+        }
+    }
+
+    const DRAWER: &str = "[drawer_1] location: you are at drawer 1";
+    const OPEN: &str = "[drawer_1] container: drawer 1 is open";
+    const CLOSED: &str = "[drawer_1] container: drawer 1 is closed";
+    const MUG: &str = "[mug_1] item: a mug in/on drawer 1";
+    const SHELF: &str = "[shelf_1] location: you are at shelf 1";
+    const APPLE: &str = "[apple_1] carried: you are holding the apple";
+
+    /// An episode that opened drawer 1, saw a mug there and walked to shelf 1 leaving it open.
+    fn left_open() -> Vec<Step> {
+        vec![
+            step(
+                obs(&[DRAWER, CLOSED], &[]),
+                "open drawer 1",
+                obs(&[DRAWER, OPEN, MUG], &[]),
+            ),
+            step(
+                obs(&[DRAWER, OPEN, MUG], &[]),
+                "go to shelf 1",
+                obs(&[SHELF, APPLE], &[]),
+            ),
+        ]
+    }
+
+    fn sources<'a>(
+        history: &'a [Step],
+        retrieved: &'a [Step],
+        state: &'a Observation,
+        t: &'a Task,
+    ) -> RecallSources<'a> {
+        RecallSources::new(&ModelContext {
+            task: t,
+            history,
+            state,
+            action: "go to drawer 1",
+            retrieved,
+        })
+        .expect("sources")
+    }
+
+    #[test]
+    fn a_place_is_recalled_as_the_episode_left_it() {
+        let (t, history) = (task(), left_open());
+        let state = obs(&[SHELF, APPLE], &[]);
+        let s = sources(&history, &[], &state, &t);
+        let drawer = DRAWER.to_string();
+        let (open, closed) = (OPEN.to_string(), CLOSED.to_string());
+        // the step that left drawer 1 shows it open with the mug
+        assert_eq!(s.find(&[&drawer, &open], &state.lines), Some(1));
+        // a rule that says it is closed is contradicted by that step, not confirmed by an older one
+        assert_eq!(s.find(&[&drawer, &closed], &state.lines), None);
+        assert_eq!(s.lines_there(1).count(), 3);
+        // a rule's outcome that the drawer is closed and empty is corrected, the apple stays in hand
+        let ruled = Prediction {
+            reasoning: "rule".into(),
+            next_state: obs(&[DRAWER, CLOSED, APPLE], &["open drawer 1"]),
+            reward: 0.0,
+            done: false,
+            success: false,
+            confidence: 0.5,
+        };
+        let mut views = ViewIndex::default();
+        views.learn(&obs(
+            &[DRAWER, OPEN, MUG, APPLE],
+            &["close drawer 1", "go to shelf 1"],
+        ));
+        let brings: HashSet<String> = ["location", "container", "item"].map(String::from).into();
+        let p = recall_place(&s, &state, &ruled, &views, &brings).expect("recalled");
+        assert_eq!(p.next_state.lines, [DRAWER, OPEN, MUG, APPLE]);
+        assert_eq!(p.next_state.admissible, ["close drawer 1", "go to shelf 1"]);
+        assert!(
+            p.reasoning.contains("step 1 of this episode"),
+            "{}",
+            p.reasoning
+        );
+        // nothing to recall for a place no source saw
+        let elsewhere = Prediction {
+            next_state: obs(
+                &["[sinkbasin_1] location: you are at sink basin 1", APPLE],
+                &[],
+            ),
+            ..ruled
+        };
+        assert!(recall_place(&s, &state, &elsewhere, &views, &brings).is_none());
+    }
+
+    #[test]
+    fn retrieved_episodes_show_the_instance_as_it_began() {
+        let t = task();
+        // a real episode of the instance: first arrival at drawer 1 (closed), opened (mug), took
+        // the mug, left, came back (open, empty)
+        let arrive = step(
+            obs(&[SHELF], &[]),
+            "go to drawer 1",
+            obs(&[DRAWER, CLOSED], &[]),
+        );
+        let open = step(
+            obs(&[DRAWER, CLOSED], &[]),
+            "open drawer 1",
+            obs(&[DRAWER, OPEN, MUG], &[]),
+        );
+        let take = step(
+            obs(&[DRAWER, OPEN, MUG], &[]),
+            "take mug from drawer 1",
+            obs(
+                &[DRAWER, OPEN, "[mug_1] carried: you are holding the mug"],
+                &[],
+            ),
+        );
+        let leave = step(
+            take.next_state.clone(),
+            "go to shelf 1",
+            obs(&[SHELF, "[mug_1] carried: you are holding the mug"], &[]),
+        );
+        let back = step(
+            leave.next_state.clone(),
+            "go to drawer 1",
+            obs(
+                &[DRAWER, OPEN, "[mug_1] carried: you are holding the mug"],
+                &[],
+            ),
+        );
+        let retrieved = vec![arrive, open, take, leave, back];
+        let state = obs(&[SHELF], &[]);
+        let s = sources(&[], &retrieved, &state, &t);
+        let (drawer, closed, open) = (DRAWER.to_string(), CLOSED.to_string(), OPEN.to_string());
+        // arriving: the first arrival (closed), not the later one (left open by that episode)
+        assert_eq!(s.find(&[&drawer, &closed], &state.lines), Some(0));
+        assert_eq!(s.find(&[&drawer, &open], &state.lines), None);
+        // opening it: what the first opening showed
+        let at = obs(&[DRAWER, CLOSED], &[]);
+        assert_eq!(s.find(&[&open], &at.lines), Some(1));
+        assert_eq!(s.lines_there(1).collect::<Vec<_>>(), [OPEN, MUG]);
+        // an entity this episode has seen elsewhere since is not recalled where that one found it
+        let moved = obs(&[SHELF, "[mug_1] item: a mug in/on shelf 1"], &[]);
+        let s = sources(&[], &retrieved, &moved, &t);
+        assert_eq!(s.lines_there(1).collect::<Vec<_>>(), [OPEN]);
+    }
+
+    #[test]
+    fn merged_lines_keep_the_usual_order_of_their_kinds() {
+        let mut views = ViewIndex::default();
+        views.learn(&obs(
+            &[
+                "[room_a] room: west",
+                "[key_red] carried: key",
+                "[ball_x] ball: x",
+                "[door_ab] door: d",
+            ],
+            &[],
+        ));
+        let merged = views.merge(
+            vec!["[key_red] carried: key".into()],
+            vec![
+                "[room_b] room: middle".into(),
+                "[ball_y] ball: y".into(),
+                "[door_bc] door: e".into(),
+            ],
+        );
+        assert_eq!(
+            merged,
+            [
+                "[room_b] room: middle",
+                "[key_red] carried: key",
+                "[ball_y] ball: y",
+                "[door_bc] door: e"
+            ]
+        );
+    }
+}
