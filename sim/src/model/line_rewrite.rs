@@ -106,7 +106,7 @@ fn mask(text: &str, words: &[&str]) -> String {
 }
 
 /// The text of `shape` with `<k>` filled by `words[k]` (None if a mask has no word).
-fn unmask(shape: &str, words: &[&str]) -> Option<String> {
+pub(super) fn unmask(shape: &str, words: &[&str]) -> Option<String> {
     let mut out = String::with_capacity(shape.len() + 16);
     let mut rest = shape;
     while let Some(i) = rest.find('<') {
@@ -128,7 +128,7 @@ fn unmask(shape: &str, words: &[&str]) -> Option<String> {
 }
 
 /// A line's id, the words of its id, and its shape (`None` for lines without an id).
-fn parse(line: &str) -> Option<(&str, Vec<&str>, String)> {
+pub(super) fn parse(line: &str) -> Option<(&str, Vec<&str>, String)> {
     let (id, text) = split_id(line)?;
     let words = id_words(id);
     let shape = mask(text, &words);

@@ -744,6 +744,9 @@ impl NativeModel {
                     m.views.learn(&s.next_state);
                 }
             }
+            if rules {
+                m.views.learn_returns(&t.steps);
+            }
         }
         m.additive.fit();
         let words = &m.words;
@@ -1317,7 +1320,8 @@ impl NativeModel {
             extra: v.extra.clone(),
         };
         let pool: Vec<Tokenized> = sources
-            .lines_there(k)
+            .lines_back(k, &self.views)
+            .iter()
             .filter(|l| !anchors.contains(l))
             .map(|l| Tokenized::new(&mut words, l))
             .collect();
@@ -1910,12 +1914,12 @@ impl NativeModel {
         let mut by_rules = None;
         // a place some source saw, that no rule of the right shape recalls
         if let Some(s) = sources.as_ref().filter(|_| seen)
-            && let Some(r) = by_rules.insert(ruled())
+            && let Some(r) = by_rules.insert(ruled()).clone()
             && let Some(kinds) = self.brings.get(&(
                 query.action.ids.len(),
                 query.action.ids.first().copied().unwrap_or(u32::MAX),
             ))
-            && let Some(p) = recall::recall_place(s, ctx.state, r, &self.views, kinds)
+            && let Some(p) = recall::recall_place(s, ctx.state, &r, &self.views, kinds)
         {
             return p;
         }

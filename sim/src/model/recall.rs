@@ -189,6 +189,25 @@ impl<'s> RecallSources<'s> {
         })
     }
 
+    /// The lines of source `k` that can still be there now (see `lines_there`), as they will
+    /// look on arrival: lines this episode left behind as training showed such lines come back.
+    pub(super) fn lines_back(&self, k: usize, views: &ViewIndex) -> Vec<String> {
+        self.lines_there(k)
+            .map(|l| {
+                if k >= self.retrieved {
+                    views.on_return(l)
+                } else {
+                    l.clone()
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the state shows the entity a line is about.
+    fn shows(&self, line: &str) -> bool {
+        super::line_id(line).is_some_and(|id| self.here.contains(id))
+    }
+
     /// Whether some of `lines` is about an entity some source mentions.
     pub(super) fn mentions_any(&self, lines: &[&String]) -> bool {
         lines
@@ -231,7 +250,14 @@ pub(super) struct ViewIndex {
     admissible: FxHashMap<u64, Vec<String>>,
     /// Per line kind: the sum of relative positions and the count.
     positions: HashMap<String, (f64, usize)>,
+    /// How a line's shape (see `line_rewrite`) looked when it came back into view, by its shape
+    /// when it went out of view: counts.
+    returns: HashMap<String, HashMap<String, usize>>,
 }
+
+/// Least examples, and share of them, behind a learnt change of a line's look on return.
+const RETURN_MIN: usize = 3;
+const RETURN_SHARE: f64 = 0.9;
 
 impl ViewIndex {
     /// Record an observation's lines and admissible actions.
@@ -250,6 +276,56 @@ impl ViewIndex {
                 }
             }
         }
+    }
+
+    /// Learn how lines look when they come back into view from an episode: for each line that
+    /// went out of view, the line about the same thing that next came back.
+    pub(super) fn learn_returns(&mut self, steps: &[Step]) {
+        // a move: some line comes about an entity the state did not show, or goes about one the
+        // next state does not show
+        let new_entity = |from: &[String], to: &[String]| {
+            let ids: HashSet<&str> = from.iter().filter_map(|l| super::line_id(l)).collect();
+            to.iter()
+                .filter_map(|l| super::line_id(l))
+                .any(|id| !ids.contains(id))
+        };
+        let mut gone: HashMap<(&str, &str), &String> = HashMap::new();
+        for s in steps {
+            let (before, after) = (&s.state.lines, &s.next_state.lines);
+            if new_entity(before, after) {
+                for l in diff(after, before) {
+                    if let Some(was) = gone.remove(&line_subject(l))
+                        && let (Some((_, _, from)), Some((_, _, to))) =
+                            (super::line_rewrite::parse(was), super::line_rewrite::parse(l))
+                    {
+                        *self.returns.entry(from).or_default().entry(to).or_default() += 1;
+                    }
+                }
+            }
+            if new_entity(after, before) {
+                for l in diff(before, after) {
+                    gone.insert(line_subject(l), l);
+                }
+            }
+            for l in &s.next_state.lines {
+                gone.remove(&line_subject(l));
+            }
+        }
+    }
+
+    /// A line as it will look when it comes back into view, where training showed lines of its
+    /// shape come back changed (an object no longer "right in front of you").
+    fn on_return(&self, line: &str) -> String {
+        let changed = super::line_rewrite::parse(line).and_then(|(id, words, shape)| {
+            let outcomes = self.returns.get(&shape)?;
+            let total: usize = outcomes.values().sum();
+            let (to, &n) = outcomes.iter().max_by_key(|(_, n)| **n)?;
+            (to != &shape && n >= RETURN_MIN && n as f64 >= RETURN_SHARE * total as f64)
+                .then(|| super::line_rewrite::unmask(to, &words))
+                .flatten()
+                .map(|text| format!("[{id}] {text}"))
+        });
+        changed.unwrap_or_else(|| line.to_string())
     }
 
     /// Where lines of this kind usually stand (0 first, 1 last; 0.5 if never seen).
@@ -282,10 +358,11 @@ impl ViewIndex {
 }
 
 /// Shape-free recall, for moves whose destination no rule of the right shape recalls: `ruled` is
-/// the rules' outcome (it says where the action leads and what stays behind); the lines it adds
-/// are replaced by everything a source shows about the place they are about (the state of a
-/// container as it was left, the objects there, however many) — lines of kinds such actions
-/// bring into view in training (`brings`). Admissible actions are those of
+/// the rules' outcome, or memory's from other instances (it says where the action leads and what
+/// stays behind); of the lines it adds, those about the place itself (the first added line's
+/// entity) are replaced by what a source shows of it (a container as it was left), the objects
+/// the source saw there are added however many (lines of kinds such actions bring into view in
+/// training, `brings`), and objects the outcome puts there that the source did not see go. Admissible actions are those of
 /// a training state with the same lines, else the rules'. `None` when the outcome is no move to
 /// somewhere else (nothing stays behind, nothing comes, or what comes is about something the
 /// state shows) or no source shows the place.
@@ -304,23 +381,37 @@ pub(super) fn recall_place(
     if !sources.elsewhere(&added) {
         return None;
     }
-    let k = sources.find_about(&added, &state.lines)?;
-    let there: Vec<&String> = sources
-        .lines_there(k)
-        .filter(|l| added.contains(l) || brings.contains(line_kind(l)))
-        .collect();
-    // the place itself as the source saw it; of other things there, the rules' lines where they
-    // have one (they know how things look on arrival), the source's where they have none
+    // the place the action leads to: what the first line it adds is about
     let place = super::line_id(added[0]);
+    let own: Vec<&String> = added
+        .iter()
+        .copied()
+        .filter(|a| super::line_id(a) == place)
+        .collect();
+    let k = sources.find_about(&own, &state.lines)?;
+    // the same place: its first line as it was then (a page of other results is another page)
+    if !sources.lost[k].contains(&added[0]) {
+        return None;
+    }
+    let there: Vec<String> = sources
+        .lines_back(k, views)
+        .into_iter()
+        .filter(|l| added.contains(&l) || brings.contains(line_kind(l)))
+        .collect();
+    let seen: HashSet<(&str, &str)> = sources.lost[k].iter().map(|l| line_subject(l)).collect();
+    // the place itself as the source saw it; of other things there, the outcome's lines where
+    // it has one (rules know how things look on arrival), the source's where it has none; what
+    // the outcome puts there that the source did not see there (a guess from other instances) goes
     let mut block: Vec<String> = Vec::with_capacity(added.len() + there.len());
     let mut changed = false;
     for a in &added {
         let s = line_subject(a);
         match there.iter().find(|l| line_subject(l) == s) {
-            Some(l) if super::line_id(a) == place && l != a => {
+            Some(l) if super::line_id(a) == place && *l != **a => {
                 block.push((*l).clone());
                 changed = true;
             }
+            None if !seen.contains(&s) && !sources.shows(a) => changed = true,
             _ => block.push((*a).clone()),
         }
     }
