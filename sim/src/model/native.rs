@@ -749,6 +749,7 @@ impl NativeModel {
             }
         }
         m.additive.fit();
+        m.views.finish();
         let words = &m.words;
         for r in &mut m.rules {
             r.derive(words);
@@ -1248,7 +1249,7 @@ impl NativeModel {
         r: &Rule,
         ctx: &ModelContext,
     ) -> Option<(Observation, Vec<Option<u32>>)> {
-        if !Self::action_fits(r, q) {
+        if q.unmatched.borrow().contains(&r.cond_group) || !Self::action_fits(r, q) {
             return None;
         }
         let segs: Vec<(Part, Seg)> = r.segments().collect();
@@ -1287,7 +1288,7 @@ impl NativeModel {
         ctx: &ModelContext,
         sources: &RecallSources,
     ) -> Option<(Observation, usize)> {
-        if !Self::action_fits(r, q) {
+        if q.unmatched.borrow().contains(&r.cond_group) || !Self::action_fits(r, q) {
             return None;
         }
         let segs: Vec<(Part, Seg)> = r.segments().collect();

@@ -12,7 +12,9 @@
 use super::{ModelContext, Prediction};
 use dreamgym_buffer::{Observation, Step};
 use rustc_hash::FxHashMap;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::hash::{Hash, Hasher};
 
 /// The items of `a` that are not in `b`.
@@ -53,6 +55,8 @@ pub(super) struct RecallSources<'s> {
     here: HashSet<&'s str>,
     /// The entity ids the sources mention.
     mentioned: HashSet<&'s str>,
+    /// `lines_back` of the sources asked for so far.
+    back: RefCell<FxHashMap<usize, Rc<Vec<String>>>>,
 }
 
 impl<'s> RecallSources<'s> {
@@ -109,6 +113,7 @@ impl<'s> RecallSources<'s> {
             .filter_map(|l| super::line_id(l))
             .collect();
         Some(RecallSources {
+            back: Default::default(),
             mentioned,
             lost,
             fresh,
@@ -191,16 +196,23 @@ impl<'s> RecallSources<'s> {
 
     /// The lines of source `k` that can still be there now (see `lines_there`), as they will
     /// look on arrival: lines this episode left behind as training showed such lines come back.
-    pub(super) fn lines_back(&self, k: usize, views: &ViewIndex) -> Vec<String> {
-        self.lines_there(k)
-            .map(|l| {
-                if k >= self.retrieved {
-                    views.on_return(l)
-                } else {
-                    l.clone()
-                }
-            })
-            .collect()
+    pub(super) fn lines_back(&self, k: usize, views: &ViewIndex) -> Rc<Vec<String>> {
+        if let Some(lines) = self.back.borrow().get(&k) {
+            return lines.clone();
+        }
+        let lines: Rc<Vec<String>> = Rc::new(
+            self.lines_there(k)
+                .map(|l| {
+                    if k >= self.retrieved {
+                        views.on_return(l)
+                    } else {
+                        l.clone()
+                    }
+                })
+                .collect(),
+        );
+        self.back.borrow_mut().insert(k, lines.clone());
+        lines
     }
 
     /// Whether the state shows the entity a line is about.
@@ -253,6 +265,8 @@ pub(super) struct ViewIndex {
     /// How a line's shape (see `line_rewrite`) looked when it came back into view, by its shape
     /// when it went out of view: counts.
     returns: HashMap<String, HashMap<String, usize>>,
+    /// The shapes that come back changed, and how (settled by `finish`).
+    changes: HashMap<String, String>,
 }
 
 /// Least examples, and share of them, behind a learnt change of a line's look on return.
@@ -316,16 +330,28 @@ impl ViewIndex {
     /// A line as it will look when it comes back into view, where training showed lines of its
     /// shape come back changed (an object no longer "right in front of you").
     fn on_return(&self, line: &str) -> String {
+        if self.changes.is_empty() {
+            return line.to_string();
+        }
         let changed = super::line_rewrite::parse(line).and_then(|(id, words, shape)| {
-            let outcomes = self.returns.get(&shape)?;
-            let total: usize = outcomes.values().sum();
-            let (to, &n) = outcomes.iter().max_by_key(|(_, n)| **n)?;
-            (to != &shape && n >= RETURN_MIN && n as f64 >= RETURN_SHARE * total as f64)
-                .then(|| super::line_rewrite::unmask(to, &words))
-                .flatten()
-                .map(|text| format!("[{id}] {text}"))
+            let to = self.changes.get(&shape)?;
+            super::line_rewrite::unmask(to, &words).map(|text| format!("[{id}] {text}"))
         });
         changed.unwrap_or_else(|| line.to_string())
+    }
+
+    /// Settle what was learnt: the shapes that come back changed (see `on_return`).
+    pub(super) fn finish(&mut self) {
+        self.changes = self
+            .returns
+            .iter()
+            .filter_map(|(from, outcomes)| {
+                let total: usize = outcomes.values().sum();
+                let (to, &n) = outcomes.iter().max_by_key(|(to, n)| (**n, *to))?;
+                (to != from && n >= RETURN_MIN && n as f64 >= RETURN_SHARE * total as f64)
+                    .then(|| (from.clone(), to.clone()))
+            })
+            .collect();
     }
 
     /// Where lines of this kind usually stand (0 first, 1 last; 0.5 if never seen).
@@ -395,8 +421,9 @@ pub(super) fn recall_place(
     }
     let there: Vec<String> = sources
         .lines_back(k, views)
-        .into_iter()
-        .filter(|l| added.contains(&l) || brings.contains(line_kind(l)))
+        .iter()
+        .filter(|l| added.contains(l) || brings.contains(line_kind(l)))
+        .cloned()
         .collect();
     let seen: HashSet<(&str, &str)> = sources.lost[k].iter().map(|l| line_subject(l)).collect();
     // the place itself as the source saw it; of other things there, the outcome's lines where
