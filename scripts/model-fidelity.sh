@@ -3,7 +3,8 @@
 # training trajectories (700 each of expert, noisy-expert:0.3, random; seed 1) and 450 held-out
 # ones: 150 new trajectories on training instances (noisy-expert:0.6, seed 1: the first 150
 # instances of training, other actions) and 300 on new instances (100 each of expert,
-# noisy-expert:0.3, random; seed 2). `dreamgym model eval` reports all 450 and the 300 unseen.
+# noisy-expert:0.3, random; seed 2). `dreamgym model eval` reports all 450, the 150 on training
+# instances ("seen tasks") and the 300 on new ones ("unseen tasks").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet

@@ -310,6 +310,9 @@ fn model_eval_json_and_sft_export() {
         assert!(x >= 0.0 && x.is_finite(), "{k} = {x}");
     }
     assert!(v["unseen_tasks"]["next_state_exact"].is_number());
+    // held-out instances come from another seed: all unseen, none on training instances
+    assert_eq!(v["unseen_tasks"]["transitions"], v["transitions"]);
+    assert_eq!(v["seen_tasks"]["transitions"], 0);
     assert_eq!(v["drift"].as_array().unwrap().len(), 5);
     assert!(v["next_state_exact"].as_f64().unwrap() > 0.5);
     // SFT export: system, user, assistant; the target is the real outcome, reasoning first

@@ -70,7 +70,12 @@ impl Acc {
     fn finish(&self, gamma: f64) -> Fidelity {
         let n = self.n.max(1) as f64;
         let eps_r = self.abs_r / n;
-        let eps_p = 1.0 - self.exact as f64 / n;
+        // (no transitions: every share 0, no error either)
+        let eps_p = if self.n == 0 {
+            0.0
+        } else {
+            1.0 - self.exact as f64 / n
+        };
         Fidelity {
             transitions: self.n,
             next_state_exact: self.exact as f64 / n,

@@ -18,7 +18,8 @@ use dreamgym_buffer::{Observation, Step, Task, Trajectory};
 pub struct ModelContext<'a> {
     /// The task.
     pub task: &'a Task,
-    /// The previous steps of the episode (a window, oldest first).
+    /// The previous steps of the episode, oldest first (`ModelEnv` gives the whole episode; a
+    /// model may use fewer, as the LLM prompt does).
     pub history: &'a [Step],
     /// The current state.
     pub state: &'a Observation,

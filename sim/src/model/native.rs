@@ -20,11 +20,14 @@
 //!    equal) are conditions too; a rule may not keep a line of a kind its action form always
 //!    removed; among matching rules that pay differently, the one with the most similar example
 //!    wins.
-//! 3. **History recall**: a rule that leads back to a place the agent left earlier in the episode
-//!    — or to one a real episode of this task instance found on arrival (the retrieved
-//!    transitions, see [`super::env::ModelEnv`]) — but cannot fill some added lines (what lies
-//!    there is not in the current state) takes them from what was seen there; lines of kinds such
-//!    actions usually take away go.
+//! 3. **Recall** (see [`super::recall`]; tried before memory, since what a place holds is hidden
+//!    until the agent gets there and differs between instances): a rule that leads to a place
+//!    the agent left earlier in the episode — or to one a real episode of this task instance
+//!    found on arrival (the retrieved transitions, see [`super::env::ModelEnv`]) — takes what it
+//!    cannot fill (what lies there) from what was seen there; a rule whose outcome a source saw
+//!    just so (a place seen empty) is confirmed; otherwise a rule's outcome gets the place's lines
+//!    and the objects a source saw there, however many (shape-free). A cheap test comes first:
+//!    the line the action's words alone determine must be in some source.
 //! 4. **Rules read as sets** when no rule of the exact shape applies: a removed pattern takes away
 //!    every line it fits, so leaving a place with three objects works with a rule learnt on one.
 //! 5. **Line rewrites** when no rule applies (egocentric views, where an action rewrites every

@@ -14,8 +14,8 @@ use dreamgym_buffer::{Observation, Step};
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
 use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 
 /// The items of `a` that are not in `b`.
 pub(super) fn diff<'a>(a: &'a [String], b: &[String]) -> Vec<&'a String> {
@@ -148,7 +148,7 @@ impl<'s> RecallSources<'s> {
             let mut otherwise = anchors.iter().filter(|a| !self.lost[k].contains(a));
             match otherwise.next() {
                 None => return Some(k),
-                Some(a) if !shown(a) || !otherwise.all(|a| shown(a)) => return None,
+                Some(a) if !shown(a) || !otherwise.all(shown) => return None,
                 Some(_) => {}
             }
         }
@@ -309,8 +309,10 @@ impl ViewIndex {
             if new_entity(before, after) {
                 for l in diff(after, before) {
                     if let Some(was) = gone.remove(&line_subject(l))
-                        && let (Some((_, _, from)), Some((_, _, to))) =
-                            (super::line_rewrite::parse(was), super::line_rewrite::parse(l))
+                        && let (Some((_, _, from)), Some((_, _, to))) = (
+                            super::line_rewrite::parse(was),
+                            super::line_rewrite::parse(l),
+                        )
                     {
                         *self.returns.entry(from).or_default().entry(to).or_default() += 1;
                     }
