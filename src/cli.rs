@@ -850,6 +850,12 @@ fn llm_check(
         for _ in 0..steps {
             let a = obs.admissible[rng.random_range(0..obs.admissible.len().max(1))].clone();
             match sim.step(&a) {
+                // the model env ends the episode at a rejected reply, recording nothing
+                Ok(r) if r.info.contains_key("rejected") => {
+                    rejected += 1;
+                    errors.push(r.info["rejected"].clone());
+                    break;
+                }
                 Ok(r) => {
                     anyhow::ensure!(
                         (0.0..=1.0).contains(&r.reward),

@@ -193,3 +193,47 @@ fn the_loop_runs_in_an_llm_experience_model() {
     let stderr = String::from_utf8_lossy(&err.stderr);
     assert!(stderr.contains("DREAMGYM_LLM_URL"), "{stderr}");
 }
+
+#[test]
+fn the_llm_check_counts_cut_replies_as_rejected() {
+    // the structural check of scripts/llm-e2e.sh, against the stand-in server: with one attempt
+    // per prediction, its cut replies end their episodes as rejected, the others are valid
+    let (url, served) = stub_llm_server();
+    let out = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "model",
+            "llm-check",
+            "--env",
+            "scenario:scenarios/keys_doors.ron",
+        ])
+        .args(["--episodes", "6", "--steps", "3", "--attempts", "1"])
+        .env("DREAMGYM_LLM_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (valid, rejected) = (
+        v["valid"].as_u64().unwrap(),
+        v["rejected"].as_u64().unwrap(),
+    );
+    assert!(valid >= 1 && rejected >= 1, "{v}");
+    assert_eq!(v["truncated"].as_u64().unwrap(), rejected, "{v}");
+    assert!(
+        v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.as_str().unwrap().contains("max_tokens")),
+        "{v}"
+    );
+    assert_eq!(
+        served.load(std::sync::atomic::Ordering::SeqCst) as u64,
+        v["requests"].as_u64().unwrap(),
+        "{v}"
+    );
+}
