@@ -4,8 +4,9 @@
 //! instance found (the retrieved transitions) — instead of guessing from other instances.
 //!
 //! - [`RecallSources`]: the places seen, each as the lines shown there.
-//! - [`ViewIndex`]: the admissible actions that went with each set of lines in training, so a
-//!   recalled state gets the actions real states like it had.
+//! - [`ViewIndex`]: what training states looked like — the admissible actions that went with
+//!   each set of lines (so a recalled state gets the actions real states like it had), the usual
+//!   order of line kinds, and how lines look when they come back into view.
 //! - [`recall_place`]: the shape-free stage — a rule's outcome says where an action leads, a
 //!   source says what is there.
 
