@@ -62,9 +62,14 @@ fn household_moves_generalise_beyond_the_shapes_seen() {
     let held = data("household.ron", 10_000..10_150);
     let model = NativeModel::fit(&train);
     let r = evaluate(&model, &train, &held, 0.9);
-    // measured 0.744 and 0.832 (0.63 and 0.68 before derived ids and rules as sets)
-    assert!(r.all.next_state_exact >= 0.70, "{:?}", r.all);
-    assert!(r.all.next_state_exact_closed >= 0.78, "{:?}", r.all);
+    eprintln!(
+        "household unseen: exact {:.3}, on the rest {:.3}",
+        r.all.next_state_exact, r.all.next_state_exact_closed
+    );
+    // measured 0.846 and 0.945 (0.63 and 0.68 before derived ids and rules as sets, 0.744 and
+    // 0.832 before recall by place)
+    assert!(r.all.next_state_exact >= 0.80, "{:?}", r.all);
+    assert!(r.all.next_state_exact_closed >= 0.90, "{:?}", r.all);
     assert!(
         r.all.revealing > 0.05 && r.all.revealing < 0.2,
         "{:?}",
@@ -72,6 +77,41 @@ fn household_moves_generalise_beyond_the_shapes_seen() {
     );
     assert!(r.all.reward_accuracy >= 0.98, "{:?}", r.all);
     assert!(r.all.false_success_rate <= 0.005, "{:?}", r.all);
+}
+
+#[test]
+fn on_training_instances_places_hold_what_their_real_episodes_found() {
+    use dreamgym_sim::model::fidelity::evaluate_with;
+    // new trajectories (another policy) on the instances of the training data: the real episodes
+    // of each instance, given as retrieved experience, show what its places hold
+    let train = data("household.ron", 0..300);
+    let held = household_by(BehaviourPolicy::NoisyExpert { epsilon: 0.6 }, 0..100);
+    let model = NativeModel::fit(&train);
+    let with = evaluate_with(&model, &train, &held, 0.9, true);
+    let without = evaluate_with(&model, &train, &held, 0.9, false);
+    eprintln!(
+        "household seen instances: exact {:.3} with retrieval, {:.3} without",
+        with.seen_tasks.next_state_exact, without.seen_tasks.next_state_exact
+    );
+    assert_eq!(with.seen_tasks.transitions, with.all.transitions);
+    // measured 0.921 and 0.854 (one real trajectory per instance here; with three, as in
+    // scripts/model-fidelity.sh, 0.98)
+    assert!(
+        with.seen_tasks.next_state_exact >= 0.90,
+        "{:?}",
+        with.seen_tasks
+    );
+    assert!(
+        with.seen_tasks.next_state_exact >= without.seen_tasks.next_state_exact + 0.05,
+        "with {:?} without {:?}",
+        with.seen_tasks,
+        without.seen_tasks
+    );
+    assert!(
+        with.seen_tasks.reward_accuracy >= 0.99,
+        "{:?}",
+        with.seen_tasks
+    );
 }
 
 #[test]
