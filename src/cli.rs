@@ -807,6 +807,14 @@ fn show_predictions(
                 println!("state:     {:?}\naction:    {}", s.state.lines, s.action);
                 println!("predicted: {:?} reward {}", p.next_state.lines, p.reward);
                 println!("real:      {:?} reward {}", s.next_state.lines, s.reward);
+                let (pa, ra) = (set(&p.next_state.admissible), set(&s.next_state.admissible));
+                if pa != ra {
+                    println!(
+                        "admissible: missing {:?}, extra {:?}",
+                        ra.difference(&pa).collect::<Vec<_>>(),
+                        pa.difference(&ra).collect::<Vec<_>>()
+                    );
+                }
                 println!("reasoning: {}", p.reasoning);
             }
         }

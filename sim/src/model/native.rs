@@ -1837,6 +1837,19 @@ impl ExperienceModel for NativeModel {
 impl NativeModel {
     /// The native prediction (never fails: unexplained actions get the failure semantics).
     pub fn predict_native(&self, ctx: &ModelContext) -> Prediction {
+        let mut p = self.predict_by_stages(ctx);
+        // the admissible actions of a state are those a training state with the same lines
+        // always had (rules only know the changes they saw)
+        if p.next_state.lines != ctx.state.lines
+            && let Some(a) = self.views.admissible(&p.next_state.lines)
+            && *a != p.next_state.admissible
+        {
+            p.next_state.admissible = a.clone();
+        }
+        p
+    }
+
+    fn predict_by_stages(&self, ctx: &ModelContext) -> Prediction {
         let success_of = |reward: f32, done: bool| done && reward >= 0.999;
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         // 1. exact memory

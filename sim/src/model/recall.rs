@@ -256,11 +256,11 @@ fn fingerprint(lines: &[String]) -> u64 {
 }
 
 /// What training observations looked like: the admissible actions that went with each set of
-/// state lines (the first seen), and where lines of each kind stand in a state (their mean
+/// state lines (where it always had the same ones), and where lines of each kind stand in a state (their mean
 /// relative position), so recalled lines and the lines that stay are put in the usual order.
 #[derive(Default)]
 pub(super) struct ViewIndex {
-    admissible: FxHashMap<u64, Vec<String>>,
+    admissible: FxHashMap<u64, Option<Vec<String>>>,
     /// Per line kind: the sum of relative positions and the count.
     positions: HashMap<String, (f64, usize)>,
     /// How a line's shape (see `line_rewrite`) looked when it came back into view, by its shape
@@ -277,9 +277,17 @@ const RETURN_SHARE: f64 = 0.9;
 impl ViewIndex {
     /// Record an observation's lines and admissible actions.
     pub(super) fn learn(&mut self, o: &Observation) {
-        self.admissible
-            .entry(fingerprint(&o.lines))
-            .or_insert_with(|| o.admissible.clone());
+        // a set of lines seen with two different lists says nothing about its actions
+        match self.admissible.entry(fingerprint(&o.lines)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Some(o.admissible.clone()));
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if e.get().as_ref().is_some_and(|a| *a != o.admissible) {
+                    e.insert(None);
+                }
+            }
+        }
         let n = o.lines.len().max(2) - 1;
         for (i, l) in o.lines.iter().enumerate() {
             let kind = line_kind(l);
@@ -382,7 +390,7 @@ impl ViewIndex {
 
     /// The admissible actions of a state with these lines in training, if any.
     pub(super) fn admissible(&self, lines: &[String]) -> Option<&Vec<String>> {
-        self.admissible.get(&fingerprint(lines))
+        self.admissible.get(&fingerprint(lines))?.as_ref()
     }
 }
 
@@ -655,6 +663,30 @@ mod tests {
         let moved = obs(&[SHELF, "[mug_1] item: a mug in/on shelf 1"], &[]);
         let s = sources(&[], &retrieved, &moved, &t);
         assert_eq!(s.lines_there(1).collect::<Vec<_>>(), [OPEN]);
+    }
+
+    #[test]
+    fn a_state_has_the_admissible_actions_its_lines_always_had() {
+        let mut views = ViewIndex::default();
+        views.learn(&obs(
+            &[DRAWER, OPEN, MUG],
+            &["take mug from drawer 1", "close drawer 1"],
+        ));
+        // the same lines in another order are the same state
+        views.learn(&obs(
+            &[MUG, DRAWER, OPEN],
+            &["take mug from drawer 1", "close drawer 1"],
+        ));
+        let lines: Vec<String> = [OPEN, MUG, DRAWER].map(String::from).into();
+        assert_eq!(
+            views.admissible(&lines).unwrap(),
+            &["take mug from drawer 1", "close drawer 1"]
+        );
+        // lines seen with two different lists say nothing
+        views.learn(&obs(&[SHELF], &["go to drawer 1"]));
+        views.learn(&obs(&[SHELF], &["go to drawer 1", "look"]));
+        assert!(views.admissible(&[SHELF.to_string()]).is_none());
+        assert!(views.admissible(&[DRAWER.to_string()]).is_none());
     }
 
     #[test]
