@@ -101,6 +101,18 @@ pub(crate) fn line_id(line: &str) -> Option<&str> {
         .map(|(id, _)| id)
 }
 
+/// A task for unit tests: id `t`, level 1, the given instruction.
+#[cfg(test)]
+pub(crate) fn test_task(instruction: &str) -> Task {
+    Task {
+        id: "t".into(),
+        instruction: instruction.into(),
+        params: Default::default(),
+        difficulty: 1,
+        origin: Default::default(),
+    }
+}
+
 /// A model of the environment's dynamics and rewards.
 pub trait ExperienceModel: Send + Sync {
     /// Short name for reports.

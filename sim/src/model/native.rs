@@ -290,6 +290,15 @@ fn line_kind_word(mut toks: impl Iterator<Item = Option<u32>>, words: &Interner)
         .flatten()
 }
 
+/// Count one more line of `kind` (if it has one) in `counts`.
+fn count_kind(counts: &mut Vec<(u32, u32)>, kind: Option<u32>) {
+    let Some(kind) = kind else { return };
+    match counts.iter_mut().find(|(k, _)| *k == kind) {
+        Some(e) => e.1 += 1,
+        None => counts.push((kind, 1)),
+    }
+}
+
 /// A lifted rule.
 struct Rule {
     shape: Vec<(Part, usize)>,
@@ -606,18 +615,11 @@ impl Rule {
             if !matches!(part, Part::Removed | Part::Context) {
                 continue;
             }
-            if let Some(kind) = line_kind_word(
-                seg.toks.iter().map(|t| match t {
-                    Tok::Const(c) => Some(*c),
-                    _ => None,
-                }),
-                words,
-            ) {
-                match out.iter_mut().find(|(k, _)| *k == kind) {
-                    Some(e) => e.1 += 1,
-                    None => out.push((kind, 1)),
-                }
-            }
+            let toks = seg.toks.iter().map(|t| match t {
+                Tok::Const(c) => Some(*c),
+                _ => None,
+            });
+            count_kind(&mut out, line_kind_word(toks, words));
         }
         out
     }
@@ -716,7 +718,7 @@ pub struct NativeModel {
     /// kind stayed and how often it went when such an action changed the state.
     persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
     /// Per action form: the kinds of lines such actions brought into view in training.
-    brings: HashMap<(usize, u32), std::collections::HashSet<String>>,
+    brings: HashMap<(usize, u32), HashSet<String>>,
     /// Per-line rewrites by line shape (egocentric worlds where every line changes).
     rewrites: LineRewrites,
     /// Partial-credit rewards of episode-ending actions as sums of criteria.
@@ -1035,8 +1037,6 @@ impl NativeModel {
         true
     }
 
-    /// Whether every line rule `r` adds fits one of `lost` given what the action binds: a
-    /// necessary condition for [`Self::recall`], checked without allocating.
     /// Rule `r`'s action-determined added line (see [`Rule::action_anchor`]) for the query's
     /// action: `None` when the action does not fit the rule, `Some(None)` when the rule has no
     /// such line.
@@ -1224,10 +1224,16 @@ impl NativeModel {
 
     /// How lines of each kind fared under actions of the query's form (see `persistence`).
     fn persistence_of(&self, q: &Query) -> Option<&HashMap<String, (usize, usize)>> {
-        self.persistence.get(&(
+        self.persistence.get(&Self::action_form(q))
+    }
+
+    /// The form of the query's action that per-form statistics are kept by: its token count and
+    /// first word.
+    fn action_form(q: &Query) -> (usize, u32) {
+        (
             q.action.ids.len(),
             q.action.ids.first().copied().unwrap_or(u32::MAX),
-        ))
+        )
     }
 
     /// Whether keeping the state's lines outside `removed` would keep a line of a kind that
@@ -1672,11 +1678,12 @@ impl NativeModel {
         })
     }
 
-    /// History recall (see the module docs; tried before lifted rules): a rule that leads to a place the
-    /// agent left earlier in this episode, or that a real episode of this task instance showed on
-    /// arrival (`ctx.retrieved`, as [`super::env::ModelEnv`] passes them), filled with the lines
-    /// seen there. The episode's own history wins over retrieved experience (see
-    /// [`RecallSources`]).
+    /// Recall (see the module docs; tried before memory and lifted rules): a rule that leads to a
+    /// place the agent left earlier in this episode, or that a real episode of this task instance
+    /// showed on arrival (`ctx.retrieved`, as [`super::env::ModelEnv`] passes them), filled with
+    /// the lines seen there, or confirmed by them. The episode's own history wins over retrieved
+    /// experience (see [`RecallSources`]). `seen` tells whether some source saw where the action
+    /// leads.
     /// The query (tokenized state and candidate rules) is computed into `q` when recall gets that
     /// far, for the later stages to reuse.
     fn recall_any<'a>(
@@ -1754,7 +1761,7 @@ impl NativeModel {
             known: &self.words,
             extra: vec![],
         };
-        let query = Query {
+        let mut query = Query {
             action: Tokenized::new(&mut vocab, ctx.action),
             instruction: Tokenized::new(&mut vocab, &ctx.state.instruction),
             lines: ctx
@@ -1772,14 +1779,9 @@ impl NativeModel {
             unmatched: Default::default(),
             line_kinds: vec![],
         };
-        let mut query = query;
         for l in &query.lines {
-            if let Some(kind) = line_kind_word(l.ids.iter().map(|&t| Some(t)), &self.words) {
-                match query.line_kinds.iter_mut().find(|(k, _)| *k == kind) {
-                    Some(e) => e.1 += 1,
-                    None => query.line_kinds.push((kind, 1)),
-                }
-            }
+            let kind = line_kind_word(l.ids.iter().map(|&t| Some(t)), &self.words);
+            count_kind(&mut query.line_kinds, kind);
         }
         let first = query
             .action
@@ -1931,12 +1933,9 @@ impl NativeModel {
         let mut by_rules = None;
         // a place some source saw, that no rule of the right shape recalls
         if let Some(s) = sources.as_ref().filter(|_| seen)
-            && let Some(r) = by_rules.insert(ruled()).clone()
-            && let Some(kinds) = self.brings.get(&(
-                query.action.ids.len(),
-                query.action.ids.first().copied().unwrap_or(u32::MAX),
-            ))
-            && let Some(p) = recall::recall_place(s, ctx.state, &r, &self.views, kinds)
+            && let Some(r) = by_rules.insert(ruled()).as_ref()
+            && let Some(kinds) = self.brings.get(&Self::action_form(&query))
+            && let Some(p) = recall::recall_place(s, ctx.state, r, &self.views, kinds)
         {
             return p;
         }
@@ -2110,13 +2109,7 @@ mod tests {
         let model = NativeModel::fit(&[episode(steps)]);
         // leave a place with three objects for a place never seen in training
         let state = at(PLACES[0], &["cup", "fork", "bowl"]);
-        let task = dreamgym_buffer::Task {
-            id: "t".into(),
-            instruction: "tidy up".into(),
-            params: Default::default(),
-            difficulty: 1,
-            origin: Default::default(),
-        };
+        let task = super::super::test_task("tidy up");
         let p = model.predict_native(&ModelContext {
             task: &task,
             history: &[],

@@ -146,7 +146,6 @@ pub fn reply_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dreamgym_buffer::Task;
 
     #[test]
     fn reply_keeps_reasoning_first_and_prompt_carries_the_context() {
@@ -161,13 +160,7 @@ mod tests {
             r.starts_with("{\"reasoning\":\"because\",\"next_state\":"),
             "{r}"
         );
-        let task = Task {
-            id: "t".into(),
-            instruction: "do it".into(),
-            params: Default::default(),
-            difficulty: 1,
-            origin: Default::default(),
-        };
+        let task = super::super::test_task("do it");
         let p = user_prompt(&ModelContext {
             task: &task,
             history: &[],
@@ -200,13 +193,7 @@ mod tests {
             reasoning: None,
             provenance: dreamgym_buffer::Provenance::Real,
         };
-        let task = Task {
-            id: "t".into(),
-            instruction: "do it".into(),
-            params: Default::default(),
-            difficulty: 1,
-            origin: Default::default(),
-        };
+        let task = super::super::test_task("do it");
         let history: Vec<_> = (0..12)
             .map(|i| step(&["[a] thing: a"], &format!("act{i}")))
             .collect();

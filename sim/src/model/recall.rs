@@ -72,6 +72,7 @@ impl<'s> RecallSources<'s> {
         if ctx.history.is_empty() && retrieved.is_empty() {
             return None;
         }
+        let mut lost: Vec<Vec<&String>> = Vec::with_capacity(retrieved.len() + ctx.history.len());
         let mut fresh = Vec::with_capacity(retrieved.len());
         let mut shown: HashSet<&String> = HashSet::new();
         let mut prev: Option<&Step> = None;
@@ -82,18 +83,21 @@ impl<'s> RecallSources<'s> {
                 shown.extend(&h.state.lines);
             }
             let gained = diff(&h.next_state.lines, &h.state.lines);
-            fresh.push(gained.into_iter().filter(|l| shown.insert(*l)).collect());
+            fresh.push(
+                gained
+                    .iter()
+                    .copied()
+                    .filter(|l| shown.insert(*l))
+                    .collect(),
+            );
+            lost.push(gained);
             prev = Some(h);
         }
-        let lost: Vec<Vec<&String>> = retrieved
-            .iter()
-            .map(|h| diff(&h.next_state.lines, &h.state.lines))
-            .chain(
-                ctx.history
-                    .iter()
-                    .map(|h| diff(&h.state.lines, &h.next_state.lines)),
-            )
-            .collect();
+        lost.extend(
+            ctx.history
+                .iter()
+                .map(|h| diff(&h.state.lines, &h.next_state.lines)),
+        );
         // (only retrieved sources are checked against it)
         let mut latest = HashMap::new();
         if !retrieved.is_empty() {
@@ -234,7 +238,7 @@ impl<'s> RecallSources<'s> {
     pub(super) fn elsewhere(&self, lines: &[&String]) -> bool {
         lines
             .iter()
-            .any(|l| super::line_id(l).is_some_and(|id| !self.here.contains(id)))
+            .any(|l| super::line_id(l).is_some() && !self.shows(l))
     }
 
     /// In words, where source `k` comes from.
@@ -518,13 +522,7 @@ mod tests {
     }
 
     fn task() -> Task {
-        Task {
-            id: "t".into(),
-            instruction: "put a mug in/on shelf 1".into(),
-            params: Default::default(),
-            difficulty: 1,
-            origin: Default::default(),
-        }
+        super::super::test_task("put a mug in/on shelf 1")
     }
 
     const DRAWER: &str = "[drawer_1] location: you are at drawer 1";
