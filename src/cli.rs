@@ -134,6 +134,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: PolicyCmd,
     },
+    /// Trajectories in and out of standard formats (the Agent Data Protocol).
+    Data {
+        /// The data command.
+        #[command(subcommand)]
+        cmd: crate::data_cmd::DataCmd,
+    },
     /// Inspect and fill replay buffers.
     Buffer {
         /// The buffer command.
@@ -405,6 +411,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Buffer { cmd } => buffer(cmd),
+        Command::Data { cmd } => crate::data_cmd::run(cmd),
         Command::Policy { cmd } => policy(cmd),
         Command::Train {
             config,
@@ -634,6 +641,9 @@ fn buffer(cmd: BufferCmd) -> Result<()> {
                 println!("steps:     {}", s.records);
                 println!("  real:      {}", s.real);
                 println!("  synthetic: {}", s.synthetic);
+                if s.unknown_reward > 0 {
+                    println!("  without a stated reward: {}", s.unknown_reward);
+                }
                 println!(
                     "episodes:  {} ({} successful)",
                     s.episodes, s.successful_episodes
@@ -1030,12 +1040,19 @@ fn run_job(
         format!("scenario:{env}")
     };
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let summary = crate::pipeline::run(&id, &cfg, &device, &|msg: &str| {
-        bar.set_message(msg.to_string())
+    let progress = crate::progress::Progress::new(crate::pipeline::planned_iterations(&cfg), false);
+    let summary = crate::pipeline::run(&id, &cfg, &device, &progress, &mut |partial| {
+        crate::report::write(out, partial)?;
+        progress.suspend(|| {
+            tracing::info!(
+                "seeds {:?} done: partial results in {} (complete: false)",
+                partial.seeds_done,
+                out.join("summary.json").display()
+            )
+        });
+        Ok(())
     })?;
-    bar.finish_and_clear();
+    progress.finish();
     crate::report::write(out, &summary)?;
     println!(
         "{:<32}{:>9}{:>20}{:>12}{:>12}{:>12}",

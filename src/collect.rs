@@ -7,6 +7,7 @@ use dreamgym_buffer::{JsonlWriter, Trajectory};
 use dreamgym_sim::TaskSpec;
 use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,11 +45,19 @@ pub fn collect(
     progress: bool,
 ) -> Result<CollectSummary> {
     let mut w = JsonlWriter::create(out)?;
-    let bar = if progress {
+    let terminal = progress && std::io::stderr().is_terminal();
+    let bar = if terminal {
         ProgressBar::new(episodes as u64)
     } else {
         ProgressBar::hidden()
     };
+    // without a terminal: a log line now and then instead of the bar
+    let lines = if progress && !terminal {
+        crate::progress::Progress::new(0, true)
+    } else {
+        crate::progress::Progress::silent()
+    };
+    lines.phase_counting(&format!("collecting {episodes} episodes"), "episode");
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} {bar:40} {pos}/{len} episodes {msg} [{elapsed_precise}<{eta_precise}]",
@@ -97,6 +106,7 @@ pub fn collect(
                 w.write(&t)?;
                 want += 1;
                 bar.inc(1);
+                lines.iteration(want, episodes, t.steps.len() as u64);
                 bar.set_message(format!(
                     "success {:.0}%",
                     100.0 * s.successes as f64 / s.episodes as f64

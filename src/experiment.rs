@@ -147,6 +147,7 @@ pub fn train(
     };
     let vocab = vocab_of(&offline, &policy);
     let offline_steps = steps_of(&offline);
+    let silent = crate::progress::Progress::silent();
     let ctx = SeedContext {
         cfg: &cfg.run,
         factory: &factory,
@@ -157,6 +158,7 @@ pub fn train(
         vocab,
         policy: policy.clone(),
         models: Default::default(),
+        progress: &silent,
     };
     let mut lp = ctx.synthetic_loop(true, true, true)?;
     let (mut trainer, mut s2r_started, mut synthetic_steps) = if resume {

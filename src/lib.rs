@@ -2,10 +2,12 @@
 
 pub mod cli;
 pub mod collect;
+pub mod data_cmd;
 pub mod envs;
 pub mod experiment;
 pub mod pipeline;
 pub mod policy_cmd;
+pub mod progress;
 pub mod report;
 pub mod ron_file;
 pub mod sft;

@@ -4,6 +4,7 @@
 //! report is made of.
 
 use crate::envs::EnvFactory;
+use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use dreamgym_buffer::{Observation, Trajectory};
 use dreamgym_curriculum::{
@@ -351,6 +352,8 @@ pub(crate) struct SeedContext<'a> {
     /// Experience models by whether reasoning (native: rule induction; LLM: the reasoning
     /// field) is on — native ones fit on `offline` once and shared.
     pub(crate) models: std::cell::RefCell<BTreeMap<bool, Arc<dyn ExperienceModel>>>,
+    /// Where iterations are reported.
+    pub(crate) progress: &'a Progress,
 }
 
 /// The pipeline's curriculum works on task families (template, difficulty): the experience model
@@ -624,8 +627,13 @@ impl SeedContext<'_> {
         let mut lp = self.synthetic_loop(rules, curriculum, retrieval)?;
         let mut trainer = self.start_with_envs(false, self.cfg.synthetic_envs)?;
         let mut recent: Vec<f32> = vec![];
-        for _ in 0..self.cfg.iterations {
-            recent.push(lp.step(&mut trainer)?.success);
+        let mut steps = trainer.counters().env_steps;
+        for i in 0..self.cfg.iterations {
+            let m = lp.step(&mut trainer)?;
+            self.progress
+                .iteration(i + 1, self.cfg.iterations, m.env_steps - steps);
+            steps = m.env_steps;
+            recent.push(m.success);
         }
         let pool = &lp.pool;
         let pool_json = pool
@@ -660,9 +668,13 @@ impl SeedContext<'_> {
         let start_steps = trainer.counters().env_steps;
         trainer.extend(iterations);
         let mut rows = vec![];
+        let mut steps = start_steps;
         while !trainer.finished() {
             let m = trainer.iterate(&mut envs, &sampler)?;
             rows.push((real_offset + m.env_steps - start_steps, m.success));
+            self.progress
+                .iteration(rows.len(), iterations, m.env_steps - steps);
+            steps = m.env_steps;
         }
         Ok(rows)
     }
@@ -694,14 +706,30 @@ pub struct RunSummary {
     pub notes: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// False while seeds are still running: `dreamgym run` writes the summary after every seed,
+    /// so an interrupted run keeps the seeds it finished.
+    pub complete: bool,
+    /// The seeds whose results the methods hold.
+    pub seeds_done: Vec<u64>,
 }
 
-/// Runs every method on every seed. `progress` is told what is happening.
+/// About how many policy iterations a run of `cfg` takes in all (for the progress ETA): per seed,
+/// dreamgym and real_only run `iterations` each, sim-to-real `s2r_share` of that, and each of the
+/// three ablations `iterations` again.
+pub fn planned_iterations(cfg: &RunConfig) -> u64 {
+    let per_seed = cfg.iterations as f64
+        * (2.0 + f64::from(cfg.s2r_share.clamp(0.0, 1.0)) + if cfg.ablations { 3.0 } else { 0.0 });
+    (per_seed * cfg.seeds.len() as f64).round() as u64
+}
+
+/// Runs every method on every seed. `progress` is told what is happening; `seed_done` gets the
+/// summary so far (`complete: false`) after each seed but the last.
 pub fn run(
     env_id: &str,
     cfg: &RunConfig,
     device: &SelectedDevice,
-    progress: &dyn Fn(&str),
+    progress: &Progress,
+    seed_done: &mut dyn FnMut(&RunSummary) -> Result<()>,
 ) -> Result<RunSummary> {
     let started = std::time::Instant::now();
     if cfg.seeds.is_empty() {
@@ -728,6 +756,42 @@ pub fn run(
         notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 2 to {BRIDGE_MAX_DIFFICULTY} above the env as named (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
     }
     let mut offline_total = (0usize, 0u64);
+    let mut seeds_done = vec![];
+    let summary_so_far = |results: &BTreeMap<String, Vec<SeedResult>>,
+                          seeds_done: &[u64],
+                          offline_total: (usize, u64),
+                          fidelity: &serde_json::Value,
+                          history: &[DifficultyPoint],
+                          rejected: usize,
+                          pool: &[serde_json::Value],
+                          notes: &[String]|
+     -> RunSummary {
+        let n = seeds_done.len().max(1);
+        let mix = cfg.offline_mix;
+        RunSummary {
+            env: env_id.to_string(),
+            config: cfg.clone(),
+            backend: device.kind.to_string(),
+            offline: serde_json::json!({
+                "episodes_per_seed": offline_total.0 / n,
+                "real_steps_per_seed": offline_total.1 / n as u64,
+                "mix": {"expert": round3(mix.expert), "noisy_expert": round3(mix.noisy), "random": round3(mix.random), "noise": mix.noise},
+                "instances": "training split only (fold != 0)",
+            }),
+            methods: results
+                .iter()
+                .map(|(k, v)| (k.clone(), summarise(v.clone())))
+                .collect(),
+            fidelity: fidelity.clone(),
+            curriculum: history.to_vec(),
+            curriculum_rejected: rejected,
+            curriculum_pool: pool.to_vec(),
+            notes: notes.to_vec(),
+            seconds: started.elapsed().as_secs_f64(),
+            complete: seeds_done.len() == cfg.seeds.len(),
+            seeds_done: seeds_done.to_vec(),
+        }
+    };
     for (k, &seed) in cfg.seeds.iter().enumerate() {
         let policy = TrainConfig {
             seed,
@@ -735,7 +799,7 @@ pub fn run(
             ..cfg.policy.clone()
         };
         let mut env = factory.open();
-        progress(&format!(
+        progress.phase(&format!(
             "seed {seed}: collecting {} offline episodes",
             cfg.offline_episodes
         ));
@@ -766,10 +830,11 @@ pub fn run(
             vocab,
             policy: policy.clone(),
             models: Default::default(),
+            progress,
         };
 
         if k == 0 && cfg.fidelity_episodes > 0 {
-            progress("measuring the experience model's fidelity on real held-out episodes");
+            progress.phase("measuring the experience model's fidelity on real held-out episodes");
             let held = TaskSampler {
                 spec: spec.clone(),
                 split: Split::HeldOut,
@@ -810,7 +875,7 @@ pub fn run(
                 model_success: None,
             });
 
-        progress(&format!(
+        progress.phase(&format!(
             "seed {seed}: dreamgym (training in the experience model)"
         ));
         let synth = ctx.train_synthetic(true, true, true)?;
@@ -834,7 +899,7 @@ pub fn run(
                 model_success: Some(synth.model_success),
             });
 
-        progress(&format!("seed {seed}: real_only baseline"));
+        progress.phase(&format!("seed {seed}: real_only baseline"));
         let mut real_only = ctx.start(false)?;
         let rows = ctx.train_real(&mut real_only, cfg.iterations, 0)?;
         let real_steps = real_only.counters().env_steps;
@@ -851,7 +916,7 @@ pub fn run(
                 model_success: None,
             });
 
-        progress(&format!("seed {seed}: dreamgym_s2r (sim-to-real)"));
+        progress.phase(&format!("seed {seed}: dreamgym_s2r (sim-to-real)"));
         let per_iter = (policy.num_envs * policy.num_steps) as f32;
         let s2r_iters = ((cfg.s2r_share * real_steps as f32) / per_iter)
             .floor()
@@ -872,7 +937,7 @@ pub fn run(
                 model_success: None,
             });
 
-        progress(&format!("seed {seed}: offline_bc baseline"));
+        progress.phase(&format!("seed {seed}: offline_bc baseline"));
         let bc = ctx.start(true)?;
         results
             .entry("offline_bc".into())
@@ -893,7 +958,7 @@ pub fn run(
                 ("dreamgym_without_reasoning", false, true, true),
                 ("dreamgym_without_curriculum", true, false, true),
             ] {
-                progress(&format!("seed {seed}: ablation {name}"));
+                progress.phase(&format!("seed {seed}: ablation {name}"));
                 let run = ctx.train_synthetic(rules, curriculum, retrieval)?;
                 results.entry(name.into()).or_default().push(SeedResult {
                     seed,
@@ -906,30 +971,30 @@ pub fn run(
                 });
             }
         }
+        seeds_done.push(seed);
+        if seeds_done.len() < cfg.seeds.len() {
+            seed_done(&summary_so_far(
+                &results,
+                &seeds_done,
+                offline_total,
+                &fidelity_json,
+                &history,
+                rejected,
+                &pool,
+                &notes,
+            ))?;
+        }
     }
-    let n = cfg.seeds.len();
-    let mix = cfg.offline_mix;
-    Ok(RunSummary {
-        env: env_id.to_string(),
-        config: cfg.clone(),
-        backend: device.kind.to_string(),
-        offline: serde_json::json!({
-            "episodes_per_seed": offline_total.0 / n,
-            "real_steps_per_seed": offline_total.1 / n as u64,
-            "mix": {"expert": round3(mix.expert), "noisy_expert": round3(mix.noisy), "random": round3(mix.random), "noise": mix.noise},
-            "instances": "training split only (fold != 0)",
-        }),
-        methods: results
-            .into_iter()
-            .map(|(k, v)| (k, summarise(v)))
-            .collect(),
-        fidelity: fidelity_json,
-        curriculum: history,
-        curriculum_rejected: rejected,
-        curriculum_pool: pool,
-        notes,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(summary_so_far(
+        &results,
+        &seeds_done,
+        offline_total,
+        &fidelity_json,
+        &history,
+        rejected,
+        &pool,
+        &notes,
+    ))
 }
 
 #[cfg(test)]

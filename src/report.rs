@@ -102,6 +102,13 @@ pub fn html(s: &RunSummary) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>dreamgym report</title><style>body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>",
     );
     let _ = write!(out, "<h1>dreamgym run: {}</h1>", esc(&s.env));
+    if !s.complete {
+        let _ = write!(
+            out,
+            "<p><strong>Incomplete run: results of seeds {:?} of {:?} only.</strong></p>",
+            s.seeds_done, s.config.seeds
+        );
+    }
     let _ = write!(
         out,
         "<p>{} seed(s), backend {}, {:.0} s. Offline seed data per seed: {} episodes, {} real steps (mix {}), training instances only.</p>",
@@ -210,13 +217,19 @@ pub fn html(s: &RunSummary) -> String {
     out
 }
 
-/// Writes `summary.json` and `report.html` into `dir`.
+/// Writes `summary.json` and `report.html` into `dir`, each to a temporary file renamed over the
+/// old one, so that a kill while writing leaves the previous version whole.
 pub fn write(dir: &Path, s: &RunSummary) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let summary = dir.join("summary.json");
-    std::fs::write(&summary, serde_json::to_string_pretty(s)?)
-        .with_context(|| format!("writing {}", summary.display()))?;
-    let report = dir.join("report.html");
-    std::fs::write(&report, html(s)).with_context(|| format!("writing {}", report.display()))?;
+    replace_file(&dir.join("summary.json"), &serde_json::to_string_pretty(s)?)?;
+    replace_file(&dir.join("report.html"), &html(s))?;
     Ok(())
+}
+
+/// Writes `text` beside `path` and renames it over `path`.
+fn replace_file(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }

@@ -215,6 +215,7 @@ mod tests {
             truncated: false,
             reasoning: None,
             provenance: Provenance::Real,
+            reward_known: true,
         };
         Trajectory {
             task: Task {
@@ -321,6 +322,7 @@ mod proptests {
                     } else {
                         Provenance::Real
                     },
+                    reward_known: true,
                 },
             )
     }

@@ -1,6 +1,7 @@
 //! `dreamgym-buffer`: experience records, the JSONL interchange format, the durable replay buffer
 //! and retrieval of similar transitions.
 
+pub mod adp;
 pub mod embed;
 pub mod index;
 pub mod jsonl;

@@ -103,6 +103,19 @@ pub struct Step {
     /// Where the step came from.
     #[serde(default)]
     pub provenance: Provenance,
+    /// Whether `reward` was observed. Imported data that states no reward (ADP trajectories
+    /// without `reward` fields) carries `false` and `reward` 0: such a step teaches dynamics,
+    /// never rewards, and is left out of reward fitting, reward accuracy and success counts.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub reward_known: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// How an episode ended.
@@ -139,6 +152,12 @@ pub struct Trajectory {
 }
 
 impl Trajectory {
+    /// Whether every step's reward was observed (false for imported data without rewards, whose
+    /// `outcome.success` then says nothing).
+    pub fn rewards_known(&self) -> bool {
+        self.steps.iter().all(|s| s.reward_known)
+    }
+
     /// Recompute the outcome from the steps (used by writers; readers check consistency).
     pub fn outcome_from_steps(steps: &[Step], success: bool) -> Outcome {
         Outcome {

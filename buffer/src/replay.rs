@@ -137,6 +137,9 @@ pub struct BufferStats {
     pub envs: usize,
     /// Live steps that ended an episode successfully (done with reward > 0).
     pub successful_episodes: usize,
+    /// Live records whose reward the data did not state (imported without rewards): their
+    /// episodes are not counted as successful, whatever their outcome says.
+    pub unknown_reward: usize,
     /// Records evicted since the buffer was opened (replay included).
     pub evicted: usize,
     /// Configured capacity.
@@ -521,9 +524,13 @@ impl ReplayBuffer {
         let mut episodes = HashMap::new();
         let mut tasks = std::collections::HashSet::new();
         let mut envs = std::collections::HashSet::new();
+        let mut unknown_reward = 0;
         for id in &self.live {
             let r = &self.records[id];
-            episodes.insert(r.episode.id, r.episode.outcome.success);
+            unknown_reward += !r.step.reward_known as usize;
+            let success = r.episode.outcome.success && r.step.reward_known;
+            let e = episodes.entry(r.episode.id).or_insert(success);
+            *e &= success;
             tasks.insert(r.episode.task.id.as_str());
             envs.insert(r.episode.env_id.as_str());
         }
@@ -535,6 +542,7 @@ impl ReplayBuffer {
             tasks: tasks.len(),
             envs: envs.len(),
             successful_episodes: episodes.values().filter(|&&s| s).count(),
+            unknown_reward,
             evicted: self.evicted,
             capacity: self.config.capacity,
         }
@@ -565,33 +573,44 @@ impl ReplayBuffer {
         Ok((trajectories, steps))
     }
 
-    /// Export the live records as trajectories (grouped by episode, steps in order) to JSONL.
-    /// Episodes that lost steps to eviction are exported with the steps that remain.
-    pub fn export_jsonl(&self, path: &Path) -> Result<usize, BufferError> {
+    /// The live records as trajectories (grouped by episode, steps in order). An episode that
+    /// lost steps (to eviction, or a crash while it was being appended) comes back with the
+    /// steps that remain and `success: false`: a part of an episode is not a success.
+    pub fn trajectories(&self) -> Vec<Trajectory> {
         let mut by_episode: BTreeMap<u64, Vec<&BufferRecord>> = BTreeMap::new();
         for id in &self.live {
             let r = &self.records[id];
             by_episode.entry(r.episode.id).or_default().push(r);
         }
+        by_episode
+            .into_values()
+            .map(|mut recs| {
+                recs.sort_by_key(|r| r.t);
+                let ep = &recs[0].episode;
+                let steps: Vec<Step> = recs.iter().map(|r| r.step.clone()).collect();
+                let outcome = if steps.len() == ep.outcome.length as usize {
+                    ep.outcome
+                } else {
+                    Trajectory::outcome_from_steps(&steps, false)
+                };
+                Trajectory {
+                    task: ep.task.clone(),
+                    env_id: ep.env_id.clone(),
+                    seed: ep.seed,
+                    provenance: ep.provenance,
+                    policy: ep.policy.clone(),
+                    steps,
+                    outcome,
+                }
+            })
+            .collect()
+    }
+
+    /// Export the live records as trajectories ([`Self::trajectories`]) to JSONL.
+    pub fn export_jsonl(&self, path: &Path) -> Result<usize, BufferError> {
         let mut w = JsonlWriter::create(path)?;
-        for recs in by_episode.values_mut() {
-            recs.sort_by_key(|r| r.t);
-            let ep = &recs[0].episode;
-            let steps: Vec<Step> = recs.iter().map(|r| r.step.clone()).collect();
-            let outcome = if steps.len() == ep.outcome.length as usize {
-                ep.outcome
-            } else {
-                Trajectory::outcome_from_steps(&steps, ep.outcome.success)
-            };
-            w.write(&Trajectory {
-                task: ep.task.clone(),
-                env_id: ep.env_id.clone(),
-                seed: ep.seed,
-                provenance: ep.provenance,
-                policy: ep.policy.clone(),
-                steps,
-                outcome,
-            })?;
+        for t in self.trajectories() {
+            w.write(&t)?;
         }
         let n = w.written();
         w.finish()?;
@@ -625,6 +644,7 @@ mod tests {
                     truncated: false,
                     reasoning: None,
                     provenance: prov,
+                    reward_known: true,
                 }
             })
             .collect();

@@ -1,11 +1,18 @@
-//! Backend selection: wgpu (Vulkan, Metal or DX12 pinned) where an adapter exists, burn's `flex`
+//! Backend selection: wgpu (Vulkan, Metal or DX12 pinned) on a hardware adapter, burn's `flex`
 //! CPU backend otherwise.
+//!
+//! `auto` lists the pinned API's adapters first and takes wgpu only when one of them is a real
+//! GPU: a software adapter (Mesa's lavapipe) runs the same kernels on the CPU, 6-13x slower than
+//! `flex` on these machines, so it counts as no adapter. `wgpu` takes whatever adapter wgpu
+//! picks, software ones included, with a warning.
 //!
 //! wgpu's automatic API choice picks OpenGL on machines with Mesa GL only, and its first training
 //! step deadlocks there, so the graphics API is pinned per platform and anything else counts as
 //! "no adapter".
 
 use burn::tensor::Device;
+use burn::tensor::wgpu::wgpu;
+use std::future::Future;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -13,10 +20,11 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
-    /// wgpu when an adapter is found, else the CPU backend (one log line says so).
+    /// wgpu on a hardware adapter, else the CPU backend (the log says which and why).
     #[default]
     Auto,
-    /// wgpu or an error.
+    /// wgpu or an error; takes a software adapter (lavapipe) too, which is how CI tests the
+    /// wgpu path on machines without a GPU.
     Wgpu,
     /// burn's `flex` CPU backend.
     Cpu,
@@ -86,8 +94,119 @@ const PINNED_API: burn::tensor::wgpu::WgpuBackend = burn::tensor::wgpu::WgpuBack
 #[cfg(not(any(target_os = "macos", target_os = "windows")))]
 const PINNED_API: burn::tensor::wgpu::WgpuBackend = burn::tensor::wgpu::WgpuBackend::Vulkan;
 
-/// Initialises wgpu on the pinned graphics API.
-fn init_wgpu() -> Result<Device, String> {
+/// [`PINNED_API`] as wgpu names it, for listing its adapters.
+#[cfg(target_os = "macos")]
+const PINNED_WGPU_BACKEND: wgpu::Backend = wgpu::Backend::Metal;
+#[cfg(target_os = "windows")]
+const PINNED_WGPU_BACKEND: wgpu::Backend = wgpu::Backend::Dx12;
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+const PINNED_WGPU_BACKEND: wgpu::Backend = wgpu::Backend::Vulkan;
+
+/// What kind of device a wgpu adapter is, as far as backend choice goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterClass {
+    /// A real GPU (discrete, integrated, or a virtual GPU backed by one).
+    Hardware,
+    /// A CPU implementation (Mesa's lavapipe / llvmpipe, SwiftShader) or an adapter that does not
+    /// say what it is: burn's own CPU backend is faster than either.
+    Software,
+}
+
+/// Classifies an adapter by the device type its driver reports.
+pub fn classify(device_type: wgpu::DeviceType) -> AdapterClass {
+    match device_type {
+        wgpu::DeviceType::DiscreteGpu
+        | wgpu::DeviceType::IntegratedGpu
+        | wgpu::DeviceType::VirtualGpu => AdapterClass::Hardware,
+        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other => AdapterClass::Software,
+    }
+}
+
+/// One adapter the pinned graphics API offers: its name and device type, for the log and the
+/// decision of [`BackendChoice::Auto`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// The driver's name for the device (`llvmpipe (LLVM 15.0.6, 256 bits)`, `NVIDIA H200`).
+    pub name: String,
+    /// The device type the driver reports.
+    pub device_type: wgpu::DeviceType,
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?})", self.name, self.device_type)
+    }
+}
+
+/// What `--backend auto` does with the adapters it found, and why (for the log line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoDecision {
+    /// At least one hardware adapter: train on wgpu.
+    Wgpu(String),
+    /// None, or software ones only: train on burn's CPU backend.
+    Cpu(String),
+}
+
+/// The decision of `--backend auto`: wgpu only when a hardware adapter exists. A software
+/// adapter is a CPU pretending to be a GPU, 6-13x slower than `flex` here, so it never wins;
+/// `--backend wgpu` still takes it when asked explicitly.
+pub fn decide_auto(adapters: &[AdapterSummary]) -> AutoDecision {
+    let listed = || {
+        adapters
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(hw) = adapters
+        .iter()
+        .find(|a| classify(a.device_type) == AdapterClass::Hardware)
+    {
+        return AutoDecision::Wgpu(format!("hardware adapter {hw}"));
+    }
+    if adapters.is_empty() {
+        AutoDecision::Cpu(format!("no {PINNED_API:?} adapter"))
+    } else {
+        AutoDecision::Cpu(format!(
+            "only software adapters ({}); --backend wgpu uses them anyway",
+            listed()
+        ))
+    }
+}
+
+/// The adapters of the pinned graphics API, without initialising burn's runtime on any of them.
+fn list_adapters() -> Result<Vec<AdapterSummary>, String> {
+    if std::env::var_os("DREAMGYM_NO_WGPU").is_some() {
+        return Err("DREAMGYM_NO_WGPU is set".into());
+    }
+    let backends = wgpu::Backends::from(PINNED_WGPU_BACKEND);
+    let result = std::panic::catch_unwind(|| {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        // natively the enumeration is done when the call returns: one poll gets the list
+        let mut future = std::pin::pin!(instance.enumerate_adapters(backends));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(adapters) => Ok(adapters
+                .iter()
+                .map(|a| {
+                    let info = a.get_info();
+                    AdapterSummary {
+                        name: info.name,
+                        device_type: info.device_type,
+                    }
+                })
+                .collect()),
+            std::task::Poll::Pending => Err("adapter enumeration did not complete".to_string()),
+        }
+    });
+    result.unwrap_or_else(|_| Err("the wgpu runtime panicked while listing adapters".into()))
+}
+
+/// Initialises wgpu on the pinned graphics API; returns the device and the adapter burn chose.
+fn init_wgpu() -> Result<(Device, AdapterSummary), String> {
     if std::env::var_os("DREAMGYM_NO_WGPU").is_some() {
         return Err("DREAMGYM_NO_WGPU is set".into());
     }
@@ -96,7 +215,17 @@ fn init_wgpu() -> Result<Device, String> {
     let result = std::panic::catch_unwind(|| {
         Device::wgpu_options()
             .graphics_api(PINNED_API)
-            .init()
+            .init_with_setup()
+            .map(|(device, setup)| {
+                let info = setup.adapter.get_info();
+                (
+                    device,
+                    AdapterSummary {
+                        name: info.name,
+                        device_type: info.device_type,
+                    },
+                )
+            })
             .map_err(|e| e.to_string())
     });
     match result {
@@ -105,35 +234,71 @@ fn init_wgpu() -> Result<Device, String> {
     }
 }
 
-/// Picks the device for `choice`. `Auto` logs one line when it falls back to the CPU.
+fn cpu() -> SelectedDevice {
+    SelectedDevice {
+        kind: BackendKind::Cpu,
+        device: Device::flex(),
+    }
+}
+
+/// Picks the device for `choice` and logs which one and why.
 pub fn select_device(choice: BackendChoice) -> Result<SelectedDevice, BackendError> {
     match choice {
-        BackendChoice::Cpu => Ok(SelectedDevice {
-            kind: BackendKind::Cpu,
-            device: Device::flex(),
-        }),
-        BackendChoice::Wgpu => init_wgpu()
-            .map(|device| SelectedDevice {
+        BackendChoice::Cpu => {
+            tracing::info!("backend: cpu (flex), as asked");
+            Ok(cpu())
+        }
+        BackendChoice::Wgpu => {
+            let (device, adapter) = init_wgpu().map_err(BackendError::NoAdapter)?;
+            tracing::info!("backend: wgpu ({PINNED_API:?}) on {adapter}, as asked");
+            if classify(adapter.device_type) == AdapterClass::Software {
+                tracing::warn!(
+                    "{adapter} is a software adapter: training runs on the CPU through it, many                      times slower than --backend cpu"
+                );
+            }
+            Ok(SelectedDevice {
                 kind: BackendKind::Wgpu,
                 device,
             })
-            .map_err(BackendError::NoAdapter),
-        BackendChoice::Auto => match init_wgpu() {
-            Ok(device) => {
-                tracing::info!("backend: wgpu ({PINNED_API:?})");
-                Ok(SelectedDevice {
-                    kind: BackendKind::Wgpu,
-                    device,
-                })
+        }
+        BackendChoice::Auto => {
+            let adapters = match list_adapters() {
+                Ok(a) => a,
+                Err(why) => {
+                    tracing::info!("backend: cpu (flex): no wgpu adapter ({why})");
+                    return Ok(cpu());
+                }
+            };
+            match decide_auto(&adapters) {
+                AutoDecision::Cpu(why) => {
+                    tracing::info!("backend: cpu (flex): {why}");
+                    Ok(cpu())
+                }
+                AutoDecision::Wgpu(why) => match init_wgpu() {
+                    Ok((device, adapter))
+                        if classify(adapter.device_type) == AdapterClass::Hardware =>
+                    {
+                        tracing::info!("backend: wgpu ({PINNED_API:?}) on {adapter}: {why}");
+                        Ok(SelectedDevice {
+                            kind: BackendKind::Wgpu,
+                            device,
+                        })
+                    }
+                    Ok((_, adapter)) => {
+                        tracing::info!(
+                            "backend: cpu (flex): wgpu came up on the software adapter {adapter}"
+                        );
+                        Ok(cpu())
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "backend: cpu (flex): {why} was listed but wgpu failed on it ({e})"
+                        );
+                        Ok(cpu())
+                    }
+                },
             }
-            Err(why) => {
-                tracing::warn!("no wgpu adapter ({why}); falling back to the CPU backend (flex)");
-                Ok(SelectedDevice {
-                    kind: BackendKind::Cpu,
-                    device: Device::flex(),
-                })
-            }
-        },
+        }
     }
 }
 
@@ -154,6 +319,38 @@ mod tests {
                 .unwrap_err()
                 .contains("expected auto")
         );
+    }
+
+    fn adapter(name: &str, device_type: wgpu::DeviceType) -> AdapterSummary {
+        AdapterSummary {
+            name: name.into(),
+            device_type,
+        }
+    }
+
+    #[test]
+    fn auto_never_prefers_a_software_adapter() {
+        let lavapipe = adapter("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu);
+        let unknown = adapter("mystery", wgpu::DeviceType::Other);
+        let gpu = adapter("NVIDIA H200", wgpu::DeviceType::DiscreteGpu);
+        let igpu = adapter("Intel UHD", wgpu::DeviceType::IntegratedGpu);
+        match decide_auto(std::slice::from_ref(&lavapipe)) {
+            AutoDecision::Cpu(why) => assert!(why.contains("llvmpipe"), "{why}"),
+            other => panic!("lavapipe alone must give the CPU backend: {other:?}"),
+        }
+        assert!(matches!(
+            decide_auto(&[lavapipe.clone(), unknown.clone()]),
+            AutoDecision::Cpu(_)
+        ));
+        match decide_auto(&[]) {
+            AutoDecision::Cpu(why) => assert!(why.contains("no "), "{why}"),
+            other => panic!("no adapter must give the CPU backend: {other:?}"),
+        }
+        match decide_auto(&[lavapipe.clone(), gpu]) {
+            AutoDecision::Wgpu(why) => assert!(why.contains("H200"), "{why}"),
+            other => panic!("a GPU beside lavapipe must be taken: {other:?}"),
+        }
+        assert!(matches!(decide_auto(&[igpu]), AutoDecision::Wgpu(_)));
     }
 
     #[test]

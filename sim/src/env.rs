@@ -86,6 +86,7 @@ impl StepResult {
             truncated: self.truncated,
             reasoning: None,
             provenance: Provenance::Real,
+            reward_known: true,
         }
     }
 }

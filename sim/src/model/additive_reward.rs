@@ -257,6 +257,7 @@ mod tests {
                             truncated: false,
                             reasoning: None,
                             provenance: dreamgym_buffer::Provenance::Real,
+                            reward_known: true,
                         });
                     }
                 }

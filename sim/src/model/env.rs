@@ -252,6 +252,7 @@ impl Env for ModelEnv {
             truncated,
             reasoning: Some(p.reasoning.clone()),
             provenance: dreamgym_buffer::Provenance::Synthetic,
+            reward_known: true,
         };
         self.history.push(step);
         self.state = Some(p.next_state.clone());

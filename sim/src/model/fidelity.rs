@@ -17,13 +17,16 @@ pub struct Fidelity {
     pub next_state_f1: f64,
     /// Share whose predicted admissible actions are exactly the real ones (as a set).
     pub admissible_exact: f64,
-    /// Share with the real reward (within 1e-3).
+    /// Share with the real reward (within 1e-3), over the transitions whose reward is known.
     pub reward_accuracy: f64,
+    /// Transitions whose real reward the data does not state (imported without rewards): left
+    /// out of `reward_accuracy`, `eps_r` and `false_success_rate`.
+    pub reward_unknown: usize,
     /// Predicted success where the real step was not a success, over such steps.
     pub false_success_rate: f64,
     /// Share with the real `done`.
     pub done_accuracy: f64,
-    /// Mean absolute reward error (eps_R).
+    /// Mean absolute reward error (eps_R), over the transitions whose reward is known.
     pub eps_r: f64,
     /// Share of wrong next states (eps_P: the total-variation distance for deterministic dynamics).
     pub eps_p: f64,
@@ -55,6 +58,7 @@ struct Acc {
     exact: usize,
     f1: f64,
     adm: usize,
+    rewarded: usize,
     reward: usize,
     not_success: usize,
     false_success: usize,
@@ -69,7 +73,8 @@ struct Acc {
 impl Acc {
     fn finish(&self, gamma: f64) -> Fidelity {
         let n = self.n.max(1) as f64;
-        let eps_r = self.abs_r / n;
+        let rewarded = self.rewarded.max(1) as f64;
+        let eps_r = self.abs_r / rewarded;
         // (no transitions: every share 0, no error either)
         let eps_p = if self.n == 0 {
             0.0
@@ -81,7 +86,8 @@ impl Acc {
             next_state_exact: self.exact as f64 / n,
             next_state_f1: self.f1 / n,
             admissible_exact: self.adm as f64 / n,
-            reward_accuracy: self.reward as f64 / n,
+            reward_accuracy: self.reward as f64 / rewarded,
+            reward_unknown: self.n - self.rewarded,
             false_success_rate: self.false_success as f64 / self.not_success.max(1) as f64,
             done_accuracy: self.done as f64 / n,
             eps_r,
@@ -214,6 +220,7 @@ pub fn drift(
                     truncated: false,
                     reasoning: None,
                     provenance: dreamgym_buffer::Provenance::Synthetic,
+                    reward_known: true,
                 });
                 if p.done {
                     break;
@@ -308,10 +315,14 @@ pub fn evaluate_with(
                 acc.closed_exact += (exact && !reveals) as usize;
                 acc.f1 += f1(&p.next_state.lines, &s.next_state.lines);
                 acc.adm += same_set(&p.next_state.admissible, &s.next_state.admissible) as usize;
-                acc.reward += ((p.reward - s.reward).abs() < 1e-3) as usize;
-                acc.abs_r += (p.reward - s.reward).abs() as f64;
                 acc.done += (p.done == s.done) as usize;
                 acc.conf += p.confidence as f64;
+                if !s.reward_known {
+                    continue;
+                }
+                acc.rewarded += 1;
+                acc.reward += ((p.reward - s.reward).abs() < 1e-3) as usize;
+                acc.abs_r += (p.reward - s.reward).abs() as f64;
                 if !real_success {
                     acc.not_success += 1;
                     acc.false_success += p.success as usize;
@@ -348,6 +359,7 @@ mod tests {
             truncated: false,
             reasoning: None,
             provenance: dreamgym_buffer::Provenance::Real,
+            reward_known: true,
         }
     }
 

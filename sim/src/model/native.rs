@@ -710,6 +710,9 @@ pub struct NativeModel {
     memory: FxHashMap<u64, Vec<Outcome>>,
     /// (state, action) -> next observations, for transitions that never paid or ended an episode.
     dynamics: FxHashMap<u64, Vec<SeenNext>>,
+    /// (state, action) -> next observations of transitions whose reward the data does not state
+    /// (imported without rewards): evidence about the next state only, never about rewards.
+    unrewarded: FxHashMap<u64, Vec<SeenNext>>,
     rules: Vec<Rule>,
     by_action: HashMap<(usize, u32), Vec<usize>>,
     use_rules: bool,
@@ -742,6 +745,14 @@ impl NativeModel {
         let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
         for t in trajectories {
             for s in &t.steps {
+                if !s.reward_known {
+                    // dynamics only: rules and memory carry rewards, which this step lacks
+                    m.learn_unrewarded(s);
+                    if rules {
+                        m.views.learn(&s.next_state);
+                    }
+                    continue;
+                }
                 m.learn(s, &mut index);
                 if rules {
                     m.rewrites.learn(s);
@@ -862,6 +873,46 @@ impl NativeModel {
             reward: s.reward,
             done: s.done,
         }
+    }
+
+    fn learn_unrewarded(&mut self, s: &Step) {
+        self.transitions += 1;
+        let seen = self
+            .unrewarded
+            .entry(fingerprint(None, &s.state.lines, &s.action))
+            .or_default();
+        let next = Observation {
+            instruction: String::new(),
+            ..s.next_state.clone()
+        };
+        match seen.iter_mut().find(|o| o.0 == next) {
+            Some(o) => o.2 += 1,
+            None => seen.push((next, false, 1)),
+        }
+    }
+
+    /// The next state transitions without a stated reward led to from this state and action;
+    /// the reward is not known, so 0 is assumed at no more than half confidence, and said so.
+    fn predict_unrewarded(&self, ctx: &ModelContext) -> Option<Prediction> {
+        let seen = self
+            .unrewarded
+            .get(&fingerprint(None, &ctx.state.lines, ctx.action))?;
+        let total: usize = seen.iter().map(|o| o.2).sum();
+        let best = seen.iter().max_by_key(|o| o.2)?;
+        Some(Prediction {
+            reasoning: format!(
+                "Seen in data without rewards: this state and action occurred {total} time(s); {} led to the predicted state. The data states no reward, so reward 0 and not done are assumed, with low confidence.",
+                best.2
+            ),
+            next_state: Observation {
+                instruction: ctx.state.instruction.clone(),
+                ..best.0.clone()
+            },
+            reward: 0.0,
+            done: false,
+            success: false,
+            confidence: 0.5 * best.2 as f32 / total as f32,
+        })
     }
 
     fn learn(&mut self, s: &Step, index: &mut HashMap<Vec<u32>, usize>) {
@@ -1945,6 +1996,9 @@ impl NativeModel {
         if let Some(p) = by_rules.unwrap_or_else(ruled) {
             return p;
         }
+        if let Some(p) = self.predict_unrewarded(ctx) {
+            return p;
+        }
         // 5. every line rewritten by its shape (admissible actions only)
         if admissible && let Some(r) = self.rewrites.predict(ctx.state, ctx.action) {
             return Prediction {
@@ -2080,6 +2134,7 @@ mod tests {
             truncated: false,
             reasoning: None,
             provenance: dreamgym_buffer::Provenance::Real,
+            reward_known: true,
         }
     }
 

@@ -192,6 +192,7 @@ mod tests {
             truncated: false,
             reasoning: None,
             provenance: dreamgym_buffer::Provenance::Real,
+            reward_known: true,
         };
         let task = super::super::test_task("do it");
         let history: Vec<_> = (0..12)

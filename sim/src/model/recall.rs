@@ -518,6 +518,7 @@ mod tests {
             truncated: false,
             reasoning: None,
             provenance: Provenance::Real,
+            reward_known: true,
         }
     }
 
