@@ -143,7 +143,8 @@ fn export(input: &Path, out: &Path) -> Result<()> {
     }
     let trajectories = read_trajectories(input)?;
     let tmp = out.with_extension("tmp");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut w = std::io::BufWriter::new(file);
     for (i, t) in trajectories.iter().enumerate() {
         let id = format!("{}#{}", t.task.id, i + 1);

@@ -71,7 +71,10 @@ fn every_class_and_version_spelling_is_read() {
             "[12] button 'Checkout'"
         ]
     );
-    assert_eq!(t.steps[0].reward, 1.0, "the observation's reward is the step's");
+    assert_eq!(
+        t.steps[0].reward, 1.0,
+        "the observation's reward is the step's"
+    );
 
     // 1.3: HTML only: its visible text
     let t = by_id("v1.3-html-only");
@@ -209,7 +212,10 @@ fn dreamgym_to_adp_and_back_is_lossless() {
         .arg("--out")
         .arg(&adp_file));
     assert!(ok, "{err}");
-    assert!(out.contains("exported 20 trajectories as ADP 1.5.0"), "{out}");
+    assert!(
+        out.contains("exported 20 trajectories as ADP 1.5.0"),
+        "{out}"
+    );
     // every line passes the schema's rules
     for line in std::fs::read_to_string(&adp_file).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -376,7 +376,10 @@ fn check_fields(o: &Map<String, Value>, allowed: &[&str], at: &str) -> Result<()
         if k != "class_" && !allowed.contains(&k.as_str()) {
             return Err(field_err(
                 format!("{at}.{k}"),
-                format!("unknown field (expected one of: class_, {})", allowed.join(", ")),
+                format!(
+                    "unknown field (expected one of: class_, {})",
+                    allowed.join(", ")
+                ),
             ));
         }
     }
@@ -411,7 +414,12 @@ fn read_item(v: &Value, at: &str) -> Result<Item, FieldError> {
         .ok_or_else(|| field_err(at, format!("expected an object, found {}", kind_of(v))))?;
     let class = match o.get("class_") {
         Some(Value::String(c)) => class_name(c),
-        _ => return Err(field_err(format!("{at}.class_"), "required string is missing")),
+        _ => {
+            return Err(field_err(
+                format!("{at}.class_"),
+                "required string is missing",
+            ));
+        }
     };
     let with = |extra: &[&'static str], base: &[&'static str]| [extra, base].concat();
     let call_id = opt_str(o, "tool_call_id", at)?;
@@ -484,7 +492,13 @@ fn read_item(v: &Value, at: &str) -> Result<Item, FieldError> {
             check_fields(
                 o,
                 &with(
-                    &["html", "axtree", "url", "image_observation", "viewport_size"],
+                    &[
+                        "html",
+                        "axtree",
+                        "url",
+                        "image_observation",
+                        "viewport_size",
+                    ],
                     OBS_BASE,
                 ),
                 at,
@@ -510,7 +524,11 @@ fn read_item(v: &Value, at: &str) -> Result<Item, FieldError> {
             })
         }
         "image_observation" => {
-            check_fields(o, &with(&["content", "source", "annotations"], OBS_BASE), at)?;
+            check_fields(
+                o,
+                &with(&["content", "source", "annotations"], OBS_BASE),
+                at,
+            )?;
             let content = req_str(o, "content", at)?;
             let mut text = format!("image: {content}");
             if let Some(Value::Array(anns)) = o.get("annotations") {
@@ -548,7 +566,9 @@ fn read_source(o: &Map<String, Value>, at: &str) -> Result<Source, FieldError> {
     source_of(&s).ok_or_else(|| {
         field_err(
             format!("{at}.source"),
-            format!("unknown source `{s}` (expected user, environment, agent, assistant or system)"),
+            format!(
+                "unknown source `{s}` (expected user, environment, agent, assistant or system)"
+            ),
         )
     })
 }
@@ -685,7 +705,10 @@ pub fn convert(v: &Value, opts: &ImportOptions) -> Result<(Trajectory, bool), Fi
     check_links(&items)?;
     let ours = details.get("dreamgym").and_then(Value::as_object);
     let (mut steps, instruction, dropped) = transitions(&items, ours, opts)?;
-    let provenance = match ours.and_then(|d| d.get("provenance")).and_then(Value::as_str) {
+    let provenance = match ours
+        .and_then(|d| d.get("provenance"))
+        .and_then(Value::as_str)
+    {
         Some("synthetic") => Provenance::Synthetic,
         _ => Provenance::Real,
     };
@@ -803,7 +826,10 @@ fn transitions(
 ) -> Result<(Vec<Step>, String, bool), FieldError> {
     // dreamgym's own export writes state lines one per text line; foreign text is split into
     // sentences too
-    let split = ours.and_then(|d| d.get("state_lines")).and_then(Value::as_str) != Some("newline");
+    let split = ours
+        .and_then(|d| d.get("state_lines"))
+        .and_then(Value::as_str)
+        != Some("newline");
     let per_step = ours
         .and_then(|d| d.get("steps"))
         .and_then(Value::as_array)
@@ -893,10 +919,7 @@ fn transitions(
             || items[j..]
                 .iter()
                 .all(|it| matches!(it, Item::Action { finish: true, .. }));
-        if opts.drop_boilerplate
-            && last_item
-            && replies.len() == 1
-            && is_boilerplate(replies[0].0)
+        if opts.drop_boilerplate && last_item && replies.len() == 1 && is_boilerplate(replies[0].0)
         {
             replies.clear();
             dropped = true;
@@ -912,10 +935,18 @@ fn transitions(
         }
         if let Some(e) = extra {
             if let Some(Value::Array(a)) = e.get("state_admissible") {
-                state.admissible = a.iter().filter_map(Value::as_str).map(str::to_string).collect();
+                state.admissible = a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect();
             }
             if let Some(Value::Array(a)) = e.get("next_admissible") {
-                next.admissible = a.iter().filter_map(Value::as_str).map(str::to_string).collect();
+                next.admissible = a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect();
             }
             next.feedback = e
                 .get("feedback")
@@ -940,7 +971,10 @@ fn transitions(
             done: flag("done").unwrap_or(false),
             truncated: flag("truncated").unwrap_or(false),
             reasoning: reasoning.clone(),
-            provenance: match extra.and_then(|e| e.get("provenance")).and_then(Value::as_str) {
+            provenance: match extra
+                .and_then(|e| e.get("provenance"))
+                .and_then(Value::as_str)
+            {
                 Some("synthetic") => Provenance::Synthetic,
                 _ => Provenance::Real,
             },
@@ -1061,7 +1095,10 @@ pub fn validate(v: &Value) -> Result<(), FieldError> {
             if let Some(s) = v.get("source").and_then(Value::as_str)
                 && !["user", "agent", "assistant", "environment", "system"].contains(&s)
             {
-                return Err(field_err(format!("{at}.source"), format!("`{s}` is not a 1.5 source")));
+                return Err(field_err(
+                    format!("{at}.source"),
+                    format!("`{s}` is not a 1.5 source"),
+                ));
             }
             Ok(item)
         })
@@ -1090,9 +1127,9 @@ pub fn validate(v: &Value) -> Result<(), FieldError> {
             call_id: Some(c),
             ..
         } = it
-            && !items.iter().any(|o| {
-                matches!(o, Item::Observation { call_id: Some(d), .. } if d == c)
-            })
+            && !items
+                .iter()
+                .any(|o| matches!(o, Item::Observation { call_id: Some(d), .. } if d == c))
         {
             return Err(field_err(
                 format!("content[{i}].tool_call_id"),

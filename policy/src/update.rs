@@ -3,7 +3,7 @@
 //! clipping and a finite check before the optimizer touches the weights.
 
 use crate::PolicyError;
-use crate::batch::DenseBatch;
+use crate::batch::{DenseBatch, SlotCount};
 use crate::net::PolicyNet;
 use crate::rollout::Decided;
 use burn::module::{Module, ModuleVisitor, Param};
@@ -99,7 +99,7 @@ fn chosen_batch(
     samples: &[Sample<'_>],
     device: &Device,
 ) -> (DenseBatch, Tensor<2>) {
-    let batch = DenseBatch::build(
+    let batch = DenseBatch::build_with_slots(
         net.shape(),
         samples.iter().map(|s| {
             (
@@ -107,6 +107,7 @@ fn chosen_batch(
                 s.decided.encoded.actions.as_slice(),
             )
         }),
+        SlotCount::for_device(device),
     );
     let chosen: Vec<usize> = samples.iter().map(|s| s.decided.action).collect();
     let one_hot = Tensor::<2>::from_data(
