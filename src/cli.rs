@@ -616,6 +616,14 @@ fn play(file: &std::path::Path, spec: TaskSpec, seed: u64) -> Result<()> {
     }
 }
 
+/// Whether two existing paths name the same file (links and `./` spellings included).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
 fn buffer(cmd: BufferCmd) -> Result<()> {
     let cfg = |capacity| BufferConfig {
         capacity,
@@ -674,6 +682,16 @@ fn buffer(cmd: BufferCmd) -> Result<()> {
             Ok(())
         }
         BufferCmd::Export { buffer, out } => {
+            // exporting must neither create a log at a mistyped path nor overwrite the log it reads
+            if !buffer.exists() {
+                bail!("{}: no such buffer", buffer.display());
+            }
+            if out.exists() && same_file(&buffer, &out) {
+                bail!(
+                    "{} is the buffer being exported: give another output file",
+                    out.display()
+                );
+            }
             let (b, _) = ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY))
                 .with_context(|| format!("opening buffer {}", buffer.display()))?;
             let n = b.export_jsonl(&out)?;
@@ -1019,9 +1037,10 @@ fn run_job(
 ) -> Result<()> {
     use crate::pipeline::RunConfig;
     let mut cfg = match config {
-        Some(path) => crate::ron_file::load::<RunConfig>(
+        Some(path) => crate::ron_file::load_checked::<RunConfig, _>(
             path,
             "a RunConfig, e.g. `(seeds: [1, 2, 3], iterations: 60)`",
+            |c| c.validate().map_err(|e| (e.field.clone(), e)),
         )?,
         None => RunConfig::default(),
     };

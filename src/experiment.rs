@@ -46,10 +46,33 @@ impl Default for ExperimentConfig {
 
 /// Loads an experiment file, naming the file and position on error.
 pub fn load(path: &Path) -> Result<ExperimentConfig> {
-    crate::ron_file::load(
+    crate::ron_file::load_checked(
         path,
         "an experiment, e.g. `(env: \"scenario:scenarios/keys_doors.ron\", run: (iterations: 40))`",
+        |c: &ExperimentConfig| c.validate(),
     )
+}
+
+/// The largest sim-to-real budget accepted: a billion real steps is days of a fast env, and a
+/// typo such as `u64::MAX` must be refused rather than run without end.
+pub const MAX_REAL_BUDGET: u64 = 1_000_000_000;
+
+impl ExperimentConfig {
+    /// Range checks of every setting, as `(field, message)`.
+    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
+        if self.real_budget > MAX_REAL_BUDGET {
+            return Err((
+                "real_budget".into(),
+                format!(
+                    "`real_budget` is {}: expected at most {MAX_REAL_BUDGET} real steps",
+                    self.real_budget
+                ),
+            ));
+        }
+        self.run
+            .validate()
+            .map_err(|e| (e.field.clone(), format!("run.{e}")))
+    }
 }
 
 #[derive(Serialize, Deserialize)]

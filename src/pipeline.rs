@@ -5,7 +5,7 @@
 
 use crate::envs::EnvFactory;
 use crate::progress::Progress;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use dreamgym_buffer::{Observation, Trajectory};
 use dreamgym_curriculum::{
     Curriculum, CurriculumConfig, DifficultyPoint, KnobVariants, LlmVariants, ScenarioVariants,
@@ -107,6 +107,111 @@ pub struct RunConfig {
     pub bc_warm_start: bool,
     /// Behaviour-cloning epochs.
     pub bc_epochs: usize,
+}
+
+/// A setting outside its allowed range: the field (a path such as `offline_mix.noise`), its
+/// value and what is allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeError {
+    /// The field, as a path.
+    pub field: String,
+    /// The value given.
+    pub value: String,
+    /// What is allowed.
+    pub allowed: String,
+}
+
+impl std::fmt::Display for RangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is {}: expected {}",
+            self.field, self.value, self.allowed
+        )
+    }
+}
+
+impl RunConfig {
+    /// Checks every setting's range (NaN and infinities included); the first one outside is
+    /// the error.
+    pub fn validate(&self) -> Result<(), RangeError> {
+        let bad = |field: &str, value: String, allowed: &str| {
+            Err(RangeError {
+                field: field.into(),
+                value,
+                allowed: allowed.into(),
+            })
+        };
+        let share = |x: f64| x.is_finite() && (0.0..=1.0).contains(&x);
+        let mix = &self.offline_mix;
+        for (field, x) in [
+            ("offline_mix.expert", mix.expert),
+            ("offline_mix.noisy", mix.noisy),
+            ("offline_mix.random", mix.random),
+        ] {
+            if !(x.is_finite() && x >= 0.0) {
+                return bad(field, x.to_string(), "a finite share >= 0");
+            }
+        }
+        if mix.expert + mix.noisy + mix.random <= 0.0 {
+            return bad(
+                "offline_mix",
+                "all zero".into(),
+                "at least one share above 0",
+            );
+        }
+        if !share(mix.noise) {
+            return bad(
+                "offline_mix.noise",
+                mix.noise.to_string(),
+                "a probability in [0, 1]",
+            );
+        }
+        if !share(f64::from(self.s2r_share)) {
+            return bad(
+                "s2r_share",
+                self.s2r_share.to_string(),
+                "a share of real_only's real steps in [0, 1]",
+            );
+        }
+        if !(self.s2r_lr_scale.is_finite() && self.s2r_lr_scale > 0.0 && self.s2r_lr_scale <= 10.0)
+        {
+            return bad(
+                "s2r_lr_scale",
+                self.s2r_lr_scale.to_string(),
+                "a share of policy.lr in (0, 10]",
+            );
+        }
+        for (field, n) in [
+            ("iterations", self.iterations),
+            ("synthetic_envs", self.synthetic_envs),
+            ("eval_episodes", self.eval_episodes),
+            ("expand_every", self.expand_every),
+            ("curve_points", self.curve_points),
+        ] {
+            if n == 0 {
+                return bad(field, "0".into(), "at least 1");
+            }
+        }
+        if self.offline_episodes == 0 {
+            return bad(
+                "offline_episodes",
+                "0".into(),
+                "at least 1 (the experience model is fit on them)",
+            );
+        }
+        if self.seeds.is_empty() {
+            return bad(
+                "seeds",
+                "[]".into(),
+                "at least one seed (three for confidence intervals)",
+            );
+        }
+        if let Err(e) = self.policy.validate() {
+            return bad("policy", e, "a valid learner configuration");
+        }
+        Ok(())
+    }
 }
 
 impl Default for RunConfig {
@@ -732,12 +837,7 @@ pub fn run(
     seed_done: &mut dyn FnMut(&RunSummary) -> Result<()>,
 ) -> Result<RunSummary> {
     let started = std::time::Instant::now();
-    if cfg.seeds.is_empty() {
-        bail!("`seeds` is empty: give at least one seed (three for confidence intervals)");
-    }
-    cfg.policy
-        .validate()
-        .map_err(|e| anyhow::anyhow!("policy: {e}"))?;
+    cfg.validate().map_err(|e| anyhow::anyhow!("run settings: {e}"))?;
     let factory = EnvFactory::new(env_id, None)?;
     let spec = TaskSpec {
         template: cfg.template.clone(),

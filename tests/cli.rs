@@ -477,3 +477,135 @@ fn train_from_an_experiment_resumes_exactly_through_both_phases() {
     assert_eq!(eval["real_steps"], 512);
     assert!(eval["synthetic_steps"].as_u64().unwrap() > 0);
 }
+
+/// A reward that overflows an f32 (`1e39`, valid JSON) is refused where it enters, with the
+/// field named, and never reaches the buffer (which could then not be opened again); a
+/// byte-order mark at the start of a JSONL file is not an error.
+#[test]
+fn non_finite_rewards_are_refused_at_import_and_a_bom_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.jsonl");
+    assert!(
+        run(bin()
+            .args(["collect", "--env"])
+            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
+            .args(["--episodes", "2", "--out"])
+            .arg(&out))
+        .0
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let buf = dir.path().join("b.dglog");
+    for (what, bad) in [
+        ("step", text.replacen("\"reward\":0.0", "\"reward\":1e39", 1)),
+        ("total", text.replacen("\"total_reward\":", "\"total_reward\":-1e39,\"x\":", 1)),
+    ] {
+        let f = dir.path().join(format!("{what}.jsonl"));
+        std::fs::write(&f, &bad).unwrap();
+        let (ok, _, err) = run(bin().args(["buffer", "import"]).arg(&buf).arg(&f));
+        assert!(!ok, "{what}: accepted");
+        assert!(err.contains(&format!("{}:1:", f.display())), "{what}: {err}");
+        assert!(err.contains("expected a finite number"), "{what}: {err}");
+    }
+    assert!(
+        !buf.exists() || run(bin().args(["buffer", "stats"]).arg(&buf)).0,
+        "the buffer still opens"
+    );
+    let bom = dir.path().join("bom.jsonl");
+    std::fs::write(&bom, format!("\u{feff}{text}")).unwrap();
+    let (ok, out, err) = run(bin().args(["buffer", "import"]).arg(&buf).arg(&bom));
+    assert!(ok, "{err}");
+    assert!(out.contains("imported 2 trajectories"), "{out}");
+}
+
+/// `buffer export` neither overwrites the log it reads nor creates a log at a mistyped path, and
+/// an episode cut short by a crash is exported as no success.
+#[test]
+fn buffer_export_guards_its_input_and_never_calls_a_partial_episode_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("t.jsonl");
+    assert!(
+        run(bin()
+            .args(["collect", "--env"])
+            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
+            .args(["--episodes", "3", "--policy", "expert", "--out"])
+            .arg(&jsonl))
+        .0
+    );
+    let buf = dir.path().join("b.dglog");
+    assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&jsonl)).0);
+    let before = std::fs::read(&buf).unwrap();
+    let (ok, _, err) = run(bin().args(["buffer", "export"]).arg(&buf).arg(&buf));
+    assert!(!ok);
+    assert!(err.contains("is the buffer being exported"), "{err}");
+    assert_eq!(std::fs::read(&buf).unwrap(), before, "the log is untouched");
+    let typo = dir.path().join("typo.dglog");
+    let (ok, _, err) = run(bin()
+        .args(["buffer", "export"])
+        .arg(&typo)
+        .arg(dir.path().join("x.jsonl")));
+    assert!(!ok);
+    assert!(err.contains("no such buffer"), "{err}");
+    assert!(!typo.exists(), "no empty log created");
+
+    // cut the log inside the last episode, as a kill -9 during an import would
+    let collected = dreamgym_buffer::jsonl::read_file(&jsonl).unwrap();
+    let records: usize = collected.iter().map(|t| t.steps.len()).sum();
+    assert!(collected.last().unwrap().steps.len() >= 3);
+    let mut bytes = before.clone();
+    let cut = bytes.len() - 3 * (bytes.len() / records) / 2;
+    bytes.truncate(cut);
+    std::fs::write(&buf, &bytes).unwrap();
+    let back = dir.path().join("back.jsonl");
+    let (ok, _, err) = run(bin().args(["buffer", "export"]).arg(&buf).arg(&back));
+    assert!(ok, "{err}");
+    let ts = dreamgym_buffer::jsonl::read_file(&back).unwrap();
+    let last = ts.last().unwrap();
+    assert!(!last.steps.last().unwrap().done, "the last episode was cut");
+    assert!(!last.outcome.success, "a partial episode is no success");
+    assert!(ts[0].outcome.success, "complete expert episodes still are");
+}
+
+/// Settings out of range (NaN included) are refused before anything runs, at the line and column
+/// that set them, with the allowed range — never a panic.
+#[test]
+fn out_of_range_settings_are_located_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, want) in [
+        (
+            "(\n  offline_mix: (noise: 1.5),\n)",
+            ":2:17: `offline_mix.noise` is 1.5: expected a probability in [0, 1]",
+        ),
+        (
+            "(offline_mix: (noise: NaN))",
+            ":1:16: `offline_mix.noise` is NaN",
+        ),
+        ("(s2r_share: 1e30)", ":1:2: `s2r_share` is 1000000000000000000000000000000"),
+        ("(s2r_share: -0.5)", ":1:2: `s2r_share` is -0.5"),
+        ("(eval_episodes: 0)", ":1:2: `eval_episodes` is 0: expected at least 1"),
+    ] {
+        let cfg = dir.path().join("c.ron");
+        std::fs::write(&cfg, body).unwrap();
+        let o = bin()
+            .args(["run", "scenarios/keys_doors.ron", "--backend", "cpu", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{body}: {err}");
+        assert!(err.contains(&format!("{}{want}", cfg.display())), "{body}: {err}");
+    }
+    let exp = dir.path().join("e.ron");
+    std::fs::write(
+        &exp,
+        "(env: \"scenario:scenarios/keys_doors.ron\", real_budget: 18446744073709551615)",
+    )
+    .unwrap();
+    let (ok, _, err) = run(bin().args(["train", "--backend", "cpu", "--config"]).arg(&exp));
+    assert!(!ok);
+    assert!(
+        err.contains(":1:44: `real_budget` is 18446744073709551615: expected at most 1000000000"),
+        "{err}"
+    );
+}

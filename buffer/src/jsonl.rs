@@ -81,6 +81,14 @@ pub fn parse_line(text: &str, path: &Path, line_no: usize) -> Result<Trajectory,
         ));
     }
     let t = parsed.trajectory;
+    if let Some((field, value)) = t.non_finite() {
+        return Err(bad(
+            1,
+            format!(
+                "trajectory.{field} is {value}: expected a finite number (JSON numbers beyond ±3.4e38 overflow a 32-bit float)"
+            ),
+        ));
+    }
     if t.outcome.length as usize != t.steps.len() {
         return Err(bad(
             1,
@@ -125,10 +133,16 @@ pub fn for_each_in_file(
             },
             _ => io(source),
         })?;
+        // a byte-order mark at the start of the file (editors on Windows write one) is not data
+        let line = if i == 0 {
+            line.strip_prefix('\u{feff}').unwrap_or(&line)
+        } else {
+            &line
+        };
         if line.trim().is_empty() {
             continue;
         }
-        f(parse_line(&line, path, i + 1)?)?;
+        f(parse_line(line, path, i + 1)?)?;
     }
     Ok(())
 }
@@ -165,8 +179,19 @@ impl<W: Write> JsonlWriter<W> {
         }
     }
 
-    /// Append one trajectory.
+    /// Append one trajectory; one with a non-finite reward is refused (it could not be read back).
     pub fn write(&mut self, t: &Trajectory) -> Result<(), JsonlError> {
+        if let Some((field, value)) = t.non_finite() {
+            return Err(JsonlError::BadLine {
+                path: self.path.clone(),
+                line: self.written + 1,
+                column: 1,
+                message: format!(
+                    "refusing to write task {}: {field} is {value}, not a finite number",
+                    t.task.id
+                ),
+            });
+        }
         let mut line = to_line(t);
         line.push('\n');
         self.inner

@@ -152,6 +152,21 @@ pub struct Trajectory {
 }
 
 impl Trajectory {
+    /// The first reward that is not a finite number, as `(field, value)`: JSON numbers such as
+    /// `1e39` parse as infinity in an f32, and a record holding one could be written but never
+    /// read back, so every boundary refuses them.
+    pub fn non_finite(&self) -> Option<(String, f32)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !s.reward.is_finite())
+            .map(|(i, s)| (format!("steps[{i}].reward"), s.reward))
+            .or_else(|| {
+                (!self.outcome.total_reward.is_finite())
+                    .then(|| ("outcome.total_reward".to_string(), self.outcome.total_reward))
+            })
+    }
+
     /// Whether every step's reward was observed (false for imported data without rewards, whose
     /// `outcome.success` then says nothing).
     pub fn rewards_known(&self) -> bool {

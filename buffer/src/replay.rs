@@ -118,6 +118,16 @@ pub enum BufferError {
         /// The capacity.
         capacity: usize,
     },
+    /// A record holds a number that is not finite (it could be written but never read back).
+    #[error("task {task}: {field} is {value}, not a finite number; record refused")]
+    NonFinite {
+        /// The task id of the record.
+        task: String,
+        /// The field.
+        field: String,
+        /// The value.
+        value: f32,
+    },
 }
 
 /// Counts describing the buffer's contents.
@@ -306,6 +316,13 @@ impl ReplayBuffer {
     /// Append every step of a trajectory (as one episode); returns the ids of the records.
     /// All or nothing: a synthetic trajectory that does not fit is refused before any step is added.
     pub fn push_trajectory(&mut self, t: &Trajectory) -> Result<Vec<u64>, BufferError> {
+        if let Some((field, value)) = t.non_finite() {
+            return Err(BufferError::NonFinite {
+                task: t.task.id.clone(),
+                field,
+                value,
+            });
+        }
         let synthetic = t
             .steps
             .iter()
@@ -339,6 +356,17 @@ impl ReplayBuffer {
 
     /// Append one record: logged first (when durable), then made visible.
     pub fn push(&mut self, rec: BufferRecord) -> Result<u64, BufferError> {
+        if !rec.step.reward.is_finite() || !rec.episode.outcome.total_reward.is_finite() {
+            return Err(BufferError::NonFinite {
+                task: rec.episode.task.id.clone(),
+                field: "reward".into(),
+                value: if rec.step.reward.is_finite() {
+                    rec.episode.outcome.total_reward
+                } else {
+                    rec.step.reward
+                },
+            });
+        }
         self.check_room(rec.provenance())?;
         if let Some(log) = &mut self.log {
             let payload = serde_json::to_vec(&rec).expect("buffer records always serialise");
