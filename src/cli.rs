@@ -884,12 +884,21 @@ fn llm_check(
     for ep in 0..episodes {
         let mut obs = sim.reset(&TaskSpec::default(), seed + ep as u64)?;
         for _ in 0..steps {
-            let a = obs.admissible[rng.random_range(0..obs.admissible.len().max(1))].clone();
+            if obs.admissible.is_empty() {
+                break;
+            }
+            let a = obs.admissible[rng.random_range(0..obs.admissible.len())].clone();
             match sim.step(&a) {
                 // the model env ends the episode at a rejected reply, recording nothing
                 Ok(r) if r.info.contains_key("rejected") => {
                     rejected += 1;
                     errors.push(r.info["rejected"].clone());
+                    break;
+                }
+                // a predicted state without an admissible action is a model error too
+                Ok(r) if r.info.contains_key("dead_end") => {
+                    rejected += 1;
+                    errors.push(format!("after `{a}`: {}", r.info["dead_end"]));
                     break;
                 }
                 Ok(r) => {

@@ -12,7 +12,7 @@ use dreamgym_curriculum::{
     TaskVariant, VariantGenerator,
 };
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
-use dreamgym_sim::model::env::{ModelEnv, initial_states};
+use dreamgym_sim::model::env::{ModelEnv, ModelFailures, initial_states};
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::{ExperienceModel, fidelity};
@@ -107,6 +107,10 @@ pub struct RunConfig {
     pub bc_warm_start: bool,
     /// Behaviour-cloning epochs.
     pub bc_epochs: usize,
+    /// Largest share of the experience model's steps that may fail (rejected replies, states
+    /// without an admissible action) before a training run in it is stopped as an error; above
+    /// 5% a warning says so.
+    pub max_model_failure_share: f32,
 }
 
 /// A setting outside its allowed range: the field (a path such as `offline_mix.noise`), its
@@ -165,6 +169,13 @@ impl RunConfig {
                 "offline_mix.noise",
                 mix.noise.to_string(),
                 "a probability in [0, 1]",
+            );
+        }
+        if !share(f64::from(self.max_model_failure_share)) {
+            return bad(
+                "max_model_failure_share",
+                self.max_model_failure_share.to_string(),
+                "a share in [0, 1]",
             );
         }
         if !share(f64::from(self.s2r_share)) {
@@ -240,6 +251,7 @@ impl Default for RunConfig {
             curve_points: 12,
             bc_warm_start: true,
             bc_epochs: 20,
+            max_model_failure_share: 0.5,
         }
     }
 }
@@ -263,6 +275,21 @@ pub struct SeedResult {
     /// last 5 iterations (against `success` in the real env: the sim-to-real gap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_success: Option<f32>,
+    /// For methods trained in the experience model: steps it could not use (rejected replies,
+    /// dead-end states), which ended their synthetic episodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_failures: Option<FailureCounts>,
+}
+
+/// Steps of the experience model that could not be used, in one training run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FailureCounts {
+    /// Predictions the model rejected (an LLM's cut or invalid reply).
+    pub rejected: u64,
+    /// Predicted states without an admissible action.
+    pub dead_ends: u64,
+    /// Predictions used.
+    pub predicted: u64,
 }
 
 /// A method over all seeds.
@@ -386,6 +413,7 @@ fn curve_of(rows: &[(u64, f32)], points: usize) -> Vec<(u64, f32)> {
 struct SyntheticRun {
     /// Training success inside the model over the last 5 iterations.
     model_success: f32,
+    failures: FailureCounts,
     pool: Vec<serde_json::Value>,
     trainer: Trainer,
     synthetic_steps: u64,
@@ -406,6 +434,8 @@ pub(crate) struct SyntheticLoop {
     curriculum: bool,
     expand_every: usize,
     batch: usize,
+    /// What the model could not predict usably, over all of the loop's envs.
+    pub(crate) failures: Arc<ModelFailures>,
 }
 
 impl SyntheticLoop {
@@ -442,6 +472,31 @@ impl SyntheticLoop {
         }
         Ok(m)
     }
+}
+
+/// Says loudly when the experience model failed on more than 5% of the steps asked of it, and
+/// fails the run past `max_share`: training on a model that cannot answer is no DreamGym run.
+fn check_failures(f: &FailureCounts, max_share: f32) -> Result<()> {
+    let failed = f.rejected + f.dead_ends;
+    let share = failed as f64 / (failed + f.predicted).max(1) as f64;
+    if share > f64::from(max_share) {
+        anyhow::bail!(
+            "the experience model failed on {:.1}% of the steps asked of it ({} rejected replies, {} states without an admissible action, {} usable predictions), more than max_model_failure_share = {max_share}: its synthetic episodes were cut there and training on them says nothing",
+            share * 100.0,
+            f.rejected,
+            f.dead_ends,
+            f.predicted
+        );
+    }
+    if share > 0.05 {
+        tracing::warn!(
+            "the experience model failed on {:.1}% of the steps asked of it ({} rejected replies, {} states without an admissible action); those synthetic episodes were cut",
+            share * 100.0,
+            f.rejected,
+            f.dead_ends
+        );
+    }
+    Ok(())
 }
 
 /// Everything a run shares across methods for one seed.
@@ -603,6 +658,7 @@ impl SeedContext<'_> {
         model: Arc<dyn ExperienceModel>,
         extra_starts: &[(dreamgym_buffer::Task, Observation)],
         retrieval: bool,
+        failures: &Arc<ModelFailures>,
     ) -> Vec<Box<dyn Env>> {
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
@@ -617,6 +673,7 @@ impl SeedContext<'_> {
             .map(|_| {
                 let mut m = ModelEnv::new(model.clone(), &self.offline, max_steps);
                 m.set_retrieval(retrieval);
+                m.count_failures_in(failures.clone());
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
                 }
@@ -707,7 +764,8 @@ impl SeedContext<'_> {
             Some(g) => self.harder_starts(g, &families)?,
             None => vec![],
         };
-        let envs = self.model_envs(model, &starts, retrieval);
+        let failures = Arc::new(ModelFailures::default());
+        let envs = self.model_envs(model, &starts, retrieval, &failures);
         Ok(SyntheticLoop {
             envs,
             pool: Curriculum::new(self.cfg.curriculum, families),
@@ -720,6 +778,7 @@ impl SeedContext<'_> {
             curriculum,
             expand_every: self.cfg.expand_every.max(1),
             batch: self.cfg.synthetic_envs.max(1).max(self.policy.groups),
+            failures,
         })
     }
 
@@ -746,8 +805,16 @@ impl SeedContext<'_> {
             .iter()
             .map(|t| serde_json::json!({"task": t.variant, "origin": t.origin, "mean": t.mean(), "value": t.value()}))
             .collect();
+        let (rejected, dead_ends, predicted) = lp.failures.counts();
+        let failures = FailureCounts {
+            rejected,
+            dead_ends,
+            predicted,
+        };
+        check_failures(&failures, self.cfg.max_model_failure_share)?;
         let tail = &recent[recent.len().saturating_sub(5)..];
         Ok(SyntheticRun {
+            failures,
             model_success: tail.iter().sum::<f32>() / tail.len().max(1) as f32,
             pool: pool_json,
             synthetic_steps: trainer.counters().env_steps,
@@ -973,6 +1040,7 @@ pub fn run(
                 synthetic_steps: 0,
                 curve: vec![],
                 model_success: None,
+                model_failures: None,
             });
 
         progress.phase(&format!(
@@ -997,6 +1065,7 @@ pub fn run(
                 synthetic_steps: synth.synthetic_steps,
                 curve: vec![(0, dg_success)],
                 model_success: Some(synth.model_success),
+                model_failures: Some(synth.failures),
             });
 
         progress.phase(&format!("seed {seed}: real_only baseline"));
@@ -1014,6 +1083,7 @@ pub fn run(
                 synthetic_steps: 0,
                 curve: curve_of(&rows, cfg.curve_points),
                 model_success: None,
+                model_failures: None,
             });
 
         progress.phase(&format!("seed {seed}: dreamgym_s2r (sim-to-real)"));
@@ -1035,6 +1105,7 @@ pub fn run(
                 synthetic_steps: synth.synthetic_steps,
                 curve: rows,
                 model_success: None,
+                model_failures: None,
             });
 
         progress.phase(&format!("seed {seed}: offline_bc baseline"));
@@ -1050,6 +1121,7 @@ pub fn run(
                 synthetic_steps: 0,
                 curve: vec![],
                 model_success: None,
+                model_failures: None,
             });
 
         if cfg.ablations {
@@ -1068,6 +1140,7 @@ pub fn run(
                     synthetic_steps: run.synthetic_steps,
                     curve: vec![],
                     model_success: Some(run.model_success),
+                    model_failures: Some(run.failures),
                 });
             }
         }

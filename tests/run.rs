@@ -349,3 +349,75 @@ fn a_run_killed_after_its_first_seed_keeps_a_partial_summary() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Incomplete run"), "{html}");
 }
+
+/// A stand-in server that answers every transition with `content` (HTTP `status`).
+fn fixed_llm_server(status: u16, content: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                if http::read_body(&conn).is_none() {
+                    return;
+                }
+                let reply = serde_json::json!({"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}).to_string();
+                http::reply(&mut conn, status, &reply);
+            });
+        }
+    });
+    url
+}
+
+const STUB_DEAD_END: &str = r#"{"reasoning":"Somewhere with no way out.","next_state":{"lines":["[room_a] room: you are in the west room"],"admissible":[],"feedback":""},"reward":0,"done":false,"success":false}"#;
+
+/// A model whose every predicted state offers no action cuts each synthetic episode there; the
+/// run goes on and counts the dead ends (with a threshold that allows them), and stops with the
+/// reason when they pass `max_model_failure_share`. A server that fails every request does the
+/// same: the run never passes off rejected replies as training.
+#[test]
+fn the_loop_survives_dead_end_states_and_stops_on_a_failing_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_text = |share: f32| {
+        format!(
+            "(experience_model: Llm, seeds: [1], offline_episodes: 20, iterations: 2, synthetic_envs: 2, eval_episodes: 5, fidelity_episodes: 0, ablations: false, bc_epochs: 1, policy: (num_steps: 4), curriculum: (lambda: 0.0), max_model_failure_share: {share})"
+        )
+    };
+    let cfg = dir.path().join("run.ron");
+    let url = fixed_llm_server(200, STUB_DEAD_END);
+    std::fs::write(&cfg, cfg_text(1.0)).unwrap();
+    let out = dir.path().join("out");
+    let o = run_keys_doors(&cfg, &out)
+        .env("DREAMGYM_LLM_URL", &url)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("states without an admissible action"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let f = &s["methods"]["dreamgym"]["seeds"][0]["model_failures"];
+    assert!(f["dead_ends"].as_u64().unwrap() > 0, "{f}");
+    assert_eq!(f["predicted"], 0, "{f}");
+
+    std::fs::write(&cfg, cfg_text(0.5)).unwrap();
+    let o = run_keys_doors(&cfg, &dir.path().join("out2"))
+        .env("DREAMGYM_LLM_URL", &url)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("failed on 100.0% of the steps") && err.contains("max_model_failure_share"),
+        "{err}"
+    );
+
+    let failing = fixed_llm_server(500, "overloaded");
+    let o = run_keys_doors(&cfg, &dir.path().join("out3"))
+        .env("DREAMGYM_LLM_URL", &failing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("rejected replies"), "{err}");
+}

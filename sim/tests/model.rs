@@ -354,3 +354,44 @@ fn returning_to_a_place_recalls_what_was_seen_there() {
         "with history {right_with}/{recalled}, without {right_without}/{recalled}"
     );
 }
+
+/// A predicted state that offers no admissible action (a model error) ends the synthetic
+/// episode as truncated and is counted; the env can be reset and used again.
+#[test]
+fn a_dead_end_state_cuts_the_episode_and_is_counted() {
+    use dreamgym_sim::Env;
+    use dreamgym_sim::model::env::{ModelEnv, ModelFailures};
+    use dreamgym_sim::model::{ExperienceModel, ModelContext, ModelError, Prediction};
+    use std::sync::Arc;
+    struct DeadEnds;
+    impl ExperienceModel for DeadEnds {
+        fn name(&self) -> &str {
+            "dead-ends"
+        }
+        fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
+            let mut next = ctx.state.clone();
+            next.admissible.clear();
+            Ok(Prediction {
+                reasoning: "nowhere to go".into(),
+                next_state: next,
+                reward: 0.0,
+                done: false,
+                success: false,
+                confidence: 0.5,
+            })
+        }
+    }
+    let train = data("keys_doors.ron", 0..20);
+    let failures = Arc::new(ModelFailures::default());
+    let mut sim = ModelEnv::new(Arc::new(DeadEnds), &train, 30);
+    sim.count_failures_in(failures.clone());
+    for round in 1..=2u64 {
+        let obs = sim.reset_to(&train[0].task).unwrap();
+        let r = sim.step(&obs.admissible[0]).unwrap();
+        assert!(r.truncated && !r.done, "a dead end cuts the episode");
+        assert!(r.info.contains_key("dead_end"), "{:?}", r.info);
+        assert!(sim.step(&obs.admissible[0]).is_err(), "the episode is over");
+        assert_eq!(failures.counts(), (0, round, 0));
+    }
+    assert_eq!(failures.share(), 1.0);
+}

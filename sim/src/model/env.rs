@@ -12,7 +12,9 @@
 //!
 //! **Rejected predictions** (an LLM reply cut at `max_tokens` or not valid) end the synthetic
 //! episode as truncated with the state unchanged and no reward; they are never recorded as
-//! experience.
+//! experience. **Dead ends** (a predicted state that is not `done` but offers no admissible
+//! action, a model error) end it as truncated too (`info.dead_end`), so that one bad prediction
+//! never stops the loop. Both are counted in [`ModelFailures`], which the envs of one loop share.
 //!
 //! **Retrieval**: each step passes the model, as retrieved transitions, the real transitions of
 //! the same task instance (by task id, at most [`RETRIEVED_PER_TASK`]), so what a real episode of
@@ -49,6 +51,35 @@ pub fn initial_states(real: &[Trajectory]) -> Vec<(Task, Observation)> {
         .collect()
 }
 
+/// Steps a model env could not use, counted across the envs that share it (see the module docs).
+#[derive(Debug, Default)]
+pub struct ModelFailures {
+    /// Steps whose prediction the model rejected.
+    pub rejected: std::sync::atomic::AtomicU64,
+    /// Predicted states without an admissible action (episode cut).
+    pub dead_ends: std::sync::atomic::AtomicU64,
+    /// Steps predicted and used.
+    pub predicted: std::sync::atomic::AtomicU64,
+}
+
+impl ModelFailures {
+    /// `(rejected, dead_ends, predicted)` so far.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.rejected.load(Relaxed),
+            self.dead_ends.load(Relaxed),
+            self.predicted.load(Relaxed),
+        )
+    }
+
+    /// Rejected and dead-end steps as a share of all steps asked of the model.
+    pub fn share(&self) -> f64 {
+        let (r, d, p) = self.counts();
+        (r + d) as f64 / (r + d + p).max(1) as f64
+    }
+}
+
 /// An experience model as an environment.
 pub struct ModelEnv {
     id: String,
@@ -65,6 +96,7 @@ pub struct ModelEnv {
     /// The task id whose real transitions the episode in play is given (a generated task's base).
     retrieval_id: String,
     retrieval: bool,
+    failures: Arc<ModelFailures>,
 }
 
 impl ModelEnv {
@@ -86,7 +118,18 @@ impl ModelEnv {
             retrieval_id: String::new(),
             retrieval: true,
             over: false,
+            failures: Arc::default(),
         }
+    }
+
+    /// Counts this env's failures in `failures` (shared by the envs of one training loop).
+    pub fn count_failures_in(&mut self, failures: Arc<ModelFailures>) {
+        self.failures = failures;
+    }
+
+    /// The failure counters this env adds to.
+    pub fn failures(&self) -> Arc<ModelFailures> {
+        self.failures.clone()
     }
 
     /// Adds a real initial state (e.g. of a task a curriculum generated, read from a real env's
@@ -230,6 +273,9 @@ impl Env for ModelEnv {
             // experience: the synthetic episode is cut here, the state unchanged, nothing recorded
             Err(e) => {
                 self.over = true;
+                self.failures
+                    .rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let mut info = BTreeMap::new();
                 info.insert("rejected".into(), e.to_string());
                 return Ok(StepResult {
@@ -242,7 +288,16 @@ impl Env for ModelEnv {
                 });
             }
         };
-        let truncated = !p.done && self.history.len() as u32 + 1 >= self.max_steps;
+        // a state the agent cannot act in is a model error: the episode is cut there
+        let dead_end = !p.done && p.next_state.admissible.is_empty();
+        let counter = if dead_end {
+            &self.failures.dead_ends
+        } else {
+            &self.failures.predicted
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let truncated =
+            dead_end || (!p.done && self.history.len() as u32 + 1 >= self.max_steps);
         let step = Step {
             state: state.clone(),
             action: action.to_string(),
@@ -259,6 +314,12 @@ impl Env for ModelEnv {
         self.over = p.done || truncated;
         let mut info = BTreeMap::new();
         info.insert("confidence".into(), format!("{:.3}", p.confidence));
+        if dead_end {
+            info.insert(
+                "dead_end".into(),
+                "the predicted state offers no admissible action".into(),
+            );
+        }
         info.insert("reasoning".into(), p.reasoning);
         Ok(StepResult {
             observation: p.next_state,
