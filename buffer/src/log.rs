@@ -458,14 +458,20 @@ fn scan(
     };
     let bytes_after = file_len - offset;
     let is_tail = match problem {
-        TailProblem::TornFrameHeader | TailProblem::TornPayload => true,
+        TailProblem::TornFrameHeader => true,
+        // a payload that runs past the end is a torn append only if no valid frame follows the
+        // damaged header: a flipped bit in a length field in the middle of the log looks the
+        // same, and cutting there would drop every committed record after it without a word
+        TailProblem::TornPayload => !valid_frame_follows(file, path, offset, file_len)?,
         TailProblem::ChecksumMismatch => {
             // The bad frame is the last one when it ends exactly at the end of the file.
             let mut fh = [0u8; 4];
             file.seek(SeekFrom::Start(offset)).map_err(io)?;
             file.read_exact(&mut fh).map_err(io)?;
-            offset + FRAME_HEADER_LEN + u32::from_le_bytes(fh) as u64 == file_len
-                || rest_is_zero(file, path, offset, file_len)?
+            let ends_the_file = offset + FRAME_HEADER_LEN + u32::from_le_bytes(fh) as u64
+                == file_len
+                || rest_is_zero(file, path, offset, file_len)?;
+            ends_the_file && !valid_frame_follows(file, path, offset, file_len)?
         }
         _ => rest_is_zero(file, path, offset, file_len)?,
     };
@@ -484,6 +490,36 @@ fn scan(
         truncated_bytes: bytes_after,
         problem: Some(problem),
     })
+}
+
+/// Whether a complete, checksum-valid frame starts anywhere after the frame header at `from`.
+/// Only the stretch where the next frame can start is read: a real frame header follows a
+/// damaged one within one payload (at most [`MAX_PAYLOAD`] bytes).
+fn valid_frame_follows(file: &mut File, path: &Path, from: u64, to: u64) -> Result<bool, LogError> {
+    let io = |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let start = from + 1;
+    if start >= to {
+        return Ok(false);
+    }
+    let window = (to - start).min(2 * (FRAME_HEADER_LEN + MAX_PAYLOAD as u64));
+    let mut buf = vec![0u8; window as usize];
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    file.read_exact(&mut buf).map_err(io)?;
+    let fh = FRAME_HEADER_LEN as usize;
+    for p in 0..buf.len().saturating_sub(fh) {
+        let len = u32::from_le_bytes(buf[p..p + 4].try_into().unwrap());
+        if len == 0 || len > MAX_PAYLOAD || p + fh + len as usize > buf.len() {
+            continue;
+        }
+        let crc = u32::from_le_bytes(buf[p + 4..p + fh].try_into().unwrap());
+        if crc32fast::hash(&buf[p + fh..p + fh + len as usize]) == crc {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn rest_is_zero(file: &mut File, path: &Path, from: u64, to: u64) -> Result<bool, LogError> {
@@ -509,6 +545,36 @@ fn rest_is_zero(file: &mut File, path: &Path, from: u64, to: u64) -> Result<bool
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// A bit flipped anywhere in any frame header of a committed log: every record is either
+        /// recovered or the damage is reported — a cut is only ever the damaged last frame.
+        #[test]
+        fn frame_header_flips_are_never_cut_silently(frame in 0usize..600, bit in 0usize..64) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("flip.dglog");
+            let records: Vec<Vec<u8>> = (0..600)
+                .map(|i| format!("{{\"record\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 37)).into_bytes())
+                .collect();
+            let ends = write_log(&path, &records);
+            let start = if frame == 0 { HEADER_LEN } else { ends[frame - 1] };
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[(start + bit as u64 / 8) as usize] ^= 1 << (bit % 8);
+            std::fs::write(&path, &bytes).unwrap();
+            match DurableLog::open(&path, FsyncPolicy::Never, TailRule::CutTailOnly, |_| Ok(())) {
+                Ok((_, rec)) => prop_assert!(
+                    rec.records == records.len()
+                        || (frame == records.len() - 1 && rec.records == frame && rec.problem.is_some()),
+                    "frame {frame} bit {bit}: {rec}"
+                ),
+                Err(LogError::Corrupt { records_before, .. }) => {
+                    prop_assert_eq!(records_before, frame)
+                }
+                Err(e) => prop_assert!(false, "frame {frame} bit {bit}: {e}"),
+            }
+        }
+    }
 
     fn write_log(path: &Path, records: &[Vec<u8>]) -> Vec<u64> {
         let _ = std::fs::remove_file(path);
