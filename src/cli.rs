@@ -1067,6 +1067,7 @@ fn run_job(
     } else {
         format!("scenario:{env}")
     };
+    let _lock = crate::run_lock::RunLock::acquire(out)?;
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
     let progress = crate::progress::Progress::new(crate::pipeline::planned_iterations(&cfg), false);
     let summary = crate::pipeline::run(&id, &cfg, &device, &progress, &mut |partial| {

@@ -118,6 +118,7 @@ pub fn train(
     stop_after: Option<usize>,
     quiet: bool,
 ) -> Result<()> {
+    let _lock = crate::run_lock::RunLock::acquire(out)?;
     let factory = EnvFactory::new(&cfg.env, None)?;
     let spec = TaskSpec {
         template: cfg.run.template.clone(),
@@ -242,8 +243,10 @@ pub fn train(
         } else {
             break;
         };
-        trainer.save_with_extra(&ckpt, loop_state(&lp, s2r_started, synthetic_steps))?;
+        // the row before the checkpoint: a kill between them leaves a row past the checkpoint,
+        // which resuming drops and redoes, never a checkpoint without its row
         log.append(&m)?;
+        trainer.save_with_extra(&ckpt, loop_state(&lp, s2r_started, synthetic_steps))?;
         bar.suspend(|| {
             tracing::info!(
                 "it {:>4} {} success {:.2} return {:.2}",

@@ -10,4 +10,5 @@ pub mod policy_cmd;
 pub mod progress;
 pub mod report;
 pub mod ron_file;
+pub mod run_lock;
 pub mod sft;

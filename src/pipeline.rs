@@ -904,7 +904,8 @@ pub fn run(
     seed_done: &mut dyn FnMut(&RunSummary) -> Result<()>,
 ) -> Result<RunSummary> {
     let started = std::time::Instant::now();
-    cfg.validate().map_err(|e| anyhow::anyhow!("run settings: {e}"))?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("run settings: {e}"))?;
     let factory = EnvFactory::new(env_id, None)?;
     let spec = TaskSpec {
         template: cfg.template.clone(),

@@ -87,6 +87,7 @@ fn bar(len: u64, quiet: bool) -> ProgressBar {
 
 /// Runs `dreamgym policy train`.
 pub fn train(args: TrainArgs) -> Result<()> {
+    let _lock = crate::run_lock::RunLock::acquire(&args.out)?;
     let factory = EnvFactory::new(&args.env, args.bridge_cmd.as_deref())?;
     let device = select_device(args.backend)?;
     let spec = TaskSpec {
@@ -178,8 +179,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 ckpt.display()
             )
         })?;
-        trainer.save(&ckpt)?;
+        // the row before the checkpoint: a kill between them leaves a row past the checkpoint,
+        // which resuming drops and redoes, never a checkpoint without its row
         log.append(&m)?;
+        trainer.save(&ckpt)?;
         let msg = format!(
             "success {:.2} return {:.2} len {:.1} | pg {:.3} v {:.3} ent {:.2} kl {:.4} | {:.0} steps/s, {:.0} upd samples/s",
             m.success,

@@ -34,7 +34,10 @@ pub fn load_checked<T: DeserializeOwned, E: std::fmt::Display>(
         let name = field.rsplit('.').next().unwrap_or(&field);
         return Err(match locate_field(&text, name) {
             Some((line, col)) => anyhow::anyhow!("{}:{line}:{col}: {e}", path.display()),
-            None => anyhow::anyhow!("{}: {e} (the value comes from the defaults)", path.display()),
+            None => anyhow::anyhow!(
+                "{}: {e} (the value comes from the defaults)",
+                path.display()
+            ),
         });
     }
     Ok(value)

@@ -496,14 +496,23 @@ fn non_finite_rewards_are_refused_at_import_and_a_bom_is_accepted() {
     let text = std::fs::read_to_string(&out).unwrap();
     let buf = dir.path().join("b.dglog");
     for (what, bad) in [
-        ("step", text.replacen("\"reward\":0.0", "\"reward\":1e39", 1)),
-        ("total", text.replacen("\"total_reward\":", "\"total_reward\":-1e39,\"x\":", 1)),
+        (
+            "step",
+            text.replacen("\"reward\":0.0", "\"reward\":1e39", 1),
+        ),
+        (
+            "total",
+            text.replacen("\"total_reward\":", "\"total_reward\":-1e39,\"x\":", 1),
+        ),
     ] {
         let f = dir.path().join(format!("{what}.jsonl"));
         std::fs::write(&f, &bad).unwrap();
         let (ok, _, err) = run(bin().args(["buffer", "import"]).arg(&buf).arg(&f));
         assert!(!ok, "{what}: accepted");
-        assert!(err.contains(&format!("{}:1:", f.display())), "{what}: {err}");
+        assert!(
+            err.contains(&format!("{}:1:", f.display())),
+            "{what}: {err}"
+        );
         assert!(err.contains("expected a finite number"), "{what}: {err}");
     }
     assert!(
@@ -579,14 +588,26 @@ fn out_of_range_settings_are_located_errors_not_panics() {
             "(offline_mix: (noise: NaN))",
             ":1:16: `offline_mix.noise` is NaN",
         ),
-        ("(s2r_share: 1e30)", ":1:2: `s2r_share` is 1000000000000000000000000000000"),
+        (
+            "(s2r_share: 1e30)",
+            ":1:2: `s2r_share` is 1000000000000000000000000000000",
+        ),
         ("(s2r_share: -0.5)", ":1:2: `s2r_share` is -0.5"),
-        ("(eval_episodes: 0)", ":1:2: `eval_episodes` is 0: expected at least 1"),
+        (
+            "(eval_episodes: 0)",
+            ":1:2: `eval_episodes` is 0: expected at least 1",
+        ),
     ] {
         let cfg = dir.path().join("c.ron");
         std::fs::write(&cfg, body).unwrap();
         let o = bin()
-            .args(["run", "scenarios/keys_doors.ron", "--backend", "cpu", "--config"])
+            .args([
+                "run",
+                "scenarios/keys_doors.ron",
+                "--backend",
+                "cpu",
+                "--config",
+            ])
             .arg(&cfg)
             .arg("--out")
             .arg(dir.path().join("out"))
@@ -594,7 +615,10 @@ fn out_of_range_settings_are_located_errors_not_panics() {
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{body}: {err}");
-        assert!(err.contains(&format!("{}{want}", cfg.display())), "{body}: {err}");
+        assert!(
+            err.contains(&format!("{}{want}", cfg.display())),
+            "{body}: {err}"
+        );
     }
     let exp = dir.path().join("e.ron");
     std::fs::write(
@@ -602,10 +626,48 @@ fn out_of_range_settings_are_located_errors_not_panics() {
         "(env: \"scenario:scenarios/keys_doors.ron\", real_budget: 18446744073709551615)",
     )
     .unwrap();
-    let (ok, _, err) = run(bin().args(["train", "--backend", "cpu", "--config"]).arg(&exp));
+    let (ok, _, err) = run(bin()
+        .args(["train", "--backend", "cpu", "--config"])
+        .arg(&exp));
     assert!(!ok);
     assert!(
         err.contains(":1:44: `real_budget` is 18446744073709551615: expected at most 1000000000"),
         "{err}"
     );
+}
+
+/// Two processes on one run directory: the second is refused at once with the reason, and the
+/// directory is usable again when the first is gone.
+#[test]
+fn a_run_directory_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(out.join(".dreamgym.lock"))
+        .unwrap();
+    held.try_lock().unwrap();
+    let exp = dir.path().join("e.ron");
+    std::fs::write(&exp, "(run: (iterations: 1, offline_episodes: 5))").unwrap();
+    let (ok, _, err) = run(bin()
+        .args(["train", "--backend", "cpu", "--quiet", "--config"])
+        .arg(&exp)
+        .arg("--out")
+        .arg(&out));
+    assert!(!ok);
+    assert!(
+        err.contains("is in use by another dreamgym process"),
+        "{err}"
+    );
+    assert!(!out.join("metrics.jsonl").exists(), "nothing written");
+    drop(held);
+    let (ok, _, err) = run(bin()
+        .args(["train", "--backend", "cpu", "--quiet", "--config"])
+        .arg(&exp)
+        .arg("--out")
+        .arg(&out));
+    assert!(ok, "{err}");
 }

@@ -162,8 +162,12 @@ impl Trajectory {
             .find(|(_, s)| !s.reward.is_finite())
             .map(|(i, s)| (format!("steps[{i}].reward"), s.reward))
             .or_else(|| {
-                (!self.outcome.total_reward.is_finite())
-                    .then(|| ("outcome.total_reward".to_string(), self.outcome.total_reward))
+                (!self.outcome.total_reward.is_finite()).then(|| {
+                    (
+                        "outcome.total_reward".to_string(),
+                        self.outcome.total_reward,
+                    )
+                })
             })
     }
 

@@ -92,41 +92,56 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PolicyError + '_ {
     }
 }
 
+/// Writes `text` to a temporary file beside `path`, syncs it and renames it over `path`.
+fn replace(path: &Path, text: &str) -> Result<(), PolicyError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
 impl MetricsLog {
     /// Opens the run's metrics in `dir`, keeping rows up to `keep_through` iterations (rows past a
-    /// resumed checkpoint are dropped, since the run redoes them) and rewriting the CSV from them.
+    /// resumed checkpoint are dropped, since the run redoes them; a last line torn by a kill
+    /// during an append is dropped too) and rewriting the CSV from them. The kept rows are
+    /// written beside the old files and renamed over them, so a kill while resuming loses none.
     pub fn open(dir: &Path, keep_through: usize) -> Result<Self, PolicyError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let jsonl = dir.join("metrics.jsonl");
         let csv = dir.join("metrics.csv");
         let mut kept = vec![];
         if keep_through > 0 && jsonl.exists() {
-            let f = File::open(&jsonl).map_err(io(&jsonl))?;
-            for (i, line) in BufReader::new(f).lines().enumerate() {
-                let line = line.map_err(io(&jsonl))?;
-                let m: IterationMetrics =
-                    serde_json::from_str(&line).map_err(|e| PolicyError::Metrics {
-                        path: jsonl.clone(),
-                        line: i + 1,
-                        why: e.to_string(),
-                    })?;
+            let text = fs::read_to_string(&jsonl).map_err(io(&jsonl))?;
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                let m: IterationMetrics = match serde_json::from_str(line) {
+                    Ok(m) => m,
+                    // the last row, cut by a kill while it was appended
+                    Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+                    Err(e) => {
+                        return Err(PolicyError::Metrics {
+                            path: jsonl.clone(),
+                            line: i + 1,
+                            why: e.to_string(),
+                        });
+                    }
+                };
                 if m.iteration <= keep_through {
                     kept.push(m);
                 }
             }
         }
-        let mut j = File::create(&jsonl).map_err(io(&jsonl))?;
-        let mut c = File::create(&csv).map_err(io(&csv))?;
-        writeln!(c, "{CSV_HEADER}").map_err(io(&csv))?;
+        let mut j_text = String::new();
+        let mut c_text = format!("{CSV_HEADER}\n");
         for m in &kept {
-            writeln!(
-                j,
-                "{}",
-                serde_json::to_string(m).expect("metrics serialise")
-            )
-            .map_err(io(&jsonl))?;
-            writeln!(c, "{}", csv_row(m)).map_err(io(&csv))?;
+            j_text.push_str(&serde_json::to_string(m).expect("metrics serialise"));
+            j_text.push('\n');
+            c_text.push_str(&csv_row(m));
+            c_text.push('\n');
         }
+        replace(&jsonl, &j_text)?;
+        replace(&csv, &c_text)?;
         Ok(Self { jsonl, csv })
     }
 
@@ -201,5 +216,31 @@ mod tests {
             err.contains("metrics.jsonl") && err.contains("line 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_row_torn_by_a_kill_is_dropped_and_rewrites_leave_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = MetricsLog::open(dir.path(), 0).unwrap();
+        for i in 1..=3 {
+            log.append(&IterationMetrics {
+                iteration: i,
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        let path = dir.path().join("metrics.jsonl");
+        let mut text = fs::read_to_string(&path).unwrap();
+        text.push_str("{\"iteration\":4,\"env_st");
+        fs::write(&path, text).unwrap();
+        MetricsLog::open(dir.path(), 9).unwrap();
+        let rows = MetricsLog::read(&path).unwrap();
+        assert_eq!(rows.len(), 3);
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -310,3 +310,22 @@ fn task_generation_writes_candidates_then_selects_one_and_retries_bad_replies() 
         Err(ModelError::Truncated { attempts: 2 })
     ));
 }
+
+/// A malformed server URL is a configuration error that names the URL and what was expected,
+/// not "builder error" at the first request.
+#[test]
+fn a_malformed_server_url_is_named_at_construction() {
+    for (url, want) in [
+        ("127.0.0.1:8080/v1", "is not a URL"),
+        ("http//localhost:8080", "is not a URL"),
+        ("not a url", "is not a URL"),
+        ("ftp://example.com/v1", "has scheme `ftp`"),
+    ] {
+        let err = match LlmModel::new(LlmConfig::new(url)) {
+            Ok(_) => panic!("{url} accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(url) && err.contains(want), "{url}: {err}");
+    }
+    assert!(LlmModel::new(LlmConfig::new("http://127.0.0.1:9/v1")).is_ok());
+}

@@ -296,8 +296,7 @@ impl Env for ModelEnv {
             &self.failures.predicted
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let truncated =
-            dead_end || (!p.done && self.history.len() as u32 + 1 >= self.max_steps);
+        let truncated = dead_end || (!p.done && self.history.len() as u32 + 1 >= self.max_steps);
         let step = Step {
             state: state.clone(),
             action: action.to_string(),

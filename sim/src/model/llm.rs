@@ -144,6 +144,23 @@ enum Attempt {
 impl LlmModel {
     /// A model talking to the server of `cfg`.
     pub fn new(cfg: LlmConfig) -> Result<Self, ModelError> {
+        // a malformed URL would otherwise surface at the first request as "builder error"
+        match reqwest::Url::parse(&cfg.base_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+            Ok(u) => {
+                return Err(ModelError::Config(format!(
+                    "the LLM server URL `{}` has scheme `{}`: expected an http:// or https:// base URL, e.g. http://127.0.0.1:8080/v1",
+                    cfg.base_url,
+                    u.scheme()
+                )));
+            }
+            Err(e) => {
+                return Err(ModelError::Config(format!(
+                    "the LLM server URL `{}` is not a URL ({e}): expected a base URL such as http://127.0.0.1:8080/v1",
+                    cfg.base_url
+                )));
+            }
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
