@@ -1184,6 +1184,20 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_loss_block_keeps_the_other_defaults() {
+        let c: RunConfig = ron::from_str("(policy: (loss: (ent_coef: 0.02)))").unwrap();
+        assert_eq!(c.policy.loss.ent_coef, 0.02);
+        assert_eq!(
+            c.policy.loss,
+            dreamgym_policy::update::LossConfig {
+                ent_coef: 0.02,
+                ..Default::default()
+            }
+        );
+        assert!(ron::from_str::<RunConfig>("(policy: (loss: (entropy: 0.02)))").is_err());
+    }
+
+    #[test]
     fn confidence_intervals_follow_student_t() {
         let (m, lo, hi) = mean_ci(&[0.5, 0.6, 0.7]);
         assert!((m - 0.6).abs() < 1e-6);

@@ -11,8 +11,10 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-/// Coefficients of the loss.
+/// Coefficients of the loss. Every field is optional in a config file (`loss: (ent_coef: 0.02)`
+/// keeps the other defaults: CleanRL's).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LossConfig {
     /// Surrogate clip range.
     pub clip: f32,
@@ -26,6 +28,19 @@ pub struct LossConfig {
     pub kl_coef: f32,
     /// Global gradient-norm limit.
     pub max_grad_norm: f32,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            clip: 0.2,
+            clip_value: true,
+            vf_coef: 0.5,
+            ent_coef: 0.01,
+            kl_coef: 0.0,
+            max_grad_norm: 0.5,
+        }
+    }
 }
 
 /// One training sample: a decision with its advantage and return target.

@@ -56,7 +56,13 @@ impl FromStr for BehaviourPolicy {
     }
 }
 
-/// Run one episode of `policy` in `env` and return it as a real trajectory.
+/// The most steps [`collect_episode`] takes in one episode when the env sets no lower limit: a
+/// bridged env that never reports `done` would otherwise run forever. The scenarios' own limits
+/// are far lower (e.g. 50), so their episodes are unchanged.
+pub const MAX_EPISODE_STEPS: usize = 1000;
+
+/// Run one episode of `policy` in `env` and return it as a real trajectory (cut at
+/// [`MAX_EPISODE_STEPS`] if the env never ends it).
 pub fn collect_episode(
     env: &mut dyn Env,
     spec: &TaskSpec,
@@ -107,8 +113,10 @@ pub fn collect_episode(
                 message: format!("no admissible action in task {}", task.id),
             });
         };
-        let r = env.step(&action)?;
+        let mut r = env.step(&action)?;
         success |= r.success;
+        // an env that never ends is cut here, as a step limit would
+        r.truncated |= !r.done && steps.len() + 1 >= MAX_EPISODE_STEPS;
         let end = r.done || r.truncated;
         steps.push(r.to_step(obs, action));
         obs = r.observation;
@@ -125,4 +133,65 @@ pub fn collect_episode(
         policy: policy.to_string(),
         steps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{Env, EnvError, StepResult, TaskSpec};
+    use dreamgym_buffer::{Observation, Task};
+
+    /// A bridged env gone wrong: it never reports `done`.
+    struct Endless(Option<Task>);
+
+    impl Env for Endless {
+        fn id(&self) -> &str {
+            "bridge:endless"
+        }
+        fn reset(&mut self, _: &TaskSpec, _: u64) -> Result<Observation, EnvError> {
+            self.0 = Some(Task {
+                id: "endless".into(),
+                instruction: "walk".into(),
+                params: Default::default(),
+                difficulty: 1,
+                origin: Default::default(),
+            });
+            Ok(Observation {
+                lines: vec!["[here] place: a corridor".into()],
+                instruction: "walk".into(),
+                admissible: vec!["walk on".into()],
+                feedback: String::new(),
+            })
+        }
+        fn step(&mut self, _: &str) -> Result<StepResult, EnvError> {
+            Ok(StepResult {
+                observation: self.reset(&TaskSpec::default(), 0)?,
+                reward: 0.0,
+                done: false,
+                truncated: false,
+                success: false,
+                info: Default::default(),
+            })
+        }
+        fn task(&self) -> Option<&Task> {
+            self.0.as_ref()
+        }
+    }
+
+    #[test]
+    fn an_env_that_never_ends_is_cut_at_the_step_limit() {
+        let mut env = Endless(None);
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+        let t = collect_episode(
+            &mut env,
+            &TaskSpec::default(),
+            1,
+            BehaviourPolicy::Random,
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(t.steps.len(), MAX_EPISODE_STEPS);
+        assert!(t.outcome.truncated && t.steps.last().unwrap().truncated);
+        assert!(!t.steps[..MAX_EPISODE_STEPS - 1].iter().any(|s| s.truncated));
+    }
 }
