@@ -913,10 +913,6 @@ pub fn run(
         posed: None,
     };
     let mut results: BTreeMap<String, Vec<SeedResult>> = BTreeMap::new();
-    let mut fidelity_json = serde_json::Value::Null;
-    let mut history = vec![];
-    let mut rejected = 0;
-    let mut pool = vec![];
     let mut notes = vec![
         "retrieval: the model env passes the native model the real transitions of the task instance being played (up to 64); dreamgym_without_retrieval passes none".to_string(),
     ];
@@ -924,41 +920,21 @@ pub fn run(
         notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 2 to {BRIDGE_MAX_DIFFICULTY} above the env as named (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
     }
     let mut offline_total = (0usize, 0u64);
-    let mut seeds_done = vec![];
-    let summary_so_far = |results: &BTreeMap<String, Vec<SeedResult>>,
-                          seeds_done: &[u64],
-                          offline_total: (usize, u64),
-                          fidelity: &serde_json::Value,
-                          history: &[DifficultyPoint],
-                          rejected: usize,
-                          pool: &[serde_json::Value],
-                          notes: &[String]|
-     -> RunSummary {
-        let n = seeds_done.len().max(1);
-        let mix = cfg.offline_mix;
-        RunSummary {
-            env: env_id.to_string(),
-            config: cfg.clone(),
-            backend: device.kind.to_string(),
-            offline: serde_json::json!({
-                "episodes_per_seed": offline_total.0 / n,
-                "real_steps_per_seed": offline_total.1 / n as u64,
-                "mix": {"expert": round3(mix.expert), "noisy_expert": round3(mix.noisy), "random": round3(mix.random), "noise": mix.noise},
-                "instances": "training split only (fold != 0)",
-            }),
-            methods: results
-                .iter()
-                .map(|(k, v)| (k.clone(), summarise(v.clone())))
-                .collect(),
-            fidelity: fidelity.clone(),
-            curriculum: history.to_vec(),
-            curriculum_rejected: rejected,
-            curriculum_pool: pool.to_vec(),
-            notes: notes.to_vec(),
-            seconds: started.elapsed().as_secs_f64(),
-            complete: seeds_done.len() == cfg.seeds.len(),
-            seeds_done: seeds_done.to_vec(),
-        }
+    // the summary so far: written after every seed, returned after the last
+    let mut summary = RunSummary {
+        env: env_id.to_string(),
+        config: cfg.clone(),
+        backend: device.kind.to_string(),
+        offline: serde_json::Value::Null,
+        methods: BTreeMap::new(),
+        fidelity: serde_json::Value::Null,
+        curriculum: vec![],
+        curriculum_rejected: 0,
+        curriculum_pool: vec![],
+        notes,
+        seconds: 0.0,
+        complete: false,
+        seeds_done: vec![],
     };
     for (k, &seed) in cfg.seeds.iter().enumerate() {
         let policy = TrainConfig {
@@ -1015,7 +991,7 @@ pub fn run(
                 seed ^ 0xf1d,
             )?;
             let model = ctx.model(true)?;
-            fidelity_json = serde_json::to_value(fidelity::evaluate(
+            summary.fidelity = serde_json::to_value(fidelity::evaluate(
                 model.as_ref(),
                 &ctx.offline,
                 &heldout,
@@ -1049,9 +1025,9 @@ pub fn run(
         ));
         let synth = ctx.train_synthetic(true, true, true)?;
         if k == 0 {
-            history = synth.history.clone();
-            rejected = synth.rejected;
-            pool = synth.pool.clone();
+            summary.curriculum = synth.history.clone();
+            summary.curriculum_rejected = synth.rejected;
+            summary.curriculum_pool = synth.pool.clone();
         }
         let mut trainer = synth.trainer;
         let dg_success = ctx.evaluate(&trainer)?;
@@ -1145,30 +1121,38 @@ pub fn run(
                 });
             }
         }
-        seeds_done.push(seed);
-        if seeds_done.len() < cfg.seeds.len() {
-            seed_done(&summary_so_far(
-                &results,
-                &seeds_done,
-                offline_total,
-                &fidelity_json,
-                &history,
-                rejected,
-                &pool,
-                &notes,
-            ))?;
+        summary.seeds_done.push(seed);
+        summary.update(&results, offline_total, started);
+        if !summary.complete {
+            seed_done(&summary)?;
         }
     }
-    Ok(summary_so_far(
-        &results,
-        &seeds_done,
-        offline_total,
-        &fidelity_json,
-        &history,
-        rejected,
-        &pool,
-        &notes,
-    ))
+    Ok(summary)
+}
+
+impl RunSummary {
+    /// Brings the figures up to date with `results` of the seeds done so far.
+    fn update(
+        &mut self,
+        results: &BTreeMap<String, Vec<SeedResult>>,
+        offline_total: (usize, u64),
+        started: std::time::Instant,
+    ) {
+        let n = self.seeds_done.len().max(1);
+        let mix = self.config.offline_mix;
+        self.offline = serde_json::json!({
+            "episodes_per_seed": offline_total.0 / n,
+            "real_steps_per_seed": offline_total.1 / n as u64,
+            "mix": {"expert": round3(mix.expert), "noisy_expert": round3(mix.noisy), "random": round3(mix.random), "noise": mix.noise},
+            "instances": "training split only (fold != 0)",
+        });
+        self.methods = results
+            .iter()
+            .map(|(k, v)| (k.clone(), summarise(v.clone())))
+            .collect();
+        self.seconds = started.elapsed().as_secs_f64();
+        self.complete = self.seeds_done.len() == self.config.seeds.len();
+    }
 }
 
 #[cfg(test)]

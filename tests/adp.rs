@@ -4,28 +4,16 @@
 
 use dreamgym_buffer::Trajectory;
 use dreamgym_buffer::adp::{self, ImportOptions};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/cli.rs"]
+mod support;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dreamgym"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+use std::path::{Path, PathBuf};
+use support::{bin, run};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/adp")
         .join(name)
-}
-
-fn run(c: &mut Command) -> (bool, String, String) {
-    let o = c.output().expect("binary runs");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
 }
 
 fn import(name: &str) -> Vec<Trajectory> {

@@ -1,27 +1,15 @@
 //! End-to-end tests of the `dreamgym` binary.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/cli.rs"]
+mod support;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dreamgym"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+use std::path::{Path, PathBuf};
+use support::{bin, run};
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join(name)
-}
-
-fn run(c: &mut Command) -> (bool, String, String) {
-    let o = c.output().expect("binary runs");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
 }
 
 #[test]
@@ -215,6 +203,10 @@ fn malformed_jsonl_import_names_the_line() {
         .arg(&out));
     assert!(!ok);
     assert!(err.contains(&format!("{}:4:", out.display())), "{err}");
+    assert!(
+        err.contains("import stopped there; the 3 trajectories") && err.contains("were committed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -669,5 +661,40 @@ fn a_run_directory_in_use_is_refused() {
         .arg(&exp)
         .arg("--out")
         .arg(&out));
+    assert!(ok, "{err}");
+}
+
+/// A record whose checksum is right but whose payload is not a buffer record cannot be read; a
+/// repair cuts the log there instead of failing like every other command.
+#[test]
+fn a_checksum_valid_undecodable_record_is_removed_by_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("t.jsonl");
+    assert!(
+        run(bin()
+            .args(["collect", "--env"])
+            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
+            .args(["--episodes", "2", "--out"])
+            .arg(&jsonl))
+        .0
+    );
+    let buf = dir.path().join("b.dglog");
+    assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&jsonl)).0);
+    {
+        let (mut log, _) = dreamgym_buffer::DurableLog::open(
+            &buf,
+            dreamgym_buffer::FsyncPolicy::Always,
+            dreamgym_buffer::TailRule::CutTailOnly,
+            |_| Ok(()),
+        )
+        .unwrap();
+        log.append(b"{\"not\": \"a record\"}").unwrap();
+    }
+    let (ok, _, err) = run(bin().args(["buffer", "stats"]).arg(&buf));
+    assert!(!ok, "an undecodable record is reported");
+    let (ok, out, err2) = run(bin().args(["buffer", "repair"]).arg(&buf));
+    assert!(ok, "{err} / {err2}");
+    assert!(out.contains("Undecodable"), "{out}");
+    let (ok, _, err) = run(bin().args(["buffer", "stats"]).arg(&buf));
     assert!(ok, "{err}");
 }

@@ -953,10 +953,6 @@ fn transitions(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            if let Some(Value::Array(a)) = e.get("next_lines_extra") {
-                next.lines
-                    .extend(a.iter().filter_map(Value::as_str).map(str::to_string));
-            }
         } else {
             next.admissible = vec![];
             next.feedback = String::new();
@@ -999,11 +995,12 @@ pub fn to_adp(t: &Trajectory, id: &str) -> Value {
         "content": t.task.instruction,
         "source": "user",
     })];
-    let first_state = t.steps.first().map(|s| s.state.lines.join("\n"));
-    if let Some(lines) = first_state.filter(|l| !l.is_empty()) {
+    // the first state, even without lines: the import takes the user message before the first
+    // action as the initial state
+    if let Some(first) = t.steps.first() {
         content.push(json!({
             "class_": "text_observation",
-            "content": lines,
+            "content": first.state.lines.join("\n"),
             "source": "user",
         }));
     }

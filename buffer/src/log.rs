@@ -74,6 +74,9 @@ pub enum TailProblem {
     BadLength(u32),
     /// The file header itself was incomplete (a crash right after creation).
     TornFileHeader,
+    /// A checksum-valid record whose payload the reader could not decode (only a repair cuts
+    /// here; a plain open reports it as [`LogError::BadPayload`]).
+    Undecodable,
 }
 
 /// What [`DurableLog::open`] found and did.
@@ -439,12 +442,22 @@ fn scan(
         if crc32fast::hash(&payload) != crc {
             break Some(TailProblem::ChecksumMismatch);
         }
-        on_record(&payload).map_err(|message| LogError::BadPayload {
-            path: path.to_path_buf(),
-            index: records,
-            offset,
-            message,
-        })?;
+        if let Err(message) = on_record(&payload) {
+            // a repair cuts here like at any bad frame; otherwise the reader must say why
+            if tail_rule == TailRule::CutAtFirstBad {
+                tracing::warn!(
+                    "{}: record {records} at offset {offset} cannot be decoded ({message}); cut by the repair",
+                    path.display()
+                );
+                break Some(TailProblem::Undecodable);
+            }
+            return Err(LogError::BadPayload {
+                path: path.to_path_buf(),
+                index: records,
+                offset,
+                message,
+            });
+        }
         records += 1;
         offset += FRAME_HEADER_LEN + len as u64;
     };

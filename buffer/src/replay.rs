@@ -118,6 +118,19 @@ pub enum BufferError {
         /// The capacity.
         capacity: usize,
     },
+    /// An import stopped at a bad line or a refused trajectory; the trajectories before it were
+    /// committed (the log is append-only), and the error says how many.
+    #[error(
+        "{cause} (import stopped there; the {trajectories} trajectories ({steps} steps) before it were committed to the buffer)"
+    )]
+    ImportStopped {
+        /// Trajectories committed before the failure.
+        trajectories: usize,
+        /// Their steps.
+        steps: usize,
+        /// What stopped the import.
+        cause: Box<BufferError>,
+    },
     /// A record holds a number that is not finite (it could be written but never read back).
     #[error("task {task}: {field} is {value}, not a finite number; record refused")]
     NonFinite {
@@ -594,13 +607,18 @@ impl ReplayBuffer {
             }
             Ok(())
         });
-        res?;
+        // what came before the failure is committed: the error says how much
+        let stopped = |e: BufferError| BufferError::ImportStopped {
+            trajectories,
+            steps,
+            cause: Box::new(e),
+        };
+        res.map_err(|e| stopped(e.into()))?;
         if let Some(e) = failure {
-            return Err(e);
+            return Err(stopped(e));
         }
         Ok((trajectories, steps))
     }
-
     /// The live records as trajectories (grouped by episode, steps in order). An episode that
     /// lost steps (to eviction, or a crash while it was being appended) comes back with the
     /// steps that remain and `success: false`: a part of an episode is not a success.

@@ -495,6 +495,39 @@ impl Env for BridgeEnv {
             });
         }
         let v = self.request(json!({"op": "expert"}), self.cfg.step_timeout, "expert")?;
-        Ok(v.get("action").and_then(Value::as_str).map(str::to_string))
+        expert_reply(&v).map_err(|m| self.err(m))
+    }
+}
+
+/// The action of an `expert` reply: a string, or `null` when the expert has none. Anything else
+/// is a protocol error, not "no plan" (which is what a missing or mistyped field used to read as).
+fn expert_reply(v: &Value) -> Result<Option<String>, String> {
+    match v.get("action") {
+        Some(Value::String(a)) => Ok(Some(a.clone())),
+        Some(Value::Null) => Ok(None),
+        None => Err(format!(
+            "the bridge's expert reply has no `action` field (expected a string, or null when the expert has no action): {v}"
+        )),
+        Some(other) => Err(format!(
+            "the bridge's expert reply has `action`: {other} (expected a string, or null when the expert has no action)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod expert_reply_tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_expert_reply_is_a_protocol_error_not_no_plan() {
+        assert_eq!(
+            expert_reply(&json!({"ok": true, "action": "turn left"})),
+            Ok(Some("turn left".into()))
+        );
+        assert_eq!(expert_reply(&json!({"ok": true, "action": null})), Ok(None));
+        let e = expert_reply(&json!({"ok": true, "act": "left"})).unwrap_err();
+        assert!(e.contains("no `action` field"), "{e}");
+        let e = expert_reply(&json!({"ok": true, "action": 3})).unwrap_err();
+        assert!(e.contains("`action`: 3"), "{e}");
     }
 }
