@@ -12,6 +12,19 @@ fn scenario(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `dreamgym collect` of `episodes` keys_doors episodes (with `extra` flags) into `out`; asserts
+/// it succeeded.
+fn collect_keys_doors(out: &Path, episodes: usize, extra: &[&str]) {
+    let (ok, _, err) = run(bin()
+        .args(["collect", "--env"])
+        .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
+        .args(["--episodes", &episodes.to_string()])
+        .args(extra)
+        .arg("--out")
+        .arg(out));
+    assert!(ok, "{err}");
+}
+
 #[test]
 fn scenario_check_accepts_shipped_scenarios() {
     for s in ["household.ron", "webshop.ron", "keys_doors.ron"] {
@@ -213,14 +226,7 @@ fn malformed_jsonl_import_names_the_line() {
 fn corrupted_buffer_is_reported_and_repairable() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
-    assert!(
-        run(bin()
-            .args(["collect", "--env"])
-            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
-            .args(["--episodes", "5", "--out"])
-            .arg(&out))
-        .0
-    );
+    collect_keys_doors(&out, 5, &[]);
     let buf = dir.path().join("b.dglog");
     assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&out)).0);
     // flip a byte in the middle: an error, not a silent cut
@@ -477,14 +483,7 @@ fn train_from_an_experiment_resumes_exactly_through_both_phases() {
 fn non_finite_rewards_are_refused_at_import_and_a_bom_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
-    assert!(
-        run(bin()
-            .args(["collect", "--env"])
-            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
-            .args(["--episodes", "2", "--out"])
-            .arg(&out))
-        .0
-    );
+    collect_keys_doors(&out, 2, &[]);
     let text = std::fs::read_to_string(&out).unwrap();
     let buf = dir.path().join("b.dglog");
     for (what, bad) in [
@@ -524,14 +523,7 @@ fn non_finite_rewards_are_refused_at_import_and_a_bom_is_accepted() {
 fn buffer_export_guards_its_input_and_never_calls_a_partial_episode_a_success() {
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("t.jsonl");
-    assert!(
-        run(bin()
-            .args(["collect", "--env"])
-            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
-            .args(["--episodes", "3", "--policy", "expert", "--out"])
-            .arg(&jsonl))
-        .0
-    );
+    collect_keys_doors(&jsonl, 3, &["--policy", "expert"]);
     let buf = dir.path().join("b.dglog");
     assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&jsonl)).0);
     let before = std::fs::read(&buf).unwrap();
@@ -670,14 +662,7 @@ fn a_run_directory_in_use_is_refused() {
 fn a_checksum_valid_undecodable_record_is_removed_by_repair() {
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("t.jsonl");
-    assert!(
-        run(bin()
-            .args(["collect", "--env"])
-            .arg(format!("scenario:{}", scenario("keys_doors.ron").display()))
-            .args(["--episodes", "2", "--out"])
-            .arg(&jsonl))
-        .0
-    );
+    collect_keys_doors(&jsonl, 2, &[]);
     let buf = dir.path().join("b.dglog");
     assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&jsonl)).0);
     {
