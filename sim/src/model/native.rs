@@ -833,11 +833,15 @@ impl NativeModel {
             .filter(|t| !explained.contains(t))
             .collect();
         let mut context = 0;
+        let removed: HashSet<&str> = diff(&s.state.lines, &s.next_state.lines)
+            .into_iter()
+            .map(String::as_str)
+            .collect();
         for l in s
             .state
             .lines
             .iter()
-            .filter(|l| s.next_state.lines.contains(l))
+            .filter(|l| !removed.contains(l.as_str()))
         {
             if context == 4 {
                 break;
@@ -956,9 +960,13 @@ impl NativeModel {
                 }
             }
             let stats = self.persistence.entry(key).or_default();
+            let removed: HashSet<&str> = diff(&s.state.lines, &s.next_state.lines)
+                .into_iter()
+                .map(String::as_str)
+                .collect();
             for l in &s.state.lines {
                 let e = stats.entry(line_kind(l).to_string()).or_default();
-                if s.next_state.lines.contains(l) {
+                if !removed.contains(l.as_str()) {
                     e.0 += 1;
                 } else {
                     e.1 += 1;
