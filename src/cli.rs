@@ -616,14 +616,6 @@ fn play(file: &std::path::Path, spec: TaskSpec, seed: u64) -> Result<()> {
     }
 }
 
-/// Whether two existing paths name the same file (links and `./` spellings included).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
 fn buffer(cmd: BufferCmd) -> Result<()> {
     let cfg = |capacity| BufferConfig {
         capacity,
@@ -686,7 +678,7 @@ fn buffer(cmd: BufferCmd) -> Result<()> {
             if !buffer.exists() {
                 bail!("{}: no such buffer", buffer.display());
             }
-            if out.exists() && same_file(&buffer, &out) {
+            if crate::files::same_file(&buffer, &out) {
                 bail!(
                     "{} is the buffer being exported: give another output file",
                     out.display()

@@ -5,7 +5,6 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use dreamgym_buffer::adp::{self, ImportOptions};
 use dreamgym_buffer::{BufferConfig, JsonlWriter, ReplayBuffer, Trajectory};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// `dreamgym data ...`
@@ -77,7 +76,7 @@ fn import(
     if out.is_none() && buffer.is_none() {
         bail!("import-adp: give --out FILE.jsonl, --buffer PATH, or both");
     }
-    if out == Some(input) {
+    if out.is_some_and(|o| o == input || crate::files::same_file(o, input)) {
         bail!("import-adp: --out is the input file {}", input.display());
     }
     // everything is converted (and refused) before anything is written
@@ -138,14 +137,11 @@ fn read_trajectories(input: &Path) -> Result<Vec<Trajectory>> {
 }
 
 fn export(input: &Path, out: &Path) -> Result<()> {
-    if input == out {
+    if input == out || crate::files::same_file(input, out) {
         bail!("export-adp: --out is the input file {}", input.display());
     }
     let trajectories = read_trajectories(input)?;
-    let tmp = out.with_extension("tmp");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut w = std::io::BufWriter::new(file);
+    let mut text = String::new();
     for (i, t) in trajectories.iter().enumerate() {
         let id = format!("{}#{}", t.task.id, i + 1);
         let v = adp::to_adp(t, &id);
@@ -156,15 +152,10 @@ fn export(input: &Path, out: &Path) -> Result<()> {
                 e.message
             )
         })?;
-        serde_json::to_writer(&mut w, &v)?;
-        w.write_all(b"\n")?;
+        text.push_str(&serde_json::to_string(&v)?);
+        text.push('\n');
     }
-    w.flush()?;
-    w.into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    crate::files::replace_file(out, &text)?;
     println!(
         "exported {} trajectories as ADP {} to {}",
         trajectories.len(),

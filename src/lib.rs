@@ -5,6 +5,7 @@ pub mod collect;
 pub mod data_cmd;
 pub mod envs;
 pub mod experiment;
+pub mod files;
 pub mod pipeline;
 pub mod policy_cmd;
 pub mod progress;

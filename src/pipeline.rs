@@ -12,7 +12,7 @@ use dreamgym_curriculum::{
     TaskVariant, VariantGenerator,
 };
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
-use dreamgym_sim::model::env::{ModelEnv, ModelFailures, initial_states};
+use dreamgym_sim::model::env::{FailureCounts, ModelEnv, ModelFailures, initial_states};
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::{ExperienceModel, fidelity};
@@ -281,17 +281,6 @@ pub struct SeedResult {
     pub model_failures: Option<FailureCounts>,
 }
 
-/// Steps of the experience model that could not be used, in one training run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct FailureCounts {
-    /// Predictions the model rejected (an LLM's cut or invalid reply).
-    pub rejected: u64,
-    /// Predicted states without an admissible action.
-    pub dead_ends: u64,
-    /// Predictions used.
-    pub predicted: u64,
-}
-
 /// A method over all seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodSummary {
@@ -477,8 +466,7 @@ impl SyntheticLoop {
 /// Says loudly when the experience model failed on more than 5% of the steps asked of it, and
 /// fails the run past `max_share`: training on a model that cannot answer is no DreamGym run.
 fn check_failures(f: &FailureCounts, max_share: f32) -> Result<()> {
-    let failed = f.rejected + f.dead_ends;
-    let share = failed as f64 / (failed + f.predicted).max(1) as f64;
+    let share = f.share();
     if share > f64::from(max_share) {
         anyhow::bail!(
             "the experience model failed on {:.1}% of the steps asked of it ({} rejected replies, {} states without an admissible action, {} usable predictions), more than max_model_failure_share = {max_share}: its synthetic episodes were cut there and training on them says nothing",
@@ -805,12 +793,7 @@ impl SeedContext<'_> {
             .iter()
             .map(|t| serde_json::json!({"task": t.variant, "origin": t.origin, "mean": t.mean(), "value": t.value()}))
             .collect();
-        let (rejected, dead_ends, predicted) = lp.failures.counts();
-        let failures = FailureCounts {
-            rejected,
-            dead_ends,
-            predicted,
-        };
+        let failures = lp.failures.counts();
         check_failures(&failures, self.cfg.max_model_failure_share)?;
         let tail = &recent[recent.len().saturating_sub(5)..];
         Ok(SyntheticRun {

@@ -1,6 +1,7 @@
 //! Writing a run's `summary.json` and a self-contained `report.html` (inline SVG charts, no
 //! scripts, no network).
 
+use crate::files::replace_file;
 use crate::pipeline::RunSummary;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
@@ -224,12 +225,4 @@ pub fn write(dir: &Path, s: &RunSummary) -> Result<()> {
     replace_file(&dir.join("summary.json"), &serde_json::to_string_pretty(s)?)?;
     replace_file(&dir.join("report.html"), &html(s))?;
     Ok(())
-}
-
-/// Writes `text` beside `path` and renames it over `path`.
-fn replace_file(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }

@@ -63,20 +63,33 @@ pub struct ModelFailures {
 }
 
 impl ModelFailures {
-    /// `(rejected, dead_ends, predicted)` so far.
-    pub fn counts(&self) -> (u64, u64, u64) {
+    /// The counts so far.
+    pub fn counts(&self) -> FailureCounts {
         use std::sync::atomic::Ordering::Relaxed;
-        (
-            self.rejected.load(Relaxed),
-            self.dead_ends.load(Relaxed),
-            self.predicted.load(Relaxed),
-        )
+        FailureCounts {
+            rejected: self.rejected.load(Relaxed),
+            dead_ends: self.dead_ends.load(Relaxed),
+            predicted: self.predicted.load(Relaxed),
+        }
     }
+}
 
+/// A snapshot of [`ModelFailures`]: steps of the experience model that could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FailureCounts {
+    /// Predictions the model rejected (an LLM's cut or invalid reply).
+    pub rejected: u64,
+    /// Predicted states without an admissible action.
+    pub dead_ends: u64,
+    /// Predictions used.
+    pub predicted: u64,
+}
+
+impl FailureCounts {
     /// Rejected and dead-end steps as a share of all steps asked of the model.
     pub fn share(&self) -> f64 {
-        let (r, d, p) = self.counts();
-        (r + d) as f64 / (r + d + p).max(1) as f64
+        let failed = self.rejected + self.dead_ends;
+        failed as f64 / (failed + self.predicted).max(1) as f64
     }
 }
 
@@ -125,11 +138,6 @@ impl ModelEnv {
     /// Counts this env's failures in `failures` (shared by the envs of one training loop).
     pub fn count_failures_in(&mut self, failures: Arc<ModelFailures>) {
         self.failures = failures;
-    }
-
-    /// The failure counters this env adds to.
-    pub fn failures(&self) -> Arc<ModelFailures> {
-        self.failures.clone()
     }
 
     /// Adds a real initial state (e.g. of a task a curriculum generated, read from a real env's

@@ -703,6 +703,50 @@ type Outcome = (Observation, f32, bool, usize);
 /// A next observation seen for a (state, action): whether it never paid or ended, how often.
 type SeenNext = (Observation, bool, usize);
 
+/// Counts `s`'s next observation (without the instruction, which other tasks differ in) among
+/// those seen for its state and action; `neutral`: the step neither paid nor ended the episode.
+fn record_next(seen: &mut Vec<SeenNext>, s: &Step, neutral: bool) {
+    let next = Observation {
+        instruction: String::new(),
+        ..s.next_state.clone()
+    };
+    match seen.iter_mut().find(|o| o.0 == next) {
+        Some(o) => {
+            o.1 &= neutral;
+            o.2 += 1;
+        }
+        None => seen.push((next, neutral, 1)),
+    }
+}
+
+/// The next observation seen most often, and how many were seen in all (`seen` is never empty:
+/// entries are made by [`record_next`]).
+fn most_seen(seen: &[SeenNext]) -> (&SeenNext, usize) {
+    let total = seen.iter().map(|o| o.2).sum();
+    (seen.iter().max_by_key(|o| o.2).expect("non-empty"), total)
+}
+
+/// A prediction of a remembered next observation, with this task's instruction, no reward and
+/// not done.
+fn seen_prediction(
+    ctx: &ModelContext,
+    best: &SeenNext,
+    reasoning: String,
+    confidence: f32,
+) -> Prediction {
+    Prediction {
+        reasoning,
+        next_state: Observation {
+            instruction: ctx.state.instruction.clone(),
+            ..best.0.clone()
+        },
+        reward: 0.0,
+        done: false,
+        success: false,
+        confidence,
+    }
+}
+
 /// The native reasoning model (see the module docs).
 #[derive(Default)]
 pub struct NativeModel {
@@ -881,18 +925,8 @@ impl NativeModel {
 
     fn learn_unrewarded(&mut self, s: &Step) {
         self.transitions += 1;
-        let seen = self
-            .unrewarded
-            .entry(fingerprint(None, &s.state.lines, &s.action))
-            .or_default();
-        let next = Observation {
-            instruction: String::new(),
-            ..s.next_state.clone()
-        };
-        match seen.iter_mut().find(|o| o.0 == next) {
-            Some(o) => o.2 += 1,
-            None => seen.push((next, false, 1)),
-        }
+        let key = fingerprint(None, &s.state.lines, &s.action);
+        record_next(self.unrewarded.entry(key).or_default(), s, false);
     }
 
     /// The next state transitions without a stated reward led to from this state and action;
@@ -901,22 +935,16 @@ impl NativeModel {
         let seen = self
             .unrewarded
             .get(&fingerprint(None, &ctx.state.lines, ctx.action))?;
-        let total: usize = seen.iter().map(|o| o.2).sum();
-        let best = seen.iter().max_by_key(|o| o.2)?;
-        Some(Prediction {
-            reasoning: format!(
+        let (best, total) = most_seen(seen);
+        Some(seen_prediction(
+            ctx,
+            best,
+            format!(
                 "Seen in data without rewards: this state and action occurred {total} time(s); {} led to the predicted state. The data states no reward, so reward 0 and not done are assumed, with low confidence.",
                 best.2
             ),
-            next_state: Observation {
-                instruction: ctx.state.instruction.clone(),
-                ..best.0.clone()
-            },
-            reward: 0.0,
-            done: false,
-            success: false,
-            confidence: 0.5 * best.2 as f32 / total as f32,
-        })
+            0.5 * best.2 as f32 / total as f32,
+        ))
     }
 
     fn learn(&mut self, s: &Step, index: &mut HashMap<Vec<u32>, usize>) {
@@ -932,18 +960,7 @@ impl NativeModel {
         }
         let dyn_key = fingerprint(None, &s.state.lines, &s.action);
         let neutral = s.reward == 0.0 && !s.done;
-        let seen = self.dynamics.entry(dyn_key).or_default();
-        let next = Observation {
-            instruction: String::new(),
-            ..s.next_state.clone()
-        };
-        match seen.iter_mut().find(|o| o.0 == next) {
-            Some(o) => {
-                o.1 &= neutral;
-                o.2 += 1;
-            }
-            None => seen.push((next, neutral, 1)),
-        }
+        record_next(self.dynamics.entry(dyn_key).or_default(), s, neutral);
         if !self.use_rules {
             return;
         }
@@ -1927,10 +1944,7 @@ impl NativeModel {
             .dynamics
             .get(&fingerprint(None, &ctx.state.lines, ctx.action))
             .filter(|seen| seen.iter().all(|o| o.1))
-            .map(|seen| {
-                let total: usize = seen.iter().map(|o| o.2).sum();
-                (seen.iter().max_by_key(|o| o.2).expect("non-empty"), total)
-            });
+            .map(|seen| most_seen(seen));
         let memory_next = remembered
             .map(|(best, _)| &best.0)
             .or(seen_elsewhere.map(|(best, _)| &best.0));
@@ -1948,19 +1962,16 @@ impl NativeModel {
                     confidence: best.3 as f32 / total as f32,
                 });
             }
-            seen_elsewhere.map(|(best, total)| Prediction {
-                reasoning: format!(
-                    "Seen before under other tasks: this state and action occurred {total} time(s); {} led to the predicted state, none paid a reward or ended the episode.",
-                    best.2
-                ),
-                next_state: Observation {
-                    instruction: ctx.state.instruction.clone(),
-                    ..best.0.clone()
-                },
-                reward: 0.0,
-                done: false,
-                success: false,
-                confidence: best.2 as f32 / total as f32,
+            seen_elsewhere.map(|(best, total)| {
+                seen_prediction(
+                    ctx,
+                    best,
+                    format!(
+                        "Seen before under other tasks: this state and action occurred {total} time(s); {} led to the predicted state, none paid a reward or ended the episode.",
+                        best.2
+                    ),
+                    best.2 as f32 / total as f32,
+                )
             })
         };
         // recall needs a source about where the action leads; where memory knows the outcome,
