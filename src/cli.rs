@@ -1038,10 +1038,10 @@ fn run_job(
 ) -> Result<()> {
     use crate::pipeline::RunConfig;
     let mut cfg = match config {
-        Some(path) => crate::ron_file::load_checked::<RunConfig, _>(
+        Some(path) => crate::ron_file::load_checked::<RunConfig>(
             path,
             "a RunConfig, e.g. `(seeds: [1, 2, 3], iterations: 60)`",
-            |c| c.validate().map_err(|e| (e.field.clone(), e)),
+            RunConfig::validate,
         )?,
         None => RunConfig::default(),
     };

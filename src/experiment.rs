@@ -49,7 +49,7 @@ pub fn load(path: &Path) -> Result<ExperimentConfig> {
     crate::ron_file::load_checked(
         path,
         "an experiment, e.g. `(env: \"scenario:scenarios/keys_doors.ron\", run: (iterations: 40))`",
-        |c: &ExperimentConfig| c.validate(),
+        ExperimentConfig::validate,
     )
 }
 
@@ -58,20 +58,21 @@ pub fn load(path: &Path) -> Result<ExperimentConfig> {
 pub const MAX_REAL_BUDGET: u64 = 1_000_000_000;
 
 impl ExperimentConfig {
-    /// Range checks of every setting, as `(field, message)`.
-    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
+    /// Range checks of every setting (the run's fields under `run.`).
+    pub fn validate(&self) -> std::result::Result<(), crate::ron_file::RangeError> {
         if self.real_budget > MAX_REAL_BUDGET {
-            return Err((
-                "real_budget".into(),
-                format!(
-                    "`real_budget` is {}: expected at most {MAX_REAL_BUDGET} real steps",
-                    self.real_budget
-                ),
-            ));
+            return Err(crate::ron_file::RangeError {
+                field: "real_budget".into(),
+                value: self.real_budget.to_string(),
+                allowed: format!("at most {MAX_REAL_BUDGET} real steps"),
+            });
         }
         self.run
             .validate()
-            .map_err(|e| (e.field.clone(), format!("run.{e}")))
+            .map_err(|e| crate::ron_file::RangeError {
+                field: format!("run.{}", e.field),
+                ..e
+            })
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::envs::EnvFactory;
 use crate::progress::Progress;
+use crate::ron_file::RangeError;
 use anyhow::{Context, Result};
 use dreamgym_buffer::{Observation, Trajectory};
 use dreamgym_curriculum::{
@@ -111,28 +112,6 @@ pub struct RunConfig {
     /// without an admissible action) before a training run in it is stopped as an error; above
     /// 5% a warning says so.
     pub max_model_failure_share: f32,
-}
-
-/// A setting outside its allowed range: the field (a path such as `offline_mix.noise`), its
-/// value and what is allowed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RangeError {
-    /// The field, as a path.
-    pub field: String,
-    /// The value given.
-    pub value: String,
-    /// What is allowed.
-    pub allowed: String,
-}
-
-impl std::fmt::Display for RangeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "`{}` is {}: expected {}",
-            self.field, self.value, self.allowed
-        )
-    }
 }
 
 impl RunConfig {

@@ -7,9 +7,16 @@ use std::path::Path;
 
 /// Parses `path` as a `T`; `expected` describes a `T` for the error message.
 pub fn load<T: DeserializeOwned>(path: &Path, expected: &str) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    ron::from_str(&text).map_err(|e| {
+    let text = read(path)?;
+    parse(&text, path, expected)
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn parse<T: DeserializeOwned>(text: &str, path: &Path, expected: &str) -> Result<T> {
+    ron::from_str(text).map_err(|e| {
         anyhow::anyhow!(
             "{}:{}:{}: {} (expected {expected})",
             path.display(),
@@ -20,18 +27,40 @@ pub fn load<T: DeserializeOwned>(path: &Path, expected: &str) -> Result<T> {
     })
 }
 
+/// A setting outside its allowed range: the field (a path such as `offline_mix.noise`), its
+/// value and what is allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeError {
+    /// The field, as a path.
+    pub field: String,
+    /// The value given.
+    pub value: String,
+    /// What is allowed.
+    pub allowed: String,
+}
+
+impl std::fmt::Display for RangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is {}: expected {}",
+            self.field, self.value, self.allowed
+        )
+    }
+}
+
 /// Loads `path` as a `T` and checks it with `validate`; a value out of range is reported at the
 /// line and column where the file sets that field (the last name of the field's path, as
 /// `noise:`), or at the file when the value came from the defaults.
-pub fn load_checked<T: DeserializeOwned, E: std::fmt::Display>(
+pub fn load_checked<T: DeserializeOwned>(
     path: &Path,
     expected: &str,
-    validate: impl Fn(&T) -> std::result::Result<(), (String, E)>,
+    validate: impl Fn(&T) -> std::result::Result<(), RangeError>,
 ) -> Result<T> {
-    let value: T = load(path, expected)?;
-    if let Err((field, e)) = validate(&value) {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let name = field.rsplit('.').next().unwrap_or(&field);
+    let text = read(path)?;
+    let value: T = parse(&text, path, expected)?;
+    if let Err(e) = validate(&value) {
+        let name = e.field.rsplit('.').next().unwrap_or(&e.field);
         return Err(match locate_field(&text, name) {
             Some((line, col)) => anyhow::anyhow!("{}:{line}:{col}: {e}", path.display()),
             None => anyhow::anyhow!(
