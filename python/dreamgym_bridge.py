@@ -11,7 +11,8 @@ import os
 import sys
 import traceback
 
-PROTOCOL = 1
+# 2: every reply echoes its request's `id` (docs/bridge.md)
+PROTOCOL = 2
 
 # Keep the real stdout for the protocol and point fd 1 (and sys.stdout) at stderr, so that prints
 # from level generators ("Sampling rejected: ...") or Java never reach the protocol channel.
@@ -20,7 +21,9 @@ os.dup2(2, 1)
 sys.stdout = sys.stderr
 
 
-def reply(obj):
+def reply(obj, req_id=None):
+    if req_id is not None:
+        obj = {"id": req_id, **obj}
     _proto.write(json.dumps(obj, separators=(",", ":")) + "\n")
     _proto.flush()
 
@@ -304,35 +307,37 @@ def main():
         line = line.strip()
         if not line:
             continue
+        req_id = None
         try:
             req = json.loads(line)
+            req_id = req.get("id") if isinstance(req, dict) else None
             op = req.get("op")
             if op == "reset":
                 key = (req["env_id"], json.dumps(req.get("params") or {}, sort_keys=True))
                 if key != env_key:
                     env, env_key = make(req["env_id"], req.get("params") or {}), key
                 out = env.reset(int(req.get("seed", 0)))
-                reply({"ok": True, "capabilities": env.capabilities(), **out})
+                reply({"ok": True, "capabilities": env.capabilities(), **out}, req_id)
             elif op == "step":
                 if env is None:
                     raise BridgeError("step before reset")
-                reply({"ok": True, **env.step(req["action"])})
+                reply({"ok": True, **env.step(req["action"])}, req_id)
             elif op == "expert":
                 if env is None:
                     raise BridgeError("expert before reset")
-                reply({"ok": True, "action": env.expert()})
+                reply({"ok": True, "action": env.expert()}, req_id)
             elif op == "close":
-                reply({"ok": True})
+                reply({"ok": True}, req_id)
                 return
             else:
                 raise BridgeError(f"unknown op {op!r}: expected reset, step, expert or close")
         except BridgeError as e:
-            reply({"ok": False, "error": str(e)})
+            reply({"ok": False, "error": str(e)}, req_id)
         except (KeyError, ValueError, TypeError) as e:
-            reply({"ok": False, "error": f"bad request {line[:200]!r}: {type(e).__name__}: {e}"})
+            reply({"ok": False, "error": f"bad request {line[:200]!r}: {type(e).__name__}: {e}"}, req_id)
         except Exception as e:  # an adapter bug: report it, keep serving
             traceback.print_exc(file=sys.stderr)
-            reply({"ok": False, "error": f"{type(e).__name__}: {e}"})
+            reply({"ok": False, "error": f"{type(e).__name__}: {e}"}, req_id)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,10 @@ pub enum Command {
         /// For bridge:NAME env ids: the command that runs your own bridge (docs/bridge.md).
         #[arg(long)]
         bridge_cmd: Option<String>,
+        /// Cut an episode the env has not ended after this many steps (marked truncated).
+        /// Scenarios end theirs far sooner; this bounds bridged envs that never report `done`.
+        #[arg(long, default_value_t = dreamgym_sim::policy::MAX_EPISODE_STEPS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        max_steps: usize,
     },
     /// Experience models.
     Model {
@@ -392,6 +396,7 @@ pub fn run(cli: Cli) -> Result<()> {
             difficulty,
             workers,
             bridge_cmd,
+            max_steps,
         } => {
             let policy: BehaviourPolicy = policy.parse().map_err(anyhow::Error::msg)?;
             let envs = EnvFactory::new(&env, bridge_cmd.as_deref())?;
@@ -400,7 +405,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 difficulty,
                 posed: None,
             };
-            let s = collect(&envs, &spec, policy, episodes, seed, workers, &out, true)?;
+            let plan = crate::collect::CollectPlan {
+                policy,
+                episodes,
+                seed,
+                workers,
+                max_steps,
+            };
+            let s = collect(&envs, &spec, plan, &out, true)?;
             println!(
                 "wrote {} episodes ({} steps, success {:.1}%) to {}",
                 s.episodes,

@@ -5,7 +5,7 @@ use crate::envs::EnvFactory;
 use anyhow::{Context, Result, anyhow};
 use dreamgym_buffer::{JsonlWriter, Trajectory};
 use dreamgym_sim::TaskSpec;
-use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
+use dreamgym_sim::policy::{BehaviourPolicy, collect_episode_limited};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -30,20 +30,40 @@ pub fn episode_seed(seed: u64, i: usize) -> u64 {
     seed.wrapping_mul(1_000_003).wrapping_add(i as u64)
 }
 
-/// Collect `episodes` episodes with `workers` environments in parallel. Episode `i` resets with
-/// [`episode_seed`] and draws its policy's random choices from an RNG seeded by the same number,
-/// so the file is the same for any number of workers and the same seed reproduces it exactly.
-#[allow(clippy::too_many_arguments)]
+/// What a collection run does: which policy, how many episodes, how long each may be.
+#[derive(Debug, Clone, Copy)]
+pub struct CollectPlan {
+    /// The behaviour policy.
+    pub policy: BehaviourPolicy,
+    /// Episodes to collect.
+    pub episodes: usize,
+    /// The run's seed (see [`episode_seed`]).
+    pub seed: u64,
+    /// Environments run in parallel.
+    pub workers: usize,
+    /// Steps after which an episode the env has not ended is cut (marked truncated): a bridged
+    /// env that never reports `done` must not make a collection run forever.
+    pub max_steps: usize,
+}
+
+/// Collect `plan.episodes` episodes with `plan.workers` environments in parallel. Episode `i`
+/// resets with [`episode_seed`] and draws its policy's random choices from an RNG seeded by the
+/// same number, so the file is the same for any number of workers and the same seed reproduces it
+/// exactly.
 pub fn collect(
     envs: &EnvFactory,
     spec: &TaskSpec,
-    policy: BehaviourPolicy,
-    episodes: usize,
-    seed: u64,
-    workers: usize,
+    plan: CollectPlan,
     out: &Path,
     progress: bool,
 ) -> Result<CollectSummary> {
+    let CollectPlan {
+        policy,
+        episodes,
+        seed,
+        workers,
+        max_steps,
+    } = plan;
     let mut w = JsonlWriter::create(out)?;
     let terminal = progress && std::io::stderr().is_terminal();
     let bar = if terminal {
@@ -81,8 +101,15 @@ pub fn collect(
                     }
                     let ep_seed = episode_seed(seed, i);
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(ep_seed ^ 0x5eed_5eed);
-                    let t = collect_episode(env.as_mut(), spec, ep_seed, policy, &mut rng)
-                        .with_context(|| format!("episode {i} (seed {ep_seed})"));
+                    let t = collect_episode_limited(
+                        env.as_mut(),
+                        spec,
+                        ep_seed,
+                        policy,
+                        &mut rng,
+                        max_steps,
+                    )
+                    .with_context(|| format!("episode {i} (seed {ep_seed})"));
                     let failed = t.is_err();
                     if tx.send((i, t)).is_err() || failed {
                         // stop this worker; the writer reports the first error

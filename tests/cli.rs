@@ -78,6 +78,29 @@ fn scenario_check_locates_errors_in_broken_copies() {
             "unreachable goal",
         ),
         (
+            "contradictory goal",
+            src.replacen(
+                "goal: [\"holding(?o)\"]",
+                "goal: [\"holding(?o), in(?o, room_a)\", \"not holding(?o)\"]",
+                1,
+            ),
+            "contradictory goal: literal 1 and literal 3",
+        ),
+        (
+            "unknown attribute in a condition",
+            src.replacen("\"?k.color = ?d.color\"", "\"?k.colour = ?d.color\"", 1),
+            "no `key` object has an attribute `colour` (known: color, name, type, id)",
+        ),
+        (
+            "level of 0 steps",
+            src.replacen(
+                "Level(difficulty: 2, knobs: {\"rooms\": 2,",
+                "Level(difficulty: 2, max_steps: Some(0), knobs: {\"rooms\": 2,",
+                1,
+            ),
+            "level 2: max_steps must be at least 1",
+        ),
+        (
             "syntax in literal",
             src.replacen("\"not near(?o)\"],", "\"not near(?o\"],", 1),
             "syntax",

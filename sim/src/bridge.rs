@@ -18,8 +18,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Newest protocol version this crate speaks: 2 echoes each request's `id` in its reply, so a
+/// stray or late reply is caught at once. Version 1 children (no ids) are still served.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Oldest protocol version still accepted.
+pub const OLDEST_PROTOCOL_VERSION: u32 = 1;
 
 /// The shipped Python bridge, embedded so the binary works from any directory.
 pub const PYTHON_BRIDGE: &str = include_str!("../../python/dreamgym_bridge.py");
@@ -93,6 +97,10 @@ pub struct BridgeEnv {
     task: Option<Task>,
     in_episode: bool,
     restarts: usize,
+    /// The version the running child announced.
+    protocol: u32,
+    /// Id of the next request (sent to every child; v2 children echo it).
+    next_id: u64,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +169,8 @@ impl BridgeEnv {
             task: None,
             in_episode: false,
             restarts: 0,
+            protocol: PROTOCOL_VERSION,
+            next_id: 1,
         }
     }
 
@@ -200,18 +210,22 @@ impl BridgeEnv {
             .command
             .split_first()
             .ok_or_else(|| self.err("empty bridge command".into()))?;
-        let mut child = Command::new(prog)
+        let mut command = Command::new(prog);
+        command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                self.err(format!(
-                    "cannot start bridge `{}`: {e}",
-                    self.cfg.command.join(" ")
-                ))
-            })?;
+            .stderr(Stdio::piped());
+        // its own process group, so that killing it also kills what it started (a JVM, a
+        // simulator, a shell's children)
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn().map_err(|e| {
+            self.err(format!(
+                "cannot start bridge `{}`: {e}",
+                self.cfg.command.join(" ")
+            ))
+        })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let stdin = child.stdin.take().expect("piped stdin");
@@ -243,21 +257,24 @@ impl BridgeEnv {
             lines: rx,
         });
         let hello = self.read_reply_with(self.cfg.reset_timeout, "the handshake", false)?;
-        let version = hello.get("protocol").and_then(Value::as_u64);
-        if hello.get("type").and_then(Value::as_str) != Some("hello")
-            || version != Some(PROTOCOL_VERSION as u64)
-        {
-            return Err(self.fail_without_restart(format!(
-                "protocol violation: expected a hello with protocol {PROTOCOL_VERSION}, got {hello}"
-            )));
+        let version = hello
+            .get("protocol")
+            .and_then(Value::as_u64)
+            .filter(|v| (OLDEST_PROTOCOL_VERSION as u64..=PROTOCOL_VERSION as u64).contains(v));
+        match version {
+            Some(v) if hello.get("type").and_then(Value::as_str) == Some("hello") => {
+                self.protocol = v as u32;
+                Ok(())
+            }
+            _ => Err(self.fail_without_restart(format!(
+                "protocol violation: expected a hello with protocol {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION}, got {hello}"
+            ))),
         }
-        Ok(())
     }
 
     fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            kill_group(&mut p.child);
         }
     }
 
@@ -339,10 +356,33 @@ impl BridgeEnv {
         }
     }
 
-    fn request(&mut self, req: Value, timeout: Duration, what: &str) -> Result<Value, EnvError> {
+    fn request(
+        &mut self,
+        mut req: Value,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Value, EnvError> {
         if self.proc.is_none() {
             self.spawn()?;
         }
+        // a line waiting before anything was asked is a reply to nothing: the child is out of
+        // step, and reading on would pair every later reply with the wrong request
+        let stray = {
+            let p = self.proc.as_ref().expect("spawned");
+            match p.lines.try_recv() {
+                Ok(Ok(line)) => Some(line),
+                _ => None,
+            }
+        };
+        if let Some(line) = stray {
+            let shown: String = line.chars().take(200).collect();
+            return Err(self.fail_and_restart(format!(
+                "protocol violation: before {what}, the bridge sent a line nobody asked for (a stray or repeated reply; the bridge is out of step): {shown:?}"
+            )));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        req["id"] = json!(id);
         let mut line = req.to_string();
         line.push('\n');
         let write = {
@@ -361,6 +401,12 @@ impl BridgeEnv {
             return Err(self.fail_and_restart(message));
         }
         let reply = self.read_reply(timeout, what)?;
+        if self.protocol >= 2 && reply.get("id").and_then(Value::as_u64) != Some(id) {
+            return Err(self.fail_and_restart(format!(
+                "protocol violation: the reply to {what} (request id {id}) carries id {} (a stray or late reply; the bridge is out of step): {reply}",
+                reply.get("id").map_or("(none)".to_string(), Value::to_string)
+            )));
+        }
         match reply.get("ok").and_then(Value::as_bool) {
             Some(true) => Ok(reply),
             Some(false) => Err(self.err(format!(
@@ -396,17 +442,32 @@ impl Drop for BridgeEnv {
             let _ = p.stdin.flush();
         }
         if let Some(mut p) = self.proc.take() {
-            // a polite close first, then make sure
+            // a polite close first, then make sure: whatever the child started dies with it
             for _ in 0..20 {
                 if let Ok(Some(_)) = p.child.try_wait() {
-                    return;
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            kill_group(&mut p.child);
         }
     }
+}
+
+/// Kill `child` and every process of its group (the child leads its own group, see `spawn`), then
+/// reap the child.
+fn kill_group(child: &mut Child) {
+    #[cfg(unix)]
+    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: killpg only sends a signal. The group id is the child's pid: Linux does not
+        // hand out a pid still in use as a process group id, so while any of the child's group
+        // lives this names that group, and an empty group is an ESRCH we ignore.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Env for BridgeEnv {

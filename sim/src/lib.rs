@@ -9,5 +9,5 @@ pub mod scenario;
 
 pub use bridge::{BridgeConfig, BridgeEnv};
 pub use env::{Env, EnvError, PosedTask, StepResult, TaskSpec};
-pub use policy::{BehaviourPolicy, collect_episode};
+pub use policy::{BehaviourPolicy, collect_episode, collect_episode_limited};
 pub use scenario::{ScenarioEnv, ScenarioError, World};

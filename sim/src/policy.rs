@@ -70,6 +70,20 @@ pub fn collect_episode(
     policy: BehaviourPolicy,
     rng: &mut impl rand::Rng,
 ) -> Result<Trajectory, EnvError> {
+    collect_episode_limited(env, spec, seed, policy, rng, MAX_EPISODE_STEPS)
+}
+
+/// [`collect_episode`] cut at `max_steps` (at least 1) steps: the last step of an episode the env
+/// did not end by then is marked truncated.
+pub fn collect_episode_limited(
+    env: &mut dyn Env,
+    spec: &TaskSpec,
+    seed: u64,
+    policy: BehaviourPolicy,
+    rng: &mut impl rand::Rng,
+    max_steps: usize,
+) -> Result<Trajectory, EnvError> {
+    let max_steps = max_steps.max(1);
     let mut obs = env.reset(spec, seed)?;
     let task = env.task().cloned().ok_or_else(|| EnvError::Other {
         env: env.id().to_string(),
@@ -116,7 +130,7 @@ pub fn collect_episode(
         let mut r = env.step(&action)?;
         success |= r.success;
         // an env that never ends is cut here, as a step limit would
-        r.truncated |= !r.done && steps.len() + 1 >= MAX_EPISODE_STEPS;
+        r.truncated |= !r.done && steps.len() + 1 >= max_steps;
         let end = r.done || r.truncated;
         steps.push(r.to_step(obs, action));
         obs = r.observation;

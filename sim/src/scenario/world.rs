@@ -467,6 +467,41 @@ impl Scope {
     }
 }
 
+/// Two literals of a conjunction that can never hold together: an atom and its negation over the
+/// same terms, or `x = y` beside `x != y` (either way round). Returns their indices.
+fn contradiction(lits: &[CLit]) -> Option<(usize, usize)> {
+    for (i, a) in lits.iter().enumerate() {
+        for (j, b) in lits.iter().enumerate().skip(i + 1) {
+            let opposite = match (a, b) {
+                (
+                    CLit::Atom { neg, pred, args },
+                    CLit::Atom {
+                        neg: neg2,
+                        pred: pred2,
+                        args: args2,
+                    },
+                ) => neg != neg2 && pred == pred2 && args == args2,
+                (
+                    CLit::Cmp { op, lhs, rhs },
+                    CLit::Cmp {
+                        op: op2,
+                        lhs: lhs2,
+                        rhs: rhs2,
+                    },
+                ) => {
+                    let same = (lhs == lhs2 && rhs == rhs2) || (lhs == rhs2 && rhs == lhs2);
+                    same && matches!((op, op2), (CmpOp::Eq, CmpOp::Ne) | (CmpOp::Ne, CmpOp::Eq))
+                }
+                _ => false,
+            };
+            if opposite {
+                return Some((i, j));
+            }
+        }
+    }
+    None
+}
+
 struct Compiler<'a> {
     loc: &'a Locator<'a>,
 }
@@ -1046,7 +1081,12 @@ impl Cx<'_> {
                     let val = |t: &Term, other_is_attr: bool| -> R<CVal> {
                         Ok(match t {
                             Term::Var(v) => CVal::Var(var(scope, v, off)?),
-                            Term::Attr(v, a) => CVal::Attr(var(scope, v, off)?, a.clone()),
+                            Term::Attr(v, a) => {
+                                let slot = var(scope, v, off)?;
+                                self.known_attr(scope.vars[slot].1, a)
+                                    .map_err(|m| err(off, m))?;
+                                CVal::Attr(slot, a.clone())
+                            }
                             Term::Word(w) if !other_is_attr => {
                                 CVal::Obj(self.obj(w, anchors, s, off)?)
                             }
@@ -1118,27 +1158,38 @@ impl Cx<'_> {
                     Piece::Var(v) => TPiece::Id(slot(&v)?),
                     Piece::Attr(v, a) => {
                         let sl = slot(&v)?;
-                        let t = scope.vars[sl].1;
-                        let known = ["name", "type", "id"].contains(&a.as_str())
-                            || self.w.objects_of[t as usize]
-                                .iter()
-                                .any(|&o| self.w.objects[o as usize].attrs.contains_key(&a));
-                        if !known {
-                            return Err(self.loc.error(
-                                anchors,
-                                s,
-                                off,
-                                format!(
-                                    "no `{}` object has an attribute `{a}`",
-                                    self.w.types[t as usize].name
-                                ),
-                            ));
-                        }
+                        self.known_attr(scope.vars[sl].1, &a)
+                            .map_err(|m| self.loc.error(anchors, s, off, m))?;
                         TPiece::Attr(sl, a)
                     }
                 })
             })
             .collect()
+    }
+
+    /// Whether an object of type `t` can have attribute `a` (`name`, `type`, `id`, or one some
+    /// object of the type declares): a misspelt attribute is an error, not a condition that is
+    /// silently never true.
+    fn known_attr(&self, t: TypeId, a: &str) -> Result<(), String> {
+        let known = ["name", "type", "id"].contains(&a)
+            || self.w.objects_of[t as usize]
+                .iter()
+                .any(|&o| self.w.objects[o as usize].attrs.contains_key(a));
+        if known {
+            return Ok(());
+        }
+        let mut declared: Vec<&str> = self.w.objects_of[t as usize]
+            .iter()
+            .flat_map(|&o| self.w.objects[o as usize].attrs.keys().map(String::as_str))
+            .collect();
+        declared.sort_unstable();
+        declared.dedup();
+        declared.extend(["name", "type", "id"]);
+        Err(format!(
+            "no `{}` object has an attribute `{a}` (known: {})",
+            self.w.types[t as usize].name,
+            declared.join(", ")
+        ))
     }
 
     fn action(&self, a: &ast::ActionDef) -> R<ActionSchema> {
@@ -1387,6 +1438,19 @@ impl Cx<'_> {
         if goal.lits.is_empty() {
             return Err(self.loc.error(anchors, &t.id, 0, "the goal is empty"));
         }
+        if let Some((a, b)) = contradiction(&goal.lits) {
+            let g = t.goal.first().map(String::as_str).unwrap_or(&t.id);
+            return Err(self.loc.error(
+                anchors,
+                g,
+                0,
+                format!(
+                    "contradictory goal: literal {} and literal {} can never hold together, so no task of this template can be solved",
+                    a + 1,
+                    b + 1
+                ),
+            ));
+        }
         let ends_when = t
             .ends_when
             .as_ref()
@@ -1399,6 +1463,17 @@ impl Cx<'_> {
             .collect::<R<Vec<_>>>()?;
         let mut levels = vec![];
         for l in &t.levels {
+            if l.max_steps == Some(0) {
+                return Err(self.loc.error(
+                    anchors,
+                    &t.id,
+                    0,
+                    format!(
+                        "level {}: max_steps must be at least 1 (an episode of 0 steps cannot start)",
+                        l.difficulty
+                    ),
+                ));
+            }
             let mut sc = scope.clone();
             levels.push(Level {
                 difficulty: l.difficulty,
