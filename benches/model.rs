@@ -1,6 +1,8 @@
 //! Native experience model throughput: predictions/s, one at a time and batched, for a model fitted
 //! on 10k and 100k real transitions of household (mixed expert / noisy-expert / random data),
-//! predicting held-out transitions of unseen task instances. One core.
+//! predicting held-out transitions of unseen task instances; and the cost of long states (web
+//! pages of 1k and 10k lines: fit and predict must grow linearly with the state, reported as
+//! lines/s, which stays flat when they do). One core.
 //!
 //! Run: `cargo bench --bench model`. Uses mimalloc, as the `dreamgym` binary does.
 
@@ -63,5 +65,102 @@ fn model(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, model);
+/// Episodes on a page of `lines` product links: each step selects one item, which marks its line
+/// `(selected)`; reward 1 and the end when the asked-for product is selected. Like a web page
+/// where an action changes one line of thousands.
+fn long_state_data(lines: usize, episodes: usize, first: u64) -> Vec<Trajectory> {
+    use dreamgym_buffer::{Observation, Provenance, Step, Task};
+    use rand::Rng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(first);
+    (0..episodes)
+        .map(|e| {
+            let target = rng.random_range(0..lines);
+            let mut page: Vec<String> = (0..lines)
+                .map(|i| {
+                    let price = rng.random_range(1..500);
+                    format!("[item_{i}] link: product {i} at {price} dollars")
+                })
+                .collect();
+            let observe = |page: &Vec<String>| Observation {
+                lines: page.clone(),
+                instruction: format!("select product {target}"),
+                admissible: (0..lines)
+                    .step_by(lines.div_ceil(8))
+                    .chain([target])
+                    .map(|i| format!("select item {i}"))
+                    .collect(),
+                feedback: String::new(),
+            };
+            let mut steps = vec![];
+            for k in 0..5 {
+                let state = observe(&page);
+                let item = if k == 4 {
+                    target
+                } else {
+                    rng.random_range(0..lines)
+                };
+                if !page[item].ends_with("(selected)") {
+                    page[item].push_str(" (selected)");
+                }
+                let done = item == target;
+                steps.push(Step {
+                    state,
+                    action: format!("select item {item}"),
+                    reasoning: None,
+                    reward: if done { 1.0 } else { 0.0 },
+                    next_state: observe(&page),
+                    done,
+                    truncated: false,
+                    provenance: Provenance::Real,
+                    reward_known: true,
+                });
+                if done {
+                    break;
+                }
+            }
+            let success = steps.last().is_some_and(|s| s.done);
+            Trajectory {
+                task: Task {
+                    id: format!("page/e{}", first + e as u64),
+                    instruction: format!("select product {target}"),
+                    params: Default::default(),
+                    difficulty: 1,
+                    origin: Default::default(),
+                },
+                env_id: "synthetic:page".into(),
+                seed: first + e as u64,
+                provenance: Provenance::Real,
+                policy: "random".into(),
+                outcome: Trajectory::outcome_from_steps(&steps, success),
+                steps,
+            }
+        })
+        .collect()
+}
+
+fn long_states(c: &mut Criterion) {
+    let mut g = c.benchmark_group("native_model_long_state");
+    g.sample_size(10);
+    for lines in [1_000usize, 10_000] {
+        let train = long_state_data(lines, 4, 0);
+        let held = long_state_data(lines, 2, 100);
+        let ctxs: Vec<ModelContext> = held
+            .iter()
+            .flat_map(|t| (0..t.steps.len()).map(move |i| ModelContext::at_step(t, i)))
+            .collect();
+        let train_lines: usize = train.iter().map(|t| t.steps.len() * lines).sum();
+        g.throughput(Throughput::Elements(train_lines as u64));
+        g.bench_function(format!("fit/{lines}_lines"), |b| {
+            b.iter(|| NativeModel::fit(&train).transitions())
+        });
+        let m = NativeModel::fit(&train);
+        g.throughput(Throughput::Elements((ctxs.len() * lines) as u64));
+        g.bench_function(format!("predict/{lines}_lines"), |b| {
+            b.iter(|| ctxs.iter().filter(|c| m.predict(c).is_ok()).count())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, model, long_states);
 criterion_main!(benches);

@@ -80,6 +80,47 @@ impl EnvFactory {
         &self.id
     }
 
+    /// Refuse offline data that does not come from this env: trajectories of another scenario
+    /// (or bridged env) would teach the experience model a different world while the run
+    /// trains and evaluates in this one. A scenario's trajectories are recognised by their task
+    /// ids (`WORLD/TEMPLATE/...`, whatever path the scenario was loaded from), a bridged env's by
+    /// their env id. The error names the file and the line of the first stranger.
+    pub fn check_offline(&self, path: &Path, data: &[dreamgym_buffer::Trajectory]) -> Result<()> {
+        let belongs = |t: &dreamgym_buffer::Trajectory| match &self.kind {
+            Kind::Scenario(w, _) => {
+                t.env_id.starts_with("scenario:")
+                    && t.task.id.split('/').next() == Some(w.name.as_str())
+            }
+            Kind::Bridge(..) => t.env_id == self.id,
+        };
+        let Some(i) = data.iter().position(|t| !belongs(t)) else {
+            return Ok(());
+        };
+        // the line of the i-th trajectory (blank lines hold none)
+        let line = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                    .nth(i)
+                    .map(|(n, _)| n + 1)
+            })
+            .unwrap_or(i + 1);
+        let t = &data[i];
+        let ours = match &self.kind {
+            Kind::Scenario(w, _) => format!("scenario `{}` ({})", w.name, self.id),
+            Kind::Bridge(..) => format!("`{}`", self.id),
+        };
+        bail!(
+            "{}:{line}: this trajectory comes from env `{}` (task `{}`), not from {ours} that the run trains in; give offline data of this env (e.g. `dreamgym collect --env {}`)",
+            path.display(),
+            t.env_id,
+            t.task.id,
+            self.id
+        )
+    }
+
     /// A fresh scenario env when this id names a scenario (curricula need its levels).
     pub fn scenario(&self) -> Option<ScenarioEnv> {
         match &self.kind {

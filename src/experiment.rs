@@ -146,7 +146,11 @@ pub fn train(
         dreamgym_buffer::jsonl::read_file(&offline_path)?
     } else {
         let data = match &cfg.offline {
-            Some(p) => dreamgym_buffer::jsonl::read_file(p)?,
+            Some(p) => {
+                let data = dreamgym_buffer::jsonl::read_file(p)?;
+                factory.check_offline(p, &data)?;
+                data
+            }
             None => {
                 let mut env = factory.open();
                 let train = TaskSampler {

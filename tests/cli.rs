@@ -706,3 +706,49 @@ fn a_checksum_valid_undecodable_record_is_removed_by_repair() {
     let (ok, _, err) = run(bin().args(["buffer", "stats"]).arg(&buf));
     assert!(ok, "{err}");
 }
+
+/// `train` given offline data of another scenario refuses it, naming the file and line, instead
+/// of fitting the experience model to a different world.
+#[test]
+fn train_refuses_offline_data_of_another_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let household = dir.path().join("household.jsonl");
+    let (ok, _, err) = run(bin()
+        .args(["collect", "--env"])
+        .arg(format!("scenario:{}", scenario("household.ron").display()))
+        .args(["--episodes", "2", "--out"])
+        .arg(&household));
+    assert!(ok, "{err}");
+    let keys = dir.path().join("keys.jsonl");
+    collect_keys_doors(&keys, 2, &[]);
+    // keys_doors data first, then one household episode on line 3
+    let mixed = dir.path().join("mixed.jsonl");
+    let k = std::fs::read_to_string(&keys).unwrap();
+    let h = std::fs::read_to_string(&household).unwrap();
+    std::fs::write(&mixed, format!("{k}{}", h.lines().next().unwrap())).unwrap();
+    for (data, accepted) in [(&keys, true), (&mixed, false)] {
+        let cfg = dir.path().join("exp.ron");
+        std::fs::write(
+            &cfg,
+            format!(
+                "(env: \"scenario:{}\", offline: Some({:?}), run: (iterations: 1, eval_episodes: 2, policy: (num_steps: 8, num_envs: 2)))",
+                scenario("keys_doors.ron").display(),
+                data.display()
+            ),
+        )
+        .unwrap();
+        let (ok, _, err) = run(bin()
+            .args(["train", "--backend", "cpu", "--quiet", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(dir.path().join(format!("out{accepted}"))));
+        assert_eq!(ok, accepted, "{err}");
+        if !accepted {
+            assert!(
+                err.contains(&format!("{}:3:", mixed.display()))
+                    && err.contains("not from scenario `keys_doors`"),
+                "{err}"
+            );
+        }
+    }
+}

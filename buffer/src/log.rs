@@ -560,7 +560,10 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        // 300 cases unless PROPTEST_CASES asks for more (scripts/fuzz.sh)
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+        ))]
         /// A bit flipped anywhere in any frame header of a committed log: every record is either
         /// recovered or the damage is reported — a cut is only ever the damaged last frame.
         #[test]

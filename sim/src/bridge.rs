@@ -144,7 +144,7 @@ struct ResetReply {
 #[derive(Deserialize)]
 struct StepReply {
     observation: ReplyObservation,
-    reward: f32,
+    reward: f64,
     done: bool,
     #[serde(default)]
     truncated: bool,
@@ -421,18 +421,49 @@ impl BridgeEnv {
             ))),
         }
     }
+}
 
-    fn decode<T: serde::de::DeserializeOwned>(
-        &mut self,
-        v: Value,
-        what: &str,
-    ) -> Result<T, EnvError> {
-        serde_json::from_value(v).map_err(|e| {
-            self.err(format!(
-                "protocol violation: malformed reply to {what}: {e}"
-            ))
-        })
+/// Values of a JSON map as text (strings as they are, anything else as JSON).
+fn as_text(map: BTreeMap<String, Value>) -> BTreeMap<String, String> {
+    map.into_iter()
+        .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .collect()
+}
+
+/// The observation and task of a `reset` reply (task difficulty 0: the caller knows the level),
+/// or why the reply is not one.
+pub fn reset_reply(v: Value) -> Result<(Observation, Task), String> {
+    let r: ResetReply = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    let task = Task {
+        id: r.task.id,
+        instruction: r.task.instruction,
+        params: as_text(r.task.params),
+        difficulty: 0,
+        origin: Default::default(),
+    };
+    Ok((r.observation.into(), task))
+}
+
+/// The step result of a `step` reply, or why the reply is not one. The reward must be a finite
+/// number that fits an f32 (a valid JSON number such as `1e39` does not, and would make a record
+/// no command can read back).
+pub fn step_reply(v: Value) -> Result<StepResult, String> {
+    let r: StepReply = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    let reward = r.reward as f32;
+    if !reward.is_finite() {
+        return Err(format!(
+            "`reward` is {:e}, not a finite number within the range of an f32",
+            r.reward
+        ));
     }
+    Ok(StepResult {
+        observation: r.observation.into(),
+        reward,
+        done: r.done,
+        truncated: r.truncated,
+        success: r.success,
+        info: as_text(r.info),
+    })
 }
 
 impl Drop for BridgeEnv {
@@ -493,23 +524,13 @@ impl Env for BridgeEnv {
             self.cfg.reset_timeout,
             "reset",
         )?;
-        let r: ResetReply = self.decode(v, "reset")?;
-        let mut params: BTreeMap<String, String> = r
-            .task
-            .params
-            .into_iter()
-            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-            .collect();
-        params.insert("seed".into(), seed.to_string());
-        self.task = Some(Task {
-            id: r.task.id,
-            instruction: r.task.instruction,
-            params,
-            difficulty: spec.difficulty.unwrap_or(0),
-            origin: Default::default(),
-        });
+        let (observation, mut task) = reset_reply(v)
+            .map_err(|m| self.err(format!("protocol violation: malformed reply to reset: {m}")))?;
+        task.params.insert("seed".into(), seed.to_string());
+        task.difficulty = spec.difficulty.unwrap_or(0);
+        self.task = Some(task);
         self.in_episode = true;
-        Ok(r.observation.into())
+        Ok(observation)
     }
 
     fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
@@ -529,20 +550,10 @@ impl Env for BridgeEnv {
             self.cfg.step_timeout,
             "step",
         )?;
-        let r: StepReply = self.decode(v, "step")?;
+        let r = step_reply(v)
+            .map_err(|m| self.err(format!("protocol violation: malformed reply to step: {m}")))?;
         self.in_episode = !(r.done || r.truncated);
-        Ok(StepResult {
-            observation: r.observation.into(),
-            reward: r.reward,
-            done: r.done,
-            truncated: r.truncated,
-            success: r.success,
-            info: r
-                .info
-                .into_iter()
-                .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-                .collect(),
-        })
+        Ok(r)
     }
 
     fn task(&self) -> Option<&Task> {

@@ -331,8 +331,11 @@ impl LlmModel {
     }
 }
 
-/// A prediction from a reply's content, or why the reply is not one.
-fn parse_prediction(content: &str, state: &Observation) -> Result<Prediction, String> {
+/// A prediction from a reply's content (the JSON of [`super::prompt::reply_schema`]) for an
+/// action taken in `state`, or why the reply is not one: not that JSON, a reward outside [0, 1],
+/// an empty next state, or a next state that is not done but offers no action where `state`
+/// offered some (the policy could not act in it).
+pub fn parse_prediction(content: &str, state: &Observation) -> Result<Prediction, String> {
     let r: Reply = serde_json::from_str(content)
         .map_err(|e| format!("{e}: {:?}", content.chars().take(200).collect::<String>()))?;
     if !r.reward.is_finite() || !(0.0..=1.0).contains(&r.reward) {
@@ -340,6 +343,12 @@ fn parse_prediction(content: &str, state: &Observation) -> Result<Prediction, St
     }
     if r.next_state.lines.is_empty() {
         return Err("empty next state".into());
+    }
+    if !r.done && r.next_state.admissible.is_empty() && !state.admissible.is_empty() {
+        return Err(
+            "the next state is not done but lists no admissible actions (the policy could not act in it)"
+                .into(),
+        );
     }
     Ok(Prediction {
         reasoning: r.reasoning,

@@ -130,24 +130,36 @@ fn tokens(s: &str) -> Vec<(&str, bool)> {
 
 /// Words of one prediction: the training vocabulary plus words never seen in training (which can
 /// fill variables, never match constants).
+#[derive(Clone)]
 struct Vocab<'a> {
     known: &'a Interner,
     extra: Vec<String>,
+    /// Index of `extra` (a web page brings thousands of unseen words: a linear search made
+    /// tokenizing a state quadratic in its length).
+    extra_ids: FxHashMap<String, u32>,
 }
 
-impl Vocab<'_> {
+impl<'a> Vocab<'a> {
+    /// The training vocabulary, no unseen words yet.
+    fn new(known: &'a Interner) -> Self {
+        Self {
+            known,
+            extra: vec![],
+            extra_ids: FxHashMap::default(),
+        }
+    }
+
     fn id(&mut self, w: &str) -> u32 {
         if let Some(i) = self.known.get(w) {
             return i;
         }
-        let base = self.known.words.len() as u32;
-        match self.extra.iter().position(|x| x == w) {
-            Some(i) => base + i as u32,
-            None => {
-                self.extra.push(w.to_string());
-                base + self.extra.len() as u32 - 1
-            }
+        if let Some(&i) = self.extra_ids.get(w) {
+            return i;
         }
+        let id = (self.known.words.len() + self.extra.len()) as u32;
+        self.extra.push(w.to_string());
+        self.extra_ids.insert(w.to_string(), id);
+        id
     }
     /// The word as a number, if it is one.
     fn number(&self, id: u32) -> Option<f64> {
@@ -1401,10 +1413,7 @@ impl NativeModel {
             .filter(|(_, f)| f.is_none())
             .map(|(p, _)| *p)
             .collect();
-        let mut words = Vocab {
-            known: v.known,
-            extra: v.extra.clone(),
-        };
+        let mut words = v.clone();
         let pool: Vec<Tokenized> = sources
             .lines_back(k, &self.views)
             .iter()
@@ -1833,10 +1842,7 @@ impl NativeModel {
     }
 
     fn query<'a>(&'a self, ctx: &ModelContext) -> (Vocab<'a>, Query, &'a [usize]) {
-        let mut vocab = Vocab {
-            known: &self.words,
-            extra: vec![],
-        };
+        let mut vocab = Vocab::new(&self.words);
         let mut query = Query {
             action: Tokenized::new(&mut vocab, ctx.action),
             instruction: Tokenized::new(&mut vocab, &ctx.state.instruction),

@@ -46,13 +46,9 @@ pub const PROMPT_DEMOS: usize = 4;
 /// The retrieved transitions most like the current one: the same action first, then the most
 /// state lines in common (ties keep retrieval order).
 fn demonstrations<'a>(ctx: &ModelContext<'a>) -> Vec<&'a dreamgym_buffer::Step> {
+    let now: std::collections::HashSet<&String> = ctx.state.lines.iter().collect();
     let score = |d: &dreamgym_buffer::Step| {
-        let shared = d
-            .state
-            .lines
-            .iter()
-            .filter(|l| ctx.state.lines.contains(l))
-            .count();
+        let shared = d.state.lines.iter().filter(|l| now.contains(l)).count();
         ((d.action == ctx.action) as usize, shared)
     };
     let mut demos: Vec<&dreamgym_buffer::Step> = ctx.retrieved.iter().collect();
