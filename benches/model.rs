@@ -70,7 +70,7 @@ fn model(c: &mut Criterion) {
 /// where an action changes one line of thousands.
 fn long_state_data(lines: usize, episodes: usize, first: u64) -> Vec<Trajectory> {
     use dreamgym_buffer::{Observation, Provenance, Step, Task};
-    use rand::Rng;
+    use rand::RngExt;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(first);
     (0..episodes)
         .map(|e| {

@@ -143,11 +143,12 @@ fn broken_records_are_located_and_skippable() {
     assert!(err.contains("content[1].class_"), "{err}");
     assert!(err.contains("telepathy_action"), "{err}");
 
+    let dir = tempfile::tempdir().unwrap();
     let (ok, out, errs) = run(bin()
         .args(["data", "import-adp"])
         .arg(data("broken.jsonl"))
         .args(["--skip-invalid", "--out"])
-        .arg(std::env::temp_dir().join(format!("adp-broken-{}.jsonl", std::process::id()))));
+        .arg(dir.path().join("broken-kept.jsonl")));
     assert!(ok, "{errs}");
     assert!(out.contains("imported 2 ADP trajectories"), "{out}");
     assert!(out.contains("skipped 6 invalid"), "{out}");

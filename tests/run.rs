@@ -371,10 +371,12 @@ fn fixed_llm_server(status: u16, content: &'static str) -> String {
 
 const STUB_DEAD_END: &str = r#"{"reasoning":"Somewhere with no way out.","next_state":{"lines":["[room_a] room: you are in the west room"],"admissible":[],"feedback":""},"reward":0,"done":false,"success":false}"#;
 
-/// A model whose every predicted state offers no action cuts each synthetic episode there; the
-/// run goes on and counts the dead ends (with a threshold that allows them), and stops with the
-/// reason when they pass `max_model_failure_share`. A server that fails every request does the
-/// same: the run never passes off rejected replies as training.
+/// A model whose every predicted state offers no action has each such reply refused (a state
+/// the policy cannot act in is not a prediction) and its synthetic episode cut there; the run
+/// goes on and counts them (with a threshold that allows them), and stops with the reason when
+/// they pass `max_model_failure_share`. A server that fails every request does the same: the
+/// run never passes off rejected replies as training. (Dead ends a model predicts without a
+/// reply to refuse are `ModelEnv`'s unit test.)
 #[test]
 fn the_loop_survives_dead_end_states_and_stops_on_a_failing_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -393,11 +395,11 @@ fn the_loop_survives_dead_end_states_and_stops_on_a_failing_model() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("states without an admissible action"), "{err}");
+    assert!(err.contains("rejected replies"), "{err}");
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let f = &s["methods"]["dreamgym"]["seeds"][0]["model_failures"];
-    assert!(f["dead_ends"].as_u64().unwrap() > 0, "{f}");
+    assert!(f["rejected"].as_u64().unwrap() > 0, "{f}");
     assert_eq!(f["predicted"], 0, "{f}");
 
     std::fs::write(&cfg, cfg_text(0.5)).unwrap();

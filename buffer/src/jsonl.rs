@@ -66,9 +66,17 @@ pub fn parse_line(text: &str, path: &Path, line_no: usize) -> Result<Trajectory,
         message,
     };
     let parsed: LineIn = serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        if message.starts_with("number out of range") {
+            // a reward of 1e39: valid JSON, but it overflows the 32-bit float it is read into
+            return bad(
+                e.column().max(1),
+                format!("{message}: expected a finite number (JSON numbers beyond ±3.4e38 overflow a 32-bit float)"),
+            );
+        }
         bad(
             e.column().max(1),
-            format!("expected a trajectory record {{\"version\":{FORMAT_VERSION},\"trajectory\":{{...}}}}: {e}"),
+            format!("expected a trajectory record {{\"version\":{FORMAT_VERSION},\"trajectory\":{{...}}}}: {message}"),
         )
     })?;
     if parsed.version != FORMAT_VERSION {

@@ -1,5 +1,5 @@
 //! `BridgeEnv`: an environment served by a child process over JSON lines (protocol in
-//! `docs/bridge.md`). The shipped Python bridge (`python/dreamgym_bridge.py`, embedded in this
+//! `docs/bridge.md`). The shipped Python bridge (`sim/python/dreamgym_bridge.py`, embedded in this
 //! crate) serves BabyAI and TextWorldExpress; any program that speaks the protocol works.
 //!
 //! Robustness: every request has a timeout; a child that dies, hangs or breaks the protocol is
@@ -26,7 +26,7 @@ pub const PROTOCOL_VERSION: u32 = 2;
 pub const OLDEST_PROTOCOL_VERSION: u32 = 1;
 
 /// The shipped Python bridge, embedded so the binary works from any directory.
-pub const PYTHON_BRIDGE: &str = include_str!("../../python/dreamgym_bridge.py");
+pub const PYTHON_BRIDGE: &str = include_str!("../python/dreamgym_bridge.py");
 
 /// How to run a bridge.
 #[derive(Debug, Clone)]

@@ -342,3 +342,59 @@ impl Env for ModelEnv {
         self.task.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{Env, TaskSpec};
+    use crate::model::{ModelError, Prediction};
+
+    /// A model whose every next state offers no action and is not done (a model error).
+    struct DeadEnds;
+
+    impl ExperienceModel for DeadEnds {
+        fn name(&self) -> &str {
+            "dead-ends"
+        }
+        fn predict(&self, ctx: &crate::model::ModelContext) -> Result<Prediction, ModelError> {
+            Ok(Prediction {
+                reasoning: "nowhere to go".into(),
+                next_state: Observation {
+                    admissible: vec![],
+                    ..ctx.state.clone()
+                },
+                reward: 0.0,
+                done: false,
+                success: false,
+                confidence: 0.5,
+            })
+        }
+    }
+
+    #[test]
+    fn a_state_without_actions_ends_the_episode_as_a_counted_dead_end() {
+        let task = crate::model::test_task("do it");
+        let obs = Observation {
+            lines: vec!["[a] thing: a".into()],
+            instruction: "do it".into(),
+            admissible: vec!["go".into()],
+            feedback: String::new(),
+        };
+        let mut env = ModelEnv::new(Arc::new(DeadEnds), &[], 10);
+        let failures = Arc::new(ModelFailures::default());
+        env.count_failures_in(failures.clone());
+        env.add_start(task, obs);
+        env.reset(&TaskSpec::default(), 0).unwrap();
+        let r = env.step("go").unwrap();
+        assert!(
+            r.truncated && !r.done,
+            "the episode ends, as cut, not as done"
+        );
+        assert!(r.info.contains_key("dead_end"), "{:?}", r.info);
+        assert!(env.step("go").is_err(), "the episode is over");
+        let c = failures.counts();
+        assert_eq!((c.dead_ends, c.rejected, c.predicted), (1, 0, 0));
+        // the next episode starts normally
+        env.reset(&TaskSpec::default(), 1).unwrap();
+    }
+}
