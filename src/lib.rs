@@ -2,12 +2,11 @@
 
 pub mod cli;
 pub mod collect;
-pub mod data_cmd;
+pub mod commands;
 pub mod envs;
 pub mod experiment;
 pub mod files;
 pub mod pipeline;
-pub mod policy_cmd;
 pub mod progress;
 pub mod report;
 pub mod ron_file;

@@ -1,5 +1,6 @@
 //! `dreamgym policy train` and `dreamgym policy eval`: the burn learner on a real env.
 
+use crate::cli::PolicyCmd;
 use crate::envs::EnvFactory;
 use anyhow::{Context, Result, bail};
 use dreamgym_policy::{
@@ -351,4 +352,84 @@ pub fn serve_env(env: &str, spec: TaskSpec, vocab_seed: u64) -> Result<()> {
         out.flush()?;
     }
     Ok(())
+}
+
+/// Runs one `policy` subcommand.
+pub fn run(cmd: PolicyCmd) -> Result<()> {
+    match cmd {
+        PolicyCmd::Train {
+            env,
+            tasks,
+            algo,
+            config,
+            iterations,
+            seed,
+            backend,
+            out,
+            resume,
+            stop_after,
+            eval_episodes,
+            quiet,
+            bridge_cmd,
+            demos,
+            bc_epochs,
+        } => {
+            let algo = algo
+                .map(|a| a.parse::<dreamgym_policy::Algo>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let mut cfg = match (&config, algo) {
+                (Some(path), _) => load_config(path)?,
+                (None, Some(dreamgym_policy::Algo::Grpo)) => dreamgym_policy::TrainConfig::grpo(),
+                (None, _) => dreamgym_policy::TrainConfig::default(),
+            };
+            if let Some(a) = algo {
+                cfg.algo = a;
+            }
+            if let Some(s) = seed {
+                cfg.seed = s;
+            }
+            if let Some(n) = iterations {
+                cfg.iterations = n;
+            }
+            cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            train(TrainArgs {
+                env,
+                bridge_cmd,
+                template: tasks.template,
+                difficulty: tasks.difficulty,
+                config: cfg,
+                hidden_given: config.is_some(),
+                iterations_override: iterations,
+                stop_after,
+                backend: backend.parse().map_err(anyhow::Error::msg)?,
+                out,
+                resume,
+                eval_episodes,
+                quiet,
+                demos,
+                bc_epochs,
+            })
+        }
+        PolicyCmd::ServeEnv {
+            env,
+            tasks,
+            vocab_seed,
+        } => serve_env(&env, tasks.spec(), vocab_seed),
+        PolicyCmd::Eval {
+            env,
+            checkpoint,
+            tasks,
+            episodes,
+            json,
+            bridge_cmd,
+        } => eval(
+            &env,
+            bridge_cmd.as_deref(),
+            tasks.spec(),
+            &checkpoint,
+            episodes,
+            json,
+        ),
+    }
 }

@@ -1,0 +1,100 @@
+//! `dreamgym buffer ...`: the durable replay buffer — import, stats, export, repair.
+
+use crate::cli::BufferCmd;
+use anyhow::{Context, Result, bail};
+use dreamgym_buffer::{BufferConfig, CapacityOnOpen, ReplayBuffer, TailRule};
+
+/// Capacity of a buffer created without `--capacity`.
+const DEFAULT_CAPACITY: usize = 1_000_000;
+
+/// Runs one `buffer` subcommand.
+pub fn run(cmd: BufferCmd) -> Result<()> {
+    let cfg = |capacity| BufferConfig {
+        capacity,
+        ..Default::default()
+    };
+    match cmd {
+        BufferCmd::Stats { buffer, json } => {
+            if !buffer.exists() {
+                bail!("{}: no such buffer", buffer.display());
+            }
+            let (b, rec) = ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY))
+                .with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let s = b.stats();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"stats": s, "recovery": rec.to_string()})
+                    )?
+                );
+            } else {
+                eprintln!("{}: {rec}", buffer.display());
+                println!("steps:     {}", s.records);
+                println!("  real:      {}", s.real);
+                println!("  synthetic: {}", s.synthetic);
+                if s.unknown_reward > 0 {
+                    println!("  without a stated reward: {}", s.unknown_reward);
+                }
+                println!(
+                    "episodes:  {} ({} successful)",
+                    s.episodes, s.successful_episodes
+                );
+                println!("tasks:     {}", s.tasks);
+                println!("envs:      {}", s.envs);
+            }
+            Ok(())
+        }
+        BufferCmd::Import {
+            buffer,
+            jsonl,
+            capacity,
+        } => {
+            let (mut b, rec) = match capacity {
+                Some(c) => ReplayBuffer::open(&buffer, cfg(c)),
+                None => ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY)),
+            }
+            .with_context(|| format!("opening buffer {}", buffer.display()))?;
+            eprintln!("{}: {rec}", buffer.display());
+            let (t, s) = b.import_jsonl(&jsonl)?;
+            b.sync()?;
+            println!(
+                "imported {t} trajectories ({s} steps) into {}; buffer now holds {} steps",
+                buffer.display(),
+                b.len()
+            );
+            Ok(())
+        }
+        BufferCmd::Export { buffer, out } => {
+            // exporting must neither create a log at a mistyped path nor overwrite the log it reads
+            if !buffer.exists() {
+                bail!("{}: no such buffer", buffer.display());
+            }
+            if crate::files::same_file(&buffer, &out) {
+                bail!(
+                    "{} is the buffer being exported: give another output file",
+                    out.display()
+                );
+            }
+            let (b, _) = ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY))
+                .with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let n = b.export_jsonl(&out)?;
+            println!(
+                "exported {n} trajectories ({} steps) to {}",
+                b.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        BufferCmd::Repair { buffer } => {
+            let (_, rec) = ReplayBuffer::open_with(
+                &buffer,
+                cfg(DEFAULT_CAPACITY),
+                TailRule::CutAtFirstBad,
+                CapacityOnOpen::AsLogged,
+            )?;
+            println!("{}: {rec}", buffer.display());
+            Ok(())
+        }
+    }
+}

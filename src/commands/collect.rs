@@ -1,0 +1,30 @@
+//! `dreamgym collect`: offline trajectories from a behaviour policy, as JSONL.
+
+use crate::collect::{CollectPlan, collect};
+use crate::envs::EnvFactory;
+use anyhow::Result;
+use dreamgym_sim::TaskSpec;
+use dreamgym_sim::policy::BehaviourPolicy;
+use std::path::Path;
+
+/// Collects with `policy` (`expert`, `random`, `noisy-expert[:EPS]`) on `env` into `out`.
+pub fn run(
+    env: &str,
+    bridge_cmd: Option<&str>,
+    spec: &TaskSpec,
+    policy: &str,
+    plan: impl FnOnce(BehaviourPolicy) -> CollectPlan,
+    out: &Path,
+) -> Result<()> {
+    let policy: BehaviourPolicy = policy.parse().map_err(anyhow::Error::msg)?;
+    let envs = EnvFactory::new(env, bridge_cmd)?;
+    let s = collect(&envs, spec, plan(policy), out, true)?;
+    println!(
+        "wrote {} episodes ({} steps, success {:.1}%) to {}",
+        s.episodes,
+        s.steps,
+        100.0 * s.successes as f64 / s.episodes.max(1) as f64,
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! `dreamgym model ...`: the experience models — fidelity of the native model on held-out data,
+//! a check of an LLM server, and SFT data for an LLM experience model.
+
+use crate::envs::EnvFactory;
+use anyhow::{Result, bail};
+use dreamgym_sim::policy::BehaviourPolicy;
+use dreamgym_sim::{Env, TaskSpec};
+use std::path::Path;
+
+/// `dreamgym model export-sft`: chat-format training examples from trajectories.
+pub fn export_sft(data: &Path, out: &Path, k: usize, history: usize) -> Result<()> {
+    let d = dreamgym_buffer::jsonl::read_file(data)?;
+    let s = crate::sft::export(&d, out, k, history)?;
+    println!(
+        "wrote {} examples to {} ({} with the native model's own reasoning, the rest with a factual account)",
+        s.examples,
+        out.display(),
+        s.model_traces
+    );
+    Ok(())
+}
+
+/// `dreamgym model eval`: fit on one file, measure fidelity on another.
+pub fn eval(
+    train: &std::path::Path,
+    heldout: &std::path::Path,
+    gamma: f64,
+    (no_rules, no_retrieval): (bool, bool),
+    (show_errors, show): (usize, usize),
+    json: bool,
+) -> Result<()> {
+    use dreamgym_sim::model::{fidelity, native::NativeModel};
+    if !(0.0..1.0).contains(&gamma) {
+        bail!("--gamma must be in [0, 1), got {gamma}");
+    }
+    let tr = dreamgym_buffer::jsonl::read_file(train)?;
+    let ho = dreamgym_buffer::jsonl::read_file(heldout)?;
+    let t0 = std::time::Instant::now();
+    let model = NativeModel::fit_with(&tr, !no_rules);
+    let fit_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
+    let r = fidelity::evaluate_with(&model, &tr, &ho, gamma, !no_retrieval);
+    let eval_s = t1.elapsed().as_secs_f64();
+    // one-step predictions plus the open-loop ones of the drift measurement
+    let predictions = r.all.transitions + r.drift.iter().map(|d| d.windows).sum::<usize>();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    eprintln!(
+        "fitted {} on {} transitions ({} rules) in {fit_s:.2}s; {} predictions in {eval_s:.2}s ({:.0}/s)",
+        dreamgym_sim::model::ExperienceModel::name(&model),
+        model.transitions(),
+        model.rules(),
+        predictions,
+        predictions as f64 / eval_s.max(1e-9)
+    );
+    println!(
+        "{:<24} {:>10} {:>12} {:>14}",
+        "metric", "all", "seen tasks", "unseen tasks"
+    );
+    type Metric = fn(&fidelity::Fidelity) -> f64;
+    let rows: [(&str, Metric); 12] = [
+        ("transitions", |f| f.transitions as f64),
+        ("next_state_exact", |f| f.next_state_exact),
+        ("revealing", |f| f.revealing),
+        ("next_state_exact_closed", |f| f.next_state_exact_closed),
+        ("next_state_f1", |f| f.next_state_f1),
+        ("admissible_exact", |f| f.admissible_exact),
+        ("reward_accuracy", |f| f.reward_accuracy),
+        ("false_success_rate", |f| f.false_success_rate),
+        ("done_accuracy", |f| f.done_accuracy),
+        ("eps_r", |f| f.eps_r),
+        ("eps_p", |f| f.eps_p),
+        ("bound_penalty", |f| f.bound_penalty),
+    ];
+    for (name, get) in rows {
+        println!(
+            "{name:<24} {:>10.4} {:>12.4} {:>14.4}",
+            get(&r.all),
+            get(&r.seen_tasks),
+            get(&r.unseen_tasks)
+        );
+    }
+    let drift: Vec<String> = r
+        .drift
+        .iter()
+        .map(|d| format!("k={}: {:.3}", d.k, d.exact))
+        .collect();
+    println!(
+        "open-loop next-state exact after k steps: {}",
+        drift.join(", ")
+    );
+    let index = if no_retrieval {
+        Default::default()
+    } else {
+        dreamgym_sim::model::env::retrieval_index(&tr)
+    };
+    show_predictions(&model, &ho, &index, show, false);
+    show_predictions(&model, &ho, &index, show_errors, true);
+    Ok(())
+}
+
+/// Print up to `n` held-out predictions (only wrong ones with `wrong_only`), with the reasoning.
+fn show_predictions(
+    model: &dyn dreamgym_sim::model::ExperienceModel,
+    heldout: &[dreamgym_buffer::Trajectory],
+    retrieval: &std::collections::HashMap<String, Vec<dreamgym_buffer::Step>>,
+    n: usize,
+    wrong_only: bool,
+) {
+    let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    let mut shown = 0;
+    for t in heldout {
+        let retrieved = retrieval.get(&t.task.id).map_or(&[][..], Vec::as_slice);
+        for (i, s) in t.steps.iter().enumerate() {
+            if shown >= n {
+                return;
+            }
+            let ctx = dreamgym_sim::model::ModelContext {
+                retrieved,
+                ..dreamgym_sim::model::ModelContext::at_step(t, i)
+            };
+            let p = match model.predict(&ctx) {
+                Ok(p) => p,
+                Err(e) => {
+                    println!("\n--- {} step {i}: rejected: {e}", t.task.id);
+                    shown += 1;
+                    continue;
+                }
+            };
+            let wrong =
+                set(&p.next_state.lines) != set(&s.next_state.lines) || p.reward != s.reward;
+            if wrong || !wrong_only {
+                shown += 1;
+                println!(
+                    "\n--- {} step {i}{}",
+                    t.task.id,
+                    if wrong { " (wrong)" } else { "" }
+                );
+                println!("state:     {:?}\naction:    {}", s.state.lines, s.action);
+                println!("predicted: {:?} reward {}", p.next_state.lines, p.reward);
+                println!("real:      {:?} reward {}", s.next_state.lines, s.reward);
+                let (pa, ra) = (set(&p.next_state.admissible), set(&s.next_state.admissible));
+                if pa != ra {
+                    println!(
+                        "admissible: missing {:?}, extra {:?}",
+                        ra.difference(&pa).collect::<Vec<_>>(),
+                        pa.difference(&ra).collect::<Vec<_>>()
+                    );
+                }
+                println!("reasoning: {}", p.reasoning);
+            }
+        }
+    }
+}
+
+pub fn llm_check(
+    env: &str,
+    episodes: usize,
+    steps: usize,
+    max_tokens: u32,
+    attempts: u32,
+    seed: u64,
+) -> Result<()> {
+    use dreamgym_sim::model::env::ModelEnv;
+    use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
+    use rand::{RngExt, SeedableRng};
+    use std::sync::atomic::Ordering;
+    let envs = EnvFactory::new(env, None)?;
+    let mut real_env = envs.open();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut real = vec![];
+    for i in 0..3 {
+        real.push(dreamgym_sim::policy::collect_episode(
+            real_env.as_mut(),
+            &TaskSpec::default(),
+            seed * 100 + i,
+            BehaviourPolicy::Expert,
+            &mut rng,
+        )?);
+    }
+    let mut cfg = LlmConfig::from_env()?;
+    cfg.max_tokens = max_tokens;
+    cfg.attempts = attempts;
+    let model = std::sync::Arc::new(LlmModel::new(cfg)?);
+    let mut sim = ModelEnv::new(model.clone(), &real, steps as u32 + 1);
+    let (mut valid, mut rejected, mut recorded) = (0usize, 0usize, vec![]);
+    let mut errors = vec![];
+    for ep in 0..episodes {
+        let mut obs = sim.reset(&TaskSpec::default(), seed + ep as u64)?;
+        for _ in 0..steps {
+            if obs.admissible.is_empty() {
+                break;
+            }
+            let a = obs.admissible[rng.random_range(0..obs.admissible.len())].clone();
+            match sim.step(&a) {
+                // the model env ends the episode at a rejected reply, recording nothing
+                Ok(r) if r.info.contains_key("rejected") => {
+                    rejected += 1;
+                    errors.push(r.info["rejected"].clone());
+                    break;
+                }
+                // a predicted state without an admissible action is a model error too
+                Ok(r) if r.info.contains_key("dead_end") => {
+                    rejected += 1;
+                    errors.push(format!("after `{a}`: {}", r.info["dead_end"]));
+                    break;
+                }
+                Ok(r) => {
+                    anyhow::ensure!(
+                        (0.0..=1.0).contains(&r.reward),
+                        "reward {} out of range",
+                        r.reward
+                    );
+                    anyhow::ensure!(!r.observation.lines.is_empty(), "empty next state");
+                    valid += 1;
+                    recorded.push(a);
+                    let end = r.done || r.truncated;
+                    obs = r.observation;
+                    if end {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    rejected += 1;
+                    errors.push(e.to_string());
+                    break; // the episode cannot go on without a state; nothing was recorded
+                }
+            }
+        }
+    }
+    let st = model.stats();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "valid": valid,
+            "rejected": rejected,
+            "requests": st.requests.load(Ordering::Relaxed),
+            "retries": st.retries.load(Ordering::Relaxed),
+            "truncated": st.truncated.load(Ordering::Relaxed),
+            "invalid": st.invalid.load(Ordering::Relaxed),
+            "errors": errors,
+        }))?
+    );
+    Ok(())
+}

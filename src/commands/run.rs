@@ -1,0 +1,77 @@
+//! `dreamgym run`: the whole DreamGym comparison on one env, with its report.
+
+use anyhow::Result;
+
+/// Runs the comparison (`RunConfig` from `config`, else the embedded defaults, with the flags'
+/// overrides) and writes `summary.json` and `report.html` to `out`.
+pub fn run(
+    env: &str,
+    config: Option<&std::path::Path>,
+    out: &std::path::Path,
+    backend: &str,
+    seeds: Option<Vec<u64>>,
+    iterations: Option<usize>,
+    no_ablations: bool,
+) -> Result<()> {
+    use crate::pipeline::RunConfig;
+    let mut cfg = match config {
+        Some(path) => crate::ron_file::load_checked::<RunConfig>(
+            path,
+            "a RunConfig, e.g. `(seeds: [1, 2, 3], iterations: 60)`",
+            RunConfig::validate,
+        )?,
+        None => RunConfig::default(),
+    };
+    if let Some(s) = seeds {
+        cfg.seeds = s;
+    }
+    if let Some(n) = iterations {
+        cfg.iterations = n;
+    }
+    if no_ablations {
+        cfg.ablations = false;
+    }
+    let id = if env.starts_with("scenario:") || env.starts_with("bridge:") {
+        env.to_string()
+    } else {
+        format!("scenario:{env}")
+    };
+    let _lock = crate::run_lock::RunLock::acquire(out)?;
+    let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
+    let progress = crate::progress::Progress::new(crate::pipeline::planned_iterations(&cfg), false);
+    let summary = crate::pipeline::run(&id, &cfg, &device, &progress, &mut |partial| {
+        crate::report::write(out, partial)?;
+        progress.suspend(|| {
+            tracing::info!(
+                "seeds {:?} done: partial results in {} (complete: false)",
+                partial.seeds_done,
+                out.join("summary.json").display()
+            )
+        });
+        Ok(())
+    })?;
+    progress.finish();
+    crate::report::write(out, &summary)?;
+    println!(
+        "{:<32}{:>9}{:>20}{:>12}{:>12}{:>12}",
+        "method", "success", "95% CI", "real", "offline", "synthetic"
+    );
+    for (name, m) in &summary.methods {
+        println!(
+            "{:<32}{:>9.3}{:>20}{:>12}{:>12}{:>12}",
+            name,
+            m.success,
+            format!("[{:.3}, {:.3}]", m.ci_low, m.ci_high),
+            m.real_steps,
+            m.offline_steps,
+            m.synthetic_steps
+        );
+    }
+    println!(
+        "wrote {} and {} ({:.0} s)",
+        out.join("summary.json").display(),
+        out.join("report.html").display(),
+        summary.seconds
+    );
+    Ok(())
+}
