@@ -278,10 +278,10 @@ proptest! {
         if let Ok(world) = World::from_str(path, &mutate_quoted(text, string, &edits)) {
             accepted("scenario");
             let mut env = ScenarioEnv::new(Arc::new(world), "scenario:fuzz".into());
-            if let Ok(obs) = env.reset(&TaskSpec::default(), string as u64) {
-                if let Some(a) = obs.admissible.first() {
-                    let _ = env.step(a);
-                }
+            if let Ok(obs) = env.reset(&TaskSpec::default(), string as u64)
+                && let Some(a) = obs.admissible.first()
+            {
+                let _ = env.step(a);
             }
         }
     }

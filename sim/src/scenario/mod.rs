@@ -1,6 +1,7 @@
 //! The RON scenario language and its engine (reference: `docs/scenarios.md`).
 
 pub mod ast;
+mod compile;
 pub mod engine;
 pub mod error;
 pub mod expr;
