@@ -1,0 +1,267 @@
+//! The native reasoning model: learns only from trajectories, never from a scenario's rules.
+//!
+//! 1. **Exact memory**: a (instruction, state, action) seen in training predicts what followed it
+//!    (the majority outcome when the data disagree); the same state and action seen under other
+//!    instructions predicts the next state when it never paid a reward or ended an episode there.
+//! 2. **Lifted rules**: every training transition becomes a token sequence — the action, the
+//!    instruction (for transitions that end an episode or pay a reward), the state lines it removed
+//!    and added, the admissible actions it removed and added, and the feedback. Transitions of the
+//!    same shape are anti-unified column by column: a column with one value everywhere is a
+//!    constant, columns whose values vary are variables, and two columns that vary *together* are the
+//!    same variable. So "take apple from countertop 1" and "take mug from cabinet 2" give the rule
+//!    `take ?a from ?b ?c` whose removed line `[?d] item: a ?a in/on ?b ?c` binds `?d` in a new state.
+//!    A rule applies when its action and instruction match and each removed line matches a line of
+//!    the current state; it is usable only if every variable of what it adds is bound — or
+//!    *derived*: spelt from the action's words (`[diningtable_1]` from `go to dining table 1`) or
+//!    looked up from a bound variable it is a function of in the examples.
+//!    Lines of the state that the transition keeps but whose words show up in the outcome (the
+//!    id of an option being selected) are kept as context preconditions that bind those words.
+//!    Relations that hold between a rule's variables in every example (numeric order, never
+//!    equal) are conditions too; a rule may not keep a line of a kind its action form always
+//!    removed; among matching rules that pay differently, the one with the most similar example
+//!    wins.
+//! 3. **Recall** (see [`super::recall`]; tried before memory, since what a place holds is hidden
+//!    until the agent gets there and differs between instances): a rule that leads to a place
+//!    the agent left earlier in the episode — or to one a real episode of this task instance
+//!    found on arrival (the retrieved transitions, see [`super::env::ModelEnv`]) — takes what it
+//!    cannot fill (what lies there) from what was seen there; a rule whose outcome a source saw
+//!    just so (a place seen empty) is confirmed; otherwise a rule's outcome gets the place's lines
+//!    and the objects a source saw there, however many (shape-free). A cheap test comes first:
+//!    the line the action's words alone determine must be in some source.
+//! 4. **Rules read as sets** when no rule of the exact shape applies: a removed pattern takes away
+//!    every line it fits, so leaving a place with three objects works with a rule learnt on one.
+//! 5. **Line rewrites** when no rule applies (egocentric views, where an action rewrites every
+//!    line): each `[id]` line is rewritten by what the action did to lines of its *shape* (its
+//!    text with its id's words masked) in training, unless a shape present has always meant the
+//!    action changes nothing (a wall in front); reward and done come from the shapes that lines
+//!    naming the task's object had when episodes paid (`line_rewrite.rs`).
+//! 6. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
+//!    rule explains, leaves the state unchanged with reward 0; the latter with a low confidence.
+//!
+//! Predicted lines keep the current state's order; added lines take the place of the first removed
+//! line (or go last). Fidelity compares states as sets of lines.
+//!
+//! Files, in the order a prediction uses them: `tokens` (words), `rule` (the lifted rules and
+//! the query), `memory` (exact memory), `fit` (learning from trajectories), `matching` (rule
+//! patterns against a query), `apply` (a matched rule's outcome, recall, rules read as sets),
+//! `stages` (`predict`: the stages in order).
+
+mod apply;
+mod fit;
+mod matching;
+mod memory;
+mod rule;
+mod stages;
+mod tokens;
+
+use super::additive_reward::AdditiveRewards;
+use super::line_rewrite::LineRewrites;
+use super::recall::{self, RecallSources, ViewIndex, diff, line_kind};
+use super::{ExperienceModel, ModelContext, ModelError, Prediction};
+use dreamgym_buffer::{Observation, Step, Trajectory};
+use matching::*;
+use memory::*;
+use rule::*;
+use rustc_hash::FxHashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+use tokens::*;
+
+/// Most examples kept per rule (more can only generalise a rule further).
+const MAX_EXAMPLES: usize = 256;
+
+/// Most line-to-pattern attempts when matching one rule's patterns (bounds backtracking).
+const MATCH_BUDGET: usize = 2_000;
+
+/// The native reasoning model (see the module docs).
+#[derive(Default)]
+pub struct NativeModel {
+    words: Interner,
+    memory: FxHashMap<u64, Vec<Outcome>>,
+    /// (state, action) -> next observations, for transitions that never paid or ended an episode.
+    dynamics: FxHashMap<u64, Vec<SeenNext>>,
+    /// (state, action) -> next observations of transitions whose reward the data does not state
+    /// (imported without rewards): evidence about the next state only, never about rewards.
+    unrewarded: FxHashMap<u64, Vec<SeenNext>>,
+    rules: Vec<Rule>,
+    by_action: HashMap<(usize, u32), Vec<usize>>,
+    use_rules: bool,
+    transitions: usize,
+    /// Per action form (token count, first word): for each line kind, how often a line of that
+    /// kind stayed and how often it went when such an action changed the state.
+    persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
+    /// Per action form: the kinds of lines such actions brought into view in training.
+    brings: HashMap<(usize, u32), HashSet<String>>,
+    /// Per-line rewrites by line shape (egocentric worlds where every line changes).
+    rewrites: LineRewrites,
+    /// Partial-credit rewards of episode-ending actions as sums of criteria.
+    additive: AdditiveRewards,
+    /// The admissible actions of each set of state lines seen (for recalled states).
+    views: ViewIndex,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::apply::splice;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tokens_split_punctuation_and_keep_spacing() {
+        let t = tokens("[box_yellow] box: the yellow box, right");
+        let words: Vec<&str> = t.iter().map(|x| x.0).collect();
+        assert_eq!(
+            words,
+            [
+                "[",
+                "box_yellow",
+                "]",
+                "box",
+                ":",
+                "the",
+                "yellow",
+                "box",
+                ",",
+                "right"
+            ]
+        );
+        assert!(t[3].1);
+        assert!(!t[4].1);
+    }
+
+    proptest! {
+        /// Tokens and their spacing give back the text (up to runs of whitespace).
+        #[test]
+        fn tokens_rebuild_the_text(s in "[a-z_\\[\\],:$ ]{0,40}") {
+            let mut out = String::new();
+            for (w, sp) in tokens(&s) {
+                if sp && !out.is_empty() { out.push(' '); }
+                out.push_str(w);
+            }
+            let norm: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            prop_assert_eq!(out, norm);
+        }
+    }
+
+    #[test]
+    fn spell_finds_ids_joined_from_action_words() {
+        assert_eq!(
+            spell("diningtable_1", &["go", "to", "dining", "table", "1"]),
+            Some((2, vec!["", "", "_"]))
+        );
+        assert_eq!(
+            spell("fridge_1", &["go", "to", "fridge", "1"]),
+            Some((2, vec!["", "_"]))
+        );
+        assert_eq!(
+            spell("room_b", &["go", "to", "the", "middle", "room"]),
+            None
+        );
+        // one word alone is the word itself, not a join
+        assert_eq!(spell("fridge", &["go", "to", "fridge", "1"]), None);
+    }
+
+    const PLACES: [(&str, u32); 5] = [
+        ("kitchen", 1),
+        ("hall", 2),
+        ("garden", 3),
+        ("attic", 4),
+        ("cellar", 5),
+    ];
+
+    /// At `place` with `items` lying there, in a world of the five [`PLACES`].
+    fn at(place: (&str, u32), items: &[&str]) -> Observation {
+        let (p, n) = place;
+        let mut lines = vec![format!("[{p}_{n}] location: you are at {p} {n}")];
+        let mut admissible: Vec<String> = PLACES
+            .iter()
+            .filter(|x| x.0 != p)
+            .map(|(q, m)| format!("go to {q} {m}"))
+            .collect();
+        for it in items {
+            lines.push(format!("[{it}_1] item: a {it} in/on {p} {n}"));
+            admissible.push(format!("take {it} from {p} {n}"));
+        }
+        Observation {
+            lines,
+            instruction: "tidy up".into(),
+            admissible,
+            feedback: String::new(),
+        }
+    }
+
+    fn go(from: Observation, to: (&str, u32)) -> Step {
+        let mut next = at(to, &[]);
+        next.feedback = format!("You arrive at {} {}.", to.0, to.1);
+        Step {
+            state: from,
+            action: format!("go to {} {}", to.0, to.1),
+            reward: 0.0,
+            next_state: next,
+            done: false,
+            truncated: false,
+            reasoning: None,
+            provenance: dreamgym_buffer::Provenance::Real,
+            reward_known: true,
+        }
+    }
+
+    fn episode(steps: Vec<Step>) -> Trajectory {
+        serde_json::from_value(serde_json::json!({
+            "task": {"id": "t", "instruction": "tidy up"},
+            "env_id": "test", "seed": 0, "provenance": "real", "policy": "test",
+            "steps": steps,
+            "outcome": {"success": false, "total_reward": 0.0, "length": steps.len(), "truncated": false},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn moves_generalise_to_new_places_and_any_number_of_objects() {
+        // trained on moves among four places, leaving places with at most one object (one of
+        // three kinds)
+        let mut steps = vec![];
+        for (i, &a) in PLACES[..4].iter().enumerate() {
+            for (j, &b) in PLACES[..4].iter().enumerate() {
+                if i != j {
+                    steps.push(go(at(a, &[]), b));
+                    steps.push(go(at(a, &[["cup", "fork", "plate"][(i + j) % 3]]), b));
+                }
+            }
+        }
+        let model = NativeModel::fit(&[episode(steps)]);
+        // leave a place with three objects for a place never seen in training
+        let state = at(PLACES[0], &["cup", "fork", "bowl"]);
+        let task = super::super::test_task("tidy up");
+        let p = model.predict_native(&ModelContext {
+            task: &task,
+            history: &[],
+            state: &state,
+            action: "go to cellar 5",
+            retrieved: &[],
+        });
+        assert_eq!(
+            p.next_state.lines,
+            at(PLACES[4], &[]).lines,
+            "{}",
+            p.reasoning
+        );
+        let mut adm = p.next_state.admissible.clone();
+        let mut want = at(PLACES[4], &[]).admissible;
+        adm.sort();
+        want.sort();
+        assert_eq!(adm, want, "{}", p.reasoning);
+        assert_eq!(p.next_state.feedback, "You arrive at cellar 5.");
+        assert_eq!((p.reward, p.done), (0.0, false));
+    }
+
+    #[test]
+    fn splice_puts_added_lines_where_removed_ones_were() {
+        let items: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            splice(&items, &[1], vec!["x".into(), "y".into()]),
+            ["a", "x", "y", "c"]
+        );
+        assert_eq!(splice(&items, &[], vec!["x".into()]), ["a", "b", "c", "x"]);
+    }
+}

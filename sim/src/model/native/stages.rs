@@ -1,0 +1,210 @@
+//! The prediction: the stages tried in order (see the module docs of `native`), and the query
+//! every stage reads.
+
+use super::*;
+
+impl NativeModel {
+    /// The native prediction (never fails: unexplained actions get the failure semantics).
+    pub fn predict_native(&self, ctx: &ModelContext) -> Prediction {
+        let mut p = self.predict_by_stages(ctx);
+        // the admissible actions of a state are those a training state with the same lines
+        // always had (rules only know the changes they saw)
+        if p.next_state.lines != ctx.state.lines
+            && let Some(a) = self.views.admissible(&p.next_state.lines)
+            && *a != p.next_state.admissible
+        {
+            p.next_state.admissible = a.clone();
+        }
+        p
+    }
+
+    pub(super) fn predict_by_stages(&self, ctx: &ModelContext) -> Prediction {
+        let success_of = |reward: f32, done: bool| done && reward >= 0.999;
+        let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
+        // 1. exact memory
+        let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
+        let remembered = self.memory.get(&key).map(|outcomes| {
+            let total: usize = outcomes.iter().map(|o| o.3).sum();
+            (
+                outcomes.iter().max_by_key(|o| o.3).expect("non-empty"),
+                total,
+            )
+        });
+        // 2. the same state and action under another task, where it never paid or ended an episode
+        let seen_elsewhere = self
+            .dynamics
+            .get(&fingerprint(None, &ctx.state.lines, ctx.action))
+            .filter(|seen| seen.iter().all(|o| o.1))
+            .map(|seen| most_seen(seen));
+        let memory_next = remembered
+            .map(|(best, _)| &best.0)
+            .or(seen_elsewhere.map(|(best, _)| &best.0));
+        let memory = || {
+            if let Some((best, total)) = remembered {
+                return Some(Prediction {
+                    reasoning: format!(
+                        "Seen before: this exact state and action occurred {total} time(s) in the training data; {} of them led to the predicted outcome.",
+                        best.3
+                    ),
+                    next_state: best.0.clone(),
+                    reward: best.1,
+                    done: best.2,
+                    success: success_of(best.1, best.2),
+                    confidence: best.3 as f32 / total as f32,
+                });
+            }
+            seen_elsewhere.map(|(best, total)| {
+                seen_prediction(
+                    ctx,
+                    best,
+                    format!(
+                        "Seen before under other tasks: this state and action occurred {total} time(s); {} led to the predicted state, none paid a reward or ended the episode.",
+                        best.2
+                    ),
+                    best.2 as f32 / total as f32,
+                )
+            })
+        };
+        // recall needs a source about where the action leads; where memory knows the outcome,
+        // something it shows must be mentioned by one (a cheap test before any matching)
+        let sources = RecallSources::new(ctx).filter(|s| {
+            admissible
+                && memory_next.is_none_or(|m| s.mentions_any(&diff(&m.lines, &ctx.state.lines)))
+        });
+        // back to a place seen earlier in this episode, or one a real episode of this task
+        // instance saw: what was seen there beats a guess from other episodes, whose hidden
+        // parts differ
+        let mut q = None;
+        let mut seen = false;
+        if let Some(s) = &sources
+            && let Some(p) = self.recall_any(ctx, s, &mut q, &mut seen)
+        {
+            return p;
+        }
+        let (vocab, query, cands) = q.unwrap_or_else(|| self.query(ctx));
+        // 3. lifted rules: generalisations first, then the most specific, then the best supported;
+        // 4. the same rules with removed lines read as sets (admissible actions only)
+        let ruled = || {
+            self.by_rule(&vocab, &query, cands, ctx).or_else(|| {
+                admissible
+                    .then(|| self.by_rule_as_sets(&vocab, &query, cands, ctx))
+                    .flatten()
+            })
+        };
+        let mut by_rules = None;
+        // a place some source saw, that no rule of the right shape recalls
+        if let Some(s) = sources.as_ref().filter(|_| seen)
+            && let Some(r) = by_rules.insert(ruled()).as_ref()
+            && let Some(kinds) = self.brings.get(&Self::action_form(&query))
+            && let Some(p) = recall::recall_place(s, ctx.state, r, &self.views, kinds)
+        {
+            return p;
+        }
+        if let Some(p) = memory() {
+            return p;
+        }
+        if let Some(p) = by_rules.unwrap_or_else(ruled) {
+            return p;
+        }
+        if let Some(p) = self.predict_unrewarded(ctx) {
+            return p;
+        }
+        // 5. every line rewritten by its shape (admissible actions only)
+        if admissible && let Some(r) = self.rewrites.predict(ctx.state, ctx.action) {
+            return Prediction {
+                reasoning: r.reasoning,
+                next_state: r.next,
+                reward: r.reward,
+                done: r.done,
+                success: success_of(r.reward, r.done),
+                confidence: r.confidence,
+            };
+        }
+        // 6. failure semantics
+        let (why, conf) = if admissible {
+            (
+                "No training transition explains this admissible action here; predicting the failure state (nothing changes, reward 0) with low confidence.",
+                0.1,
+            )
+        } else {
+            (
+                "The action is not admissible in this state: failure state, nothing changes, reward 0.",
+                0.9,
+            )
+        };
+        Prediction {
+            reasoning: why.into(),
+            next_state: Self::unchanged(ctx, "Nothing happens."),
+            reward: 0.0,
+            done: false,
+            success: false,
+            confidence: conf,
+        }
+    }
+
+    /// Explain a transition by an induced rule only (no memory of the exact situation): the
+    /// generalising trace used for SFT reasoning. `None` when no rule applies.
+    pub fn explain(&self, ctx: &ModelContext) -> Option<Prediction> {
+        let (vocab, query, cands) = self.query(ctx);
+        self.by_rule(&vocab, &query, cands, ctx)
+    }
+
+    pub(super) fn query<'a>(&'a self, ctx: &ModelContext) -> (Vocab<'a>, Query, &'a [usize]) {
+        let mut vocab = Vocab::new(&self.words);
+        let mut query = Query {
+            action: Tokenized::new(&mut vocab, ctx.action),
+            instruction: Tokenized::new(&mut vocab, &ctx.state.instruction),
+            lines: ctx
+                .state
+                .lines
+                .iter()
+                .map(|l| Tokenized::new(&mut vocab, l))
+                .collect(),
+            admissible: ctx
+                .state
+                .admissible
+                .iter()
+                .map(|l| Tokenized::new(&mut vocab, l))
+                .collect(),
+            unmatched: Default::default(),
+            line_kinds: vec![],
+        };
+        for l in &query.lines {
+            let kind = line_kind_word(l.ids.iter().map(|&t| Some(t)), &self.words);
+            count_kind(&mut query.line_kinds, kind);
+        }
+        let first = query
+            .action
+            .ids
+            .first()
+            .copied()
+            .filter(|&t| (t as usize) < self.words.words.len())
+            .unwrap_or(u32::MAX);
+        let cands = self
+            .by_action
+            .get(&(query.action.ids.len(), first))
+            .map_or(&[][..], |v| v.as_slice());
+        (vocab, query, cands)
+    }
+
+    pub(super) fn unchanged(ctx: &ModelContext, feedback: &str) -> Observation {
+        Observation {
+            feedback: feedback.to_string(),
+            ..ctx.state.clone()
+        }
+    }
+}
+
+impl ExperienceModel for NativeModel {
+    fn name(&self) -> &str {
+        if self.use_rules {
+            "native"
+        } else {
+            "native-memory-only"
+        }
+    }
+
+    fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
+        Ok(self.predict_native(ctx))
+    }
+}
