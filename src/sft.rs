@@ -97,7 +97,7 @@ pub fn export(data: &[Trajectory], out: &Path, k: usize, history: usize) -> Resu
                 }
                 _ => factual_reasoning(s),
             };
-            let success = s.done && s.reward >= 0.999;
+            let success = dreamgym_buffer::is_success(s.done, s.reward);
             let line = serde_json::json!({
                 "messages": [
                     {"role": "system", "content": SYSTEM_PROMPT},

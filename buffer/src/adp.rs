@@ -734,7 +734,7 @@ pub fn convert(v: &Value, opts: &ImportOptions) -> Result<(Trajectory, bool), Fi
     let success = stated_success.unwrap_or_else(|| {
         steps
             .last()
-            .is_some_and(|s| s.reward_known && s.done && s.reward >= 0.999)
+            .is_some_and(|s| s.reward_known && crate::is_success(s.done, s.reward))
     });
     let outcome = Outcome {
         success,

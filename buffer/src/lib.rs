@@ -13,7 +13,9 @@ pub use embed::{Embedder, HashedNgramEmbedder, transition_text};
 pub use index::{ApproxIndex, ApproxParams, ExactIndex, Hit};
 pub use jsonl::{FORMAT_VERSION, JsonlError, JsonlWriter};
 pub use log::{DurableLog, FsyncPolicy, LogError, Recovery, TailRule};
-pub use records::{Observation, Outcome, Provenance, Step, Task, TaskOrigin, Trajectory};
+pub use records::{
+    Observation, Outcome, Provenance, Step, Task, TaskOrigin, Trajectory, is_success,
+};
 pub use replay::{
     BufferConfig, BufferError, BufferRecord, BufferStats, CapacityOnOpen, EpisodeMeta, ReplayBuffer,
 };

@@ -81,6 +81,13 @@ impl Observation {
     }
 }
 
+/// Whether an episode-ending `reward` counts as a success: the episode is done and paid the
+/// full reward of 1 (with float slack). The one rule every crate uses (the native model,
+/// fidelity, SFT export, ADP import).
+pub fn is_success(done: bool, reward: f32) -> bool {
+    done && reward >= 0.999
+}
+
 /// One transition: state, action, reward, next state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {

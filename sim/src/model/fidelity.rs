@@ -128,7 +128,7 @@ fn squash(text: &str) -> String {
 
 /// The entity a state line is about, squashed: its `[id]` prefix, or the whole line.
 fn entity(line: &str) -> String {
-    squash(super::line_id(line).unwrap_or(line))
+    squash(super::lines::line_id(line).unwrap_or(line))
 }
 
 /// Whether step `s` adds a line about an entity that nothing in `shown` (the squashed texts the
@@ -302,7 +302,7 @@ pub fn evaluate_with(
                     true,
                 ),
             };
-            let real_success = s.done && s.reward >= 0.999;
+            let real_success = dreamgym_buffer::is_success(s.done, s.reward);
             let part = if is_unseen {
                 &mut unseen
             } else {

@@ -5,11 +5,13 @@ mod additive_reward;
 pub mod env;
 pub mod fidelity;
 mod line_rewrite;
+mod lines;
 pub mod llm;
 pub mod native;
 pub mod prompt;
 mod recall;
 pub mod task_gen;
+mod views;
 
 use dreamgym_buffer::{Observation, Step, Task, Trajectory};
 
@@ -92,13 +94,6 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
-}
-
-/// The id of a `[id] kind: text` state line; `None` for lines of another form.
-pub(crate) fn line_id(line: &str) -> Option<&str> {
-    line.strip_prefix('[')
-        .and_then(|r| r.split_once(']'))
-        .map(|(id, _)| id)
 }
 
 /// A task for unit tests: id `t`, level 1, the given instruction.

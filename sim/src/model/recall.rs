@@ -4,45 +4,19 @@
 //! instance found (the retrieved transitions) — instead of guessing from other instances.
 //!
 //! - [`RecallSources`]: the places seen, each as the lines shown there.
-//! - [`ViewIndex`]: what training states looked like — the admissible actions that went with
-//!   each set of lines (so a recalled state gets the actions real states like it had), the usual
-//!   order of line kinds, and how lines look when they come back into view.
+//! - [`ViewIndex`] (in `views.rs`): what training states looked like, which recall uses to put
+//!   recalled lines in order and give a recalled state its admissible actions.
 //! - [`recall_place`]: the shape-free stage — a rule's outcome says where an action leads, a
 //!   source says what is there.
 
+use super::lines::{diff, line_id, line_kind, line_subject};
+use super::views::ViewIndex;
 use super::{ModelContext, Prediction};
 use dreamgym_buffer::{Observation, Step};
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::rc::Rc;
-
-/// The items of `a` that are not in `b`.
-pub(super) fn diff<'a>(a: &'a [String], b: &[String]) -> Vec<&'a String> {
-    // a scan of `b` per line is fastest for the usual few dozen lines; states of thousands of
-    // lines (web pages) made it quadratic: 10k lines took seconds per step
-    if a.len().saturating_mul(b.len()) <= 4096 {
-        return a.iter().filter(|x| !b.contains(x)).collect();
-    }
-    let in_b: std::collections::HashSet<&str> = b.iter().map(String::as_str).collect();
-    a.iter().filter(|x| !in_b.contains(x.as_str())).collect()
-}
-
-/// The kind of a `[id] kind: text` line (`""` for lines of another form).
-pub(super) fn line_kind(line: &str) -> &str {
-    line.split_once("] ")
-        .and_then(|(_, rest)| rest.split_once(':'))
-        .map_or("", |(k, _)| k)
-}
-
-/// What a line is about: its entity id and kind, or the whole line when it has no id.
-fn line_subject(line: &str) -> (&str, &str) {
-    match super::line_id(line) {
-        Some(id) => (id, line_kind(line)),
-        None => (line, ""),
-    }
-}
 
 /// Where recall looks for what a place holds: first what each step of this episode took away (a
 /// place as the agent last left it), then what real episodes of this task instance found on
@@ -113,16 +87,12 @@ impl<'s> RecallSources<'s> {
                 .flat_map(|h| h.state.lines.iter())
                 .chain(&ctx.state.lines);
             for l in shown {
-                if let Some(id) = super::line_id(l) {
+                if let Some(id) = line_id(l) {
                     latest.insert(id, l);
                 }
             }
         }
-        let mentioned = lost
-            .iter()
-            .flatten()
-            .filter_map(|l| super::line_id(l))
-            .collect();
+        let mentioned = lost.iter().flatten().filter_map(|l| line_id(l)).collect();
         Some(RecallSources {
             back: Default::default(),
             mentioned,
@@ -130,12 +100,7 @@ impl<'s> RecallSources<'s> {
             fresh,
             retrieved: retrieved.len(),
             latest,
-            here: ctx
-                .state
-                .lines
-                .iter()
-                .filter_map(|l| super::line_id(l))
-                .collect(),
+            here: ctx.state.lines.iter().filter_map(|l| line_id(l)).collect(),
         })
     }
 
@@ -194,7 +159,7 @@ impl<'s> RecallSources<'s> {
     /// otherwise.
     pub(super) fn lines_there(&self, k: usize) -> impl Iterator<Item = &'s String> + '_ {
         self.lost[k].iter().copied().filter(move |l| {
-            let Some(id) = super::line_id(l) else {
+            let Some(id) = line_id(l) else {
                 return true;
             };
             if k >= self.retrieved {
@@ -228,23 +193,21 @@ impl<'s> RecallSources<'s> {
 
     /// Whether the state shows the entity a line is about.
     fn shows(&self, line: &str) -> bool {
-        super::line_id(line).is_some_and(|id| self.here.contains(id))
+        line_id(line).is_some_and(|id| self.here.contains(id))
     }
 
     /// Whether some of `lines` is about an entity some source mentions.
     pub(super) fn mentions_any(&self, lines: &[&String]) -> bool {
         lines
             .iter()
-            .filter_map(|l| super::line_id(l))
+            .filter_map(|l| line_id(l))
             .any(|id| self.mentioned.contains(id))
     }
 
     /// Whether lines are about somewhere else: some of them is about an entity not shown now
     /// (a room; the door the agent came through may be shown from both sides).
     pub(super) fn elsewhere(&self, lines: &[&String]) -> bool {
-        lines
-            .iter()
-            .any(|l| super::line_id(l).is_some() && !self.shows(l))
+        lines.iter().any(|l| line_id(l).is_some() && !self.shows(l))
     }
 
     /// In words, where source `k` comes from.
@@ -253,154 +216,6 @@ impl<'s> RecallSources<'s> {
             Some(step) => format!("a place left at step {step} of this episode"),
             None => "a place a real episode of this task found on arrival (retrieved)".to_string(),
         }
-    }
-}
-
-/// An order-free fingerprint of a set of lines.
-fn fingerprint(lines: &[String]) -> u64 {
-    let mut sorted: Vec<&String> = lines.iter().collect();
-    sorted.sort_unstable();
-    let mut h = rustc_hash::FxHasher::default();
-    sorted.hash(&mut h);
-    h.finish()
-}
-
-/// What training observations looked like: the admissible actions that went with each set of
-/// state lines (where it always had the same ones), and where lines of each kind stand in a state (their mean
-/// relative position), so recalled lines and the lines that stay are put in the usual order.
-#[derive(Default)]
-pub(super) struct ViewIndex {
-    admissible: FxHashMap<u64, Option<Vec<String>>>,
-    /// Per line kind: the sum of relative positions and the count.
-    positions: HashMap<String, (f64, usize)>,
-    /// How a line's shape (see `line_rewrite`) looked when it came back into view, by its shape
-    /// when it went out of view: counts.
-    returns: HashMap<String, HashMap<String, usize>>,
-    /// The shapes that come back changed, and how (settled by `finish`).
-    changes: HashMap<String, String>,
-}
-
-/// Least examples, and share of them, behind a learnt change of a line's look on return.
-const RETURN_MIN: usize = 3;
-const RETURN_SHARE: f64 = 0.9;
-
-impl ViewIndex {
-    /// Record an observation's lines and admissible actions.
-    pub(super) fn learn(&mut self, o: &Observation) {
-        // a set of lines seen with two different lists says nothing about its actions
-        match self.admissible.entry(fingerprint(&o.lines)) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Some(o.admissible.clone()));
-            }
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                if e.get().as_ref().is_some_and(|a| *a != o.admissible) {
-                    e.insert(None);
-                }
-            }
-        }
-        let n = o.lines.len().max(2) - 1;
-        for (i, l) in o.lines.iter().enumerate() {
-            let kind = line_kind(l);
-            let at = i as f64 / n as f64;
-            match self.positions.get_mut(kind) {
-                Some(e) => *e = (e.0 + at, e.1 + 1),
-                None => {
-                    self.positions.insert(kind.to_string(), (at, 1));
-                }
-            }
-        }
-    }
-
-    /// Learn how lines look when they come back into view from an episode: for each line that
-    /// went out of view, the line about the same thing that next came back.
-    pub(super) fn learn_returns(&mut self, steps: &[Step]) {
-        // a move: some line comes about an entity the state did not show, or goes about one the
-        // next state does not show
-        let new_entity = |from: &[String], to: &[String]| {
-            let ids: HashSet<&str> = from.iter().filter_map(|l| super::line_id(l)).collect();
-            to.iter()
-                .filter_map(|l| super::line_id(l))
-                .any(|id| !ids.contains(id))
-        };
-        let mut gone: HashMap<(&str, &str), &String> = HashMap::new();
-        for s in steps {
-            let (before, after) = (&s.state.lines, &s.next_state.lines);
-            if new_entity(before, after) {
-                for l in diff(after, before) {
-                    if let Some(was) = gone.remove(&line_subject(l))
-                        && let (Some((_, _, from)), Some((_, _, to))) = (
-                            super::line_rewrite::parse(was),
-                            super::line_rewrite::parse(l),
-                        )
-                    {
-                        *self.returns.entry(from).or_default().entry(to).or_default() += 1;
-                    }
-                }
-            }
-            if new_entity(after, before) {
-                for l in diff(before, after) {
-                    gone.insert(line_subject(l), l);
-                }
-            }
-            for l in &s.next_state.lines {
-                gone.remove(&line_subject(l));
-            }
-        }
-    }
-
-    /// A line as it will look when it comes back into view, where training showed lines of its
-    /// shape come back changed (an object no longer "right in front of you").
-    fn on_return(&self, line: &str) -> String {
-        if self.changes.is_empty() {
-            return line.to_string();
-        }
-        let changed = super::line_rewrite::parse(line).and_then(|(id, words, shape)| {
-            let to = self.changes.get(&shape)?;
-            super::line_rewrite::unmask(to, &words).map(|text| format!("[{id}] {text}"))
-        });
-        changed.unwrap_or_else(|| line.to_string())
-    }
-
-    /// Settle what was learnt: the shapes that come back changed (see `on_return`).
-    pub(super) fn finish(&mut self) {
-        self.changes = self
-            .returns
-            .iter()
-            .filter_map(|(from, outcomes)| {
-                let total: usize = outcomes.values().sum();
-                let (to, &n) = outcomes.iter().max_by_key(|(to, n)| (**n, *to))?;
-                (to != from && n >= RETURN_MIN && n as f64 >= RETURN_SHARE * total as f64)
-                    .then(|| (from.clone(), to.clone()))
-            })
-            .collect();
-    }
-
-    /// Where lines of this kind usually stand (0 first, 1 last; 0.5 if never seen).
-    fn position(&self, line: &str) -> f64 {
-        self.positions
-            .get(line_kind(line))
-            .map_or(0.5, |&(sum, n)| sum / n as f64)
-    }
-
-    /// `block` (in its order) with each of `kept` (in theirs) put before the first line of the
-    /// block whose kind usually stands later than its own.
-    pub(super) fn merge(&self, kept: Vec<String>, block: Vec<String>) -> Vec<String> {
-        let mut out: Vec<String> = Vec::with_capacity(kept.len() + block.len());
-        let mut kept = kept.into_iter().peekable();
-        for b in block {
-            let pb = self.position(&b);
-            while let Some(k) = kept.next_if(|k| self.position(k) < pb) {
-                out.push(k);
-            }
-            out.push(b);
-        }
-        out.extend(kept);
-        out
-    }
-
-    /// The admissible actions of a state with these lines in training, if any.
-    pub(super) fn admissible(&self, lines: &[String]) -> Option<&Vec<String>> {
-        self.admissible.get(&fingerprint(lines))?.as_ref()
     }
 }
 
@@ -429,11 +244,11 @@ pub(super) fn recall_place(
         return None;
     }
     // the place the action leads to: what the first line it adds is about
-    let place = super::line_id(added[0]);
+    let place = line_id(added[0]);
     let own: Vec<&String> = added
         .iter()
         .copied()
-        .filter(|a| super::line_id(a) == place)
+        .filter(|a| line_id(a) == place)
         .collect();
     let k = sources.find_about(&own, &state.lines)?;
     // the same place: its first line as it was then (a page of other results is another page)
@@ -455,7 +270,7 @@ pub(super) fn recall_place(
     for a in &added {
         let s = line_subject(a);
         match there.iter().find(|l| line_subject(l) == s) {
-            Some(l) if super::line_id(a) == place && *l != **a => {
+            Some(l) if line_id(a) == place && *l != **a => {
                 block.push((*l).clone());
                 changed = true;
             }

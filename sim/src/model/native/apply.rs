@@ -197,7 +197,7 @@ impl NativeModel {
         cands: &[usize],
         ctx: &ModelContext,
     ) -> Option<Prediction> {
-        let success_of = |reward: f32, done: bool| done && reward >= 0.999;
+        let success_of = |reward: f32, done: bool| dreamgym_buffer::is_success(done, reward);
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         let mut best: Option<(&Rule, Observation, Vec<Option<u32>>)> = None;
         let mut rest = cands.iter();
@@ -451,7 +451,7 @@ impl NativeModel {
             next_state: obs,
             reward: r.reward,
             done: r.done,
-            success: r.done && r.reward >= 0.999,
+            success: dreamgym_buffer::is_success(r.done, r.reward),
             confidence: 0.5 * r.support as f32 / (r.support as f32 + 1.0),
         })
     }
@@ -519,7 +519,7 @@ impl NativeModel {
                     next_state: obs,
                     reward,
                     done: r.done,
-                    success: r.done && reward >= 0.999,
+                    success: dreamgym_buffer::is_success(r.done, reward),
                     confidence: 0.9,
                 });
             }

@@ -56,7 +56,9 @@ mod tokens;
 
 use super::additive_reward::AdditiveRewards;
 use super::line_rewrite::LineRewrites;
-use super::recall::{self, RecallSources, ViewIndex, diff, line_kind};
+use super::lines::{diff, line_kind};
+use super::recall::{self, RecallSources};
+use super::views::ViewIndex;
 use super::{ExperienceModel, ModelContext, ModelError, Prediction};
 use dreamgym_buffer::{Observation, Step, Trajectory};
 use matching::*;

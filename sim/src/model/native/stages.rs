@@ -19,7 +19,7 @@ impl NativeModel {
     }
 
     pub(super) fn predict_by_stages(&self, ctx: &ModelContext) -> Prediction {
-        let success_of = |reward: f32, done: bool| done && reward >= 0.999;
+        let success_of = |reward: f32, done: bool| dreamgym_buffer::is_success(done, reward);
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         // 1. exact memory
         let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
