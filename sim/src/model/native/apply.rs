@@ -6,16 +6,7 @@ use super::*;
 impl NativeModel {
     /// How lines of each kind fared under actions of the query's form (see `persistence`).
     pub(super) fn persistence_of(&self, q: &Query) -> Option<&HashMap<String, (usize, usize)>> {
-        self.persistence.get(&Self::action_form(q))
-    }
-
-    /// The form of the query's action that per-form statistics are kept by: its token count and
-    /// first word.
-    pub(super) fn action_form(q: &Query) -> (usize, u32) {
-        (
-            q.action.ids.len(),
-            q.action.ids.first().copied().unwrap_or(u32::MAX),
-        )
+        self.persistence.get(&ActionForm::of(&q.action.ids))
     }
 
     /// Whether keeping the state's lines outside `removed` would keep a line of a kind that

@@ -170,9 +170,9 @@ impl NativeModel {
             best,
             format!(
                 "Seen in data without rewards: this state and action occurred {total} time(s); {} led to the predicted state. The data states no reward, so reward 0 and not done are assumed, with low confidence.",
-                best.2
+                best.count
             ),
-            0.5 * best.2 as f32 / total as f32,
+            0.5 * best.count as f32 / total as f32,
         ))
     }
 
@@ -182,10 +182,15 @@ impl NativeModel {
         let outcomes = self.memory.entry(key).or_default();
         match outcomes
             .iter_mut()
-            .find(|o| o.0 == s.next_state && o.1 == s.reward && o.2 == s.done)
+            .find(|o| o.next == s.next_state && o.reward == s.reward && o.done == s.done)
         {
-            Some(o) => o.3 += 1,
-            None => outcomes.push((s.next_state.clone(), s.reward, s.done, 1)),
+            Some(o) => o.count += 1,
+            None => outcomes.push(Remembered {
+                next: s.next_state.clone(),
+                reward: s.reward,
+                done: s.done,
+                count: 1,
+            }),
         }
         let dyn_key = fingerprint(None, &s.state.lines, &s.action);
         let neutral = s.reward == 0.0 && !s.done;
@@ -195,10 +200,7 @@ impl NativeModel {
         }
         if s.state.lines != s.next_state.lines {
             let t = tokens(&s.action);
-            let key = (
-                t.len(),
-                t.first().map_or(u32::MAX, |(w, _)| self.words.id(w)),
-            );
+            let key = ActionForm::new(t.len(), t.first().map(|(w, _)| self.words.id(w)));
             let brings = self.brings.entry(key).or_default();
             for l in diff(&s.next_state.lines, &s.state.lines) {
                 if !brings.contains(line_kind(l)) {
@@ -264,11 +266,8 @@ impl NativeModel {
                 example: s.action.clone(),
             });
             let r = self.rules.len() - 1;
-            let first = (
-                shape[0].1,
-                ex.segs[0].1.first().copied().unwrap_or(u32::MAX),
-            );
-            self.by_action.entry(first).or_default().push(r);
+            let form = ActionForm::new(shape[0].1, ex.segs[0].1.first().copied());
+            self.by_action.entry(form).or_default().push(r);
             r
         });
         let rule = &mut self.rules[id];

@@ -14,11 +14,29 @@ pub(super) fn fingerprint(instruction: Option<&str>, lines: &[String], action: &
     h.finish()
 }
 
-/// A recorded outcome: next observation, reward, done, how often.
-pub(super) type Outcome = (Observation, f32, bool, usize);
+/// An outcome remembered for an (instruction, state, action).
+#[derive(Debug, Clone)]
+pub(super) struct Remembered {
+    /// The next observation.
+    pub(super) next: Observation,
+    /// The reward.
+    pub(super) reward: f32,
+    /// Whether the episode ended.
+    pub(super) done: bool,
+    /// How often this outcome followed.
+    pub(super) count: usize,
+}
 
-/// A next observation seen for a (state, action): whether it never paid or ended, how often.
-pub(super) type SeenNext = (Observation, bool, usize);
+/// A next observation seen for a (state, action), under any instruction.
+#[derive(Debug, Clone)]
+pub(super) struct SeenNext {
+    /// The next observation (without the instruction).
+    pub(super) next: Observation,
+    /// Whether it never paid a reward or ended an episode.
+    pub(super) neutral: bool,
+    /// How often it followed.
+    pub(super) count: usize,
+}
 
 /// Counts `s`'s next observation (without the instruction, which other tasks differ in) among
 /// those seen for its state and action; `neutral`: the step neither paid nor ended the episode.
@@ -27,20 +45,27 @@ pub(super) fn record_next(seen: &mut Vec<SeenNext>, s: &Step, neutral: bool) {
         instruction: String::new(),
         ..s.next_state.clone()
     };
-    match seen.iter_mut().find(|o| o.0 == next) {
+    match seen.iter_mut().find(|o| o.next == next) {
         Some(o) => {
-            o.1 &= neutral;
-            o.2 += 1;
+            o.neutral &= neutral;
+            o.count += 1;
         }
-        None => seen.push((next, neutral, 1)),
+        None => seen.push(SeenNext {
+            next,
+            neutral,
+            count: 1,
+        }),
     }
 }
 
 /// The next observation seen most often, and how many were seen in all (`seen` is never empty:
 /// entries are made by [`record_next`]).
 pub(super) fn most_seen(seen: &[SeenNext]) -> (&SeenNext, usize) {
-    let total = seen.iter().map(|o| o.2).sum();
-    (seen.iter().max_by_key(|o| o.2).expect("non-empty"), total)
+    let total = seen.iter().map(|o| o.count).sum();
+    (
+        seen.iter().max_by_key(|o| o.count).expect("non-empty"),
+        total,
+    )
 }
 
 /// A prediction of a remembered next observation, with this task's instruction, no reward and
@@ -55,7 +80,7 @@ pub(super) fn seen_prediction(
         reasoning,
         next_state: Observation {
             instruction: ctx.state.instruction.clone(),
-            ..best.0.clone()
+            ..best.next.clone()
         },
         reward: 0.0,
         done: false,

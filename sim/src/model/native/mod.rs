@@ -79,21 +79,21 @@ const MATCH_BUDGET: usize = 2_000;
 #[derive(Default)]
 pub struct NativeModel {
     words: Interner,
-    memory: FxHashMap<u64, Vec<Outcome>>,
+    memory: FxHashMap<u64, Vec<Remembered>>,
     /// (state, action) -> next observations, for transitions that never paid or ended an episode.
     dynamics: FxHashMap<u64, Vec<SeenNext>>,
     /// (state, action) -> next observations of transitions whose reward the data does not state
     /// (imported without rewards): evidence about the next state only, never about rewards.
     unrewarded: FxHashMap<u64, Vec<SeenNext>>,
     rules: Vec<Rule>,
-    by_action: HashMap<(usize, u32), Vec<usize>>,
+    by_action: HashMap<ActionForm, Vec<usize>>,
     use_rules: bool,
     transitions: usize,
     /// Per action form (token count, first word): for each line kind, how often a line of that
     /// kind stayed and how often it went when such an action changed the state.
-    persistence: HashMap<(usize, u32), HashMap<String, (usize, usize)>>,
+    persistence: HashMap<ActionForm, HashMap<String, (usize, usize)>>,
     /// Per action form: the kinds of lines such actions brought into view in training.
-    brings: HashMap<(usize, u32), HashSet<String>>,
+    brings: HashMap<ActionForm, HashSet<String>>,
     /// Per-line rewrites by line shape (egocentric worlds where every line changes).
     rewrites: LineRewrites,
     /// Partial-credit rewards of episode-ending actions as sums of criteria.

@@ -473,3 +473,27 @@ impl Rule {
         })
     }
 }
+
+/// The form of an action that the rule index and the per-form line statistics are kept by: its
+/// token count and its first word (`take apple from table 1` and `take mug from shelf 2` share
+/// one). One definition for fitting and predicting alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct ActionForm {
+    tokens: usize,
+    first: u32,
+}
+
+impl ActionForm {
+    /// The form of an action of `tokens` tokens whose first word has id `first`.
+    pub(super) fn new(tokens: usize, first: Option<u32>) -> Self {
+        Self {
+            tokens,
+            first: first.unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The form of an action given as word ids.
+    pub(super) fn of(ids: &[u32]) -> Self {
+        Self::new(ids.len(), ids.first().copied())
+    }
+}

@@ -24,9 +24,9 @@ impl NativeModel {
         // 1. exact memory
         let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
         let remembered = self.memory.get(&key).map(|outcomes| {
-            let total: usize = outcomes.iter().map(|o| o.3).sum();
+            let total: usize = outcomes.iter().map(|o| o.count).sum();
             (
-                outcomes.iter().max_by_key(|o| o.3).expect("non-empty"),
+                outcomes.iter().max_by_key(|o| o.count).expect("non-empty"),
                 total,
             )
         });
@@ -34,23 +34,23 @@ impl NativeModel {
         let seen_elsewhere = self
             .dynamics
             .get(&fingerprint(None, &ctx.state.lines, ctx.action))
-            .filter(|seen| seen.iter().all(|o| o.1))
+            .filter(|seen| seen.iter().all(|o| o.neutral))
             .map(|seen| most_seen(seen));
         let memory_next = remembered
-            .map(|(best, _)| &best.0)
-            .or(seen_elsewhere.map(|(best, _)| &best.0));
+            .map(|(best, _)| &best.next)
+            .or(seen_elsewhere.map(|(best, _)| &best.next));
         let memory = || {
             if let Some((best, total)) = remembered {
                 return Some(Prediction {
                     reasoning: format!(
                         "Seen before: this exact state and action occurred {total} time(s) in the training data; {} of them led to the predicted outcome.",
-                        best.3
+                        best.count
                     ),
-                    next_state: best.0.clone(),
-                    reward: best.1,
-                    done: best.2,
-                    success: success_of(best.1, best.2),
-                    confidence: best.3 as f32 / total as f32,
+                    next_state: best.next.clone(),
+                    reward: best.reward,
+                    done: best.done,
+                    success: success_of(best.reward, best.done),
+                    confidence: best.count as f32 / total as f32,
                 });
             }
             seen_elsewhere.map(|(best, total)| {
@@ -59,9 +59,9 @@ impl NativeModel {
                     best,
                     format!(
                         "Seen before under other tasks: this state and action occurred {total} time(s); {} led to the predicted state, none paid a reward or ended the episode.",
-                        best.2
+                        best.count
                     ),
-                    best.2 as f32 / total as f32,
+                    best.count as f32 / total as f32,
                 )
             })
         };
@@ -95,7 +95,7 @@ impl NativeModel {
         // a place some source saw, that no rule of the right shape recalls
         if let Some(s) = sources.as_ref().filter(|_| seen)
             && let Some(r) = by_rules.insert(ruled()).as_ref()
-            && let Some(kinds) = self.brings.get(&Self::action_form(&query))
+            && let Some(kinds) = self.brings.get(&ActionForm::of(&query.action.ids))
             && let Some(p) = recall::recall_place(s, ctx.state, r, &self.views, kinds)
         {
             return p;
@@ -173,16 +173,16 @@ impl NativeModel {
             let kind = line_kind_word(l.ids.iter().map(|&t| Some(t)), &self.words);
             count_kind(&mut query.line_kinds, kind);
         }
+        // a first word never seen in training indexes no rule
         let first = query
             .action
             .ids
             .first()
             .copied()
-            .filter(|&t| (t as usize) < self.words.words.len())
-            .unwrap_or(u32::MAX);
+            .filter(|&t| (t as usize) < self.words.words.len());
         let cands = self
             .by_action
-            .get(&(query.action.ids.len(), first))
+            .get(&ActionForm::new(query.action.ids.len(), first))
             .map_or(&[][..], |v| v.as_slice());
         (vocab, query, cands)
     }
