@@ -1135,7 +1135,7 @@ mod tests {
         assert_eq!(c.policy.loss.ent_coef, 0.02);
         assert_eq!(
             c.policy.loss,
-            dreamgym_policy::update::LossConfig {
+            dreamgym_policy::loss::LossConfig {
                 ent_coef: 0.02,
                 ..Default::default()
             }

@@ -1,6 +1,6 @@
 //! Dense, padded batches of decisions for the burn network.
 
-use crate::net::NetShape;
+use crate::shape::NetShape;
 use crate::text::SparseVec;
 
 /// Decisions densified for one forward pass: `batch` states, each with `slots` action slots

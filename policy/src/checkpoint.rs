@@ -1,4 +1,4 @@
-//! Checkpoint files: one file holding the run's header (config, network shape, vocabulary,
+//! Checkpoint files: the header schema ([`Header`]) and the file holding the run's header (config, network shape, vocabulary,
 //! counters, RNG state) as JSON, the model and the optimizer state as burnpack bytes, and a
 //! CRC-32 over everything. Written to a temporary file, synced and renamed into place, so a
 //! crash leaves the previous checkpoint intact.
@@ -7,6 +7,11 @@
 //! then the CRC-32 (u32 LE) of all preceding bytes.
 
 use crate::PolicyError;
+use crate::config::TrainConfig;
+use crate::shape::NetShape;
+use crate::state::{Counters, RngState};
+use crate::text::Vocab;
+use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
@@ -134,6 +139,46 @@ pub fn read(path: &Path) -> Result<CheckpointParts, PolicyError> {
         source: e,
     })?;
     decode(path, &bytes)
+}
+
+/// Version of the header schema; a checkpoint of another version is refused.
+pub(crate) const CHECKPOINT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The header section: what a resumed run must match and restore.
+pub(crate) struct Header {
+    pub(crate) format: u32,
+    pub(crate) config: TrainConfig,
+    pub(crate) shape: NetShape,
+    pub(crate) vocab: Vocab,
+    pub(crate) vocab_fingerprint: u32,
+    pub(crate) counters: Counters,
+    pub(crate) rng: RngState,
+    pub(crate) reference: bool,
+    /// State of whoever drives the trainer (e.g. a curriculum), saved atomically with it.
+    #[serde(default)]
+    pub(crate) extra: serde_json::Value,
+}
+
+/// Reads a checkpoint and parses its header.
+pub(crate) fn read_with_header(path: &Path) -> Result<(Header, CheckpointParts), PolicyError> {
+    let parts = read(path)?;
+    let header =
+        serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            why: format!("unreadable header: {e}"),
+        })?;
+    Ok((header, parts))
+}
+
+/// The training configuration stored in a checkpoint (to rebuild what a resumed run must match).
+pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PolicyError> {
+    Ok(read_with_header(path)?.0.config)
+}
+
+/// The `extra` state saved with [`crate::Trainer::save_with_extra`] (null when none).
+pub fn checkpoint_extra(path: &Path) -> Result<serde_json::Value, PolicyError> {
+    Ok(read_with_header(path)?.0.extra)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Training configuration (serde, so runs can be configured in RON or JSON; every field has a
 //! default, CleanRL's `ppo.py` defaults for PPO).
 
-use crate::update::LossConfig;
+use crate::loss::LossConfig;
 use serde::{Deserialize, Serialize};
 
 /// The policy-gradient algorithm.

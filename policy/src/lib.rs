@@ -3,28 +3,31 @@
 //! scorer over a variable number of actions, and a critic), PPO and GRPO, backend selection
 //! (wgpu with a CPU fallback), atomic checkpoints with exact resume, and per-iteration metrics.
 
-pub mod algo;
 pub mod backend;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod grpo;
+pub mod loss;
 pub mod metrics;
 pub mod net;
+pub mod ppo;
 pub mod rollout;
+pub mod shape;
+pub mod state;
 pub mod text;
 pub mod trainer;
-pub mod update;
 
 pub use backend::{BackendChoice, BackendKind, SelectedDevice, select_device};
+pub use checkpoint::{checkpoint_config, checkpoint_extra};
 pub use config::{Algo, TrainConfig};
 pub use metrics::{IterationMetrics, MetricsLog};
-pub use net::{NativeNet, NetShape, PolicyNet};
+pub use net::{NativeNet, PolicyNet};
 pub use rollout::{Split, TaskSampler};
+pub use shape::NetShape;
+pub use state::{Counters, RngState};
 pub use text::{Featurizer, Vocab};
-pub use trainer::{
-    Counters, EvalReport, RngState, Trainer, checkpoint_config, checkpoint_extra, evaluate_policy,
-    vocab_from_env,
-};
+pub use trainer::{EvalReport, Trainer, evaluate_policy, vocab_from_env};
 
 use std::path::PathBuf;
 

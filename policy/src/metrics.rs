@@ -1,7 +1,7 @@
 //! Per-iteration metrics and the run's metrics files (`metrics.jsonl` and `metrics.csv`).
 
 use crate::PolicyError;
-use crate::update::StepStats;
+use crate::loss::StepStats;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

@@ -11,23 +11,12 @@
 //! overhead. A test holds the two to the same outputs.
 
 use crate::batch::DenseBatch;
+use crate::shape::NetShape;
 use crate::text::SparseVec;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{log_softmax, tanh};
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
-
-/// Sizes of the policy network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetShape {
-    /// State feature dimension.
-    pub state_dim: usize,
-    /// Action feature dimension.
-    pub action_dim: usize,
-    /// Hidden width of every layer.
-    pub hidden: usize,
-}
 
 /// The policy and value network (burn module).
 #[derive(Module, Debug)]

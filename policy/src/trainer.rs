@@ -3,18 +3,17 @@
 //! call, so the same learner can train in an experience model and then in the real env (S2R).
 
 use crate::PolicyError;
-use crate::algo::{EpochPlan, gae, group_advantages, optimise};
 use crate::backend::{BackendKind, SelectedDevice};
-use crate::checkpoint::{self, CheckpointParts};
+use crate::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointParts, Header, read_with_header};
 use crate::config::{Algo, TrainConfig};
+use crate::loss::{EpochPlan, Sample, bc_step, mean_stats, optimise};
 use crate::metrics::IterationMetrics;
-use crate::net::{NativeNet, NetShape, PolicyNet};
-use crate::rollout::{
-    Decided, EpisodePolicy, EpisodeStats, TaskSampler, VecCollector, run_episode,
-};
+use crate::net::{NativeNet, PolicyNet};
+use crate::rollout::{Decided, EpisodePolicy, EpisodeStats, TaskSampler, run_episode};
+use crate::shape::NetShape;
+use crate::state::{Counters, RngState};
 use crate::text::EpisodeMemory;
 use crate::text::{Featurizer, Vocab};
-use crate::update::{Sample, bc_step, mean_stats};
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::store::ModuleRecord;
@@ -27,67 +26,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
-
-/// Progress counters, saved in checkpoints.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Iterations completed.
-    pub iteration: usize,
-    /// Environment steps taken.
-    pub env_steps: u64,
-    /// Episodes finished.
-    pub episodes: u64,
-    /// Optimizer steps taken.
-    pub updates: u64,
-    /// Iteration where the current learning-rate schedule started (0, or where a run was
-    /// extended with [`Trainer::extend`]).
-    #[serde(default)]
-    pub schedule_start: usize,
-}
-
-/// The exact state of a ChaCha8 RNG, serialisable (for checkpoints).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RngState {
-    seed: [u8; 32],
-    stream: u64,
-    word_pos: String,
-}
-
-impl RngState {
-    /// Captures `rng`'s state.
-    pub fn of(rng: &ChaCha8Rng) -> Self {
-        Self {
-            seed: rng.get_seed(),
-            stream: rng.get_stream(),
-            word_pos: rng.get_word_pos().to_string(),
-        }
-    }
-
-    /// The RNG in that state (`None` if the position is unreadable).
-    pub fn restore(&self) -> Option<ChaCha8Rng> {
-        let mut rng = ChaCha8Rng::from_seed(self.seed);
-        rng.set_stream(self.stream);
-        rng.set_word_pos(self.word_pos.parse().ok()?);
-        Some(rng)
-    }
-}
-
-const CHECKPOINT_FORMAT: u32 = 1;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Header {
-    format: u32,
-    config: TrainConfig,
-    shape: NetShape,
-    vocab: Vocab,
-    vocab_fingerprint: u32,
-    counters: Counters,
-    rng: RngState,
-    reference: bool,
-    /// State of whoever drives the trainer (e.g. a curriculum), saved atomically with it.
-    #[serde(default)]
-    extra: serde_json::Value,
-}
 
 /// Evaluation result over a number of episodes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -137,6 +75,16 @@ pub fn vocab_from_env(
     ))
 }
 
+/// What one iteration collected, ready for the update: decisions with their advantages and
+/// return targets, the episodes that finished, and the env steps taken.
+pub(crate) struct Collected {
+    pub(crate) decided: Vec<Decided>,
+    pub(crate) advantages: Vec<f32>,
+    pub(crate) returns: Vec<f32>,
+    pub(crate) episodes: Vec<EpisodeStats>,
+    pub(crate) steps: usize,
+}
+
 fn mean(xs: impl Iterator<Item = f32>) -> f32 {
     let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     if n == 0 { 0.0 } else { s / n as f32 }
@@ -144,15 +92,17 @@ fn mean(xs: impl Iterator<Item = f32>) -> f32 {
 
 /// The policy learner.
 pub struct Trainer {
-    cfg: TrainConfig,
-    featurizer: Featurizer,
+    pub(crate) cfg: TrainConfig,
+    pub(crate) featurizer: Featurizer,
     backend: BackendKind,
     device: Device,
     net: PolicyNet,
     optim: ModuleOptimizer,
-    native: NativeNet,
-    reference: Option<NativeNet>,
-    rng: ChaCha8Rng,
+    /// The plain-Rust twin of `net` that rollouts run.
+    pub(crate) native: NativeNet,
+    /// GRPO's frozen reference policy for the KL penalty.
+    pub(crate) reference: Option<NativeNet>,
+    pub(crate) rng: ChaCha8Rng,
     counters: Counters,
 }
 
@@ -286,7 +236,13 @@ impl Trainer {
         }
         let start = Instant::now();
         let lr = self.lr();
-        let (decided, advantages, returns, episodes, steps) = match self.cfg.algo {
+        let Collected {
+            decided,
+            advantages,
+            returns,
+            episodes,
+            steps,
+        } = match self.cfg.algo {
             Algo::Ppo => self.collect_ppo(envs, samplers)?,
             Algo::Grpo => self.collect_grpo(envs, samplers)?,
         };
@@ -354,75 +310,6 @@ impl Trainer {
                 .map(|e| (e.env % samplers.len(), if e.success { 1.0 } else { 0.0 }))
                 .collect(),
         })
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn collect_ppo(
-        &mut self,
-        envs: &mut [Box<dyn Env>],
-        samplers: &[TaskSampler],
-    ) -> Result<(Vec<Decided>, Vec<f32>, Vec<f32>, Vec<EpisodeStats>, usize), PolicyError> {
-        let n = envs.len().min(self.cfg.num_envs);
-        let mut collector = VecCollector {
-            envs: &mut envs[..n],
-            samplers,
-            featurizer: &self.featurizer,
-        };
-        let segs = collector.collect(&self.native, self.cfg.num_steps, &mut self.rng)?;
-        let mut decided = vec![];
-        let mut adv = vec![];
-        let mut ret = vec![];
-        for seg in segs.segments {
-            let (a, r) = gae(&seg, self.cfg.gamma, self.cfg.gae_lambda);
-            adv.extend(a);
-            ret.extend(r);
-            decided.extend(seg);
-        }
-        let steps = decided.len();
-        Ok((decided, adv, ret, segs.episodes, steps))
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn collect_grpo(
-        &mut self,
-        envs: &mut [Box<dyn Env>],
-        samplers: &[TaskSampler],
-    ) -> Result<(Vec<Decided>, Vec<f32>, Vec<f32>, Vec<EpisodeStats>, usize), PolicyError> {
-        let mut decided = vec![];
-        let mut adv = vec![];
-        let mut episodes = vec![];
-        for g in 0..self.cfg.groups {
-            let env = envs[g % envs.len()].as_mut();
-            let sampler = &samplers[g % samplers.len()];
-            let (_, seed) = sampler.reset(env, &mut self.rng)?;
-            let mut members = vec![];
-            for _ in 0..self.cfg.group_size {
-                let (first, _) = sampler.reset_with(env, &mut self.rng, Some(seed))?;
-                let policy = EpisodePolicy {
-                    featurizer: &self.featurizer,
-                    net: &self.native,
-                    reference: self.reference.as_ref(),
-                    greedy: false,
-                };
-                let (steps, stats) = run_episode(
-                    env,
-                    first,
-                    policy,
-                    self.cfg.max_episode_steps,
-                    &mut self.rng,
-                )?;
-                members.push((steps, stats));
-            }
-            let returns: Vec<f32> = members.iter().map(|(_, s)| s.ret).collect();
-            for ((steps, stats), a) in members.into_iter().zip(group_advantages(&returns)) {
-                adv.extend(std::iter::repeat_n(a, steps.len()));
-                decided.extend(steps);
-                episodes.push(EpisodeStats { env: g, ..stats });
-            }
-        }
-        let steps = decided.len();
-        let ret = vec![0.0; steps];
-        Ok((decided, adv, ret, episodes, steps))
     }
 
     /// Runs `episodes` episodes on `sampler`'s tasks with the current policy (greedy or sampled),
@@ -683,27 +570,6 @@ impl Trainer {
             counters: header.counters,
         })
     }
-}
-
-/// Reads a checkpoint and parses its header.
-fn read_with_header(path: &Path) -> Result<(Header, CheckpointParts), PolicyError> {
-    let parts = checkpoint::read(path)?;
-    let header =
-        serde_json::from_slice(&parts.header).map_err(|e| PolicyError::CorruptCheckpoint {
-            path: path.to_path_buf(),
-            why: format!("unreadable header: {e}"),
-        })?;
-    Ok((header, parts))
-}
-
-/// The training configuration stored in a checkpoint (to rebuild what a resumed run must match).
-pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PolicyError> {
-    Ok(read_with_header(path)?.0.config)
-}
-
-/// The `extra` state saved with [`Trainer::save_with_extra`] (null when none).
-pub fn checkpoint_extra(path: &Path) -> Result<serde_json::Value, PolicyError> {
-    Ok(read_with_header(path)?.0.extra)
 }
 
 /// Runs `episodes` episodes of `policy` on `sampler`'s tasks.

@@ -1,6 +1,8 @@
-//! One gradient step of the clipped policy objective shared by PPO and GRPO: clipped surrogate,
-//! (clipped) value loss, entropy bonus, optional KL to a reference policy, global-norm gradient
-//! clipping and a finite check before the optimizer touches the weights.
+//! The clipped policy objective shared by PPO and GRPO, and the epoch/minibatch loop that runs
+//! it: one gradient step ([`minibatch_step`]: clipped surrogate, (clipped) value loss, entropy
+//! bonus, optional KL to a reference policy, global-norm gradient clipping and a finite check
+//! before the optimizer touches the weights), behaviour cloning's step ([`bc_step`]), and
+//! [`optimise`]: shuffled passes of minibatches.
 
 use crate::PolicyError;
 use crate::batch::{DenseBatch, SlotCount};
@@ -9,6 +11,8 @@ use crate::rollout::Decided;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
+use rand::Rng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 /// Coefficients of the loss. Every field is optional in a config file (`loss: (ent_coef: 0.02)`
@@ -281,4 +285,62 @@ pub fn mean_stats(stats: &[StepStats]) -> StepStats {
         m.grad_norm += s.grad_norm / n;
     }
     m
+}
+/// Normalises advantages to mean 0 and standard deviation 1 (CleanRL's `norm_adv`).
+fn normalise(samples: &mut [Sample<'_>]) {
+    let n = samples.len() as f32;
+    if samples.len() < 2 {
+        return;
+    }
+    let mean = samples.iter().map(|s| s.advantage).sum::<f32>() / n;
+    let var = samples
+        .iter()
+        .map(|s| (s.advantage - mean).powi(2))
+        .sum::<f32>()
+        / (n - 1.0);
+    let std = var.sqrt();
+    for s in samples {
+        s.advantage = (s.advantage - mean) / (std + 1e-8);
+    }
+}
+
+/// Settings of the epoch/minibatch loop.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochPlan {
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Minibatches per pass.
+    pub minibatches: usize,
+    /// Normalise advantages per minibatch.
+    pub norm_adv: bool,
+    /// Learning rate of this iteration.
+    pub lr: f64,
+}
+
+/// Runs `plan.epochs` shuffled passes of minibatch steps over `samples`.
+pub fn optimise(
+    mut net: PolicyNet,
+    optim: &mut ModuleOptimizer,
+    samples: &[Sample<'_>],
+    loss: &LossConfig,
+    plan: EpochPlan,
+    device: &Device,
+    rng: &mut impl Rng,
+) -> Result<(PolicyNet, Vec<StepStats>), PolicyError> {
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    let mb_size = samples.len().div_ceil(plan.minibatches.max(1)).max(1);
+    let mut stats = vec![];
+    for _ in 0..plan.epochs {
+        order.shuffle(rng);
+        for chunk in order.chunks(mb_size) {
+            let mut mb: Vec<Sample<'_>> = chunk.iter().map(|&i| samples[i]).collect();
+            if plan.norm_adv {
+                normalise(&mut mb);
+            }
+            let (next, s) = minibatch_step(net, optim, &mb, loss, plan.lr, device)?;
+            net = next;
+            stats.push(s);
+        }
+    }
+    Ok((net, stats))
 }
