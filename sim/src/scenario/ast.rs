@@ -1,6 +1,6 @@
 //! The RON scenario file as written by authors (see `docs/scenarios.md`).
 //!
-//! These types mirror the file one to one; [`super::world::World`] is the checked, compiled form.
+//! These types mirror the file one to one; `World` (world.rs) is the checked, compiled form.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -12,8 +12,26 @@ use petgraph::graph::UnGraph;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+impl World {
+    /// Read and compile a scenario file.
+    pub fn load(path: &Path) -> Result<World, ScenarioError> {
+        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read scenario: {e}"),
+        })?;
+        Self::from_str(path, &src)
+    }
+
+    /// Compile scenario source text (`path` names it in errors).
+    pub fn from_str(path: &Path, src: &str) -> Result<World, ScenarioError> {
+        compile(path, src)
+    }
+}
+
 /// Compile scenario source text (`path` names it in errors).
-pub(super) fn compile(path: &Path, src: &str) -> Result<World, ScenarioError> {
+fn compile(path: &Path, src: &str) -> Result<World, ScenarioError> {
     let loc = Locator::new(path, src);
     let file: ScenarioFile = ron::from_str(src).map_err(|e| ScenarioError {
         file: path.to_path_buf(),

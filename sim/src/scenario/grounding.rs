@@ -6,7 +6,7 @@
 //! only masks out the ground actions and lines that involve objects it does not use, which makes a
 //! reset cost microseconds instead of a full grounding.
 
-use super::instance::Conj;
+use super::facts::Conj;
 use super::solve::{Solver, ground_atom};
 use super::world::{CLit, CSetup, CTerm, Fact, ObjId, World};
 use std::collections::{HashMap, HashSet};

@@ -1,6 +1,7 @@
 //! Task instances: run a template's setup with a seeded RNG, then ground the world into a compact
 //! form (fact bitsets, ground actions, ground render lines, ground goal) that the engine steps fast.
 
+pub use super::facts::{Conj, Dnf, bit, dnf_holds};
 use super::grounding::{GroundAction, Grounding};
 use super::solve::{Solver, ground_atom};
 use super::world::{
@@ -22,37 +23,6 @@ pub struct SetupError {
     pub difficulty: u32,
     /// What went wrong.
     pub message: String,
-}
-
-/// A conjunction of dynamic facts (by index in the instance's fact universe).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Conj {
-    /// Facts that must hold.
-    pub pos: Vec<u32>,
-    /// Facts that must not hold.
-    pub neg: Vec<u32>,
-}
-
-impl Conj {
-    /// Whether the conjunction holds in `state`.
-    #[inline]
-    pub fn holds(&self, state: &[u64]) -> bool {
-        self.pos.iter().all(|&f| bit(state, f)) && !self.neg.iter().any(|&f| bit(state, f))
-    }
-}
-
-/// Whether fact `f` is set in a state bitset.
-#[inline]
-pub fn bit(state: &[u64], f: u32) -> bool {
-    state[(f >> 6) as usize] >> (f & 63) & 1 == 1
-}
-
-/// A disjunction of conjunctions (existential variables ground out).
-pub type Dnf = Vec<Conj>;
-
-/// Whether a DNF holds.
-pub fn dnf_holds(d: &Dnf, state: &[u64]) -> bool {
-    d.iter().any(|c| c.holds(state))
 }
 
 /// A task instance: the world's shared grounding, masked to the instance's active objects, plus

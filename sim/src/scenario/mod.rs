@@ -5,6 +5,7 @@ mod compile;
 pub mod engine;
 pub mod error;
 pub mod expr;
+pub mod facts;
 pub mod grounding;
 pub mod instance;
 pub mod planner;

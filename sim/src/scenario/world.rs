@@ -1,11 +1,9 @@
 //! The compiled, checked form of a scenario file.
 
 use super::ast::AttrValue;
-use super::error::ScenarioError;
 use super::expr::CmpOp;
 use petgraph::graph::{NodeIndex, UnGraph};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 /// Index of an object.
 pub type ObjId = u16;
@@ -364,22 +362,6 @@ impl World {
     pub fn grounding(&self) -> &std::sync::Arc<super::grounding::Grounding> {
         self.grounding
             .get_or_init(|| std::sync::Arc::new(super::grounding::Grounding::build(self)))
-    }
-
-    /// Read and compile a scenario file.
-    pub fn load(path: &Path) -> Result<World, ScenarioError> {
-        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read scenario: {e}"),
-        })?;
-        Self::from_str(path, &src)
-    }
-
-    /// Compile scenario source text (`path` names it in errors).
-    pub fn from_str(path: &Path, src: &str) -> Result<World, ScenarioError> {
-        super::compile::compile(path, src)
     }
 
     /// The value of attribute `attr` of object `o` (`name`, `type`, `id` or declared).
