@@ -11,6 +11,8 @@ if bash scripts/setup-vulkan.sh; then
     # an adapter is there: the wgpu test must run, not skip
     export DREAMGYM_REQUIRE_WGPU=1
 fi
+# no crate's modules import each other in a circle
+python3 scripts/module-cycles.py
 cargo test --workspace --lib --bins --tests --locked
 cargo test --workspace --doc --locked
 # benchmarks are not run in CI, but they must keep compiling (dev profile: shares the test build)

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod expr;
 pub mod facts;
+mod ground;
 pub mod grounding;
 pub mod instance;
 pub mod planner;

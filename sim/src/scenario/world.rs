@@ -5,42 +5,7 @@ use super::expr::CmpOp;
 use petgraph::graph::{NodeIndex, UnGraph};
 use std::collections::{BTreeMap, HashMap};
 
-/// Index of an object.
-pub type ObjId = u16;
-/// Index of a type.
-pub type TypeId = u16;
-/// Index of a predicate.
-pub type PredId = u16;
-/// Largest predicate arity.
-pub const MAX_ARITY: usize = 4;
-
-/// A ground atom.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Fact {
-    /// Predicate.
-    pub pred: PredId,
-    /// Number of arguments.
-    pub n: u8,
-    /// Arguments (unused slots are 0).
-    pub args: [ObjId; MAX_ARITY],
-}
-
-impl Fact {
-    /// A fact from a predicate and its arguments.
-    pub fn new(pred: PredId, args: &[ObjId]) -> Self {
-        let mut a = [0; MAX_ARITY];
-        a[..args.len()].copy_from_slice(args);
-        Fact {
-            pred,
-            n: args.len() as u8,
-            args: a,
-        }
-    }
-    /// The arguments.
-    pub fn args(&self) -> &[ObjId] {
-        &self.args[..self.n as usize]
-    }
-}
+pub use super::facts::{Fact, MAX_ARITY, ObjId, PredId, TypeId};
 
 /// A term of a compiled atom.
 #[derive(Debug, Clone, PartialEq)]
@@ -356,12 +321,6 @@ impl World {
                 None => return false,
             }
         }
-    }
-
-    /// The world's grounding (built once, then shared).
-    pub fn grounding(&self) -> &std::sync::Arc<super::grounding::Grounding> {
-        self.grounding
-            .get_or_init(|| std::sync::Arc::new(super::grounding::Grounding::build(self)))
     }
 
     /// The value of attribute `attr` of object `o` (`name`, `type`, `id` or declared).

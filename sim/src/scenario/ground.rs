@@ -1,0 +1,224 @@
+//! Grounding a world: every action schema and render rule over all objects, fixed predicates
+//! evaluated and pruned, every other fact given a bit (the result is a [`Grounding`]).
+
+use super::facts::{Conj, Fact, ObjId};
+use super::grounding::{GroundAction, GroundLine, Grounding};
+use super::solve::{Solver, ground_atom};
+use super::world::{CLit, CSetup, CTerm, World};
+use std::collections::{HashMap, HashSet};
+
+impl World {
+    /// The world's grounding (built once, then shared).
+    pub fn grounding(&self) -> &std::sync::Arc<Grounding> {
+        self.grounding
+            .get_or_init(|| std::sync::Arc::new(Grounding::build(self)))
+    }
+}
+
+fn setup_preds(steps: &[CSetup], out: &mut HashSet<u16>) {
+    for s in steps {
+        match s {
+            CSetup::Place { pred, .. } => {
+                out.insert(*pred);
+            }
+            CSetup::Assert(lits) => {
+                for l in lits {
+                    if let CLit::Atom { pred, .. } = l {
+                        out.insert(*pred);
+                    }
+                }
+            }
+            CSetup::Repeat { steps, .. } => setup_preds(steps, out),
+            _ => {}
+        }
+    }
+}
+
+fn objects_of(b: &[Option<ObjId>], lits: impl IntoIterator<Item = CLit>) -> Vec<ObjId> {
+    let mut objs: Vec<ObjId> = b.iter().flatten().copied().collect();
+    for l in lits {
+        if let CLit::Atom { args, .. } = l {
+            objs.extend(args.iter().filter_map(|a| {
+                if let CTerm::Obj(o) = a {
+                    Some(*o)
+                } else {
+                    None
+                }
+            }));
+        }
+    }
+    objs.sort_unstable();
+    objs.dedup();
+    objs
+}
+
+impl Grounding {
+    /// Ground `w` over all its objects.
+    pub fn build(w: &World) -> Grounding {
+        let mut set_by_setup = HashSet::new();
+        for t in &w.tasks {
+            setup_preds(&t.setup, &mut set_by_setup);
+            for l in &t.levels {
+                setup_preds(&l.setup, &mut set_by_setup);
+            }
+        }
+        let fixed: Vec<bool> = w
+            .preds
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.is_static && !set_by_setup.contains(&(i as u16)))
+            .collect();
+        let fixed_facts: HashSet<Fact> = w
+            .init
+            .iter()
+            .copied()
+            .filter(|f| fixed[f.pred as usize])
+            .collect();
+        let active = vec![true; w.objects.len()];
+        let solver = Solver { w, active: &active };
+        let holds = |f: &Fact| fixed[f.pred as usize].then(|| fixed_facts.contains(f));
+        let mut facts: Vec<Fact> = vec![];
+        let mut index: HashMap<Fact, u32> = HashMap::new();
+        let mut intern = |f: Fact| -> u32 {
+            *index.entry(f).or_insert_with(|| {
+                facts.push(f);
+                facts.len() as u32 - 1
+            })
+        };
+        // state facts of the world's initial state first, in a stable order
+        let mut init: Vec<Fact> = w
+            .init
+            .iter()
+            .copied()
+            .filter(|f| !fixed[f.pred as usize])
+            .collect();
+        init.sort();
+        for f in init {
+            intern(f);
+        }
+        let mut actions = vec![];
+        let mut del_patterns: Vec<(usize, u16, Vec<Option<ObjId>>)> = vec![];
+        for a in &w.actions {
+            let lits: Vec<CLit> = a.pre.iter().map(|(l, _)| l.clone()).collect();
+            let types: Vec<u16> = a.vars.iter().map(|v| v.1).collect();
+            let mut b = vec![None; types.len()];
+            solver.solve(&lits, &types, &mut b, &holds, &mut |b| {
+                let full: Vec<ObjId> = b.iter().map(|x| x.expect("all slots bound")).collect();
+                let mut ga = GroundAction {
+                    text: w.fill(&a.text, &full),
+                    objects: objects_of(b, lits.iter().chain(&a.effects).cloned()),
+                    pre: Conj::default(),
+                    fail: vec![],
+                    otherwise: a.otherwise.as_ref().map(|m| w.fill(m, &full)),
+                    del: vec![],
+                    add: vec![],
+                    message: a
+                        .message
+                        .as_ref()
+                        .map_or_else(String::new, |m| w.fill(m, &full)),
+                };
+                for (l, msg) in &a.pre {
+                    if let CLit::Atom { neg, pred, args } = l {
+                        if fixed[*pred as usize] {
+                            continue;
+                        }
+                        let f =
+                            intern(ground_atom(*pred, args, b).expect("preconditions have no `_`"));
+                        if *neg {
+                            ga.pre.neg.push(f)
+                        } else {
+                            ga.pre.pos.push(f)
+                        }
+                        if let Some(m) = msg {
+                            ga.fail.push((f, !*neg, w.fill(m, &full)));
+                        }
+                    }
+                }
+                for e in &a.effects {
+                    if let CLit::Atom { neg, pred, args } = e {
+                        match ground_atom(*pred, args, b) {
+                            Some(f) if *neg => ga.del.push(intern(f)),
+                            Some(f) => ga.add.push(intern(f)),
+                            None => del_patterns.push((
+                                actions.len(),
+                                *pred,
+                                args.iter()
+                                    .map(|x| match x {
+                                        CTerm::Var(s) => b[*s],
+                                        CTerm::Obj(o) => Some(*o),
+                                        CTerm::Wild => None,
+                                    })
+                                    .collect(),
+                            )),
+                        }
+                    }
+                }
+                actions.push(ga);
+                true
+            });
+        }
+        let mut lines = vec![];
+        for r in &w.render {
+            let mut b = vec![];
+            solver.solve(&r.when.lits, &r.when.var_types, &mut b, &holds, &mut |b| {
+                let full: Vec<ObjId> = b.iter().map(|x| x.unwrap_or(0)).collect();
+                let mut when = Conj::default();
+                for l in &r.when.lits {
+                    if let CLit::Atom { neg, pred, args } = l {
+                        if fixed[*pred as usize] {
+                            continue;
+                        }
+                        let f = intern(
+                            ground_atom(*pred, args, b).expect("render conditions have no `_`"),
+                        );
+                        if *neg {
+                            when.neg.push(f)
+                        } else {
+                            when.pos.push(f)
+                        }
+                    }
+                }
+                lines.push(GroundLine {
+                    when,
+                    objects: objects_of(b, r.when.lits.iter().cloned()),
+                    text: w.fill(&r.line, &full),
+                });
+                true
+            });
+        }
+        // `not p(_)` deletes every state fact that matches (all facts are known now)
+        for (ai, pred, pat) in del_patterns {
+            for (i, f) in facts.iter().enumerate() {
+                if f.pred == pred
+                    && pat
+                        .iter()
+                        .zip(f.args())
+                        .all(|(p, a)| p.is_none_or(|p| p == *a))
+                {
+                    actions[ai].del.push(i as u32);
+                }
+            }
+        }
+        let mut by_text: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut triggered = vec![vec![]; facts.len()];
+        let mut untriggered = vec![];
+        for (i, a) in actions.iter().enumerate() {
+            by_text.entry(a.text.clone()).or_default().push(i as u32);
+            match a.pre.pos.first() {
+                Some(&f) => triggered[f as usize].push(i as u32),
+                None => untriggered.push(i as u32),
+            }
+        }
+        Grounding {
+            facts,
+            index,
+            actions,
+            by_text,
+            triggered,
+            untriggered,
+            lines,
+            fixed,
+            fixed_facts,
+        }
+    }
+}
