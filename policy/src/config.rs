@@ -26,6 +26,49 @@ impl std::str::FromStr for Algo {
     }
 }
 
+/// Adam's settings (the learning rate and its schedule are `lr` and `anneal_lr`). Every field is
+/// optional in a config file; the defaults are CleanRL's (`eps=1e-5`) and burn's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// Exponential decay of the first moment.
+    pub beta_1: f32,
+    /// Exponential decay of the second moment.
+    pub beta_2: f32,
+    /// Added to the denominator for numerical stability.
+    pub epsilon: f32,
+    /// L2 weight decay (0: none).
+    pub weight_decay: f32,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-5,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl OptimizerConfig {
+    /// burn's Adam with these settings.
+    pub fn adam(&self) -> burn::optim::AdamConfig {
+        let adam = burn::optim::AdamConfig::new()
+            .with_beta_1(self.beta_1)
+            .with_beta_2(self.beta_2)
+            .with_epsilon(self.epsilon);
+        if self.weight_decay > 0.0 {
+            adam.with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(
+                self.weight_decay,
+            )))
+        } else {
+            adam
+        }
+    }
+}
+
 /// Everything that shapes a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,6 +107,8 @@ pub struct TrainConfig {
     pub max_episode_steps: usize,
     /// Loss coefficients.
     pub loss: LossConfig,
+    /// The optimizer's settings (Adam).
+    pub optimizer: OptimizerConfig,
     /// Vocabulary: most words kept.
     pub vocab_max_words: usize,
     /// Vocabulary: hashed buckets for unseen words.
@@ -92,6 +137,7 @@ impl Default for TrainConfig {
             groups: 8,
             max_episode_steps: 100,
             loss: LossConfig::default(),
+            optimizer: OptimizerConfig::default(),
             vocab_max_words: 4000,
             vocab_oov_buckets: 64,
             vocab_episodes: 64,
@@ -132,6 +178,16 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("`lr` must be a positive number, got {}", self.lr));
         }
+        let o = &self.optimizer;
+        if !((0.0..1.0).contains(&o.beta_1) && (0.0..1.0).contains(&o.beta_2)) {
+            return Err("`optimizer.beta_1` and `optimizer.beta_2` must lie in [0, 1)".into());
+        }
+        let finite_positive = |x: f32| x > 0.0 && x.is_finite();
+        if !finite_positive(o.epsilon)
+            || !(o.weight_decay == 0.0 || finite_positive(o.weight_decay))
+        {
+            return Err("`optimizer.epsilon` must be a positive number and `optimizer.weight_decay` a finite number >= 0".into());
+        }
         if !(0.0..=1.0).contains(&self.gamma) || !(0.0..=1.0).contains(&self.gae_lambda) {
             return Err("`gamma` and `gae_lambda` must lie in [0, 1]".into());
         }
@@ -142,5 +198,35 @@ impl TrainConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_optimizer_is_configurable_and_checked() {
+        let cfg: TrainConfig =
+            serde_json::from_str(r#"{"optimizer": {"epsilon": 1e-8}, "lr": 0.001}"#).unwrap();
+        assert_eq!(cfg.optimizer.epsilon, 1e-8);
+        assert_eq!(
+            cfg.optimizer.beta_1, 0.9,
+            "the other fields keep their defaults"
+        );
+        assert!(cfg.validate().is_ok());
+        let mut bad = cfg.clone();
+        bad.optimizer.beta_2 = 1.0;
+        assert!(bad.validate().unwrap_err().contains("optimizer.beta_1"));
+        let mut bad = cfg;
+        bad.optimizer.weight_decay = f32::NAN;
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .contains("optimizer.weight_decay")
+        );
+        // a config without the field (an older checkpoint's header) reads as the defaults
+        let old: TrainConfig = serde_json::from_str(r#"{"lr": 0.001}"#).unwrap();
+        assert_eq!(old.optimizer, OptimizerConfig::default());
     }
 }

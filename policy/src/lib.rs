@@ -20,7 +20,7 @@ pub mod trainer;
 
 pub use backend::{BackendChoice, BackendKind, SelectedDevice, select_device};
 pub use checkpoint::{checkpoint_config, checkpoint_extra};
-pub use config::{Algo, TrainConfig};
+pub use config::{Algo, OptimizerConfig, TrainConfig};
 pub use metrics::{IterationMetrics, MetricsLog};
 pub use net::{NativeNet, PolicyNet};
 pub use rollout::{Split, TaskSampler};

@@ -15,7 +15,7 @@ use crate::state::{Counters, RngState};
 use crate::text::EpisodeMemory;
 use crate::text::{Featurizer, Vocab};
 use burn::module::Module;
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use dreamgym_buffer::{Observation, Trajectory};
@@ -106,10 +106,6 @@ pub struct Trainer {
     counters: Counters,
 }
 
-fn new_optimizer() -> ModuleOptimizer {
-    AdamConfig::new().with_epsilon(1e-5).init()
-}
-
 impl Trainer {
     /// A fresh learner over `vocab` on `device` (weights seeded by `cfg.seed`).
     pub fn new(
@@ -129,6 +125,7 @@ impl Trainer {
         let net = PolicyNet::new(shape, &ad);
         let native = NativeNet::from_net(&net);
         let reference = (cfg.loss.kl_coef != 0.0).then(|| native.clone());
+        let optim = cfg.optimizer.adam().init();
         Ok(Self {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             cfg,
@@ -136,7 +133,7 @@ impl Trainer {
             backend: device.kind,
             device: ad,
             net,
-            optim: new_optimizer(),
+            optim,
             native,
             reference,
             counters: Counters::default(),
@@ -546,7 +543,11 @@ impl Trainer {
                 format!("{shape:?}"),
             ));
         }
-        let optim = new_optimizer()
+        let optim = header
+            .config
+            .optimizer
+            .adam()
+            .init()
             .from_bytes(Bytes::from_bytes_vec(parts.optimizer))
             .map_err(record_err)?;
         let rng = header
