@@ -319,7 +319,7 @@ pub struct EpochPlan {
 
 /// Runs `plan.epochs` shuffled passes of minibatch steps over `samples`.
 pub fn optimise(
-    mut net: PolicyNet,
+    net: PolicyNet,
     optim: &mut ModuleOptimizer,
     samples: &[Sample<'_>],
     loss: &LossConfig,
@@ -327,20 +327,40 @@ pub fn optimise(
     device: &Device,
     rng: &mut impl Rng,
 ) -> Result<(PolicyNet, Vec<StepStats>), PolicyError> {
-    let mut order: Vec<usize> = (0..samples.len()).collect();
-    let mb_size = samples.len().div_ceil(plan.minibatches.max(1)).max(1);
-    let mut stats = vec![];
-    for _ in 0..plan.epochs {
-        order.shuffle(rng);
-        for chunk in order.chunks(mb_size) {
-            let mut mb: Vec<Sample<'_>> = chunk.iter().map(|&i| samples[i]).collect();
-            if plan.norm_adv {
-                normalise(&mut mb);
-            }
-            let (next, s) = minibatch_step(net, optim, &mb, loss, plan.lr, device)?;
-            net = next;
-            stats.push(s);
+    let mb_size = samples.len().div_ceil(plan.minibatches.max(1));
+    let (net, per_epoch) = run_epochs(net, samples, plan.epochs, mb_size, rng, |net, mb| {
+        let mut mb = mb.to_vec();
+        if plan.norm_adv {
+            normalise(&mut mb);
         }
+        minibatch_step(net, optim, &mb, loss, plan.lr, device)
+    })?;
+    Ok((net, per_epoch.into_iter().flatten().collect()))
+}
+
+/// The epoch/minibatch loop every update shares (PPO, GRPO, behaviour cloning): `epochs`
+/// passes over `samples` in a fresh shuffled order each, in minibatches of `mb_size` (at least
+/// 1), each given to `step`; returns the trained network and what `step` reported, per epoch.
+pub fn run_epochs<T>(
+    mut net: PolicyNet,
+    samples: &[Sample<'_>],
+    epochs: usize,
+    mb_size: usize,
+    rng: &mut impl Rng,
+    mut step: impl FnMut(PolicyNet, &[Sample<'_>]) -> Result<(PolicyNet, T), PolicyError>,
+) -> Result<(PolicyNet, Vec<Vec<T>>), PolicyError> {
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    let mut out = vec![];
+    for _ in 0..epochs {
+        order.shuffle(rng);
+        let mut this_epoch = vec![];
+        for chunk in order.chunks(mb_size.max(1)) {
+            let mb: Vec<Sample<'_>> = chunk.iter().map(|&i| samples[i]).collect();
+            let (next, t) = step(net, &mb)?;
+            net = next;
+            this_epoch.push(t);
+        }
+        out.push(this_epoch);
     }
-    Ok((net, stats))
+    Ok((net, out))
 }

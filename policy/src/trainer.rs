@@ -6,7 +6,7 @@ use crate::PolicyError;
 use crate::backend::{BackendKind, SelectedDevice};
 use crate::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointParts, Header, read_with_header};
 use crate::config::{Algo, TrainConfig};
-use crate::loss::{EpochPlan, Sample, bc_step, mean_stats, optimise};
+use crate::loss::{EpochPlan, Sample, bc_step, mean_stats, optimise, run_epochs};
 use crate::metrics::IterationMetrics;
 use crate::net::{NativeNet, PolicyNet};
 use crate::rollout::{Decided, EpisodePolicy, EpisodeStats, TaskSampler, run_episode};
@@ -20,7 +20,6 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use dreamgym_buffer::{Observation, Trajectory};
 use dreamgym_sim::Env;
-use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -384,28 +383,21 @@ impl Trainer {
                 ret,
             })
             .collect();
-        let mut order: Vec<usize> = (0..samples.len()).collect();
-        let mut losses = vec![];
-        for _ in 0..epochs {
-            order.shuffle(&mut self.rng);
-            let mut total = 0.0;
-            let mut n = 0;
-            for chunk in order.chunks(batch_size.max(1)) {
-                let mb: Vec<Sample<'_>> = chunk.iter().map(|&i| samples[i]).collect();
-                let (net, nll) = bc_step(
-                    self.net.clone(),
-                    &mut self.optim,
-                    &mb,
-                    self.cfg.loss.max_grad_norm,
-                    lr,
-                    &self.device,
-                )?;
-                self.net = net;
-                total += nll;
-                n += 1;
-            }
-            losses.push(total / n.max(1) as f32);
-        }
+        let (max_grad_norm, device) = (self.cfg.loss.max_grad_norm, self.device.clone());
+        let optim = &mut self.optim;
+        let (net, per_epoch) = run_epochs(
+            self.net.clone(),
+            &samples,
+            epochs,
+            batch_size,
+            &mut self.rng,
+            |net, mb| bc_step(net, optim, mb, max_grad_norm, lr, &device),
+        )?;
+        self.net = net;
+        let losses = per_epoch
+            .iter()
+            .map(|nll| nll.iter().sum::<f32>() / nll.len().max(1) as f32)
+            .collect();
         self.native = NativeNet::from_net(&self.net);
         if self.cfg.loss.kl_coef != 0.0 {
             self.freeze_reference();
