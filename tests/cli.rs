@@ -752,3 +752,40 @@ fn train_refuses_offline_data_of_another_scenario() {
         }
     }
 }
+
+/// Output piped into a reader that stops early (`dreamgym ... | head -1`) ends the command
+/// quietly, as other CLI tools do, instead of a panic on the broken pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("t.jsonl");
+    collect_keys_doors(&data, 40, &[]);
+    let mut child = bin()
+        .args(["model", "eval", "--train"])
+        .arg(&data)
+        .arg("--heldout")
+        .arg(&data)
+        .args(["--show", "40"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // read one byte, then close the pipe while the command still has lines to print
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(status.code(), Some(101), "{err}");
+}
