@@ -4,8 +4,8 @@
 use crate::envs::EnvFactory;
 use anyhow::{Context, Result, anyhow};
 use dreamgym_buffer::{JsonlWriter, Trajectory};
-use dreamgym_sim::TaskSpec;
 use dreamgym_sim::policy::{BehaviourPolicy, collect_episode_limited};
+use dreamgym_sim::{EnvError, TaskSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -23,6 +23,9 @@ pub struct CollectSummary {
     pub steps: usize,
     /// Episodes that succeeded.
     pub successes: usize,
+    /// Episodes not written because the expert had no plan for their task instance (an
+    /// unsolvable instance): counted, not fatal.
+    pub skipped: usize,
 }
 
 /// The reset seed of episode `i` of a run with `seed`.
@@ -85,7 +88,8 @@ pub fn collect(
         .expect("valid template"),
     );
     let next = AtomicUsize::new(0);
-    let (tx, rx) = channel::<(usize, Result<Trajectory>)>();
+    // `Ok(None)`: an instance the expert could not solve, skipped
+    let (tx, rx) = channel::<(usize, Result<Option<Trajectory>>)>();
     let mut s = CollectSummary::default();
     let workers = workers.clamp(1, episodes.max(1));
     std::thread::scope(|scope| -> Result<()> {
@@ -101,15 +105,18 @@ pub fn collect(
                     }
                     let ep_seed = episode_seed(seed, i);
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(ep_seed ^ 0x5eed_5eed);
-                    let t = collect_episode_limited(
+                    let t = match collect_episode_limited(
                         env.as_mut(),
                         spec,
                         ep_seed,
                         policy,
                         &mut rng,
                         max_steps,
-                    )
-                    .with_context(|| format!("episode {i} (seed {ep_seed})"));
+                    ) {
+                        Ok(t) => Ok(Some(t)),
+                        Err(EnvError::NoPlan { .. }) => Ok(None),
+                        Err(e) => Err(e).with_context(|| format!("episode {i} (seed {ep_seed})")),
+                    };
                     let failed = t.is_err();
                     if tx.send((i, t)).is_err() || failed {
                         // stop this worker; the writer reports the first error
@@ -121,12 +128,18 @@ pub fn collect(
         }
         drop(tx);
         // write in episode order as results arrive
-        let mut pending: BTreeMap<usize, Trajectory> = BTreeMap::new();
+        let mut pending: BTreeMap<usize, Option<Trajectory>> = BTreeMap::new();
         let mut want = 0;
         for (i, t) in rx {
             let t = t?;
             pending.insert(i, t);
             while let Some(t) = pending.remove(&want) {
+                let Some(t) = t else {
+                    s.skipped += 1;
+                    want += 1;
+                    bar.inc(1);
+                    continue;
+                };
                 s.episodes += 1;
                 s.steps += t.steps.len();
                 s.successes += t.outcome.success as usize;

@@ -229,3 +229,47 @@ fn a_bridge_childs_own_children_die_with_it() {
         "helper {second} survived the bridge's close"
     );
 }
+
+#[test]
+fn collect_skips_and_counts_instances_the_expert_cannot_solve() {
+    let dir = tempfile::tempdir().unwrap();
+    // the expert has no plan on odd reset seeds; on even ones it plans "a" and the episode ends
+    let script = dir.path().join("picky.py");
+    std::fs::write(
+        &script,
+        r#"
+import json, sys
+def send(obj):
+    print(json.dumps(obj), flush=True)
+send({"type": "hello", "protocol": 2})
+obs = {"lines": ["[x] thing: a thing"], "instruction": "do it", "admissible": ["a", "b"]}
+seed = 0
+for line in sys.stdin:
+    req = json.loads(line)
+    rid = req.get("id")
+    if req["op"] == "reset":
+        seed = req["seed"]
+        send({"id": rid, "ok": True, "observation": obs, "task": {"id": "t%d" % seed}})
+    elif req["op"] == "expert":
+        send({"id": rid, "ok": True, "action": None if seed % 2 else "a"})
+    elif req["op"] == "step":
+        send({"id": rid, "ok": True, "observation": obs, "reward": 1, "done": True, "success": True})
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("picky.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .args(["collect", "--env", "bridge:picky", "--policy", "expert"])
+        .args(["--episodes", "6", "--bridge-cmd"])
+        .arg(format!("python3 {}", script.display()))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("wrote 3 episodes"), "{stdout}");
+    assert!(stdout.contains("skipped 3 task instances"), "{stdout}");
+    let ts = dreamgym_buffer::jsonl::read_file(&out).unwrap();
+    assert!(ts.iter().all(|t| t.seed % 2 == 0 && t.outcome.success));
+}

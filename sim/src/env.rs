@@ -114,6 +114,19 @@ pub enum EnvError {
         /// What went wrong.
         message: String,
     },
+    /// The expert policy has no plan for this task from here (an unsolvable instance, or one
+    /// beyond the planner's budget).
+    #[error("{env}: the expert found no plan for task {task} ({instruction}) after {steps} steps")]
+    NoPlan {
+        /// Env id.
+        env: String,
+        /// Task id.
+        task: String,
+        /// The task's instruction.
+        instruction: String,
+        /// Steps taken before the expert gave up.
+        steps: usize,
+    },
     /// Anything else (I/O, protocol, ...).
     #[error("{env}: {message}")]
     Other {

@@ -102,14 +102,11 @@ pub fn collect_episode_limited(
             BehaviourPolicy::Expert => match env.expert_action()? {
                 Some(a) => Some(a),
                 None => {
-                    return Err(EnvError::Other {
+                    return Err(EnvError::NoPlan {
                         env: env.id().to_string(),
-                        message: format!(
-                            "the expert found no plan for task {} ({}) after {} steps",
-                            task.id,
-                            task.instruction,
-                            steps.len()
-                        ),
+                        task: task.id.clone(),
+                        instruction: task.instruction.clone(),
+                        steps: steps.len(),
                     });
                 }
             },

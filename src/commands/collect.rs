@@ -26,5 +26,11 @@ pub fn run(
         100.0 * s.successes as f64 / s.episodes.max(1) as f64,
         out.display()
     );
+    if s.skipped > 0 {
+        println!(
+            "skipped {} task instances the expert found no plan for (unsolvable, or beyond the planner's budget)",
+            s.skipped
+        );
+    }
     Ok(())
 }
