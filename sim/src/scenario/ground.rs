@@ -3,7 +3,7 @@
 
 use super::facts::{Conj, Fact, ObjId};
 use super::grounding::{GroundAction, GroundLine, Grounding};
-use super::solve::{Solver, ground_atom};
+use super::solve::{Holds, Solver, ground_atom};
 use super::world::{CLit, CSetup, CTerm, World};
 use std::collections::{HashMap, HashSet};
 
@@ -55,19 +55,7 @@ fn objects_of(b: &[Option<ObjId>], lits: impl IntoIterator<Item = CLit>) -> Vec<
 impl Grounding {
     /// Ground `w` over all its objects.
     pub fn build(w: &World) -> Grounding {
-        let mut set_by_setup = HashSet::new();
-        for t in &w.tasks {
-            setup_preds(&t.setup, &mut set_by_setup);
-            for l in &t.levels {
-                setup_preds(&l.setup, &mut set_by_setup);
-            }
-        }
-        let fixed: Vec<bool> = w
-            .preds
-            .iter()
-            .enumerate()
-            .map(|(i, p)| p.is_static && !set_by_setup.contains(&(i as u16)))
-            .collect();
+        let fixed = fixed_predicates(w);
         let fixed_facts: HashSet<Fact> = w
             .init
             .iter()
@@ -77,14 +65,7 @@ impl Grounding {
         let active = vec![true; w.objects.len()];
         let solver = Solver { w, active: &active };
         let holds = |f: &Fact| fixed[f.pred as usize].then(|| fixed_facts.contains(f));
-        let mut facts: Vec<Fact> = vec![];
-        let mut index: HashMap<Fact, u32> = HashMap::new();
-        let mut intern = |f: Fact| -> u32 {
-            *index.entry(f).or_insert_with(|| {
-                facts.push(f);
-                facts.len() as u32 - 1
-            })
-        };
+        let mut table = FactTable::default();
         // state facts of the world's initial state first, in a stable order
         let mut init: Vec<Fact> = w
             .init
@@ -94,101 +75,14 @@ impl Grounding {
             .collect();
         init.sort();
         for f in init {
-            intern(f);
+            table.intern(f);
         }
-        let mut actions = vec![];
-        let mut del_patterns: Vec<(usize, u16, Vec<Option<ObjId>>)> = vec![];
-        for a in &w.actions {
-            let lits: Vec<CLit> = a.pre.iter().map(|(l, _)| l.clone()).collect();
-            let types: Vec<u16> = a.vars.iter().map(|v| v.1).collect();
-            let mut b = vec![None; types.len()];
-            solver.solve(&lits, &types, &mut b, &holds, &mut |b| {
-                let full: Vec<ObjId> = b.iter().map(|x| x.expect("all slots bound")).collect();
-                let mut ga = GroundAction {
-                    text: w.fill(&a.text, &full),
-                    objects: objects_of(b, lits.iter().chain(&a.effects).cloned()),
-                    pre: Conj::default(),
-                    fail: vec![],
-                    otherwise: a.otherwise.as_ref().map(|m| w.fill(m, &full)),
-                    del: vec![],
-                    add: vec![],
-                    message: a
-                        .message
-                        .as_ref()
-                        .map_or_else(String::new, |m| w.fill(m, &full)),
-                };
-                for (l, msg) in &a.pre {
-                    if let CLit::Atom { neg, pred, args } = l {
-                        if fixed[*pred as usize] {
-                            continue;
-                        }
-                        let f =
-                            intern(ground_atom(*pred, args, b).expect("preconditions have no `_`"));
-                        if *neg {
-                            ga.pre.neg.push(f)
-                        } else {
-                            ga.pre.pos.push(f)
-                        }
-                        if let Some(m) = msg {
-                            ga.fail.push((f, !*neg, w.fill(m, &full)));
-                        }
-                    }
-                }
-                for e in &a.effects {
-                    if let CLit::Atom { neg, pred, args } = e {
-                        match ground_atom(*pred, args, b) {
-                            Some(f) if *neg => ga.del.push(intern(f)),
-                            Some(f) => ga.add.push(intern(f)),
-                            None => del_patterns.push((
-                                actions.len(),
-                                *pred,
-                                args.iter()
-                                    .map(|x| match x {
-                                        CTerm::Var(s) => b[*s],
-                                        CTerm::Obj(o) => Some(*o),
-                                        CTerm::Wild => None,
-                                    })
-                                    .collect(),
-                            )),
-                        }
-                    }
-                }
-                actions.push(ga);
-                true
-            });
-        }
-        let mut lines = vec![];
-        for r in &w.render {
-            let mut b = vec![];
-            solver.solve(&r.when.lits, &r.when.var_types, &mut b, &holds, &mut |b| {
-                let full: Vec<ObjId> = b.iter().map(|x| x.unwrap_or(0)).collect();
-                let mut when = Conj::default();
-                for l in &r.when.lits {
-                    if let CLit::Atom { neg, pred, args } = l {
-                        if fixed[*pred as usize] {
-                            continue;
-                        }
-                        let f = intern(
-                            ground_atom(*pred, args, b).expect("render conditions have no `_`"),
-                        );
-                        if *neg {
-                            when.neg.push(f)
-                        } else {
-                            when.pos.push(f)
-                        }
-                    }
-                }
-                lines.push(GroundLine {
-                    when,
-                    objects: objects_of(b, r.when.lits.iter().cloned()),
-                    text: w.fill(&r.line, &full),
-                });
-                true
-            });
-        }
+        let (mut actions, wildcard_deletes) =
+            ground_actions(w, &solver, &holds, &fixed, &mut table);
+        let lines = ground_lines(w, &solver, &holds, &fixed, &mut table);
         // `not p(_)` deletes every state fact that matches (all facts are known now)
-        for (ai, pred, pat) in del_patterns {
-            for (i, f) in facts.iter().enumerate() {
+        for (ai, pred, pat) in wildcard_deletes {
+            for (i, f) in table.facts.iter().enumerate() {
                 if f.pred == pred
                     && pat
                         .iter()
@@ -200,7 +94,7 @@ impl Grounding {
             }
         }
         let mut by_text: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut triggered = vec![vec![]; facts.len()];
+        let mut triggered = vec![vec![]; table.facts.len()];
         let mut untriggered = vec![];
         for (i, a) in actions.iter().enumerate() {
             by_text.entry(a.text.clone()).or_default().push(i as u32);
@@ -210,8 +104,8 @@ impl Grounding {
             }
         }
         Grounding {
-            facts,
-            index,
+            facts: table.facts,
+            index: table.index,
             actions,
             by_text,
             triggered,
@@ -221,4 +115,154 @@ impl Grounding {
             fixed_facts,
         }
     }
+}
+
+/// Per predicate: fixed — never changed by an action's effect or a task's setup, so evaluated
+/// once here instead of given state bits.
+fn fixed_predicates(w: &World) -> Vec<bool> {
+    let mut set_by_setup = HashSet::new();
+    for t in &w.tasks {
+        setup_preds(&t.setup, &mut set_by_setup);
+        for l in &t.levels {
+            setup_preds(&l.setup, &mut set_by_setup);
+        }
+    }
+    w.preds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.is_static && !set_by_setup.contains(&(i as u16)))
+        .collect()
+}
+
+/// The state facts met so far, each with its bit.
+#[derive(Default)]
+struct FactTable {
+    facts: Vec<Fact>,
+    index: HashMap<Fact, u32>,
+}
+
+impl FactTable {
+    /// The bit of `f`, given a new one the first time.
+    fn intern(&mut self, f: Fact) -> u32 {
+        *self.index.entry(f).or_insert_with(|| {
+            self.facts.push(f);
+            self.facts.len() as u32 - 1
+        })
+    }
+}
+
+/// A `not p(_)` effect of action `.0`: predicate `.1` with these arguments (`None`: any).
+type WildcardDelete = (usize, u16, Vec<Option<ObjId>>);
+
+/// Every action schema ground over every binding its fixed preconditions allow; effects with `_`
+/// are returned to be resolved once all facts are known.
+fn ground_actions(
+    w: &World,
+    solver: &Solver,
+    holds: &Holds,
+    fixed: &[bool],
+    table: &mut FactTable,
+) -> (Vec<GroundAction>, Vec<WildcardDelete>) {
+    let mut actions = vec![];
+    let mut wildcard_deletes = vec![];
+    for a in &w.actions {
+        let lits: Vec<CLit> = a.pre.iter().map(|(l, _)| l.clone()).collect();
+        let types: Vec<u16> = a.vars.iter().map(|v| v.1).collect();
+        let mut b = vec![None; types.len()];
+        solver.solve(&lits, &types, &mut b, holds, &mut |b| {
+            let full: Vec<ObjId> = b.iter().map(|x| x.expect("all slots bound")).collect();
+            let mut ga = GroundAction {
+                text: w.fill(&a.text, &full),
+                objects: objects_of(b, lits.iter().chain(&a.effects).cloned()),
+                pre: Conj::default(),
+                fail: vec![],
+                otherwise: a.otherwise.as_ref().map(|m| w.fill(m, &full)),
+                del: vec![],
+                add: vec![],
+                message: a
+                    .message
+                    .as_ref()
+                    .map_or_else(String::new, |m| w.fill(m, &full)),
+            };
+            for (l, msg) in &a.pre {
+                if let CLit::Atom { neg, pred, args } = l {
+                    if fixed[*pred as usize] {
+                        continue;
+                    }
+                    let f = table
+                        .intern(ground_atom(*pred, args, b).expect("preconditions have no `_`"));
+                    if *neg {
+                        ga.pre.neg.push(f)
+                    } else {
+                        ga.pre.pos.push(f)
+                    }
+                    if let Some(m) = msg {
+                        ga.fail.push((f, !*neg, w.fill(m, &full)));
+                    }
+                }
+            }
+            for e in &a.effects {
+                if let CLit::Atom { neg, pred, args } = e {
+                    match ground_atom(*pred, args, b) {
+                        Some(f) if *neg => ga.del.push(table.intern(f)),
+                        Some(f) => ga.add.push(table.intern(f)),
+                        None => wildcard_deletes.push((
+                            actions.len(),
+                            *pred,
+                            args.iter()
+                                .map(|x| match x {
+                                    CTerm::Var(s) => b[*s],
+                                    CTerm::Obj(o) => Some(*o),
+                                    CTerm::Wild => None,
+                                })
+                                .collect(),
+                        )),
+                    }
+                }
+            }
+            actions.push(ga);
+            true
+        });
+    }
+    (actions, wildcard_deletes)
+}
+
+/// Every render rule ground over every binding its fixed conditions allow.
+fn ground_lines(
+    w: &World,
+    solver: &Solver,
+    holds: &Holds,
+    fixed: &[bool],
+    table: &mut FactTable,
+) -> Vec<GroundLine> {
+    let mut lines = vec![];
+    for r in &w.render {
+        let mut b = vec![];
+        solver.solve(&r.when.lits, &r.when.var_types, &mut b, holds, &mut |b| {
+            let full: Vec<ObjId> = b.iter().map(|x| x.unwrap_or(0)).collect();
+            let mut when = Conj::default();
+            for l in &r.when.lits {
+                if let CLit::Atom { neg, pred, args } = l {
+                    if fixed[*pred as usize] {
+                        continue;
+                    }
+                    let f = table.intern(
+                        ground_atom(*pred, args, b).expect("render conditions have no `_`"),
+                    );
+                    if *neg {
+                        when.neg.push(f)
+                    } else {
+                        when.pos.push(f)
+                    }
+                }
+            }
+            lines.push(GroundLine {
+                when,
+                objects: objects_of(b, r.when.lits.iter().cloned()),
+                text: w.fill(&r.line, &full),
+            });
+            true
+        });
+    }
+    lines
 }
