@@ -18,144 +18,180 @@ impl Cx<'_> {
             self.loc
                 .error(anchors, s, e.offset, format!("syntax: {}", e.message))
         })?;
-        let err = |off: usize, m: String| self.loc.error(anchors, s, off, m);
-        // first pass: declare new variables from positive atoms
+        let at = Within { anchors, s, open };
         if open {
-            for (l, off) in &lits {
-                if let Literal::Atom {
-                    neg: false,
-                    pred,
-                    args,
-                } = l
-                {
-                    let p = self.pred(pred, anchors, s, *off)?;
-                    for (i, a) in args.iter().enumerate() {
-                        if let Term::Var(v) = a
-                            && scope.slot(v).is_none()
-                            && let Some(&t) = self.w.preds[p as usize].params.get(i)
-                        {
-                            scope.vars.push((v.clone(), t));
-                        }
+            self.declare_vars(&at, &lits, scope)?;
+        }
+        let mut out = vec![];
+        for (l, off) in lits {
+            out.push(match l {
+                Literal::Atom { neg, pred, args } => {
+                    self.atom(&at, off, scope, neg, &pred, &args)?
+                }
+                Literal::Cmp { op, lhs, rhs } => {
+                    self.comparison(&at, off, scope, op, &lhs, &rhs)?
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Declares the new variables of `lits`'s positive atoms, typed by the predicate's parameters.
+    fn declare_vars(&self, at: &Within, lits: &[(Literal, usize)], scope: &mut Scope) -> R<()> {
+        for (l, off) in lits {
+            if let Literal::Atom {
+                neg: false,
+                pred,
+                args,
+            } = l
+            {
+                let p = self.pred(pred, at.anchors, at.s, *off)?;
+                for (i, a) in args.iter().enumerate() {
+                    if let Term::Var(v) = a
+                        && scope.slot(v).is_none()
+                        && let Some(&t) = self.w.preds[p as usize].params.get(i)
+                    {
+                        scope.vars.push((v.clone(), t));
                     }
                 }
             }
         }
-        let var = |scope: &Scope, v: &str, off: usize| -> R<usize> {
-            scope.slot(v).ok_or_else(|| {
-                err(off, if open {
-                    format!("variable `?{v}` must appear in a positive atom of this condition (or be declared) so its type is known")
-                } else {
-                    format!("unknown variable `?{v}` (declared here: {})", scope.vars.iter().map(|(n, _)| format!("?{n}")).collect::<Vec<_>>().join(", "))
-                })
+        Ok(())
+    }
+
+    /// The slot of variable `v`, or an error that says how to declare it.
+    fn var(&self, at: &Within, off: usize, scope: &Scope, v: &str) -> R<usize> {
+        scope.slot(v).ok_or_else(|| {
+            at.err(self, off, if at.open {
+                format!("variable `?{v}` must appear in a positive atom of this condition (or be declared) so its type is known")
+            } else {
+                format!("unknown variable `?{v}` (declared here: {})", scope.vars.iter().map(|(n, _)| format!("?{n}")).collect::<Vec<_>>().join(", "))
             })
-        };
-        let mut out = vec![];
-        for (l, off) in lits {
-            match l {
-                Literal::Atom { neg, pred, args } => {
-                    let p = self.pred(&pred, anchors, s, off)?;
-                    let info = &self.w.preds[p as usize];
-                    if args.len() != info.params.len() {
-                        return Err(err(
+        })
+    }
+
+    /// A (possibly negated) atom, its arguments typed against the predicate's parameters.
+    fn atom(
+        &self,
+        at: &Within,
+        off: usize,
+        scope: &Scope,
+        neg: bool,
+        pred: &str,
+        args: &[Term],
+    ) -> R<CLit> {
+        let p = self.pred(pred, at.anchors, at.s, off)?;
+        let info = &self.w.preds[p as usize];
+        if args.len() != info.params.len() {
+            return Err(at.err(
+                self,
+                off,
+                format!(
+                    "`{pred}` takes {} arguments, found {}",
+                    info.params.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let mut cargs = vec![];
+        for (a, &pt) in args.iter().zip(&info.params) {
+            let tname = &self.w.types[pt as usize].name;
+            match a {
+                Term::Var(v) => {
+                    let slot = self.var(at, off, scope, v)?;
+                    let vt = scope.vars[slot].1;
+                    if !self.w.is_subtype(vt, pt) && !self.w.is_subtype(pt, vt) {
+                        return Err(at.err(
+                            self,
                             off,
                             format!(
-                                "`{pred}` takes {} arguments, found {}",
-                                info.params.len(),
-                                args.len()
+                                "type mismatch: `?{v}` is a `{}` but `{pred}` expects a `{tname}` here",
+                                self.w.types[vt as usize].name
                             ),
                         ));
                     }
-                    let mut cargs = vec![];
-                    for (a, &pt) in args.iter().zip(&info.params) {
-                        let tname = &self.w.types[pt as usize].name;
-                        match a {
-                            Term::Var(v) => {
-                                let slot = var(scope, v, off)?;
-                                let vt = scope.vars[slot].1;
-                                if !self.w.is_subtype(vt, pt) && !self.w.is_subtype(pt, vt) {
-                                    return Err(err(
-                                        off,
-                                        format!(
-                                            "type mismatch: `?{v}` is a `{}` but `{pred}` expects a `{tname}` here",
-                                            self.w.types[vt as usize].name
-                                        ),
-                                    ));
-                                }
-                                cargs.push(CTerm::Var(slot));
-                            }
-                            Term::Word(id) => {
-                                let o = self.obj(id, anchors, s, off)?;
-                                let ot = self.w.objects[o as usize].ty;
-                                if !self.w.is_subtype(ot, pt) {
-                                    return Err(err(
-                                        off,
-                                        format!(
-                                            "type mismatch: `{id}` is a `{}` but `{pred}` expects a `{tname}` here",
-                                            self.w.types[ot as usize].name
-                                        ),
-                                    ));
-                                }
-                                cargs.push(CTerm::Obj(o));
-                            }
-                            Term::Wild if neg => cargs.push(CTerm::Wild),
-                            Term::Wild => {
-                                return Err(err(
-                                    off,
-                                    "`_` is only allowed in `not ...` effects".into(),
-                                ));
-                            }
-                            _ => {
-                                return Err(err(
-                                    off,
-                                    format!(
-                                        "atom arguments must be `?var` or object ids, found {a:?}"
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                    out.push(CLit::Atom {
-                        neg,
-                        pred: p,
-                        args: cargs,
-                    });
+                    cargs.push(CTerm::Var(slot));
                 }
-                Literal::Cmp { op, lhs, rhs } => {
-                    let val = |t: &Term, other_is_attr: bool| -> R<CVal> {
-                        Ok(match t {
-                            Term::Var(v) => CVal::Var(var(scope, v, off)?),
-                            Term::Attr(v, a) => {
-                                let slot = var(scope, v, off)?;
-                                self.known_attr(scope.vars[slot].1, a)
-                                    .map_err(|m| err(off, m))?;
-                                CVal::Attr(slot, a.clone())
-                            }
-                            Term::Word(w) if !other_is_attr => {
-                                CVal::Obj(self.obj(w, anchors, s, off)?)
-                            }
-                            Term::Word(w) | Term::Str(w) => CVal::Lit(AttrValue::Str(w.clone())),
-                            Term::Num(n) => CVal::Lit(AttrValue::Float(*n)),
-                            Term::Wild => return Err(err(off, "`_` cannot be compared".into())),
-                        })
-                    };
-                    let la = matches!(lhs, Term::Attr(..));
-                    let ra = matches!(rhs, Term::Attr(..));
-                    let (l, r) = (val(&lhs, ra)?, val(&rhs, la)?);
-                    let is_obj = |v: &CVal| matches!(v, CVal::Var(_) | CVal::Obj(_));
-                    if is_obj(&l) != is_obj(&r) {
-                        return Err(err(off, "a comparison must compare objects with objects (`?a = ?b`) or values with values (`?a.color = red`)".into()));
-                    }
-                    if is_obj(&l) && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
-                        return Err(err(
+                Term::Word(id) => {
+                    let o = self.obj(id, at.anchors, at.s, off)?;
+                    let ot = self.w.objects[o as usize].ty;
+                    if !self.w.is_subtype(ot, pt) {
+                        return Err(at.err(
+                            self,
                             off,
-                            "objects can only be compared with `=` or `!=`".into(),
+                            format!(
+                                "type mismatch: `{id}` is a `{}` but `{pred}` expects a `{tname}` here",
+                                self.w.types[ot as usize].name
+                            ),
                         ));
                     }
-                    out.push(CLit::Cmp { op, lhs: l, rhs: r });
+                    cargs.push(CTerm::Obj(o));
+                }
+                Term::Wild if neg => cargs.push(CTerm::Wild),
+                Term::Wild => {
+                    return Err(at.err(
+                        self,
+                        off,
+                        "`_` is only allowed in `not ...` effects".into(),
+                    ));
+                }
+                _ => {
+                    return Err(at.err(
+                        self,
+                        off,
+                        format!("atom arguments must be `?var` or object ids, found {a:?}"),
+                    ));
                 }
             }
         }
-        Ok(out)
+        Ok(CLit::Atom {
+            neg,
+            pred: p,
+            args: cargs,
+        })
+    }
+
+    /// A comparison: objects with objects (`=`, `!=`), values (attributes, words, numbers) with
+    /// values.
+    fn comparison(
+        &self,
+        at: &Within,
+        off: usize,
+        scope: &Scope,
+        op: CmpOp,
+        lhs: &Term,
+        rhs: &Term,
+    ) -> R<CLit> {
+        let val = |t: &Term, other_is_attr: bool| -> R<CVal> {
+            Ok(match t {
+                Term::Var(v) => CVal::Var(self.var(at, off, scope, v)?),
+                Term::Attr(v, a) => {
+                    let slot = self.var(at, off, scope, v)?;
+                    self.known_attr(scope.vars[slot].1, a)
+                        .map_err(|m| at.err(self, off, m))?;
+                    CVal::Attr(slot, a.clone())
+                }
+                Term::Word(w) if !other_is_attr => CVal::Obj(self.obj(w, at.anchors, at.s, off)?),
+                Term::Word(w) | Term::Str(w) => CVal::Lit(AttrValue::Str(w.clone())),
+                Term::Num(n) => CVal::Lit(AttrValue::Float(*n)),
+                Term::Wild => return Err(at.err(self, off, "`_` cannot be compared".into())),
+            })
+        };
+        let la = matches!(lhs, Term::Attr(..));
+        let ra = matches!(rhs, Term::Attr(..));
+        let (l, r) = (val(lhs, ra)?, val(rhs, la)?);
+        let is_obj = |v: &CVal| matches!(v, CVal::Var(_) | CVal::Obj(_));
+        if is_obj(&l) != is_obj(&r) {
+            return Err(at.err(self, off, "a comparison must compare objects with objects (`?a = ?b`) or values with values (`?a.color = red`)".into()));
+        }
+        if is_obj(&l) && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            return Err(at.err(
+                self,
+                off,
+                "objects can only be compared with `=` or `!=`".into(),
+            ));
+        }
+        Ok(CLit::Cmp { op, lhs: l, rhs: r })
     }
 
     pub(super) fn cond(&self, anchors: &[&str], strings: &[String], scope: &Scope) -> R<Cond> {
@@ -233,5 +269,19 @@ impl Cx<'_> {
             self.w.types[t as usize].name,
             declared.join(", ")
         ))
+    }
+}
+
+/// Where a literal list is being compiled: for located errors, and whether it may declare
+/// variables (`open`).
+struct Within<'a> {
+    anchors: &'a [&'a str],
+    s: &'a str,
+    open: bool,
+}
+
+impl Within<'_> {
+    fn err(&self, cx: &Cx, off: usize, message: String) -> ScenarioError {
+        cx.loc.error(self.anchors, self.s, off, message)
     }
 }
