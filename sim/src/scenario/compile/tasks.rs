@@ -150,25 +150,7 @@ impl Cx<'_> {
         for s in steps {
             out.push(match s {
                 SetupStep::Choose { var, ty, filter } => {
-                    if scope.slot(var).is_some() {
-                        return Err(self.loc.error(
-                            anchors,
-                            var,
-                            0,
-                            format!("task variable `{var}` chosen twice"),
-                        ));
-                    }
-                    let t = self.ty(ty, anchors)?;
-                    scope.vars.push((var.clone(), t));
-                    let filter = filter
-                        .as_ref()
-                        .map(|f| self.cond(anchors, std::slice::from_ref(f), scope))
-                        .transpose()?;
-                    CSetup::Choose {
-                        slot: scope.vars.len() - 1,
-                        ty: t,
-                        filter,
-                    }
+                    self.setup_choose(var, ty, filter.as_ref(), scope, anchors)?
                 }
                 SetupStep::Limit { ty, keep } => CSetup::Limit {
                     ty: self.ty(ty, anchors)?,
@@ -192,56 +174,7 @@ impl Cx<'_> {
                     pred,
                     among,
                     filter,
-                } => {
-                    let among_t = self.ty(among, anchors)?;
-                    let p = self.pred(pred, anchors, pred, 0)?;
-                    let base = scope.vars.len();
-                    let (what_c, it_t) = match what.strip_prefix('?') {
-                        Some(v) => {
-                            let slot = scope.slot(v).ok_or_else(|| {
-                                self.loc.error(
-                                    anchors,
-                                    what,
-                                    0,
-                                    format!("unknown task variable `{what}`"),
-                                )
-                            })?;
-                            (PlaceWhat::Var(slot), scope.vars[slot].1)
-                        }
-                        None => {
-                            let t = self.ty(what, anchors)?;
-                            (PlaceWhat::Type(t), t)
-                        }
-                    };
-                    let pt = &self.w.preds[p as usize].params;
-                    if pt.len() != 2
-                        || !self.w.is_subtype(it_t, pt[0])
-                        || !self.w.is_subtype(among_t, pt[1])
-                    {
-                        return Err(self.loc.error(
-                            anchors,
-                            pred,
-                            0,
-                            format!(
-                                "type mismatch: Place needs `{pred}` to take ({what}, {among})"
-                            ),
-                        ));
-                    }
-                    let mut sc = scope.clone();
-                    sc.vars.push(("it".into(), it_t));
-                    sc.vars.push(("at".into(), among_t));
-                    let filter = filter
-                        .as_ref()
-                        .map(|f| self.cond(anchors, std::slice::from_ref(f), &sc))
-                        .transpose()?;
-                    CSetup::Place {
-                        what: what_c,
-                        pred: p,
-                        among: among_t,
-                        filter,
-                        base,
-                    }
-                }
+                } => self.setup_place(what, pred, among, filter.as_ref(), scope, anchors)?,
                 SetupStep::Assert(facts) => {
                     let mut lits = vec![];
                     for f in facts {
@@ -266,6 +199,86 @@ impl Cx<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// `Choose(var, type, where)`: a new task variable of a type, optionally filtered.
+    fn setup_choose(
+        &self,
+        var: &str,
+        ty: &str,
+        filter: Option<&String>,
+        scope: &mut Scope,
+        anchors: &[&str],
+    ) -> R<CSetup> {
+        if scope.slot(var).is_some() {
+            return Err(self.loc.error(
+                anchors,
+                var,
+                0,
+                format!("task variable `{var}` chosen twice"),
+            ));
+        }
+        let t = self.ty(ty, anchors)?;
+        scope.vars.push((var.to_string(), t));
+        let filter = filter
+            .map(|f| self.cond(anchors, std::slice::from_ref(f), scope))
+            .transpose()?;
+        Ok(CSetup::Choose {
+            slot: scope.vars.len() - 1,
+            ty: t,
+            filter,
+        })
+    }
+
+    /// `Place(what, pred, among, where)`: a task variable (`?v`) or every object of a type put
+    /// in relation `pred` with one of `among`, where `?it` and `?at` name the two.
+    fn setup_place(
+        &self,
+        what: &str,
+        pred: &str,
+        among: &str,
+        filter: Option<&String>,
+        scope: &Scope,
+        anchors: &[&str],
+    ) -> R<CSetup> {
+        let among_t = self.ty(among, anchors)?;
+        let p = self.pred(pred, anchors, pred, 0)?;
+        let base = scope.vars.len();
+        let (what_c, it_t) = match what.strip_prefix('?') {
+            Some(v) => {
+                let slot = scope.slot(v).ok_or_else(|| {
+                    self.loc
+                        .error(anchors, what, 0, format!("unknown task variable `{what}`"))
+                })?;
+                (PlaceWhat::Var(slot), scope.vars[slot].1)
+            }
+            None => {
+                let t = self.ty(what, anchors)?;
+                (PlaceWhat::Type(t), t)
+            }
+        };
+        let pt = &self.w.preds[p as usize].params;
+        if pt.len() != 2 || !self.w.is_subtype(it_t, pt[0]) || !self.w.is_subtype(among_t, pt[1]) {
+            return Err(self.loc.error(
+                anchors,
+                pred,
+                0,
+                format!("type mismatch: Place needs `{pred}` to take ({what}, {among})"),
+            ));
+        }
+        let mut sc = scope.clone();
+        sc.vars.push(("it".into(), it_t));
+        sc.vars.push(("at".into(), among_t));
+        let filter = filter
+            .map(|f| self.cond(anchors, std::slice::from_ref(f), &sc))
+            .transpose()?;
+        Ok(CSetup::Place {
+            what: what_c,
+            pred: p,
+            among: among_t,
+            filter,
+            base,
+        })
     }
 
     pub(super) fn template_def(
