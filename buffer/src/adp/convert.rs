@@ -245,30 +245,7 @@ pub(super) fn transitions(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let first_tool = items
-        .iter()
-        .position(|it| matches!(it, Item::Action { tool: true, .. }));
-    let is_user_obs = |it: &Item| {
-        matches!(
-            it,
-            Item::Observation {
-                source: Source::User,
-                ..
-            }
-        )
-    };
-    // the task: the last user observation before the first tool action (multi-turn prompts put
-    // a generic preamble first), else the first user observation
-    let task_at = match first_tool {
-        Some(f) => items[..f].iter().rposition(is_user_obs),
-        None => items.iter().position(is_user_obs),
-    }
-    .ok_or_else(|| {
-        field_err(
-            "content",
-            "no user observation: the task an ADP trajectory poses is its first user message",
-        )
-    })?;
+    let task_at = task_position(items)?;
     let Item::Observation { text: task, .. } = &items[task_at] else {
         unreachable!("task_at is a user observation")
     };
@@ -310,21 +287,7 @@ pub(super) fn transitions(
             i += 1;
             continue;
         }
-        // what came back: the observation linked by id, else those right after the action
-        let mut j = i + 1;
-        let mut replies: Vec<(&String, Option<f32>)> = vec![];
-        while let Some(Item::Observation {
-            text,
-            reward,
-            call_id: obs_id,
-            ..
-        }) = items.get(j)
-        {
-            if call_id.is_none() || obs_id.is_none() || obs_id == call_id {
-                replies.push((text, *reward));
-            }
-            j += 1;
-        }
+        let (mut replies, j) = replies_to(items, i, call_id.as_deref());
         let last_item = j >= items.len()
             || items[j..]
                 .iter()
@@ -343,30 +306,7 @@ pub(super) fn transitions(
                 .flat_map(|(t, _)| text_to_lines(t, split))
                 .collect();
         }
-        if let Some(e) = extra {
-            if let Some(Value::Array(a)) = e.get("state_admissible") {
-                state.admissible = a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect();
-            }
-            if let Some(Value::Array(a)) = e.get("next_admissible") {
-                next.admissible = a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect();
-            }
-            next.feedback = e
-                .get("feedback")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-        } else {
-            next.admissible = vec![];
-            next.feedback = String::new();
-        }
+        apply_extras(extra, &mut state, &mut next);
         let stated = reward.or_else(|| replies.iter().find_map(|(_, r)| *r));
         let flag = |k: &str| extra.and_then(|e| e.get(k)).and_then(Value::as_bool);
         steps.push(Step {
@@ -396,4 +336,87 @@ pub(super) fn transitions(
         last.done = true;
     }
     Ok((steps, instruction, dropped))
+}
+
+/// Where the task is posed: the last user observation before the first tool action (multi-turn
+/// prompts put a generic preamble first), else the first user observation.
+fn task_position(items: &[Item]) -> Result<usize, FieldError> {
+    let first_tool = items
+        .iter()
+        .position(|it| matches!(it, Item::Action { tool: true, .. }));
+    let is_user_obs = |it: &Item| {
+        matches!(
+            it,
+            Item::Observation {
+                source: Source::User,
+                ..
+            }
+        )
+    };
+    match first_tool {
+        Some(f) => items[..f].iter().rposition(is_user_obs),
+        None => items.iter().position(is_user_obs),
+    }
+    .ok_or_else(|| {
+        field_err(
+            "content",
+            "no user observation: the task an ADP trajectory poses is its first user message",
+        )
+    })
+}
+
+/// What came back for the action at `i`: the observations right after it (those linked to it by
+/// `call_id` when both have one), with their stated rewards; and the index after them.
+fn replies_to<'a>(
+    items: &'a [Item],
+    i: usize,
+    call_id: Option<&str>,
+) -> (Vec<(&'a String, Option<f32>)>, usize) {
+    let mut j = i + 1;
+    let mut replies = vec![];
+    while let Some(Item::Observation {
+        text,
+        reward,
+        call_id: obs_id,
+        ..
+    }) = items.get(j)
+    {
+        if call_id.is_none() || obs_id.is_none() || obs_id.as_deref() == call_id {
+            replies.push((text, *reward));
+        }
+        j += 1;
+    }
+    (replies, j)
+}
+
+/// dreamgym's own per-step details (`details.dreamgym.steps[k]`, written by its export): the
+/// admissible actions and the feedback, which ADP has no field for. Without them the next state
+/// has none.
+fn apply_extras(
+    extra: Option<&Map<String, Value>>,
+    state: &mut Observation,
+    next: &mut Observation,
+) {
+    let strings = |a: &Vec<Value>| -> Vec<String> {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    let Some(e) = extra else {
+        next.admissible = vec![];
+        next.feedback = String::new();
+        return;
+    };
+    if let Some(Value::Array(a)) = e.get("state_admissible") {
+        state.admissible = strings(a);
+    }
+    if let Some(Value::Array(a)) = e.get("next_admissible") {
+        next.admissible = strings(a);
+    }
+    next.feedback = e
+        .get("feedback")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
 }
