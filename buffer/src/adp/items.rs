@@ -173,18 +173,8 @@ pub(super) fn read_item(v: &Value, at: &str) -> Result<Item, FieldError> {
         "api_action" => {
             check_fields(o, &with(&["function", "kwargs"], ACTION_BASE), at)?;
             let function = req_str(o, "function", at)?;
-            let kwargs = match o.get("kwargs") {
-                Some(Value::Object(k)) => k.clone(),
-                Some(Value::Null) | None => Map::new(),
-                Some(other) => {
-                    return Err(field_err(
-                        format!("{at}.kwargs"),
-                        format!("expected an object, found {}", kind_of(other)),
-                    ));
-                }
-            };
             Ok(Item::Action {
-                text: render_api(&function, &kwargs),
+                text: render_api(&function, &api_kwargs(o, at)?),
                 reasoning: reasoning_of(o, at)?,
                 reward: opt_reward(o, at)?,
                 call_id,
@@ -249,21 +239,8 @@ pub(super) fn read_item(v: &Value, at: &str) -> Result<Item, FieldError> {
                 ),
                 at,
             )?;
-            // the accessibility tree is the page as an agent reads it; HTML only when it is absent
-            let axtree = opt_str(o, "axtree", at)?;
-            let html = opt_str(o, "html", at)?;
-            let url = opt_str(o, "url", at)?;
-            let mut text = String::new();
-            if let Some(u) = url.filter(|u| !u.is_empty()) {
-                text.push_str(&format!("url: {u}\n"));
-            }
-            match (axtree.filter(|a| !a.trim().is_empty()), html) {
-                (Some(a), _) => text.push_str(&a),
-                (None, Some(h)) => text.push_str(&html_text(&h)),
-                (None, None) => {}
-            }
             Ok(Item::Observation {
-                text,
+                text: web_text(o, at)?,
                 source: Source::Environment,
                 reward: opt_reward(o, at)?,
                 call_id,
@@ -275,18 +252,8 @@ pub(super) fn read_item(v: &Value, at: &str) -> Result<Item, FieldError> {
                 &with(&["content", "source", "annotations"], OBS_BASE),
                 at,
             )?;
-            let content = req_str(o, "content", at)?;
-            let mut text = format!("image: {content}");
-            if let Some(Value::Array(anns)) = o.get("annotations") {
-                for a in anns {
-                    if let Some(t) = a.get("text").and_then(Value::as_str) {
-                        text.push('\n');
-                        text.push_str(t);
-                    }
-                }
-            }
             Ok(Item::Observation {
-                text,
+                text: image_text(o, at)?,
                 source: read_source(o, at)?,
                 reward: opt_reward(o, at)?,
                 call_id,
@@ -299,6 +266,51 @@ pub(super) fn read_item(v: &Value, at: &str) -> Result<Item, FieldError> {
             ),
         )),
     }
+}
+
+/// An api_action's `kwargs`: an object, or nothing (null or absent) for none.
+fn api_kwargs(o: &Map<String, Value>, at: &str) -> Result<Map<String, Value>, FieldError> {
+    match o.get("kwargs") {
+        Some(Value::Object(k)) => Ok(k.clone()),
+        Some(Value::Null) | None => Ok(Map::new()),
+        Some(other) => Err(field_err(
+            format!("{at}.kwargs"),
+            format!("expected an object, found {}", kind_of(other)),
+        )),
+    }
+}
+
+/// A web page as text: its url, then the accessibility tree (the page as an agent reads it), or
+/// the HTML's text only when the tree is absent.
+fn web_text(o: &Map<String, Value>, at: &str) -> Result<String, FieldError> {
+    let axtree = opt_str(o, "axtree", at)?;
+    let html = opt_str(o, "html", at)?;
+    let url = opt_str(o, "url", at)?;
+    let mut text = String::new();
+    if let Some(u) = url.filter(|u| !u.is_empty()) {
+        text.push_str(&format!("url: {u}\n"));
+    }
+    match (axtree.filter(|a| !a.trim().is_empty()), html) {
+        (Some(a), _) => text.push_str(&a),
+        (None, Some(h)) => text.push_str(&html_text(&h)),
+        (None, None) => {}
+    }
+    Ok(text)
+}
+
+/// An image as text: its reference, then the text of its annotations.
+fn image_text(o: &Map<String, Value>, at: &str) -> Result<String, FieldError> {
+    let content = req_str(o, "content", at)?;
+    let mut text = format!("image: {content}");
+    if let Some(Value::Array(anns)) = o.get("annotations") {
+        for a in anns {
+            if let Some(t) = a.get("text").and_then(Value::as_str) {
+                text.push('\n');
+                text.push_str(t);
+            }
+        }
+    }
+    Ok(text)
 }
 
 pub(super) fn reasoning_of(o: &Map<String, Value>, at: &str) -> Result<Option<String>, FieldError> {
