@@ -67,46 +67,12 @@ pub fn convert(v: &Value, opts: &ImportOptions) -> Result<(Trajectory, bool), Fi
             .ok_or_else(|| field_err("schema_version", "expected a string like \"1.5.0\""))?;
         check_version(s)?;
     }
-    let id = match o.get("id") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(field_err("id", "required non-empty string is missing")),
-    };
-    let content = match o.get("content") {
-        Some(Value::Array(a)) => a,
-        _ => return Err(field_err("content", "required array is missing")),
-    };
-    let details = match o.get("details") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(d)) => d.clone(),
-        Some(other) => {
-            return Err(field_err(
-                "details",
-                format!("expected an object, found {}", kind_of(other)),
-            ));
-        }
-    };
-    let mut params = std::collections::BTreeMap::new();
-    for key in [
-        "available_apis",
-        "available_custom_tools",
-        "available_code_languages",
-    ] {
-        match o.get(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(a)) => {
-                let names: Option<Vec<&str>> = a.iter().map(Value::as_str).collect();
-                let names = names.ok_or_else(|| field_err(key, "expected an array of strings"))?;
-                params.insert(key.to_string(), names.join(","));
-            }
-            Some(other) => {
-                return Err(field_err(
-                    key,
-                    format!("expected an array of strings, found {}", kind_of(other)),
-                ));
-            }
-        }
-    }
+    let Parts {
+        id,
+        content,
+        details,
+    } = required_parts(o)?;
+    let mut params = tool_params(o)?;
     let items: Vec<Item> = content
         .iter()
         .enumerate()
@@ -174,6 +140,71 @@ pub fn convert(v: &Value, opts: &ImportOptions) -> Result<(Trajectory, bool), Fi
         },
         dropped,
     ))
+}
+
+/// The parts of an ADP trajectory every other field is read from.
+struct Parts<'a> {
+    id: String,
+    content: &'a Vec<Value>,
+    details: Map<String, Value>,
+}
+
+/// A trajectory's id (a non-empty string, or a number), its content array and its details
+/// object (empty when absent).
+fn required_parts(o: &Map<String, Value>) -> Result<Parts<'_>, FieldError> {
+    let id = match o.get("id") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(field_err("id", "required non-empty string is missing")),
+    };
+    let content = match o.get("content") {
+        Some(Value::Array(a)) => a,
+        _ => return Err(field_err("content", "required array is missing")),
+    };
+    let details = match o.get("details") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(d)) => d.clone(),
+        Some(other) => {
+            return Err(field_err(
+                "details",
+                format!("expected an object, found {}", kind_of(other)),
+            ));
+        }
+    };
+    Ok(Parts {
+        id,
+        content,
+        details,
+    })
+}
+
+/// The tools a trajectory offers (`available_apis`, `available_custom_tools`,
+/// `available_code_languages`) as task params: each list joined with commas.
+fn tool_params(
+    o: &Map<String, Value>,
+) -> Result<std::collections::BTreeMap<String, String>, FieldError> {
+    let mut params = std::collections::BTreeMap::new();
+    for key in [
+        "available_apis",
+        "available_custom_tools",
+        "available_code_languages",
+    ] {
+        match o.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) => {
+                let names: Option<Vec<&str>> = a.iter().map(Value::as_str).collect();
+                let names = names.ok_or_else(|| field_err(key, "expected an array of strings"))?;
+                params.insert(key.to_string(), names.join(","));
+            }
+            Some(other) => {
+                return Err(field_err(
+                    key,
+                    format!("expected an array of strings, found {}", kind_of(other)),
+                ));
+            }
+        }
+    }
+    Ok(params)
 }
 
 pub(super) fn check_version(s: &str) -> Result<(), FieldError> {
