@@ -382,9 +382,8 @@ pub fn run(cli: Cli) -> Result<()> {
             &env,
             bridge_cmd.as_deref(),
             &tasks.spec(),
-            &policy,
-            |policy| crate::collect::CollectPlan {
-                policy,
+            crate::collect::CollectPlan {
+                policy: policy.parse().map_err(anyhow::Error::msg)?,
                 episodes,
                 seed,
                 workers,

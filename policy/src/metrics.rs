@@ -225,17 +225,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn resume_drops_rows_past_the_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = MetricsLog::open(dir.path(), 0).unwrap();
-        for i in 1..=3 {
+    /// A new metrics log in `dir` with rows for iterations 1..=n.
+    fn log_of_iterations(dir: &Path, n: usize) -> MetricsLog {
+        let mut log = MetricsLog::open(dir, 0).unwrap();
+        for i in 1..=n {
             log.append(&IterationMetrics {
                 iteration: i,
                 ..Default::default()
             })
             .unwrap();
         }
+        log
+    }
+
+    #[test]
+    fn resume_drops_rows_past_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        log_of_iterations(dir.path(), 3);
         MetricsLog::open(dir.path(), 2).unwrap();
         let rows = MetricsLog::read(&dir.path().join("metrics.jsonl")).unwrap();
         assert_eq!(
@@ -259,14 +265,7 @@ mod tests {
     #[test]
     fn a_row_torn_by_a_kill_is_dropped_and_rewrites_leave_no_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = MetricsLog::open(dir.path(), 0).unwrap();
-        for i in 1..=3 {
-            log.append(&IterationMetrics {
-                iteration: i,
-                ..Default::default()
-            })
-            .unwrap();
-        }
+        log_of_iterations(dir.path(), 3);
         let path = dir.path().join("metrics.jsonl");
         let mut text = fs::read_to_string(&path).unwrap();
         text.push_str("{\"iteration\":4,\"env_st");

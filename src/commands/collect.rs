@@ -4,21 +4,18 @@ use crate::collect::{CollectPlan, collect};
 use crate::envs::EnvFactory;
 use anyhow::Result;
 use dreamgym_sim::TaskSpec;
-use dreamgym_sim::policy::BehaviourPolicy;
 use std::path::Path;
 
-/// Collects with `policy` (`expert`, `random`, `noisy-expert[:EPS]`) on `env` into `out`.
+/// Collects `plan` on `env` (with its bridge command, for `bridge:` ids) into `out`.
 pub fn run(
     env: &str,
     bridge_cmd: Option<&str>,
     spec: &TaskSpec,
-    policy: &str,
-    plan: impl FnOnce(BehaviourPolicy) -> CollectPlan,
+    plan: CollectPlan,
     out: &Path,
 ) -> Result<()> {
-    let policy: BehaviourPolicy = policy.parse().map_err(anyhow::Error::msg)?;
     let envs = EnvFactory::new(env, bridge_cmd)?;
-    let s = collect(&envs, spec, plan(policy), out, true)?;
+    let s = collect(&envs, spec, plan, out, true)?;
     println!(
         "wrote {} episodes ({} steps, success {:.1}%) to {}",
         s.episodes,

@@ -144,12 +144,8 @@ fn reveals(s: &dreamgym_buffer::Step, shown: &str) -> bool {
         context.push('|');
         context.push_str(&squash(l));
     }
-    // a set: pages of thousands of lines made the membership test quadratic
-    let before: std::collections::HashSet<&String> = s.state.lines.iter().collect();
-    s.next_state
-        .lines
-        .iter()
-        .filter(|l| !before.contains(l))
+    super::lines::diff(&s.next_state.lines, &s.state.lines)
+        .into_iter()
         .any(|l| !context.contains(&entity(l)))
 }
 

@@ -188,7 +188,6 @@ impl NativeModel {
         cands: &[usize],
         ctx: &ModelContext,
     ) -> Option<Prediction> {
-        let success_of = |reward: f32, done: bool| dreamgym_buffer::is_success(done, reward);
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         let mut best: Option<(&Rule, Observation, Vec<Option<u32>>)> = None;
         let mut rest = cands.iter();
@@ -261,7 +260,7 @@ impl NativeModel {
                 next_state: obs,
                 reward,
                 done: r.done,
-                success: success_of(reward, r.done),
+                success: dreamgym_buffer::is_success(r.done, reward),
                 confidence: conf,
             });
         }

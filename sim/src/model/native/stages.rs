@@ -19,7 +19,6 @@ impl NativeModel {
     }
 
     pub(super) fn predict_by_stages(&self, ctx: &ModelContext) -> Prediction {
-        let success_of = |reward: f32, done: bool| dreamgym_buffer::is_success(done, reward);
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         // 1. exact memory
         let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
@@ -49,7 +48,7 @@ impl NativeModel {
                     next_state: best.next.clone(),
                     reward: best.reward,
                     done: best.done,
-                    success: success_of(best.reward, best.done),
+                    success: dreamgym_buffer::is_success(best.done, best.reward),
                     confidence: best.count as f32 / total as f32,
                 });
             }
@@ -116,7 +115,7 @@ impl NativeModel {
                 next_state: r.next,
                 reward: r.reward,
                 done: r.done,
-                success: success_of(r.reward, r.done),
+                success: dreamgym_buffer::is_success(r.done, r.reward),
                 confidence: r.confidence,
             };
         }
