@@ -60,6 +60,7 @@ fn transitions(n: usize) -> Vec<BufferRecord> {
                 length: 0,
                 truncated: true,
             },
+            tags: Default::default(),
         });
         for t in 0.. {
             let a = obs.admissible[rng.random_range(0..obs.admissible.len())].clone();

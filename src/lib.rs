@@ -11,4 +11,6 @@ pub mod progress;
 pub mod report;
 pub mod ron_file;
 pub mod run_lock;
+pub mod serve;
 pub mod sft;
+pub mod task_families;

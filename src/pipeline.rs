@@ -6,14 +6,12 @@
 use crate::envs::EnvFactory;
 use crate::progress::Progress;
 use crate::ron_file::RangeError;
+use crate::task_families::{BRIDGE_MAX_DIFFICULTY, Families, harder_starts, offline_families};
 use anyhow::{Context, Result};
 use dreamgym_buffer::{Observation, Trajectory};
-use dreamgym_curriculum::{
-    Curriculum, CurriculumConfig, DifficultyPoint, KnobVariants, LlmVariants, ScenarioVariants,
-    TaskVariant, VariantGenerator,
-};
+use dreamgym_curriculum::{Curriculum, CurriculumConfig, DifficultyPoint};
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
-use dreamgym_sim::model::env::{FailureCounts, ModelEnv, ModelFailures, initial_states};
+use dreamgym_sim::model::env::{FailureCounts, ModelEnv, ModelFailures};
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::{ExperienceModel, fidelity};
@@ -483,56 +481,6 @@ pub(crate) struct SeedContext<'a> {
     pub(crate) progress: &'a Progress,
 }
 
-/// The pipeline's curriculum works on task families (template, difficulty): the experience model
-/// starts a family's tasks from any real initial state of it. A harder family enters the pool when
-/// the expert solves three of its instances. Scenarios climb their own difficulty levels; bridged
-/// envs their adapter's difficulty knob (more distractors, locations, ...).
-struct Families(Box<dyn VariantGenerator>);
-
-impl Families {
-    /// The generator for `factory`'s env.
-    fn for_env(factory: &EnvFactory) -> Self {
-        match factory.scenario() {
-            Some(s) => Self(Box::new(ScenarioVariants::new(s))),
-            None => Self(Box::new(KnobVariants::new(
-                factory.open(),
-                BRIDGE_MAX_DIFFICULTY,
-            ))),
-        }
-    }
-
-    /// The LLM experience model's task generator, writing variations of the tasks of `real`.
-    fn written_by_llm(real: &[Trajectory]) -> Result<Self> {
-        let cfg = LlmConfig::from_env().context("experience_model: Llm (task generation)")?;
-        let writer =
-            Arc::new(LlmModel::new(cfg).context("experience_model: Llm (task generation)")?);
-        Ok(Self(Box::new(LlmVariants::new(
-            writer,
-            initial_states(real),
-        ))))
-    }
-}
-
-/// Highest difficulty the curriculum asks a bridged env for (what the shipped adapters serve;
-/// level 1 is the env as named).
-const BRIDGE_MAX_DIFFICULTY: u32 = 4;
-
-impl VariantGenerator for Families {
-    fn harder(&mut self, parent: &TaskVariant, rng: &mut dyn rand::Rng) -> Option<TaskVariant> {
-        self.0
-            .harder(parent, rng)
-            .map(|v| TaskVariant { seed: 0, ..v })
-    }
-
-    fn feasible(&mut self, v: &TaskVariant) -> bool {
-        (1..=3).all(|seed| self.0.feasible(&TaskVariant { seed, ..v.clone() }))
-    }
-
-    fn levels_above(&self, template: Option<&str>, difficulty: u32) -> Vec<u32> {
-        self.0.levels_above(template, difficulty)
-    }
-}
-
 /// Held-out success of a uniformly random admissible policy (the floor every method must clear).
 pub fn random_success(
     env: &mut dyn Env,
@@ -649,54 +597,6 @@ impl SeedContext<'_> {
             .collect()
     }
 
-    /// Real initial states (resets only, no interaction) of every harder level above the seed
-    /// families, so the experience model can start the curriculum's generated tasks. A level the
-    /// env will not start (a bridged env without a difficulty knob) is skipped.
-    fn harder_starts(
-        &self,
-        generator: &Families,
-        families: &[TaskVariant],
-    ) -> Result<Vec<(dreamgym_buffer::Task, Observation)>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x57a7);
-        let mut levels: Vec<(Option<String>, u32)> = vec![];
-        for f in families {
-            for d in generator.levels_above(f.template.as_deref(), f.difficulty) {
-                let seeded = families
-                    .iter()
-                    .any(|g| g.template == f.template && g.difficulty == d);
-                let key = (f.template.clone(), d);
-                if !seeded && !levels.contains(&key) {
-                    levels.push(key);
-                }
-            }
-        }
-        let mut env = self.factory.open();
-        let mut out = vec![];
-        for (template, difficulty) in levels {
-            let sampler = TaskSampler {
-                spec: TaskSpec {
-                    template,
-                    difficulty: Some(difficulty),
-                    posed: None,
-                },
-                split: Split::Train,
-            };
-            for _ in 0..32 {
-                let obs = match sampler.reset(env.as_mut(), &mut rng) {
-                    Ok((obs, _)) => obs,
-                    Err(e) => {
-                        tracing::info!("no initial states at {:?}: {e}", sampler.spec);
-                        break;
-                    }
-                };
-                if let Some(task) = env.task() {
-                    out.push((task.clone(), obs));
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// The synthetic-training loop: model envs, the curriculum and its RNG. `rules`: the native
     /// model's rule induction; `curriculum`: task selection by value and harder variants;
     /// `retrieval`: the model sees the real transitions of the task being played.
@@ -708,18 +608,7 @@ impl SeedContext<'_> {
     ) -> Result<SyntheticLoop> {
         let model: Arc<dyn ExperienceModel> = self.model(rules)?;
         // the curriculum's seed tasks: every (template, difficulty) family of the offline data
-        let mut families: Vec<TaskVariant> = vec![];
-        for t in &self.offline {
-            let v = TaskVariant {
-                template: t.task.params.get("template").cloned(),
-                difficulty: t.task.difficulty,
-                seed: 0,
-                posed: None,
-            };
-            if !families.contains(&v) {
-                families.push(v);
-            }
-        }
+        let families = offline_families(&self.offline);
         // an LLM experience model writes the curriculum's tasks itself (the paper's M_task);
         // otherwise the env's own difficulty levels or knobs make them
         let generator = match (curriculum, self.cfg.experience_model) {
@@ -728,7 +617,7 @@ impl SeedContext<'_> {
             (true, ExperienceModelKind::Native) => Some(Families::for_env(self.factory)),
         };
         let starts = match &generator {
-            Some(g) => self.harder_starts(g, &families)?,
+            Some(g) => harder_starts(self.factory, g, &families, self.seed)?,
             None => vec![],
         };
         let failures = Arc::new(ModelFailures::default());

@@ -41,6 +41,11 @@ pub struct EpisodeMeta {
     pub provenance: Provenance,
     /// How the episode ended.
     pub outcome: Outcome,
+    /// Free-form facts about the episode that are not part of the trajectory: who played it
+    /// and how it ended where that is not a step's flag (e.g. `dreamgym serve` records
+    /// `session`, `episode_id` and `ended` = `done` / `truncated` / `abandoned` / `shutdown`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// One stored transition.
@@ -329,6 +334,15 @@ impl ReplayBuffer {
     /// Append every step of a trajectory (as one episode); returns the ids of the records.
     /// All or nothing: a synthetic trajectory that does not fit is refused before any step is added.
     pub fn push_trajectory(&mut self, t: &Trajectory) -> Result<Vec<u64>, BufferError> {
+        self.push_trajectory_tagged(t, BTreeMap::new())
+    }
+
+    /// [`Self::push_trajectory`] with the episode's [`EpisodeMeta::tags`].
+    pub fn push_trajectory_tagged(
+        &mut self,
+        t: &Trajectory,
+        tags: BTreeMap<String, String>,
+    ) -> Result<Vec<u64>, BufferError> {
         if let Some((field, value)) = t.non_finite() {
             return Err(BufferError::NonFinite {
                 task: t.task.id.clone(),
@@ -355,6 +369,7 @@ impl ReplayBuffer {
             policy: t.policy.clone(),
             provenance: t.provenance,
             outcome: t.outcome,
+            tags,
         });
         let mut ids = Vec::with_capacity(t.steps.len());
         for (i, step) in t.steps.iter().enumerate() {

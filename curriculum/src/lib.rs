@@ -144,7 +144,7 @@ pub struct DifficultyPoint {
 }
 
 /// Makes harder variants of tasks and checks them.
-pub trait VariantGenerator {
+pub trait VariantGenerator: Send {
     /// A harder variant of `parent`, if there is one.
     fn harder(&mut self, parent: &TaskVariant, rng: &mut dyn rand::Rng) -> Option<TaskVariant>;
     /// Whether the variant is solvable (checked before it enters the pool).

@@ -9,6 +9,7 @@
 //! * `policy` — `policy train|eval|serve-env`
 //! * `train` — `train`
 //! * `run` — `run`
+//! * `serve` — `serve`
 
 pub mod buffer;
 pub mod collect;
@@ -17,4 +18,5 @@ pub mod model;
 pub mod policy;
 pub mod run;
 pub mod scenario;
+pub mod serve;
 pub mod train;

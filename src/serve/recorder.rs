@@ -1,0 +1,171 @@
+//! The recorder: one thread that owns the server's durable replay buffer and appends every
+//! served episode to it.
+//!
+//! **When an episode is written**: when it ends (done, truncated), when the client resets or
+//! closes in the middle of it (`ended = abandoned`), when its session is reaped for idleness
+//! (`idle`) or the server shuts down (`shutdown`). Sessions hand finished episodes to the thread
+//! over a bounded channel (a full channel makes the session wait: back-pressure, never loss).
+//!
+//! **When it is durable**: the thread appends everything waiting, then syncs the log once (a group
+//! commit), then counts the episodes as durable ([`RecorderStats::durable_episodes`], shown by
+//! `GET /stats`). A `kill -9` loses at most the episodes still in play and those handed over
+//! since the last sync; the log's recovery cuts a torn tail, so every record that is there is
+//! whole.
+
+use anyhow::{Context, Result};
+use dreamgym_buffer::{BufferConfig, ReplayBuffer, Trajectory};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+/// Episodes waiting for the recorder at most (then sessions wait).
+const QUEUE: usize = 1024;
+
+/// What the recorder has done so far (read by `GET /stats` and the tests).
+#[derive(Debug, Default)]
+pub struct RecorderStats {
+    /// Episodes appended and synced to disk.
+    pub durable_episodes: AtomicU64,
+    /// Their transitions.
+    pub durable_records: AtomicU64,
+    /// Episodes the buffer refused (e.g. a non-finite reward), logged as errors.
+    pub refused: AtomicU64,
+}
+
+enum Message {
+    Episode(Box<Trajectory>, BTreeMap<String, String>),
+    Stop,
+}
+
+/// A handle sessions use to hand over finished episodes.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: SyncSender<Message>,
+    stats: Arc<RecorderStats>,
+}
+
+/// The recorder thread; [`RecorderThread::stop`] writes what is waiting, syncs and joins it.
+pub struct RecorderThread {
+    handle: Recorder,
+    thread: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl Recorder {
+    /// Hand over a finished episode with its tags (blocks while the queue is full).
+    pub fn record(&self, episode: Trajectory, tags: BTreeMap<String, String>) {
+        if episode.steps.is_empty() {
+            return;
+        }
+        // the thread only ends after `stop`, which comes after every session has ended
+        if self
+            .tx
+            .send(Message::Episode(Box::new(episode), tags))
+            .is_err()
+        {
+            tracing::error!("the recorder has stopped; an episode was not recorded");
+        }
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> &RecorderStats {
+        &self.stats
+    }
+}
+
+impl RecorderThread {
+    /// Open (or create) the buffer log at `path` and start the thread. `seed`: real trajectories
+    /// written first when the log is new (a synthetic env's offline data, so the buffer holds
+    /// what the model was fit on beside what was played in it).
+    pub fn start(path: &Path, seed: &[Trajectory]) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the directory of {}", path.display()))?;
+        }
+        let new = !path.exists();
+        let (mut buffer, recovery) = ReplayBuffer::open(path, BufferConfig::default())
+            .with_context(|| format!("opening the buffer log {}", path.display()))?;
+        if recovery.truncated_bytes > 0 {
+            tracing::warn!(
+                "{}: cut a torn tail of {} bytes left by an earlier crash ({} complete records kept)",
+                path.display(),
+                recovery.truncated_bytes,
+                recovery.records
+            );
+        }
+        if new {
+            for t in seed {
+                buffer
+                    .push_trajectory(t)
+                    .with_context(|| format!("seeding {} with the offline data", path.display()))?;
+            }
+            buffer.sync()?;
+        }
+        let (tx, rx) = sync_channel(QUEUE);
+        let stats = Arc::new(RecorderStats::default());
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("dreamgym-recorder".into())
+            .spawn(move || write_loop(buffer, &rx, &thread_stats))
+            .context("starting the recorder thread")?;
+        Ok(Self {
+            handle: Recorder { tx, stats },
+            thread: Some(thread),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A handle for sessions.
+    pub fn handle(&self) -> Recorder {
+        self.handle.clone()
+    }
+
+    /// Write everything handed over so far, sync, and end the thread.
+    pub fn stop(mut self) -> Result<()> {
+        let _ = self.handle.tx.send(Message::Stop);
+        if let Some(t) = self.thread.take() {
+            t.join().map_err(|_| {
+                anyhow::anyhow!("the recorder of {} panicked", self.path.display())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn write_loop(mut buffer: ReplayBuffer, rx: &Receiver<Message>, stats: &RecorderStats) {
+    let mut stop = false;
+    while !stop {
+        let Ok(first) = rx.recv() else { break };
+        let mut batch = vec![first];
+        // everything already waiting goes into the same sync (a group commit)
+        while let Ok(m) = rx.try_recv() {
+            batch.push(m);
+        }
+        let (mut episodes, mut records) = (0, 0);
+        for m in batch {
+            match m {
+                Message::Stop => stop = true,
+                Message::Episode(t, tags) => match buffer.push_trajectory_tagged(&t, tags) {
+                    Ok(ids) => {
+                        episodes += 1;
+                        records += ids.len() as u64;
+                    }
+                    Err(e) => {
+                        stats.refused.fetch_add(1, Relaxed);
+                        tracing::error!("episode of task {} not recorded: {e}", t.task.id);
+                    }
+                },
+            }
+        }
+        match buffer.sync() {
+            Ok(()) => {
+                stats.durable_episodes.fetch_add(episodes, Relaxed);
+                stats.durable_records.fetch_add(records, Relaxed);
+            }
+            Err(e) => tracing::error!("syncing the buffer log failed: {e}"),
+        }
+    }
+}

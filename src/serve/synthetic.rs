@@ -1,0 +1,167 @@
+//! The served synthetic env: one experience model fit on the user's offline real data, shared by
+//! every session, and one curriculum that chooses the task of each reset that does not name one.
+//!
+//! Each session plays in its own [`ModelEnv`] (initial states from the offline data and from
+//! real resets of the harder levels, retrieval of the real transitions of the instance played).
+//! The curriculum is the pipeline's: the task families of the offline data, valued by the
+//! variance of their recent outcomes; every session's finished episode is reported back to it, and
+//! every `expand_every` finished episodes it proposes harder families (checked by the env's
+//! expert before they enter the pool).
+
+use crate::envs::EnvFactory;
+use crate::task_families::{Families, harder_starts, offline_families};
+use anyhow::Result;
+use dreamgym_buffer::{Observation, Task, Trajectory};
+use dreamgym_curriculum::{Curriculum, CurriculumConfig};
+use dreamgym_sim::TaskSpec;
+use dreamgym_sim::model::ExperienceModel;
+use dreamgym_sim::model::env::{ModelEnv, ModelFailures};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, Mutex};
+
+/// The model, the data it starts episodes from, and the shared curriculum.
+pub struct SyntheticWorld {
+    model: Arc<dyn ExperienceModel>,
+    offline: Vec<Trajectory>,
+    extra_starts: Vec<(Task, Observation)>,
+    max_steps: u32,
+    failures: Arc<ModelFailures>,
+    curriculum: Mutex<SharedCurriculum>,
+}
+
+struct SharedCurriculum {
+    pool: Curriculum,
+    rng: ChaCha8Rng,
+    generator: Option<Families>,
+    finished: usize,
+    expand_every: usize,
+}
+
+/// A task the curriculum chose for a reset.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// Its id in the curriculum's pool (outcomes are reported against it).
+    pub pool_id: usize,
+    /// The task family.
+    pub spec: TaskSpec,
+}
+
+impl SyntheticWorld {
+    /// The world of `model` fit on `offline` (real trajectories of `factory`'s env). With
+    /// `curriculum`, harder families are generated (real resets of their levels are read now,
+    /// without interaction, so the model can start them); `expand_every`: finished episodes
+    /// between expansions.
+    pub fn new(
+        model: Arc<dyn ExperienceModel>,
+        offline: Vec<Trajectory>,
+        factory: &EnvFactory,
+        curriculum: bool,
+        expand_every: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let families = offline_families(&offline);
+        let generator = curriculum.then(|| Families::for_env(factory));
+        let extra_starts = match &generator {
+            Some(g) => harder_starts(factory, g, &families, seed)?,
+            None => vec![],
+        };
+        // the real env's step limit, read off the offline data (as the pipeline does)
+        let max_steps = offline
+            .iter()
+            .map(|t| t.steps.len())
+            .max()
+            .unwrap_or(1)
+            .max(1) as u32;
+        Ok(Self {
+            model,
+            offline,
+            extra_starts,
+            max_steps,
+            failures: Arc::default(),
+            curriculum: Mutex::new(SharedCurriculum {
+                pool: Curriculum::new(CurriculumConfig::default(), families),
+                rng: ChaCha8Rng::seed_from_u64(seed ^ 0xc0ff),
+                generator,
+                finished: 0,
+                expand_every: expand_every.max(1),
+            }),
+        })
+    }
+
+    /// A fresh env for one session.
+    pub fn open(&self) -> ModelEnv {
+        let mut m = ModelEnv::new(self.model.clone(), &self.offline, self.max_steps);
+        m.count_failures_in(self.failures.clone());
+        for (t, o) in &self.extra_starts {
+            m.add_start(t.clone(), o.clone());
+        }
+        m
+    }
+
+    /// The model's name (for the env id and the records).
+    pub fn model_name(&self) -> &str {
+        self.model.name()
+    }
+
+    /// The curriculum's choice for a reset that names no task.
+    pub fn choose(&self) -> Option<Chosen> {
+        let mut c = self.lock();
+        let c = &mut *c;
+        let id = *c.pool.sample_batch(1, &mut c.rng).first()?;
+        Some(Chosen {
+            pool_id: id,
+            spec: c.pool.tasks()[id].variant.spec(),
+        })
+    }
+
+    /// Report a finished episode of a curriculum task; expands the pool every `expand_every`
+    /// finished episodes.
+    pub fn report(&self, pool_id: usize, success: bool) {
+        let mut c = self.lock();
+        let c = &mut *c;
+        c.pool.record(pool_id, &[if success { 1.0 } else { 0.0 }]);
+        c.finished += 1;
+        if c.finished.is_multiple_of(c.expand_every)
+            && let Some(g) = c.generator.as_mut()
+        {
+            let added = c.pool.expand(g, &mut c.rng);
+            if added > 0 {
+                tracing::info!(
+                    "curriculum: {added} harder task families added after {} episodes",
+                    c.finished
+                );
+            }
+        }
+    }
+
+    /// The pool as JSON (for `GET /stats`): each task family with its recent mean success.
+    pub fn pool_json(&self) -> serde_json::Value {
+        let c = self.lock();
+        c.pool
+            .tasks()
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "task": t.variant,
+                    "origin": t.origin,
+                    "episodes": t.outcomes.len(),
+                    "mean": t.mean(),
+                })
+            })
+            .collect()
+    }
+
+    /// Steps the model could not use (rejected replies, dead ends), over all sessions.
+    pub fn failures(&self) -> dreamgym_sim::model::env::FailureCounts {
+        self.failures.counts()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SharedCurriculum> {
+        // a panic while holding the lock cannot leave the pool half-updated in a way that
+        // matters more than stopping the server would: keep serving
+        self.curriculum
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
