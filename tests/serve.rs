@@ -7,7 +7,7 @@ use dreamgym::envs::{EnvFactory, cache_dir};
 use dreamgym_buffer::{BufferConfig, Provenance, ReplayBuffer};
 use dreamgym_sim::{Env, TaskSpec};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -121,11 +121,11 @@ fn scenario(name: &str) -> String {
 
 /// Every episode of the log: its steps are t = 0..n with n its outcome's length; returns
 /// (episodes by `ended` tag, records by provenance).
-fn read_buffer(path: &Path) -> (BTreeMap<String, usize>, BTreeMap<Provenance, usize>, ReplayBuffer) {
+fn read_buffer(path: &Path) -> (BTreeMap<String, usize>, HashMap<Provenance, usize>, ReplayBuffer) {
     let (buf, recovery) = ReplayBuffer::open(path, BufferConfig::default()).unwrap();
     let mut episodes: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     let mut ended = BTreeMap::new();
-    let mut prov = BTreeMap::new();
+    let mut prov = HashMap::new();
     for (_, r) in buf.iter() {
         episodes.entry(r.episode.id).or_default().push(r.t);
         *prov.entry(r.provenance()).or_default() += 1;

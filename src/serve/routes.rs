@@ -25,6 +25,9 @@ use tokio::task::block_in_place;
 /// Largest message a client may send (an action is a line of text).
 const MAX_MESSAGE: usize = 1 << 20;
 
+/// How long a connection over the session limit waits for its first message (to answer it).
+const CAPACITY_WAIT: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for WebSocket sessions to close.
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -338,10 +341,15 @@ async fn ws_upgrade(State(app): State<Shared>, ws: WebSocketUpgrade) -> Response
 /// One WebSocket session, from accept to close.
 async fn ws_session(app: Shared, mut socket: WebSocket) {
     let Some((slot, mut session)) = app.open_session("ws") else {
+        // a client sends before it reads: answer its first message with the error (holding no
+        // slot and no env), so it sees CAPACITY_REACHED rather than a bare closed connection
+        let _ = tokio::time::timeout(CAPACITY_WAIT, socket.recv()).await;
         let _ = socket
             .send(Message::Text(app.capacity_error().to_ws().into()))
             .await;
-        let _ = socket.send(close_frame(1013, "at capacity")).await;
+        let _ = socket
+            .send(close_frame(1013, "CAPACITY_REACHED: session limit"))
+            .await;
         return;
     };
     let mut shutdown = app.shutdown.clone();
