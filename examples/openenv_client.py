@@ -63,8 +63,9 @@ class LlmPolicy:
 
     def act(self, obs):
         numbered = "\n".join(f"{i + 1}. {a}" for i, a in enumerate(obs["admissible"]))
+        state = "\n".join(obs["lines"])
         prompt = (
-            f"Task: {obs['instruction']}\n\nWhat you see:\n{obs['text']}\n\n"
+            f"Task: {obs['instruction']}\n\nWhat you see:\n{state}\n\n"
             + (f"Last feedback: {obs['feedback']}\n\n" if obs["feedback"] else "")
             + f"Admissible actions:\n{numbered}\n\n"
             "Answer with the number of the best action only."

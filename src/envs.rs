@@ -75,6 +75,11 @@ impl EnvFactory {
         })
     }
 
+    /// Whether the env is bridged (its steps wait on a child process).
+    pub fn is_bridge(&self) -> bool {
+        matches!(self.kind, Kind::Bridge(..))
+    }
+
     /// The env id.
     pub fn id(&self) -> &str {
         &self.id

@@ -6,7 +6,9 @@
 use crate::envs::EnvFactory;
 use anyhow::{Context, Result};
 use dreamgym_buffer::{Observation, Task, Trajectory};
-use dreamgym_curriculum::{KnobVariants, LlmVariants, ScenarioVariants, TaskVariant, VariantGenerator};
+use dreamgym_curriculum::{
+    KnobVariants, LlmVariants, ScenarioVariants, TaskVariant, VariantGenerator,
+};
 use dreamgym_policy::{Split, TaskSampler};
 use dreamgym_sim::TaskSpec;
 use dreamgym_sim::model::env::initial_states;
@@ -131,4 +133,3 @@ pub(crate) fn harder_starts(
     }
     Ok(out)
 }
-

@@ -121,7 +121,13 @@ fn scenario(name: &str) -> String {
 
 /// Every episode of the log: its steps are t = 0..n with n its outcome's length; returns
 /// (episodes by `ended` tag, records by provenance).
-fn read_buffer(path: &Path) -> (BTreeMap<String, usize>, HashMap<Provenance, usize>, ReplayBuffer) {
+fn read_buffer(
+    path: &Path,
+) -> (
+    BTreeMap<String, usize>,
+    HashMap<Provenance, usize>,
+    ReplayBuffer,
+) {
     let (buf, recovery) = ReplayBuffer::open(path, BufferConfig::default()).unwrap();
     let mut episodes: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
     let mut ended = BTreeMap::new();
@@ -139,7 +145,12 @@ fn read_buffer(path: &Path) -> (BTreeMap<String, usize>, HashMap<Provenance, usi
                 "episode {} is not whole ({recovery})",
                 r.episode.id
             );
-            let tag = r.episode.tags.get("ended").cloned().unwrap_or("seed".into());
+            let tag = r
+                .episode
+                .tags
+                .get("ended")
+                .cloned()
+                .unwrap_or("seed".into());
             *ended.entry(tag).or_default() += 1;
         }
     }
@@ -177,7 +188,11 @@ fn check_transcript(env: &mut dyn Env, episodes: &Value, spec: &TaskSpec) -> usi
             let o = &s["observation"];
             let here = format!("seed {seed} step {t}");
             assert_eq!(s["reward"].as_f64().unwrap() as f32, r.reward, "{here}");
-            assert_eq!(s["done"].as_bool().unwrap(), r.done || r.truncated, "{here}");
+            assert_eq!(
+                s["done"].as_bool().unwrap(),
+                r.done || r.truncated,
+                "{here}"
+            );
             assert_eq!(o["truncated"].as_bool().unwrap(), r.truncated, "{here}");
             assert_eq!(o["success"].as_bool().unwrap(), r.success, "{here}");
             assert_eq!(o["step"].as_u64().unwrap() as usize, t + 1, "{here}");
@@ -189,7 +204,10 @@ fn check_transcript(env: &mut dyn Env, episodes: &Value, spec: &TaskSpec) -> usi
             );
             steps += 1;
         }
-        assert_eq!(ep["steps"].as_array().unwrap().last().unwrap()["done"], true);
+        assert_eq!(
+            ep["steps"].as_array().unwrap().last().unwrap()["done"],
+            true
+        );
     }
     steps
 }
@@ -209,8 +227,14 @@ fn a_served_scenario_plays_as_in_process_with_the_python_client() {
     let buffer = dir.path().join("serve.dglog");
     let env = scenario("household.ron");
     let server = Server::start(&[&env, "--buffer", buffer.to_str().unwrap()]);
-    let sync = server.py("play", &["--episodes", "4", "--seed", "10", "--client", "sync"]);
-    let asyn = server.py("play", &["--episodes", "3", "--seed", "40", "--client", "async"]);
+    let sync = server.py(
+        "play",
+        &["--episodes", "4", "--seed", "10", "--client", "sync"],
+    );
+    let asyn = server.py(
+        "play",
+        &["--episodes", "3", "--seed", "40", "--client", "async"],
+    );
     let http = server.py("http", &[]);
     let stats = server.get("/stats");
     assert_eq!(stats["sessions"], 1, "the HTTP session is live: {stats}");
@@ -230,9 +254,12 @@ fn a_served_scenario_plays_as_in_process_with_the_python_client() {
     assert_eq!(prov.get(&Provenance::Real), Some(&(steps + http_steps)));
     assert_eq!(prov.get(&Provenance::Synthetic), None);
     assert_eq!(ended.values().sum::<usize>(), 8, "{ended:?}");
-    assert!(buf.iter().all(|(_, r)| r.episode.tags.contains_key("session")
-        && r.episode.policy.starts_with("client:")
-        && r.episode.env_id == env));
+    assert!(
+        buf.iter()
+            .all(|(_, r)| r.episode.tags.contains_key("session")
+                && r.episode.policy.starts_with("client:")
+                && r.episode.env_id == env)
+    );
 }
 
 #[test]
@@ -242,7 +269,15 @@ fn a_served_synthetic_env_plays_as_in_process_and_reports_to_its_curriculum() {
     let offline = dir.path().join("offline.jsonl");
     let o = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
         .args(["collect", "--env", &env, "--policy", "noisy-expert:0.3"])
-        .args(["--episodes", "60", "--difficulty", "1", "--seed", "3", "--out"])
+        .args([
+            "--episodes",
+            "60",
+            "--difficulty",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+        ])
         .arg(&offline)
         .output()
         .unwrap();
@@ -269,7 +304,10 @@ fn a_served_synthetic_env_plays_as_in_process_and_reports_to_its_curriculum() {
     let stats = server.get("/stats");
     let pool = stats["curriculum"].as_array().unwrap();
     let heard: u64 = pool.iter().map(|t| t["episodes"].as_u64().unwrap()).sum();
-    assert!(heard >= 24, "the curriculum heard of {heard} episodes: {stats}");
+    assert!(
+        heard >= 24,
+        "the curriculum heard of {heard} episodes: {stats}"
+    );
     assert_eq!(stats["model_failures"]["rejected"], 0);
     server.stop();
 
@@ -277,15 +315,9 @@ fn a_served_synthetic_env_plays_as_in_process_and_reports_to_its_curriculum() {
     let data = dreamgym_buffer::jsonl::read_file(&offline).unwrap();
     let factory = EnvFactory::new(&env, None).unwrap();
     let model = std::sync::Arc::new(dreamgym_sim::model::native::NativeModel::fit(&data));
-    let world = dreamgym::serve::synthetic::SyntheticWorld::new(
-        model,
-        data.clone(),
-        &factory,
-        true,
-        8,
-        0,
-    )
-    .unwrap();
+    let world =
+        dreamgym::serve::synthetic::SyntheticWorld::new(model, data.clone(), &factory, true, 8, 0)
+            .unwrap();
     let mut sim = world.open();
     let spec = TaskSpec {
         difficulty: Some(1),
@@ -303,7 +335,11 @@ fn a_served_synthetic_env_plays_as_in_process_and_reports_to_its_curriculum() {
     );
     assert_eq!(ended.get("seed"), Some(&data.len()));
     assert_eq!(
-        ended.iter().filter(|(k, _)| *k != "seed").map(|(_, n)| n).sum::<usize>(),
+        ended
+            .iter()
+            .filter(|(k, _)| *k != "seed")
+            .map(|(_, n)| n)
+            .sum::<usize>(),
         5 + 24
     );
 }
@@ -390,16 +426,40 @@ fn random_frames_never_break_the_server_or_its_buffer() {
     use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().unwrap();
     let buffer = dir.path().join("fuzz.dglog");
-    let server = Server::start(&[&scenario("household.ron"), "--buffer", buffer.to_str().unwrap()]);
+    let server = Server::start(&[
+        &scenario("household.ron"),
+        "--buffer",
+        buffer.to_str().unwrap(),
+    ]);
     let url = format!("ws://127.0.0.1:{}/ws", server.port);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let pieces = [
-        "{", "}", "\"type\"", ":", "\"reset\"", "\"step\"", "\"state\"", "\"close\"", "\"data\"",
-        "\"action\"", "\"seed\"", ",", "[", "]", "null", "-1", "1e999", "\"\\u0000\"", "\"é\"",
-        "true", "{\"action\":\"go to kitchen\"}", "\"template\"", "18446744073709551616",
+        "{",
+        "}",
+        "\"type\"",
+        ":",
+        "\"reset\"",
+        "\"step\"",
+        "\"state\"",
+        "\"close\"",
+        "\"data\"",
+        "\"action\"",
+        "\"seed\"",
+        ",",
+        "[",
+        "]",
+        "null",
+        "-1",
+        "1e999",
+        "\"\\u0000\"",
+        "\"é\"",
+        "true",
+        "{\"action\":\"go to kitchen\"}",
+        "\"template\"",
+        "18446744073709551616",
     ];
     let (mut answered, mut closed) = (0usize, 0usize);
     rt.block_on(async {
@@ -411,7 +471,10 @@ fn random_frames_never_break_the_server_or_its_buffer() {
                 0 => Message::Text(r#"{"type":"reset","data":{"seed":3}}"#.into()),
                 1 => Message::Text(r#"{"type":"step","data":{"action":"look"}}"#.into()),
                 2 => Message::Binary(
-                    (0..rng.random_range(0..64)).map(|_| rng.random()).collect::<Vec<u8>>().into(),
+                    (0..rng.random_range(0..64))
+                        .map(|_| rng.random())
+                        .collect::<Vec<u8>>()
+                        .into(),
                 ),
                 _ => {
                     let n = rng.random_range(1..24);
@@ -457,10 +520,22 @@ fn random_frames_never_break_the_server_or_its_buffer() {
 fn a_killed_server_leaves_a_buffer_of_whole_episodes() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = dir.path().join("kill.dglog");
-    let mut server = Server::start(&[&scenario("household.ron"), "--buffer", buffer.to_str().unwrap()]);
+    let mut server = Server::start(&[
+        &scenario("household.ron"),
+        "--buffer",
+        buffer.to_str().unwrap(),
+    ]);
     let mut load = Command::new(python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openenv_check.py"))
-        .args(["concurrent", "--url", &server.url, "--clients", "16", "--episodes", "1000"])
+        .args([
+            "concurrent",
+            "--url",
+            &server.url,
+            "--clients",
+            "16",
+            "--episodes",
+            "1000",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -481,6 +556,9 @@ fn a_killed_server_leaves_a_buffer_of_whole_episodes() {
     let _ = load.wait();
     let (ended, prov, _) = read_buffer(&buffer);
     let records = prov.values().sum::<usize>() as u64;
-    assert!(records >= durable, "{records} records recovered, {durable} were durable");
+    assert!(
+        records >= durable,
+        "{records} records recovered, {durable} were durable"
+    );
     assert!(ended.values().sum::<usize>() >= 50);
 }

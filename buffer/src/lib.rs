@@ -2,6 +2,7 @@
 //! and retrieval of similar transitions.
 
 pub mod adp;
+pub mod appender;
 pub mod embed;
 pub mod index;
 pub mod jsonl;
@@ -9,6 +10,7 @@ pub mod log;
 pub mod records;
 pub mod replay;
 
+pub use appender::BufferAppender;
 pub use embed::{Embedder, HashedNgramEmbedder, transition_text};
 pub use index::{ApproxIndex, ApproxParams, ExactIndex, Hit};
 pub use jsonl::{FORMAT_VERSION, JsonlError, JsonlWriter};

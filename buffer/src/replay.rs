@@ -76,11 +76,11 @@ pub enum CapacityOnOpen {
 }
 
 /// Log entry recording a capacity (replayed in order, so evictions replay exactly).
-fn capacity_entry(capacity: usize) -> Vec<u8> {
+pub(crate) fn capacity_entry(capacity: usize) -> Vec<u8> {
     format!("{{\"capacity\":{capacity}}}").into_bytes()
 }
 
-fn parse_capacity_entry(payload: &[u8]) -> Option<usize> {
+pub(crate) fn parse_capacity_entry(payload: &[u8]) -> Option<usize> {
     let rest = payload
         .strip_prefix(b"{\"capacity\":")?
         .strip_suffix(b"}")?;

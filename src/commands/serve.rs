@@ -98,7 +98,8 @@ pub fn run(a: Args) -> Result<()> {
                 a.curriculum,
                 a.expand_every,
                 a.seed,
-            )?;
+            )?
+            .blocking(kind == ServeModel::Llm);
             (Source::Synthetic(Arc::new(world)), offline)
         }
     };

@@ -146,9 +146,7 @@ pub fn parse_message(text: &str) -> Result<Incoming, ServeError> {
         "close" => Ok(Incoming::Close),
         other => Err(ServeError::new(
             ErrorCode::UnknownType,
-            format!(
-                "Unknown message type: {other:?} (expected reset, step, state or close)"
-            ),
+            format!("Unknown message type: {other:?} (expected reset, step, state or close)"),
         )),
     }
 }
@@ -207,10 +205,7 @@ impl ResetRequest {
                 )));
             }
         };
-        if let Some(k) = map
-            .keys()
-            .find(|k| !Self::FIELDS.contains(&k.as_str()))
-        {
+        if let Some(k) = map.keys().find(|k| !Self::FIELDS.contains(&k.as_str())) {
             return Err(ServeError::invalid(format!(
                 "reset does not take `{k}` (it takes {})",
                 Self::FIELDS.join(", ")
@@ -254,42 +249,75 @@ impl ResetRequest {
     }
 }
 
-/// The observation part of an answer (OpenEnv's `observation`, without reward and done).
-pub fn observation_json(
-    obs: &Observation,
-    task: Option<&Task>,
-    step: usize,
-    outcome: StepFlags,
-    info: &BTreeMap<String, String>,
-    episode_id: &str,
-) -> Value {
-    json!({
-        "text": obs.lines.join("\n"),
-        "lines": obs.lines,
-        "instruction": obs.instruction,
-        "admissible": obs.admissible,
-        "feedback": obs.feedback,
-        "task_id": task.map(|t| t.id.as_str()),
-        "episode_id": episode_id,
-        "step": step,
-        "truncated": outcome.truncated,
-        "success": outcome.success,
-        "info": info,
-    })
-}
-
-/// How a step left the episode (reported in the observation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StepFlags {
+/// The observation part of an answer (OpenEnv's `observation`, without reward and done),
+/// serialised straight from the env's data.
+#[derive(Debug, serde::Serialize)]
+pub struct ObservationOut<'a> {
+    /// The state lines.
+    pub lines: &'a [String],
+    /// The task's instruction.
+    pub instruction: &'a str,
+    /// The actions the env accepts now.
+    pub admissible: &'a [String],
+    /// What the last action did; empty at reset.
+    pub feedback: &'a str,
+    /// The task instance.
+    pub task_id: Option<&'a str>,
+    /// The episode's id.
+    pub episode_id: &'a str,
+    /// Steps taken in the episode.
+    pub step: usize,
     /// Cut by the step limit (or a model failure); `done` is set too, so a client's loop ends.
     pub truncated: bool,
     /// The task was accomplished.
     pub success: bool,
+    /// The env's extras (`valid`; a model's `confidence` and `reasoning`).
+    pub info: &'a BTreeMap<String, String>,
 }
 
-/// The `data` of an observation answer: OpenEnv's `{observation, reward, done}`.
-pub fn result_json(observation: Value, reward: Option<f32>, done: bool) -> Value {
-    json!({"observation": observation, "reward": reward, "done": done})
+impl<'a> ObservationOut<'a> {
+    /// The observation `obs` of `task` after `step` steps.
+    pub fn new(
+        obs: &'a Observation,
+        task: Option<&'a Task>,
+        episode_id: &'a str,
+        step: usize,
+    ) -> Self {
+        static NO_INFO: BTreeMap<String, String> = BTreeMap::new();
+        Self {
+            lines: &obs.lines,
+            instruction: &obs.instruction,
+            admissible: &obs.admissible,
+            feedback: &obs.feedback,
+            task_id: task.map(|t| t.id.as_str()),
+            episode_id,
+            step,
+            truncated: false,
+            success: false,
+            info: &NO_INFO,
+        }
+    }
+}
+
+/// The `data` of an observation answer (OpenEnv's `{observation, reward, done}`) as JSON text.
+pub fn result_json(observation: &ObservationOut<'_>, reward: Option<f32>, done: bool) -> String {
+    #[derive(serde::Serialize)]
+    struct Out<'a, 'b> {
+        observation: &'b ObservationOut<'a>,
+        reward: Option<f32>,
+        done: bool,
+    }
+    serde_json::to_string(&Out {
+        observation,
+        reward,
+        done,
+    })
+    .expect("observations always serialise")
+}
+
+/// A whole WebSocket answer of `kind` around `data` (JSON text).
+pub fn ws_answer(kind: &str, data: &str) -> String {
+    format!("{{\"type\":\"{kind}\",\"data\":{data}}}")
 }
 
 /// `GET /schema`: JSON schemas of the action, the observation and the state.
@@ -311,8 +339,7 @@ pub fn schema() -> Value {
             "title": "Observation",
             "type": "object",
             "properties": {
-                "text": {"type": "string", "description": "The state lines joined with newlines."},
-                "lines": strings.clone(),
+                "lines": {"type": "array", "items": {"type": "string"}, "description": "The state, one element or fact per line (`[id] kind: text`)."},
                 "instruction": {"type": "string"},
                 "admissible": strings,
                 "feedback": {"type": "string", "description": "What the last action did (e.g. a failure message); empty at reset."},
@@ -369,12 +396,17 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_message(r#"{"type":"step","data":{"action":"go north","metadata":{}}}"#)
-                .unwrap(),
+            parse_message(r#"{"type":"step","data":{"action":"go north","metadata":{}}}"#).unwrap(),
             Incoming::Step("go north".into())
         );
-        assert_eq!(parse_message(r#"{"type":"state"}"#).unwrap(), Incoming::State);
-        assert_eq!(parse_message(r#"{"type":"close"}"#).unwrap(), Incoming::Close);
+        assert_eq!(
+            parse_message(r#"{"type":"state"}"#).unwrap(),
+            Incoming::State
+        );
+        assert_eq!(
+            parse_message(r#"{"type":"close"}"#).unwrap(),
+            Incoming::Close
+        );
     }
 
     #[test]
@@ -385,12 +417,28 @@ mod tests {
         assert_eq!(code(r#"{"data":{}}"#), ErrorCode::UnknownType);
         assert_eq!(code("[1,2]"), ErrorCode::Validation);
         assert_eq!(code(r#"{"type":"step"}"#), ErrorCode::Validation);
-        assert_eq!(code(r#"{"type":"step","data":{"act":"x"}}"#), ErrorCode::Validation);
-        assert_eq!(code(r#"{"type":"step","data":{"action":3}}"#), ErrorCode::Validation);
-        assert_eq!(code(r#"{"type":"reset","data":{"seed":-1}}"#), ErrorCode::Validation);
-        assert_eq!(code(r#"{"type":"reset","data":{"colour":1}}"#), ErrorCode::Validation);
+        assert_eq!(
+            code(r#"{"type":"step","data":{"act":"x"}}"#),
+            ErrorCode::Validation
+        );
+        assert_eq!(
+            code(r#"{"type":"step","data":{"action":3}}"#),
+            ErrorCode::Validation
+        );
+        assert_eq!(
+            code(r#"{"type":"reset","data":{"seed":-1}}"#),
+            ErrorCode::Validation
+        );
+        assert_eq!(
+            code(r#"{"type":"reset","data":{"colour":1}}"#),
+            ErrorCode::Validation
+        );
         let e = parse_message(r#"{"type":"reset","data":{"colour":1}}"#).unwrap_err();
-        assert!(e.message.contains("colour") && e.message.contains("seed"), "{}", e.message);
+        assert!(
+            e.message.contains("colour") && e.message.contains("seed"),
+            "{}",
+            e.message
+        );
         let e = parse_message(r#"{"type":"step","data":{"act":"x"}}"#).unwrap_err();
         assert!(e.message.contains("`act`"), "{}", e.message);
         assert_eq!(

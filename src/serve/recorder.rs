@@ -13,7 +13,7 @@
 //! whole.
 
 use anyhow::{Context, Result};
-use dreamgym_buffer::{BufferConfig, ReplayBuffer, Trajectory};
+use dreamgym_buffer::{BufferAppender, FsyncPolicy, Trajectory};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,21 +85,17 @@ impl RecorderThread {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the directory of {}", path.display()))?;
         }
-        let new = !path.exists();
-        let (mut buffer, recovery) = ReplayBuffer::open(path, BufferConfig::default())
+        // an appender, not a ReplayBuffer: a server records without end, and a buffer would
+        // hold every record (and its embedding) in memory
+        let (mut buffer, recovery) = BufferAppender::open(path, FsyncPolicy::default())
             .with_context(|| format!("opening the buffer log {}", path.display()))?;
         if recovery.truncated_bytes > 0 {
-            tracing::warn!(
-                "{}: cut a torn tail of {} bytes left by an earlier crash ({} complete records kept)",
-                path.display(),
-                recovery.truncated_bytes,
-                recovery.records
-            );
+            tracing::warn!("{}: {recovery}", path.display());
         }
-        if new {
+        if buffer.records() == 0 {
             for t in seed {
                 buffer
-                    .push_trajectory(t)
+                    .push_trajectory_tagged(t, BTreeMap::new())
                     .with_context(|| format!("seeding {} with the offline data", path.display()))?;
             }
             buffer.sync()?;
@@ -127,15 +123,14 @@ impl RecorderThread {
     pub fn stop(mut self) -> Result<()> {
         let _ = self.handle.tx.send(Message::Stop);
         if let Some(t) = self.thread.take() {
-            t.join().map_err(|_| {
-                anyhow::anyhow!("the recorder of {} panicked", self.path.display())
-            })?;
+            t.join()
+                .map_err(|_| anyhow::anyhow!("the recorder of {} panicked", self.path.display()))?;
         }
         Ok(())
     }
 }
 
-fn write_loop(mut buffer: ReplayBuffer, rx: &Receiver<Message>, stats: &RecorderStats) {
+fn write_loop(mut buffer: BufferAppender, rx: &Receiver<Message>, stats: &RecorderStats) {
     let mut stop = false;
     while !stop {
         let Ok(first) = rx.recv() else { break };
@@ -149,9 +144,9 @@ fn write_loop(mut buffer: ReplayBuffer, rx: &Receiver<Message>, stats: &Recorder
             match m {
                 Message::Stop => stop = true,
                 Message::Episode(t, tags) => match buffer.push_trajectory_tagged(&t, tags) {
-                    Ok(ids) => {
+                    Ok(n) => {
                         episodes += 1;
-                        records += ids.len() as u64;
+                        records += n as u64;
                     }
                     Err(e) => {
                         stats.refused.fetch_add(1, Relaxed);

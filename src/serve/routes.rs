@@ -43,11 +43,24 @@ struct App {
     seed: u64,
     buffer: String,
     shutdown: watch::Receiver<bool>,
+    /// The env's calls may block for long (a bridged env's child, an LLM): run them in
+    /// `block_in_place`. Fast envs (the scenario engine, the native model) run on the task:
+    /// handing the worker over costs more than their step.
+    may_block: bool,
 }
 
 type Shared = Arc<App>;
 
 impl App {
+    /// Run an env call, in `block_in_place` when it may block.
+    fn env_call<T>(&self, f: impl FnOnce() -> T) -> T {
+        if self.may_block {
+            block_in_place(f)
+        } else {
+            f()
+        }
+    }
+
     fn open_session(&self, prefix: &str) -> Option<(Slot, Session)> {
         let (slot, id, n) = self.slots.acquire(prefix)?;
         let seed = self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -82,6 +95,7 @@ pub(super) async fn serve(cfg: ServeConfig, recorder: Recorder) -> Result<()> {
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32);
+    let may_block = cfg.source.may_block();
     let app = Arc::new(App {
         source: cfg.source,
         env_id: cfg.env_id,
@@ -94,6 +108,7 @@ pub(super) async fn serve(cfg: ServeConfig, recorder: Recorder) -> Result<()> {
         seed: cfg.seed,
         buffer: cfg.buffer.display().to_string(),
         shutdown: stop_rx,
+        may_block,
     });
     let router = Router::new()
         .route("/health", get(health))
@@ -108,7 +123,10 @@ pub(super) async fn serve(cfg: ServeConfig, recorder: Recorder) -> Result<()> {
         .with_state(app.clone());
     let reaper = tokio::spawn(reap_idle(app.clone()));
     // the line scripts and tests wait for (with the port `--addr ...:0` picked)
-    println!("dreamgym serve: listening on http://{local} (env {})", app.env_id);
+    println!(
+        "dreamgym serve: listening on http://{local} (env {})",
+        app.env_id
+    );
     use std::io::Write;
     std::io::stdout().flush().ok();
     axum::serve(listener, router)
@@ -241,6 +259,13 @@ fn http_error(e: &ServeError) -> Response {
     (status, axum::Json(json!({"detail": e.data()}))).into_response()
 }
 
+fn json_reply(reply: Result<String, ServeError>) -> Response {
+    match reply {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(e) => http_error(&e),
+    }
+}
+
 fn parse_body(body: &Bytes) -> Result<Value, ServeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
@@ -266,12 +291,9 @@ async fn http_reset(State(app): State<Shared>, body: Bytes) -> Response {
         s.last = std::time::Instant::now();
         // an HTTP session is named by its episode id, which stays the same across its resets
         req.episode_id = Some(s.session.id().to_string());
-        block_in_place(|| s.session.reset(&req))
+        app.env_call(|| s.session.reset(&req))
     })();
-    match reply {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => http_error(&e),
-    }
+    json_reply(reply)
 }
 
 /// `POST /step`: `{"action": {"action": "<text>"}, "episode_id": "..."}`.
@@ -295,12 +317,9 @@ async fn http_step(State(app): State<Shared>, body: Bytes) -> Response {
         let session = http_session(&app, map.get("episode_id"))?;
         let mut s = lock(&session);
         s.last = std::time::Instant::now();
-        block_in_place(|| s.session.step(&action))
+        app.env_call(|| s.session.step(&action))
     })();
-    match reply {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => http_error(&e),
-    }
+    json_reply(reply)
 }
 
 /// `GET /state?episode_id=...`.
@@ -387,7 +406,7 @@ async fn ws_session(app: Shared, mut socket: WebSocket) {
                     let _ = socket.send(close_frame(1000, "closed")).await;
                     break Ending::Abandoned;
                 }
-                Ok(m) => answer(&mut session, m),
+                Ok(m) => answer(&app, &mut session, m),
                 Err(e) => e.to_ws(),
             },
         };
@@ -395,20 +414,20 @@ async fn ws_session(app: Shared, mut socket: WebSocket) {
             break Ending::Abandoned;
         }
     };
-    block_in_place(|| session.end(ending));
+    app.env_call(|| session.end(ending));
     drop(slot);
 }
 
 /// The answer to a reset, step or state message.
-fn answer(session: &mut Session, m: Incoming) -> String {
+fn answer(app: &App, session: &mut Session, m: Incoming) -> String {
     let reply = match m {
-        Incoming::Reset(r) => block_in_place(|| session.reset(&r)).map(|d| ("observation", d)),
-        Incoming::Step(a) => block_in_place(|| session.step(&a)).map(|d| ("observation", d)),
-        Incoming::State => Ok(("state", session.state())),
+        Incoming::Reset(r) => app.env_call(|| session.reset(&r)),
+        Incoming::Step(a) => app.env_call(|| session.step(&a)),
+        Incoming::State => return protocol::ws_answer("state", &session.state().to_string()),
         Incoming::Close => unreachable!("handled by the caller"),
     };
     match reply {
-        Ok((kind, data)) => json!({"type": kind, "data": data}).to_string(),
+        Ok(data) => protocol::ws_answer("observation", &data),
         Err(e) => e.to_ws(),
     }
 }

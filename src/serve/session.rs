@@ -5,7 +5,7 @@
 //! reset or after the episode ended, an inadmissible action, a task the env does not have) is a
 //! [`ServeError`] and leaves the session as it was, ready for the next request.
 
-use super::protocol::{ErrorCode, ResetRequest, ServeError, StepFlags, observation_json, result_json};
+use super::protocol::{ErrorCode, ObservationOut, ResetRequest, ServeError, result_json};
 use super::recorder::Recorder;
 use super::synthetic::SyntheticWorld;
 use dreamgym_buffer::{Observation, Provenance, Step, Task, Trajectory, is_success};
@@ -33,6 +33,17 @@ pub enum Source {
     Real(Arc<crate::envs::EnvFactory>),
     /// A model env of the shared synthetic world.
     Synthetic(Arc<SyntheticWorld>),
+}
+
+impl Source {
+    /// Whether the env's calls may block for long: a bridged env waits on its child, an LLM
+    /// model on its server.
+    pub fn may_block(&self) -> bool {
+        match self {
+            Source::Real(f) => f.is_bridge(),
+            Source::Synthetic(w) => w.may_block(),
+        }
+    }
 }
 
 /// Why an episode was written to the buffer (its `ended` tag).
@@ -102,10 +113,7 @@ impl Session {
     ) -> Self {
         let (env, env_id): (Box<dyn Env>, String) = match source {
             Source::Real(f) => (f.open(), f.id().to_string()),
-            Source::Synthetic(w) => (
-                Box::new(w.open()),
-                format!("model:{}", w.model_name()),
-            ),
+            Source::Synthetic(w) => (Box::new(w.open()), format!("model:{}", w.model_name())),
         };
         Self {
             id,
@@ -126,7 +134,7 @@ impl Session {
     }
 
     /// Start an episode (an episode in play is recorded as abandoned first).
-    pub fn reset(&mut self, req: &ResetRequest) -> Result<Value, ServeError> {
+    pub fn reset(&mut self, req: &ResetRequest) -> Result<String, ServeError> {
         self.end(Ending::Abandoned);
         let seed = req.seed.unwrap_or_else(|| self.rng.random());
         let named = req.template.is_some() || req.difficulty.is_some();
@@ -145,22 +153,17 @@ impl Session {
             ),
         };
         let obs = self.env.reset(&spec, seed).map_err(|e| env_error(&e))?;
-        let task = self.env.task().cloned().ok_or_else(|| {
-            ServeError::new(ErrorCode::Execution, "the env started no task")
-        })?;
+        let task = self
+            .env
+            .task()
+            .cloned()
+            .ok_or_else(|| ServeError::new(ErrorCode::Execution, "the env started no task"))?;
         self.episodes += 1;
         let id = req
             .episode_id
             .clone()
             .unwrap_or_else(|| format!("{}-{}", self.id, self.episodes));
-        let data = observation_json(
-            &obs,
-            Some(&task),
-            0,
-            StepFlags::default(),
-            &BTreeMap::new(),
-            &id,
-        );
+        let data = result_json(&ObservationOut::new(&obs, Some(&task), &id, 0), None, false);
         self.episode = Some(Episode {
             id,
             task,
@@ -172,11 +175,11 @@ impl Session {
             over: false,
             recorded: false,
         });
-        Ok(result_json(data, None, false))
+        Ok(data)
     }
 
     /// Take an action in the episode in play.
-    pub fn step(&mut self, action: &str) -> Result<Value, ServeError> {
+    pub fn step(&mut self, action: &str) -> Result<String, ServeError> {
         let Some(ep) = self.episode.as_ref() else {
             return Err(ServeError::invalid(
                 "step before reset: send {\"type\": \"reset\"} first",
@@ -206,19 +209,18 @@ impl Session {
         step.reasoning = r.info.get("reasoning").cloned();
         ep.steps.push(step);
         ep.taken += 1;
-        ep.state = r.observation.clone();
-        let data = observation_json(
-            &r.observation,
-            Some(&ep.task),
-            ep.taken,
-            StepFlags {
+        let over = r.done || r.truncated;
+        let data = result_json(
+            &ObservationOut {
                 truncated: r.truncated,
                 success: r.success,
+                info: &r.info,
+                ..ObservationOut::new(&r.observation, Some(&ep.task), &ep.id, ep.taken)
             },
-            &r.info,
-            &ep.id,
+            Some(r.reward),
+            over,
         );
-        let over = r.done || r.truncated;
+        ep.state = r.observation;
         if over {
             ep.over = true;
             self.end(if r.done {
@@ -227,7 +229,7 @@ impl Session {
                 Ending::Truncated
             });
         }
-        Ok(result_json(data, Some(r.reward), over))
+        Ok(data)
     }
 
     /// The session's state (OpenEnv's `State`: `episode_id`, `step_count`, and ours).

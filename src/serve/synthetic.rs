@@ -28,6 +28,7 @@ pub struct SyntheticWorld {
     max_steps: u32,
     failures: Arc<ModelFailures>,
     curriculum: Mutex<SharedCurriculum>,
+    may_block: bool,
 }
 
 struct SharedCurriculum {
@@ -86,7 +87,20 @@ impl SyntheticWorld {
                 finished: 0,
                 expand_every: expand_every.max(1),
             }),
+            may_block: false,
         })
+    }
+
+    /// Say that the model's predictions may block for long (an LLM over the network), so the
+    /// server runs them off its I/O threads.
+    pub fn blocking(mut self, yes: bool) -> Self {
+        self.may_block = yes;
+        self
+    }
+
+    /// Whether the model's predictions may block for long.
+    pub fn may_block(&self) -> bool {
+        self.may_block
     }
 
     /// A fresh env for one session.

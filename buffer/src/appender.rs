@@ -1,0 +1,228 @@
+//! Appending episodes to a buffer log without holding them: for long-running producers (a
+//! `dreamgym serve` process records every step it serves) whose records would outgrow memory
+//! in a [`ReplayBuffer`](crate::ReplayBuffer), which keeps every live record and its embedding.
+//!
+//! **Same format**: the log holds the same entries a durable `ReplayBuffer` writes (a capacity
+//! entry when the log is created, then one [`BufferRecord`] per step), so `ReplayBuffer::open`,
+//! `dreamgym buffer stats` and `buffer export` read what an appender wrote, and an appender may
+//! continue a log a buffer wrote. Episode ids continue after the highest one in the log.
+//!
+//! **Opening** streams the log once (checking that every entry is a buffer record, cutting a torn
+//! tail as the buffer does) and keeps only counts.
+
+use crate::log::{DurableLog, FsyncPolicy, Recovery, TailRule};
+use crate::records::Trajectory;
+use crate::replay::{
+    BufferConfig, BufferError, BufferRecord, EpisodeMeta, capacity_entry, parse_capacity_entry,
+};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// An append-only writer of a buffer log.
+pub struct BufferAppender {
+    log: DurableLog,
+    next_episode: u64,
+    records: u64,
+}
+
+impl BufferAppender {
+    /// Open (or create) the log at `path`; `fsync` as for a buffer.
+    pub fn open(path: &Path, fsync: FsyncPolicy) -> Result<(Self, Recovery), BufferError> {
+        let mut next_episode = 0;
+        let mut records = 0;
+        let (mut log, recovery) =
+            DurableLog::open(path, fsync, TailRule::CutTailOnly, |payload| {
+                if parse_capacity_entry(payload).is_some() {
+                    return Ok(());
+                }
+                #[derive(serde::Deserialize)]
+                struct EpisodeId {
+                    id: u64,
+                }
+                #[derive(serde::Deserialize)]
+                struct RecordHead {
+                    episode: EpisodeId,
+                }
+                let head: RecordHead = serde_json::from_slice(payload)
+                    .map_err(|e| format!("not a buffer record: {e}"))?;
+                next_episode = next_episode.max(head.episode.id + 1);
+                records += 1;
+                Ok(())
+            })?;
+        if log.records() == 0 {
+            log.append(&capacity_entry(BufferConfig::default().capacity))?;
+        }
+        Ok((
+            Self {
+                log,
+                next_episode,
+                records,
+            },
+            recovery,
+        ))
+    }
+
+    /// Append every step of `t` as one episode with `tags`; returns how many records. A
+    /// trajectory with a reward that is not a finite number is refused whole.
+    pub fn push_trajectory_tagged(
+        &mut self,
+        t: &Trajectory,
+        tags: BTreeMap<String, String>,
+    ) -> Result<usize, BufferError> {
+        if let Some((field, value)) = t.non_finite() {
+            return Err(BufferError::NonFinite {
+                task: t.task.id.clone(),
+                field,
+                value,
+            });
+        }
+        let episode = Arc::new(EpisodeMeta {
+            id: self.next_episode,
+            task: t.task.clone(),
+            env_id: t.env_id.clone(),
+            seed: t.seed,
+            policy: t.policy.clone(),
+            provenance: t.provenance,
+            outcome: t.outcome,
+            tags,
+        });
+        self.next_episode += 1;
+        for (i, step) in t.steps.iter().enumerate() {
+            let rec = BufferRecord {
+                episode: episode.clone(),
+                t: i as u32,
+                step: step.clone(),
+            };
+            let payload = serde_json::to_vec(&rec).expect("buffer records always serialise");
+            self.log.append(&payload)?;
+            self.records += 1;
+        }
+        Ok(t.steps.len())
+    }
+
+    /// Make everything appended durable now.
+    pub fn sync(&mut self) -> Result<(), BufferError> {
+        Ok(self.log.sync()?)
+    }
+
+    /// Records in the log (recovered plus appended).
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{Observation, Outcome, Provenance, Step, Task};
+    use crate::replay::ReplayBuffer;
+
+    fn episode(n: usize, reward: f32) -> Trajectory {
+        let obs = |i: usize| Observation {
+            lines: vec![format!("[r] room: step {i}")],
+            instruction: "walk".into(),
+            admissible: vec!["go".into()],
+            feedback: String::new(),
+        };
+        let steps: Vec<Step> = (0..n)
+            .map(|i| Step {
+                state: obs(i),
+                action: "go".into(),
+                reward: if i + 1 == n { reward } else { 0.0 },
+                next_state: obs(i + 1),
+                done: i + 1 == n,
+                truncated: false,
+                reasoning: None,
+                provenance: Provenance::Synthetic,
+                reward_known: true,
+            })
+            .collect();
+        Trajectory {
+            task: Task {
+                id: "w/t/1".into(),
+                instruction: "walk".into(),
+                params: Default::default(),
+                difficulty: 1,
+                origin: Default::default(),
+            },
+            env_id: "model:native".into(),
+            seed: 3,
+            provenance: Provenance::Synthetic,
+            policy: "client:x".into(),
+            outcome: Outcome {
+                success: reward >= 1.0,
+                total_reward: reward,
+                length: n as u32,
+                truncated: false,
+            },
+            steps,
+        }
+    }
+
+    #[test]
+    fn a_replay_buffer_reads_what_an_appender_wrote_and_ids_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.dglog");
+        let tags = |s: &str| BTreeMap::from([("session".to_string(), s.to_string())]);
+        {
+            let (mut a, _) = BufferAppender::open(&path, FsyncPolicy::default()).unwrap();
+            assert_eq!(
+                a.push_trajectory_tagged(&episode(3, 1.0), tags("a"))
+                    .unwrap(),
+                3
+            );
+            assert_eq!(
+                a.push_trajectory_tagged(&episode(2, 0.0), tags("b"))
+                    .unwrap(),
+                2
+            );
+            assert!(
+                a.push_trajectory_tagged(&episode(2, f32::INFINITY), tags("c"))
+                    .is_err()
+            );
+            a.sync().unwrap();
+        }
+        let (mut a, rec) = BufferAppender::open(&path, FsyncPolicy::default()).unwrap();
+        assert_eq!(
+            (rec.records, a.records()),
+            (6, 5),
+            "a capacity entry and 5 records"
+        );
+        a.push_trajectory_tagged(&episode(1, 1.0), tags("d"))
+            .unwrap();
+        drop(a);
+        let (buf, _) = ReplayBuffer::open(&path, BufferConfig::default()).unwrap();
+        let eps: Vec<(u64, u32, String)> = buf
+            .iter()
+            .map(|(_, r)| (r.episode.id, r.t, r.episode.tags["session"].clone()))
+            .collect();
+        assert_eq!(
+            eps,
+            [
+                (0, 0, "a".into()),
+                (0, 1, "a".into()),
+                (0, 2, "a".into()),
+                (1, 0, "b".into()),
+                (1, 1, "b".into()),
+                (2, 0, "d".into()),
+            ]
+        );
+        assert_eq!(buf.stats().synthetic, 6);
+    }
+
+    #[test]
+    fn an_appender_refuses_a_log_of_something_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.dglog");
+        {
+            let (mut log, _) =
+                DurableLog::open(&path, FsyncPolicy::default(), TailRule::CutTailOnly, |_| {
+                    Ok(())
+                })
+                .unwrap();
+            log.append(b"{\"hello\": 1}").unwrap();
+        }
+        assert!(BufferAppender::open(&path, FsyncPolicy::default()).is_err());
+    }
+}
