@@ -383,6 +383,58 @@ fn many_sessions_the_session_limit_and_idle_reaping() {
     idle.stop();
 }
 
+/// A bridged env gets a child per session; a child that dies mid-episode costs that episode (an
+/// EXECUTION_ERROR answer), not the session: its next reset restarts the child.
+#[test]
+fn a_bridged_envs_dead_child_is_restarted_for_the_same_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("crashed");
+    let script = dir.path().join("fake_bridge.py");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+import json, os, sys
+def send(obj):
+    print(json.dumps(obj), flush=True)
+send({{"type": "hello", "protocol": 2}})
+obs = {{"lines": ["[x] thing: a thing"], "instruction": "do it", "admissible": ["a"]}}
+n = 0
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["op"] == "reset":
+        n = 0
+        send({{"id": req["id"], "ok": True, "observation": obs, "task": {{"id": "t"}}}})
+    elif req["op"] == "step":
+        n += 1
+        if n == 3 and not os.path.exists({marker:?}):
+            open({marker:?}, "w").close()
+            sys.exit(3)
+        send({{"id": req["id"], "ok": True, "observation": obs, "reward": 1.0 if n >= 5 else 0.0, "done": n >= 5}})
+"#,
+            marker = marker.display().to_string()
+        ),
+    )
+    .unwrap();
+    let buffer = dir.path().join("bridge.dglog");
+    let server = Server::start(&[
+        "bridge:fake",
+        "--bridge-cmd",
+        &format!("python3 {}", script.display()),
+        "--buffer",
+        buffer.to_str().unwrap(),
+    ]);
+    let out = server.py("crash", &[]);
+    assert_eq!(out["after_restart"], 5);
+    server.stop();
+    assert!(marker.exists());
+    // the episode cut by the crash (2 steps) and the whole one after the restart (5 steps)
+    let (ended, prov, _) = read_buffer(&buffer);
+    assert_eq!(prov.get(&Provenance::Real), Some(&7));
+    assert_eq!(ended.get("done"), Some(&1));
+    assert_eq!(ended.get("abandoned"), Some(&1));
+}
+
 #[test]
 fn a_token_guards_everything_but_health() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,8 @@ stdout for the Rust test to compare against the same episodes played in-process:
   idle        a session silent past --idle-timeout must be closed with SESSION_ERROR
   http        the HTTP endpoints: /health, /schema, /metadata, /reset, /step, /state, errors
   token       a server with a bearer token: refused without it, served with it
+  crash       a bridged env whose child dies at its third step: an EXECUTION_ERROR, then the
+              same session resets (the child restarted) and plays to the end
 """
 
 import argparse
@@ -239,9 +241,28 @@ async def token(args):
     return {"token_steps": steps}
 
 
+def crash(args):
+    with GenericEnvClient(base_url=args.url).sync() as env:
+        env.reset(seed=1)
+        env.step({"action": "a"})
+        env.step({"action": "a"})
+        try:
+            env.step({"action": "a"})
+            fail("the step of a dead child succeeded")
+        except RuntimeError as err:
+            if "EXECUTION_ERROR" not in str(err):
+                fail(f"a dead child: expected EXECUTION_ERROR, got {err}")
+        r = env.reset(seed=2)
+        steps = 0
+        while not r.done:
+            r = env.step({"action": "a"})
+            steps += 1
+    return {"after_restart": steps}
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["play", "concurrent", "capacity", "idle", "http", "token"])
+    p.add_argument("mode", choices=["play", "concurrent", "capacity", "idle", "http", "token", "crash"])
     p.add_argument("--url", required=True)
     p.add_argument("--episodes", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
@@ -262,6 +283,8 @@ def main():
         out = asyncio.run(idle(args))
     elif args.mode == "http":
         out = http(args)
+    elif args.mode == "crash":
+        out = crash(args)
     else:
         out = asyncio.run(token(args))
     print(json.dumps(out))
