@@ -25,6 +25,9 @@ use tokio::task::block_in_place;
 /// Largest message a client may send (an action is a line of text).
 const MAX_MESSAGE: usize = 1 << 20;
 
+/// The WebSocket read buffer (see `ws_upgrade`).
+const READ_BUFFER: usize = 8 << 10;
+
 /// How long a connection over the session limit waits for its first message (to answer it).
 const CAPACITY_WAIT: Duration = Duration::from_secs(5);
 
@@ -354,6 +357,9 @@ fn http_session(
 async fn ws_upgrade(State(app): State<Shared>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
+        // tungstenite zero-fills its read buffer on every read: 128 KiB by default, far more
+        // than a client's message (an action); it still grows for larger ones
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| ws_session(app, socket))
 }
 

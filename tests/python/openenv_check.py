@@ -68,6 +68,12 @@ def record(result):
 def play_sync(args):
     episodes = []
     with GenericEnvClient(base_url=args.url).sync() as env:
+        try:
+            env.step({"action": "look"})
+            fail("a step before reset was accepted")
+        except RuntimeError as err:
+            if "VALIDATION_ERROR" not in str(err) or "before reset" not in str(err):
+                fail(f"unexpected error for a step before reset: {err}")
         for e in range(args.episodes):
             seed = args.seed + e
             r = env.reset(**reset_kwargs(args, seed))
