@@ -88,13 +88,17 @@ impl BufferAppender {
             tags,
         });
         self.next_episode += 1;
+        // each record is `{"episode":META,"t":I,"step":STEP}`, exactly what serialising a
+        // `BufferRecord` writes; the episode's part is serialised once, not once per step
+        let meta = serde_json::to_vec(&*episode).expect("episodes always serialise");
+        let mut payload = Vec::with_capacity(meta.len() + 4096);
         for (i, step) in t.steps.iter().enumerate() {
-            let rec = BufferRecord {
-                episode: episode.clone(),
-                t: i as u32,
-                step: step.clone(),
-            };
-            let payload = serde_json::to_vec(&rec).expect("buffer records always serialise");
+            payload.clear();
+            payload.extend_from_slice(b"{\"episode\":");
+            payload.extend_from_slice(&meta);
+            payload.extend_from_slice(format!(",\"t\":{i},\"step\":").as_bytes());
+            serde_json::to_writer(&mut payload, step).expect("steps always serialise");
+            payload.push(b'}');
             self.log.append(&payload)?;
             self.records += 1;
         }
@@ -209,6 +213,42 @@ mod tests {
             ]
         );
         assert_eq!(buf.stats().synthetic, 6);
+    }
+
+    #[test]
+    fn records_are_written_byte_for_byte_as_a_buffer_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bytes.dglog");
+        let t = episode(3, 1.0);
+        let tags = BTreeMap::from([("ended".to_string(), "done \"quoted\"".to_string())]);
+        {
+            let (mut a, _) = BufferAppender::open(&path, FsyncPolicy::default()).unwrap();
+            a.push_trajectory_tagged(&t, tags.clone()).unwrap();
+        }
+        let mut payloads = vec![];
+        DurableLog::open(&path, FsyncPolicy::default(), TailRule::CutTailOnly, |p| {
+            payloads.push(p.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        let meta = Arc::new(EpisodeMeta {
+            id: 0,
+            task: t.task.clone(),
+            env_id: t.env_id.clone(),
+            seed: t.seed,
+            policy: t.policy.clone(),
+            provenance: t.provenance,
+            outcome: t.outcome,
+            tags,
+        });
+        for (i, step) in t.steps.iter().enumerate() {
+            let rec = BufferRecord {
+                episode: meta.clone(),
+                t: i as u32,
+                step: step.clone(),
+            };
+            assert_eq!(payloads[i + 1], serde_json::to_vec(&rec).unwrap(), "step {i}");
+        }
     }
 
     #[test]

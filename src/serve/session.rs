@@ -204,7 +204,8 @@ impl Session {
             Source::Synthetic(_) => Provenance::Synthetic,
         };
         let ep = self.episode.as_mut().expect("checked above");
-        let mut step = r.to_step(ep.state.clone(), action.to_string());
+        // the state before the action moves into the step; the one after replaces it below
+        let mut step = r.to_step(std::mem::take(&mut ep.state), action.to_string());
         step.provenance = provenance;
         step.reasoning = r.info.get("reasoning").cloned();
         ep.steps.push(step);
