@@ -12,9 +12,7 @@
 
 use crate::log::{DurableLog, FsyncPolicy, Recovery, TailRule};
 use crate::records::Trajectory;
-use crate::replay::{
-    BufferConfig, BufferError, BufferRecord, EpisodeMeta, capacity_entry, parse_capacity_entry,
-};
+use crate::replay::{BufferConfig, BufferError, EpisodeMeta, capacity_entry, parse_capacity_entry};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -89,7 +87,7 @@ impl BufferAppender {
         });
         self.next_episode += 1;
         // each record is `{"episode":META,"t":I,"step":STEP}`, exactly what serialising a
-        // `BufferRecord` writes; the episode's part is serialised once, not once per step
+        // `BufferRecord` writes (tested); the episode's part is serialised once, not once per step
         let meta = serde_json::to_vec(&*episode).expect("episodes always serialise");
         let mut payload = Vec::with_capacity(meta.len() + 4096);
         for (i, step) in t.steps.iter().enumerate() {
@@ -120,7 +118,7 @@ impl BufferAppender {
 mod tests {
     use super::*;
     use crate::records::{Observation, Outcome, Provenance, Step, Task};
-    use crate::replay::ReplayBuffer;
+    use crate::replay::{BufferRecord, ReplayBuffer};
 
     fn episode(n: usize, reward: f32) -> Trajectory {
         let obs = |i: usize| Observation {
@@ -247,7 +245,11 @@ mod tests {
                 t: i as u32,
                 step: step.clone(),
             };
-            assert_eq!(payloads[i + 1], serde_json::to_vec(&rec).unwrap(), "step {i}");
+            assert_eq!(
+                payloads[i + 1],
+                serde_json::to_vec(&rec).unwrap(),
+                "step {i}"
+            );
         }
     }
 

@@ -77,6 +77,11 @@ impl App {
         Some((slot, session))
     }
 
+    /// Live HTTP sessions (each holds a slot).
+    fn http_count(&self) -> usize {
+        self.http.len()
+    }
+
     fn capacity_error(&self) -> ServeError {
         ServeError::new(
             ErrorCode::CapacityReached,
@@ -146,18 +151,12 @@ pub(super) async fn serve(cfg: ServeConfig, recorder: Recorder) -> Result<()> {
     while app.slots.active() > app.http_count() && waited.elapsed() < GRACE {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let http = app.http.close_idle(None, Ending::Shutdown);
+    let http = block_in_place(|| app.http.close_idle(None, Ending::Shutdown));
     tracing::info!(
         "closed {http} HTTP sessions; {} sessions opened in all",
         app.slots.opened()
     );
     Ok(())
-}
-
-impl App {
-    fn http_count(&self) -> usize {
-        self.http.len()
-    }
 }
 
 async fn shutdown_signal() {
@@ -420,7 +419,11 @@ async fn ws_session(app: Shared, mut socket: WebSocket) {
             break Ending::Abandoned;
         }
     };
-    app.env_call(|| session.end(ending));
+    // ending a bridged env's session stops its child (a kill and a wait)
+    app.env_call(move || {
+        session.end(ending);
+        drop(session);
+    });
     drop(slot);
 }
 
