@@ -188,6 +188,8 @@ pub fn train(
         policy: policy.clone(),
         models: Default::default(),
         progress: &silent,
+        // `dreamgym train` keeps no buffer yet (issue 12: buffer, resume)
+        recording: None,
     };
     let mut lp = ctx.synthetic_loop(true, true, true)?;
     let (mut trainer, mut s2r_started, mut synthetic_steps) = if resume {

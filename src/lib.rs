@@ -8,6 +8,8 @@ pub mod experiment;
 pub mod files;
 pub mod pipeline;
 pub mod progress;
+pub mod recorder;
+pub mod recording_env;
 pub mod report;
 pub mod ron_file;
 pub mod run_lock;

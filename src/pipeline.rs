@@ -5,10 +5,12 @@
 
 use crate::envs::EnvFactory;
 use crate::progress::Progress;
+use crate::recorder::Recorder;
+use crate::recording_env::{IterationClock, RecordingEnv};
 use crate::ron_file::RangeError;
 use crate::task_families::{BRIDGE_MAX_DIFFICULTY, Families, harder_starts, offline_families};
 use anyhow::{Context, Result};
-use dreamgym_buffer::{Observation, Trajectory};
+use dreamgym_buffer::{Observation, Provenance, Trajectory};
 use dreamgym_curriculum::{Curriculum, CurriculumConfig, DifficultyPoint};
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
 use dreamgym_sim::model::env::{FailureCounts, ModelEnv, ModelFailures};
@@ -402,6 +404,8 @@ pub(crate) struct SyntheticLoop {
     batch: usize,
     /// What the model could not predict usably, over all of the loop's envs.
     pub(crate) failures: Arc<ModelFailures>,
+    /// The recording's iteration clock, set before each iteration.
+    clock: Option<IterationClock>,
 }
 
 impl SyntheticLoop {
@@ -411,6 +415,9 @@ impl SyntheticLoop {
         trainer: &mut Trainer,
     ) -> Result<dreamgym_policy::IterationMetrics> {
         let round = trainer.counters().iteration + 1;
+        if let Some(c) = &self.clock {
+            c.store(round as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         let (samplers, batch) = if self.curriculum {
             let batch = self.pool.sample_batch(self.batch, &mut self.rng);
             let samplers: Vec<TaskSampler> = batch
@@ -479,6 +486,27 @@ pub(crate) struct SeedContext<'a> {
     pub(crate) models: std::cell::RefCell<BTreeMap<bool, Arc<dyn ExperienceModel>>>,
     /// Where iterations are reported.
     pub(crate) progress: &'a Progress,
+    /// Where the run's episodes are recorded (`dreamgym run`'s `buffer.dglog`), if anywhere.
+    pub(crate) recording: Option<Recording>,
+}
+
+/// A run's recording: the recorder, the method being trained (a tag of every episode) and the
+/// policy iteration acting.
+pub(crate) struct Recording {
+    recorder: Recorder,
+    method: std::cell::RefCell<String>,
+    clock: IterationClock,
+}
+
+impl Recording {
+    /// Record to `recorder`.
+    pub(crate) fn new(recorder: Recorder) -> Self {
+        Self {
+            recorder,
+            method: Default::default(),
+            clock: Default::default(),
+        }
+    }
 }
 
 /// Held-out success of a uniformly random admissible policy (the floor every method must clear).
@@ -592,9 +620,47 @@ impl SeedContext<'_> {
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
                 }
-                Box::new(m) as Box<dyn Env>
+                self.recorded(Box::new(m), Provenance::Synthetic)
             })
             .collect()
+    }
+
+    /// Record what happens in the episodes of `env` (as the method set by [`Self::record_as`]),
+    /// when the run records.
+    fn recorded(&self, env: Box<dyn Env>, provenance: Provenance) -> Box<dyn Env> {
+        match &self.recording {
+            Some(r) => Box::new(RecordingEnv::new(
+                env,
+                r.recorder.clone(),
+                provenance,
+                BTreeMap::from([
+                    ("method".to_string(), r.method.borrow().clone()),
+                    ("seed".to_string(), self.seed.to_string()),
+                ]),
+                r.clock.clone(),
+            )),
+            None => env,
+        }
+    }
+
+    /// The method whose episodes are recorded from now on.
+    pub(crate) fn record_as(&self, method: &str) {
+        if let Some(r) = &self.recording {
+            *r.method.borrow_mut() = method.to_string();
+        }
+    }
+
+    /// Record the offline seed data (real trajectories).
+    fn record_offline(&self) {
+        if let Some(r) = &self.recording {
+            for t in &self.offline {
+                let tags = BTreeMap::from([
+                    ("method".to_string(), "offline".to_string()),
+                    ("seed".to_string(), self.seed.to_string()),
+                ]);
+                r.recorder.record(t.clone(), tags);
+            }
+        }
     }
 
     /// The synthetic-training loop: model envs, the curriculum and its RNG. `rules`: the native
@@ -635,6 +701,7 @@ impl SeedContext<'_> {
             expand_every: self.cfg.expand_every.max(1),
             batch: self.cfg.synthetic_envs.max(1).max(self.policy.groups),
             failures,
+            clock: self.recording.as_ref().map(|r| r.clock.clone()),
         })
     }
 
@@ -682,7 +749,7 @@ impl SeedContext<'_> {
         real_offset: u64,
     ) -> Result<Vec<(u64, f32)>> {
         let mut envs: Vec<Box<dyn Env>> = (0..self.policy.num_envs)
-            .map(|_| self.factory.open())
+            .map(|_| self.recorded(self.factory.open(), Provenance::Real))
             .collect();
         let sampler = TaskSampler {
             spec: self.spec.clone(),
@@ -693,6 +760,10 @@ impl SeedContext<'_> {
         let mut rows = vec![];
         let mut steps = start_steps;
         while !trainer.finished() {
+            if let Some(r) = &self.recording {
+                let next = trainer.counters().iteration as u64 + 1;
+                r.clock.store(next, std::sync::atomic::Ordering::Relaxed);
+            }
             let m = trainer.iterate(&mut envs, &sampler)?;
             rows.push((real_offset + m.env_steps - start_steps, m.success));
             self.progress
@@ -752,6 +823,7 @@ pub fn run(
     cfg: &RunConfig,
     device: &SelectedDevice,
     progress: &Progress,
+    recorder: Option<&Recorder>,
     seed_done: &mut dyn FnMut(&RunSummary) -> Result<()>,
 ) -> Result<RunSummary> {
     let started = std::time::Instant::now();
@@ -826,7 +898,9 @@ pub fn run(
             policy: policy.clone(),
             models: Default::default(),
             progress,
+            recording: recorder.map(|r| Recording::new(r.clone())),
         };
+        ctx.record_offline();
 
         if k == 0 && cfg.fidelity_episodes > 0 {
             progress.phase("measuring the experience model's fidelity on real held-out episodes");
@@ -874,6 +948,7 @@ pub fn run(
         progress.phase(&format!(
             "seed {seed}: dreamgym (training in the experience model)"
         ));
+        ctx.record_as("dreamgym");
         let synth = ctx.train_synthetic(true, true, true)?;
         if k == 0 {
             summary.curriculum = synth.history.clone();
@@ -897,6 +972,7 @@ pub fn run(
             });
 
         progress.phase(&format!("seed {seed}: real_only baseline"));
+        ctx.record_as("real_only");
         let mut real_only = ctx.start(false)?;
         let rows = ctx.train_real(&mut real_only, cfg.iterations, 0)?;
         let real_steps = real_only.counters().env_steps;
@@ -921,6 +997,7 @@ pub fn run(
             .max(1.0) as usize;
         let mut rows = vec![(0, dg_success)];
         trainer.set_learning_rate(policy.lr * cfg.s2r_lr_scale);
+        ctx.record_as("dreamgym_s2r");
         rows.extend(ctx.train_real(&mut trainer, s2r_iters, 0)?);
         results
             .entry("dreamgym_s2r".into())
@@ -959,6 +1036,7 @@ pub fn run(
                 ("dreamgym_without_curriculum", true, false, true),
             ] {
                 progress.phase(&format!("seed {seed}: ablation {name}"));
+                ctx.record_as(name);
                 let run = ctx.train_synthetic(rules, curriculum, retrieval)?;
                 results.entry(name.into()).or_default().push(SeedResult {
                     seed,

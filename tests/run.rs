@@ -82,6 +82,49 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
     let s2r = methods["dreamgym_s2r"]["success"].as_f64().unwrap();
     eprintln!("random {random:.2}, dreamgym_s2r {s2r:.2}");
     assert!(s2r >= random + 0.15, "S2R {s2r} vs random {random}");
+
+    // the run's buffer holds exactly the experience the summary counts (one seed): the offline
+    // data once, every method's synthetic and online real steps, each episode tagged
+    let (buf, _) = dreamgym_buffer::ReplayBuffer::open(
+        &out.join("buffer.dglog"),
+        dreamgym_buffer::BufferConfig::default(),
+    )
+    .unwrap();
+    let mut by_method: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for (_, r) in buf.iter() {
+        assert_eq!(r.episode.tags["seed"], "1");
+        let key = (r.episode.tags["method"].clone(), r.provenance().to_string());
+        *by_method.entry(key).or_default() += 1;
+    }
+    let n = |m: &str, p: &str| by_method.get(&(m.to_string(), p.to_string())).copied();
+    let field = |m: &str, f: &str| methods[m][f].as_u64();
+    assert_eq!(n("offline", "real"), field("dreamgym", "offline_steps"));
+    assert_eq!(n("real_only", "real"), field("real_only", "real_steps"));
+    assert_eq!(
+        n("dreamgym_s2r", "real"),
+        field("dreamgym_s2r", "real_steps")
+    );
+    for m in [
+        "dreamgym",
+        "dreamgym_without_retrieval",
+        "dreamgym_without_reasoning",
+        "dreamgym_without_curriculum",
+    ] {
+        assert_eq!(
+            n(m, "synthetic"),
+            field(m, "synthetic_steps"),
+            "{m}: {by_method:?}"
+        );
+    }
+    assert_eq!(by_method.len(), 7, "{by_method:?}");
+    let synthetic = buf
+        .iter()
+        .find(|(_, r)| r.provenance() == dreamgym_buffer::Provenance::Synthetic)
+        .unwrap()
+        .1;
+    assert!(synthetic.episode.tags.contains_key("confidence"));
+    assert!(synthetic.episode.tags["iteration"].contains('-'));
+    assert!(synthetic.step.reasoning.is_some());
 }
 
 /// The stand-in server's transition reply (nothing changes) and its winning reply.

@@ -39,18 +39,38 @@ pub fn run(
     let _lock = crate::run_lock::RunLock::acquire(out)?;
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
     let progress = crate::progress::Progress::new(crate::pipeline::planned_iterations(&cfg), false);
-    let summary = crate::pipeline::run(&id, &cfg, &device, &progress, &mut |partial| {
-        crate::report::write(out, partial)?;
-        progress.suspend(|| {
-            tracing::info!(
-                "seeds {:?} done: partial results in {} (complete: false)",
-                partial.seeds_done,
-                out.join("summary.json").display()
-            )
-        });
-        Ok(())
-    })?;
+    // the run's experience: a fresh log per run (a run in the same directory replaces it, as
+    // it replaces the summary)
+    let buffer = out.join("buffer.dglog");
+    match std::fs::remove_file(&buffer) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::Error::new(e).context(format!("replacing {}", buffer.display())));
+        }
+        _ => {}
+    }
+    let recorder = crate::recorder::RecorderThread::start(&buffer, &[])?;
+    let handle = recorder.handle();
+    let summary = crate::pipeline::run(
+        &id,
+        &cfg,
+        &device,
+        &progress,
+        Some(&handle),
+        &mut |partial| {
+            crate::report::write(out, partial)?;
+            progress.suspend(|| {
+                tracing::info!(
+                    "seeds {:?} done: partial results in {} (complete: false)",
+                    partial.seeds_done,
+                    out.join("summary.json").display()
+                )
+            });
+            Ok(())
+        },
+    )?;
     progress.finish();
+    drop(handle);
+    recorder.stop()?;
     crate::report::write(out, &summary)?;
     println!(
         "{:<32}{:>9}{:>20}{:>12}{:>12}{:>12}",
@@ -68,9 +88,10 @@ pub fn run(
         );
     }
     println!(
-        "wrote {} and {} ({:.0} s)",
+        "wrote {}, {} and the run's experience to {} ({:.0} s)",
         out.join("summary.json").display(),
         out.join("report.html").display(),
+        buffer.display(),
         summary.seconds
     );
     Ok(())

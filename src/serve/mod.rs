@@ -23,7 +23,7 @@
 //! close (HTTP sessions are dropped); its episode is recorded as `idle`.
 //!
 //! **Recording**: every episode played is written to the durable replay buffer (see
-//! [`recorder`]) with its session, episode id and how it ended.
+//! [`crate::recorder`]) with its session, episode id and how it ended.
 //!
 //! **Shutdown**: SIGTERM or Ctrl-C stops accepting, closes every session (WebSocket close 1001),
 //! records the episodes in play as `shutdown`, writes and syncs the buffer, and exits 0.
@@ -33,7 +33,6 @@
 //! its own worker and never the others' I/O.
 
 pub mod protocol;
-pub mod recorder;
 mod routes;
 pub mod session;
 mod sessions;
@@ -72,7 +71,7 @@ pub struct ServeConfig {
 
 /// Serve until SIGTERM / Ctrl-C (or until `stop` resolves, for tests), then shut down cleanly.
 pub fn run(cfg: ServeConfig) -> Result<()> {
-    let recorder = recorder::RecorderThread::start(&cfg.buffer, &cfg.buffer_seed)?;
+    let recorder = crate::recorder::RecorderThread::start(&cfg.buffer, &cfg.buffer_seed)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dreamgym-serve")

@@ -3,9 +3,9 @@
 
 use super::ServeConfig;
 use super::protocol::{self, ErrorCode, Incoming, ResetRequest, ServeError};
-use super::recorder::Recorder;
 use super::session::{Ending, Inadmissible, Session, Source};
 use super::sessions::{HttpSessions, Slot, Slots, lock};
+use crate::recorder::Recorder;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;

@@ -6,8 +6,8 @@
 //! [`ServeError`] and leaves the session as it was, ready for the next request.
 
 use super::protocol::{ErrorCode, ObservationOut, ResetRequest, ServeError, result_json};
-use super::recorder::Recorder;
 use super::synthetic::SyntheticWorld;
+use crate::recorder::Recorder;
 use dreamgym_buffer::{Observation, Provenance, Step, Task, Trajectory, is_success};
 use dreamgym_sim::{Env, EnvError, TaskSpec};
 use rand::{RngExt, SeedableRng};

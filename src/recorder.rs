@@ -1,14 +1,14 @@
-//! The recorder: one thread that owns the server's durable replay buffer and appends every
-//! served episode to it.
+//! The recorder: one thread that owns a durable buffer log (through a [`BufferAppender`]) and
+//! appends every episode handed to it: what `dreamgym serve` serves, what `dreamgym run` plays
+//! (see [`crate::recording_env`]).
 //!
-//! **When an episode is written**: when it ends (done, truncated), when the client resets or
-//! closes in the middle of it (`ended = abandoned`), when its session is reaped for idleness
-//! (`idle`) or the server shuts down (`shutdown`). Sessions hand finished episodes to the thread
-//! over a bounded channel (a full channel makes the session wait: back-pressure, never loss).
+//! **Hand-over**: producers (a server's sessions, a run's envs) send finished episodes with their
+//! tags over a bounded channel (a full channel makes the producer wait: back-pressure, never
+//! loss).
 //!
 //! **When it is durable**: the thread appends everything waiting, then syncs the log once (a group
 //! commit), then counts the episodes as durable ([`RecorderStats::durable_episodes`], shown by
-//! `GET /stats`). A `kill -9` loses at most the episodes still in play and those handed over
+//! `dreamgym serve`'s `GET /stats`). A `kill -9` loses at most the episodes still in play and those handed over
 //! since the last sync; the log's recovery cuts a torn tail, so every record that is there is
 //! whole.
 
@@ -121,12 +121,25 @@ impl RecorderThread {
 
     /// Write everything handed over so far, sync, and end the thread.
     pub fn stop(mut self) -> Result<()> {
-        let _ = self.handle.tx.send(Message::Stop);
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<()> {
         if let Some(t) = self.thread.take() {
+            let _ = self.handle.tx.send(Message::Stop);
             t.join()
                 .map_err(|_| anyhow::anyhow!("the recorder of {} panicked", self.path.display()))?;
         }
         Ok(())
+    }
+}
+
+impl Drop for RecorderThread {
+    /// A run that fails still leaves what it recorded written and synced.
+    fn drop(&mut self) {
+        if let Err(e) = self.join() {
+            tracing::error!("{e}");
+        }
     }
 }
 
