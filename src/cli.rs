@@ -307,6 +307,10 @@ pub enum ScenarioCmd {
     Check {
         /// Scenario file.
         file: PathBuf,
+        /// Also play N instances of every template and level with the expert and with a random
+        /// policy: solved share, plan lengths, random success, distinct instances, warnings.
+        #[arg(long, value_name = "N")]
+        expert: Option<usize>,
     },
 }
 
@@ -421,8 +425,8 @@ pub enum BufferCmd {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Scenario {
-            cmd: ScenarioCmd::Check { file },
-        } => commands::scenario::check(&file),
+            cmd: ScenarioCmd::Check { file, expert },
+        } => commands::scenario::check(&file, expert),
         Command::Play { file, tasks, seed } => commands::scenario::play(&file, tasks.spec(), seed),
         Command::Collect {
             env,

@@ -102,6 +102,11 @@ impl ScenarioEnv {
         }
     }
 
+    /// Whether the task's goal holds in the current state (at reset: a task with nothing to do).
+    pub fn goal_holds(&self) -> bool {
+        self.inst.as_ref().is_some_and(|i| i.is_goal(&self.state))
+    }
+
     /// The first applicable ground action with this text.
     fn resolve(&self, text: &str) -> Option<u32> {
         self.inst.as_ref()?.resolve(text, &self.state)
