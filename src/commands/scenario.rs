@@ -116,20 +116,15 @@ fn expert_table(file: &std::path::Path, w: &dreamgym_sim::World, n: usize) -> Re
                 }
                 // the expert
                 let mut steps = 0;
-                loop {
-                    match env.expert_action() {
-                        Ok(Some(a)) => {
-                            steps += 1;
-                            let r = env.step(&a)?;
-                            if r.success {
-                                c.solved += 1;
-                                c.plan_steps.push(steps);
-                            }
-                            if r.done || r.truncated {
-                                break;
-                            }
-                        }
-                        Ok(None) | Err(_) => break,
+                while let Ok(Some(a)) = env.expert_action() {
+                    steps += 1;
+                    let r = env.step(&a)?;
+                    if r.success {
+                        c.solved += 1;
+                        c.plan_steps.push(steps);
+                    }
+                    if r.done || r.truncated {
+                        break;
                     }
                 }
                 // a random policy on the same instance
