@@ -328,6 +328,9 @@ pub fn collect_split(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let total = (mix.expert + mix.noisy + mix.random).max(1e-6);
     let mut out = Vec::with_capacity(n);
+    // instances the expert cannot solve are skipped (another is drawn), as `collect` does; a
+    // family where it solves almost none is an error, not an endless loop
+    let mut skipped = 0;
     for i in 0..n {
         let share = i as f32 / n.max(1) as f32;
         let policy = if share < mix.expert / total {
@@ -337,10 +340,28 @@ pub fn collect_split(
         } else {
             BehaviourPolicy::Random
         };
-        let (_, instance) = sampler.reset(env, &mut rng)?;
-        let t = collect_episode(env, &sampler.spec, instance, policy, &mut rng)
-            .with_context(|| format!("collecting offline episode {i}"))?;
-        out.push(t);
+        loop {
+            let (_, instance) = sampler.reset(env, &mut rng)?;
+            match collect_episode(env, &sampler.spec, instance, policy, &mut rng) {
+                Ok(t) => {
+                    out.push(t);
+                    break;
+                }
+                Err(dreamgym_sim::EnvError::NoPlan { .. }) if skipped < 10 * n.max(1) => {
+                    skipped += 1;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("collecting offline episode {i} ({skipped} unsolvable instances skipped before)")
+                    });
+                }
+            }
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            "offline data: skipped {skipped} instances the expert could not solve (`dreamgym scenario check --expert N` shows where)"
+        );
     }
     Ok(out)
 }
@@ -1087,6 +1108,49 @@ impl RunSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Offline collection skips instances the expert cannot solve: a keys_doors copy where
+    /// picking up strands the agent (put_in_room unsolvable, goto and pickup fine) still yields
+    /// the episodes asked for, all of solvable families.
+    #[test]
+    fn offline_collection_skips_unsolvable_instances() {
+        let src = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/keys_doors.ron"
+        ))
+        .unwrap();
+        let stranded = src.replacen(
+            "\"not near(?o)\"],\n            message: Some(\"You pick up",
+            "\"not near(?o)\", \"not agent_in(?r)\"],\n            message: Some(\"You pick up",
+            1,
+        );
+        assert_ne!(stranded, src);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stranded.ron");
+        std::fs::write(&path, stranded).unwrap();
+        let factory = EnvFactory::new(&format!("scenario:{}", path.display()), None).unwrap();
+        let mut env = factory.open();
+        let sampler = TaskSampler {
+            spec: TaskSpec {
+                difficulty: Some(1),
+                ..TaskSpec::default()
+            },
+            split: Split::Train,
+        };
+        let mix = OfflineMix {
+            expert: 1.0,
+            noisy: 0.0,
+            random: 0.0,
+            noise: 0.0,
+        };
+        let data = collect_split(env.as_mut(), &sampler, 30, mix, 5).unwrap();
+        assert_eq!(data.len(), 30);
+        assert!(data.iter().all(|t| t.outcome.success));
+        assert!(
+            data.iter()
+                .all(|t| t.task.params.get("template").map(String::as_str) != Some("put_in_room"))
+        );
+    }
 
     #[test]
     fn the_documented_defaults_file_is_the_defaults() {
