@@ -2,23 +2,14 @@
 //! small fake bridges. Needs the venv from `scripts/setup-venv.sh` (the test script makes it and
 //! exports `DREAMGYM_PYTHON`).
 
-use dreamgym::envs::cache_dir;
 use dreamgym_sim::{BridgeConfig, BridgeEnv, Env, TaskSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn python() -> String {
-    if let Ok(p) = std::env::var("DREAMGYM_PYTHON") {
-        return p;
-    }
-    let venv = cache_dir().join("venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no venv with minigrid / textworld-express: run `bash scripts/setup-venv.sh` (or scripts/test.sh), or set DREAMGYM_PYTHON"
-    );
-    venv.display().to_string()
-}
+#[path = "support/python.rs"]
+mod python_support;
+use python_support::python;
 
 fn shipped(name: &str) -> BridgeEnv {
     let dir = tempfile::tempdir().unwrap().keep();

@@ -3,7 +3,7 @@
 //! against the same episodes played in-process; then load, limits, abuse and crashes, with the
 //! durable buffer read back after each.
 
-use dreamgym::envs::{EnvFactory, cache_dir};
+use dreamgym::envs::EnvFactory;
 use dreamgym_buffer::{BufferConfig, Provenance, ReplayBuffer};
 use dreamgym_sim::{Env, TaskSpec};
 use serde_json::Value;
@@ -13,17 +13,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn python() -> String {
-    if let Ok(p) = std::env::var("DREAMGYM_PYTHON") {
-        return p;
-    }
-    let venv = cache_dir().join("venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no venv with openenv-core: run `bash scripts/setup-venv.sh` (or scripts/test.sh), or set DREAMGYM_PYTHON"
-    );
-    venv.display().to_string()
-}
+#[path = "support/python.rs"]
+mod python_support;
+use python_support::python;
 
 /// A `dreamgym serve` child on a free loopback port.
 struct Server {
