@@ -369,10 +369,14 @@ pub enum ModelCmd {
         /// Exact memory only (ablation: no rule induction).
         #[arg(long)]
         no_rules: bool,
-        /// Give the model no retrieved transitions (ablation; by default each held-out step is
-        /// given the training transitions of its task instance, as in training in the model).
+        /// Give the model no retrieved transitions (ablation; the same as --retrieval off).
         #[arg(long)]
         no_retrieval: bool,
+        /// What each held-out episode is shown: off, instance (the training transitions of its
+        /// task instance, as in training in the model) or similar (those, then the most similar
+        /// other instances').
+        #[arg(long, default_value = "instance")]
+        retrieval: dreamgym_sim::model::retrieval::RetrievalMode,
         /// Also print this many wrong predictions with their reasoning.
         #[arg(long, default_value_t = 0)]
         show_errors: usize,
@@ -538,6 +542,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     gamma,
                     no_rules,
                     no_retrieval,
+                    retrieval,
                     show_errors,
                     show,
                     json,
@@ -546,7 +551,14 @@ pub fn run(cli: Cli) -> Result<()> {
             &train,
             &heldout,
             gamma,
-            (no_rules, no_retrieval),
+            (
+                no_rules,
+                if no_retrieval {
+                    dreamgym_sim::model::retrieval::RetrievalMode::Off
+                } else {
+                    retrieval
+                },
+            ),
             (show_errors, show),
             json,
         ),

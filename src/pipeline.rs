@@ -16,6 +16,7 @@ use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, 
 use dreamgym_sim::model::env::{FailureCounts, ModelEnv, ModelFailures};
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
+use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
 use dreamgym_sim::model::{ExperienceModel, fidelity};
 use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
 use dreamgym_sim::{Env, TaskSpec};
@@ -80,6 +81,10 @@ pub struct RunConfig {
     pub policy: TrainConfig,
     /// The experience model trained in.
     pub experience_model: ExperienceModelKind,
+    /// What the model is shown of the real data while an instance is played (`Instance`: that
+    /// instance's real transitions; `Similar`: those, then the most similar other instances';
+    /// `Off`; the "without retrieval" ablation is always `Off`).
+    pub retrieval: RetrievalMode,
     /// Policy iterations in the experience model (and for the real-only baseline).
     pub iterations: usize,
     /// Model envs rolled out per iteration in the experience model (the real env uses
@@ -218,6 +223,7 @@ impl Default for RunConfig {
                 ..TrainConfig::default()
             },
             experience_model: ExperienceModelKind::Native,
+            retrieval: RetrievalMode::Instance,
             iterations: 60,
             synthetic_envs: 16,
             s2r_share: 0.1,
@@ -633,10 +639,21 @@ impl SeedContext<'_> {
             .max()
             .unwrap_or(1)
             .max(1) as u32;
+        // one index for the loop's envs
+        let mode = if retrieval {
+            self.cfg.retrieval
+        } else {
+            RetrievalMode::Off
+        };
+        let index = Arc::new(Retrieval::new(&self.offline, mode));
         (0..self.cfg.synthetic_envs.max(1))
             .map(|_| {
-                let mut m = ModelEnv::new(model.clone(), &self.offline, max_steps);
-                m.set_retrieval(retrieval);
+                let mut m = ModelEnv::with_retrieval(
+                    model.clone(),
+                    &self.offline,
+                    max_steps,
+                    index.clone(),
+                );
                 m.count_failures_in(failures.clone());
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
@@ -857,9 +874,15 @@ pub fn run(
         posed: None,
     };
     let mut results: BTreeMap<String, Vec<SeedResult>> = BTreeMap::new();
-    let mut notes = vec![
-        "retrieval: the model env passes the native model the real transitions of the task instance being played (up to 64); dreamgym_without_retrieval passes none".to_string(),
-    ];
+    let mut notes = vec![format!(
+        "retrieval ({:?}): the model env passes the native model the real transitions of the task instance being played (up to 64){}; dreamgym_without_retrieval passes none",
+        cfg.retrieval,
+        if cfg.retrieval == RetrievalMode::Similar {
+            ", then those of the most similar other instances"
+        } else {
+            ""
+        }
+    )];
     if factory.scenario().is_none() {
         notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 2 to {BRIDGE_MAX_DIFFICULTY} above the env as named (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
     }

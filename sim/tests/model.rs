@@ -87,8 +87,9 @@ fn on_training_instances_places_hold_what_their_real_episodes_found() {
     let train = data("household.ron", 0..300);
     let held = household_by(BehaviourPolicy::NoisyExpert { epsilon: 0.6 }, 0..100);
     let model = NativeModel::fit(&train);
-    let with = evaluate_with(&model, &train, &held, 0.9, true);
-    let without = evaluate_with(&model, &train, &held, 0.9, false);
+    use dreamgym_sim::model::retrieval::RetrievalMode;
+    let with = evaluate_with(&model, &train, &held, 0.9, RetrievalMode::Instance);
+    let without = evaluate_with(&model, &train, &held, 0.9, RetrievalMode::Off);
     eprintln!(
         "household seen instances: exact {:.3} with retrieval, {:.3} without",
         with.seen_tasks.next_state_exact, without.seen_tasks.next_state_exact

@@ -3,6 +3,7 @@
 
 use crate::envs::EnvFactory;
 use anyhow::{Result, bail};
+use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
 use dreamgym_sim::policy::BehaviourPolicy;
 use dreamgym_sim::{Env, TaskSpec};
 use std::path::Path;
@@ -25,7 +26,7 @@ pub fn eval(
     train: &std::path::Path,
     heldout: &std::path::Path,
     gamma: f64,
-    (no_rules, no_retrieval): (bool, bool),
+    (no_rules, retrieval): (bool, RetrievalMode),
     (show_errors, show): (usize, usize),
     json: bool,
 ) -> Result<()> {
@@ -39,7 +40,7 @@ pub fn eval(
     let model = NativeModel::fit_with(&tr, !no_rules);
     let fit_s = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
-    let r = fidelity::evaluate_with(&model, &tr, &ho, gamma, !no_retrieval);
+    let r = fidelity::evaluate_with(&model, &tr, &ho, gamma, retrieval);
     let eval_s = t1.elapsed().as_secs_f64();
     // one-step predictions plus the open-loop ones of the drift measurement
     let predictions = r.all.transitions + r.drift.iter().map(|d| d.windows).sum::<usize>();
@@ -91,11 +92,7 @@ pub fn eval(
         "open-loop next-state exact after k steps: {}",
         drift.join(", ")
     );
-    let index = if no_retrieval {
-        Default::default()
-    } else {
-        dreamgym_sim::model::env::retrieval_index(&tr)
-    };
+    let index = Retrieval::new(&tr, retrieval);
     show_predictions(&model, &ho, &index, show, false);
     show_predictions(&model, &ho, &index, show_errors, true);
     Ok(())
@@ -105,14 +102,18 @@ pub fn eval(
 fn show_predictions(
     model: &dyn dreamgym_sim::model::ExperienceModel,
     heldout: &[dreamgym_buffer::Trajectory],
-    retrieval: &std::collections::HashMap<String, Vec<dreamgym_buffer::Step>>,
+    retrieval: &Retrieval,
     n: usize,
     wrong_only: bool,
 ) {
     let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
     let mut shown = 0;
     for t in heldout {
-        let retrieved = retrieval.get(&t.task.id).map_or(&[][..], Vec::as_slice);
+        let retrieved = match t.steps.first() {
+            Some(first) => retrieval.for_instance(&t.task.id, &t.task.instruction, &first.state),
+            None => vec![],
+        };
+        let retrieved = retrieved.as_slice();
         for (i, s) in t.steps.iter().enumerate() {
             if shown >= n {
                 return;

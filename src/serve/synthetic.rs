@@ -16,6 +16,7 @@ use dreamgym_curriculum::{Curriculum, CurriculumConfig};
 use dreamgym_sim::TaskSpec;
 use dreamgym_sim::model::ExperienceModel;
 use dreamgym_sim::model::env::{ModelEnv, ModelFailures};
+use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,7 @@ pub struct SyntheticWorld {
     offline: Vec<Trajectory>,
     extra_starts: Vec<(Task, Observation)>,
     max_steps: u32,
+    retrieval: Arc<Retrieval>,
     failures: Arc<ModelFailures>,
     curriculum: Mutex<SharedCurriculum>,
     may_block: bool,
@@ -75,6 +77,7 @@ impl SyntheticWorld {
             .unwrap_or(1)
             .max(1) as u32;
         Ok(Self {
+            retrieval: Arc::new(Retrieval::new(&offline, RetrievalMode::Instance)),
             model,
             offline,
             extra_starts,
@@ -105,7 +108,12 @@ impl SyntheticWorld {
 
     /// A fresh env for one session.
     pub fn open(&self) -> ModelEnv {
-        let mut m = ModelEnv::new(self.model.clone(), &self.offline, self.max_steps);
+        let mut m = ModelEnv::with_retrieval(
+            self.model.clone(),
+            &self.offline,
+            self.max_steps,
+            self.retrieval.clone(),
+        );
         m.count_failures_in(self.failures.clone());
         for (t, o) in &self.extra_starts {
             m.add_start(t.clone(), o.clone());

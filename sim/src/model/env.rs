@@ -16,33 +16,20 @@
 //! action, a model error) end it as truncated too (`info.dead_end`), so that one bad prediction
 //! never stops the loop. Both are counted in [`ModelFailures`], which the envs of one loop share.
 //!
-//! **Retrieval**: each step passes the model, as retrieved transitions, the real transitions of
-//! the same task instance (by task id, at most [`RETRIEVED_PER_TASK`]), so what a real episode of
-//! this instance saw somewhere (what lies on the dining table) is what the model shows there;
-//! [`ModelEnv::set_retrieval`] turns this off (the "without retrieval" ablation). Tasks without
-//! real data (generated variants) get none.
+//! **Retrieval**: each step passes the model the real transitions [`Retrieval`] chose for the
+//! instance when its episode started (by default those of the same task instance, so what a real
+//! episode of this instance saw somewhere is what the model shows there; `Similar` adds the
+//! nearest other instances', so an instance without real data gets experience too; see
+//! [`super::retrieval`]). [`ModelEnv::set_retrieval`] turns it off (the "without retrieval"
+//! ablation); [`ModelEnv::with_retrieval`] shares one index among a loop's envs.
 
+use super::retrieval::{Retrieval, RetrievalMode};
 use super::{ExperienceModel, ModelContext};
 use crate::env::{Env, EnvError, PosedTask, StepResult, TaskSpec, fnv1a};
 use dreamgym_buffer::{Embedder, HashedNgramEmbedder, Observation, Step, Task, Trajectory};
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Most real transitions of one task instance passed to the model as retrieved experience.
-pub const RETRIEVED_PER_TASK: usize = 64;
-
-/// The real transitions of each task instance (by task id, at most [`RETRIEVED_PER_TASK`], in
-/// data order): what a model is given as retrieved experience of the instance being played.
-pub fn retrieval_index(real: &[Trajectory]) -> std::collections::HashMap<String, Vec<Step>> {
-    let mut index: std::collections::HashMap<String, Vec<Step>> = Default::default();
-    for t in real {
-        let steps = index.entry(t.task.id.clone()).or_default();
-        let room = RETRIEVED_PER_TASK.saturating_sub(steps.len());
-        steps.extend(t.steps.iter().take(room).cloned());
-    }
-    index
-}
 
 /// The first observation of each real trajectory, with its task: where a model env can start.
 pub fn initial_states(real: &[Trajectory]) -> Vec<(Task, Observation)> {
@@ -104,11 +91,12 @@ pub struct ModelEnv {
     state: Option<Observation>,
     history: Vec<Step>,
     over: bool,
-    /// Real transitions per task id (retrieved experience).
-    real_steps: std::collections::HashMap<String, Vec<Step>>,
-    /// The task id whose real transitions the episode in play is given (a generated task's base).
-    retrieval_id: String,
-    retrieval: bool,
+    /// The real data retrieval draws on.
+    retrieval: Arc<Retrieval>,
+    /// What the episode in play is shown (chosen when it started).
+    retrieved: Vec<Step>,
+    /// Retrieval switched off (the ablation), whatever the index.
+    no_retrieval: bool,
     failures: Arc<ModelFailures>,
 }
 
@@ -116,8 +104,19 @@ impl ModelEnv {
     /// A model env whose initial states come from `real` trajectories; episodes are cut after
     /// `max_steps` steps.
     pub fn new(model: Arc<dyn ExperienceModel>, real: &[Trajectory], max_steps: u32) -> Self {
+        let retrieval = Arc::new(Retrieval::new(real, RetrievalMode::Instance));
+        Self::with_retrieval(model, real, max_steps, retrieval)
+    }
+
+    /// [`Self::new`] retrieving from `retrieval` (one index, with its mode, shared by the envs
+    /// of a loop or a server).
+    pub fn with_retrieval(
+        model: Arc<dyn ExperienceModel>,
+        real: &[Trajectory],
+        max_steps: u32,
+        retrieval: Arc<Retrieval>,
+    ) -> Self {
         let starts = initial_states(real);
-        let real_steps = retrieval_index(real);
         Self {
             id: format!("model:{}", model.name()),
             model,
@@ -127,9 +126,9 @@ impl ModelEnv {
             task: None,
             state: None,
             history: vec![],
-            real_steps,
-            retrieval_id: String::new(),
-            retrieval: true,
+            retrieval,
+            retrieved: vec![],
+            no_retrieval: false,
             over: false,
             failures: Arc::default(),
         }
@@ -146,9 +145,18 @@ impl ModelEnv {
         self.starts.push((task, obs));
     }
 
-    /// Pass the model the real transitions of the task being played (on by default).
+    /// Pass the model retrieved real transitions (on by default).
     pub fn set_retrieval(&mut self, on: bool) {
-        self.retrieval = on;
+        self.no_retrieval = !on;
+    }
+
+    /// Choose what the episode of instance `id` (instruction, first observation) is shown.
+    fn retrieve_for(&mut self, id: &str, instruction: &str, first: &Observation) {
+        self.retrieved = if self.no_retrieval {
+            vec![]
+        } else {
+            self.retrieval.for_instance(id, instruction, first)
+        };
     }
 
     /// Number of initial states available.
@@ -157,7 +165,7 @@ impl ModelEnv {
     }
 
     fn start(&mut self, task: Task, obs: Observation) -> Observation {
-        self.retrieval_id.clone_from(&task.id);
+        self.retrieve_for(&task.id, &task.instruction, &obs);
         self.task = Some(task);
         self.state = Some(obs.clone());
         self.history.clear();
@@ -196,8 +204,17 @@ impl ModelEnv {
             instruction: posed.instruction.clone(),
             ..obs
         };
+        let base_obs = obs.clone();
         let obs = self.start(task, obs);
-        self.retrieval_id = base.id;
+        // the same world, another goal: the base instance's experience
+        self.retrieve_for(
+            &base.id,
+            &base.instruction,
+            &Observation {
+                instruction: base.instruction.clone(),
+                ..base_obs
+            },
+        );
         Ok(obs)
     }
 
@@ -270,10 +287,7 @@ impl Env for ModelEnv {
             history: &self.history,
             state,
             action,
-            retrieved: match self.real_steps.get(&self.retrieval_id) {
-                Some(steps) if self.retrieval => steps,
-                _ => &[],
-            },
+            retrieved: &self.retrieved,
         });
         let p = match predicted {
             Ok(p) => p,

@@ -1,10 +1,11 @@
 //! Fidelity of an experience model on held-out real data: how far its predictions are from what
 //! the real environment did (the eps_R and eps_P of the DreamGym bound).
 
+use super::retrieval::{Retrieval, RetrievalMode};
 use super::{ExperienceModel, ModelContext};
-use dreamgym_buffer::{Step, Trajectory};
+use dreamgym_buffer::Trajectory;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 /// Fidelity metrics over a set of held-out transitions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -184,16 +185,20 @@ pub struct Drift {
 pub const MAX_DRIFT_K: usize = 5;
 
 /// Open-loop drift of `model` over k-step windows of `heldout` (see [`FidelityReport::drift`]),
-/// given the instance's real transitions from `retrieval` (by task id).
+/// given what `retrieval` retrieves for each instance.
 pub fn drift(
     model: &dyn ExperienceModel,
     heldout: &[Trajectory],
-    retrieval: &HashMap<String, Vec<Step>>,
+    retrieval: &Retrieval,
 ) -> Vec<Drift> {
     let mut right = [0usize; MAX_DRIFT_K];
     let mut windows = [0usize; MAX_DRIFT_K];
     for t in heldout {
-        let retrieved = retrieval.get(&t.task.id).map_or(&[][..], Vec::as_slice);
+        let retrieved = match t.steps.first() {
+            Some(first) => retrieval.for_instance(&t.task.id, &t.task.instruction, &first.state),
+            None => vec![],
+        };
+        let retrieved = retrieved.as_slice();
         for start in 0..t.steps.len() {
             let mut state = t.steps[start].state.clone();
             let mut history: Vec<dreamgym_buffer::Step> = t.steps[..start].to_vec();
@@ -245,27 +250,28 @@ pub fn evaluate(
     heldout: &[Trajectory],
     gamma: f64,
 ) -> FidelityReport {
-    evaluate_with(model, train, heldout, gamma, true)
+    evaluate_with(model, train, heldout, gamma, RetrievalMode::Instance)
 }
 
-/// [`evaluate`], with retrieval on or off (`false`: nothing retrieved, the ablation).
+/// [`evaluate`] with a retrieval mode (`Off`: nothing retrieved, the ablation; `Similar`: the
+/// nearest other instances' transitions too, see [`super::retrieval`]).
 pub fn evaluate_with(
     model: &dyn ExperienceModel,
     train: &[Trajectory],
     heldout: &[Trajectory],
     gamma: f64,
-    retrieval: bool,
+    retrieval: RetrievalMode,
 ) -> FidelityReport {
-    let index = if retrieval {
-        super::env::retrieval_index(train)
-    } else {
-        HashMap::new()
-    };
+    let index = Retrieval::new(train, retrieval);
     let seen: HashSet<&str> = train.iter().map(|t| t.task.id.as_str()).collect();
     let (mut all, mut seen_acc, mut unseen) = (Acc::default(), Acc::default(), Acc::default());
     for t in heldout {
         let is_unseen = !seen.contains(t.task.id.as_str());
-        let retrieved = index.get(&t.task.id).map_or(&[][..], Vec::as_slice);
+        let retrieved = match t.steps.first() {
+            Some(first) => index.for_instance(&t.task.id, &t.task.instruction, &first.state),
+            None => vec![],
+        };
+        let retrieved = retrieved.as_slice();
         let mut shown = String::new();
         for (i, s) in t.steps.iter().enumerate() {
             let reveals = reveals(s, &shown);

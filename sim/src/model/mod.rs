@@ -10,6 +10,7 @@ pub mod llm;
 pub mod native;
 pub mod prompt;
 mod recall;
+pub mod retrieval;
 pub mod task_gen;
 mod views;
 

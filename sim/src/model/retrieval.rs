@@ -1,0 +1,225 @@
+//! Retrieved experience: the real transitions an experience model is shown while it plays a task
+//! instance (DreamGym's top-k retrieval from the replay buffer's real data).
+//!
+//! **Modes** ([`RetrievalMode`]):
+//! * `Off` — nothing (the "without retrieval" ablation);
+//! * `Instance` — the real transitions of the same task instance (by task id, at most
+//!   [`RETRIEVED`], in data order): what a real episode of this instance saw somewhere is what
+//!   the model shows there. An instance without real data gets nothing;
+//! * `Similar` — the same instance's transitions first, then those of the most similar *other*
+//!   real instances until [`RETRIEVED`] transitions: similarity is the cosine of hashed n-gram
+//!   embeddings of the instruction and the first observation's lines (the buffer's embedder), so
+//!   an instance never seen still gets the experience of its nearest neighbours.
+//!
+//! Retrieval is per instance, computed when an episode starts ([`Retrieval::for_instance`]), not
+//! per step: the instance decides what is relevant, and a step costs no search.
+
+use dreamgym_buffer::{Embedder, HashedNgramEmbedder, Observation, Step, Trajectory};
+use std::collections::HashMap;
+
+/// Most real transitions shown to the model for one instance.
+pub const RETRIEVED: usize = 64;
+
+/// Which real transitions a model is shown (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RetrievalMode {
+    /// Nothing.
+    Off,
+    /// The same instance's real transitions.
+    #[default]
+    Instance,
+    /// The same instance's, then the most similar other instances'.
+    Similar,
+}
+
+impl std::str::FromStr for RetrievalMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" | "none" => Ok(Self::Off),
+            "instance" => Ok(Self::Instance),
+            "similar" => Ok(Self::Similar),
+            _ => Err(format!(
+                "unknown retrieval `{s}`: expected off, instance or similar"
+            )),
+        }
+    }
+}
+
+/// The real data retrieval draws on, indexed once (shared by the envs of a loop).
+pub struct Retrieval {
+    mode: RetrievalMode,
+    by_task: HashMap<String, Vec<Step>>,
+    /// Each real instance (task id) with the embedding of its instruction and first lines.
+    instances: Vec<(String, Vec<f32>)>,
+    embedder: HashedNgramEmbedder,
+}
+
+impl Retrieval {
+    /// Index `real` trajectories for `mode`.
+    pub fn new(real: &[Trajectory], mode: RetrievalMode) -> Self {
+        let embedder = HashedNgramEmbedder::default();
+        let mut by_task: HashMap<String, Vec<Step>> = HashMap::new();
+        let mut instances = vec![];
+        if mode != RetrievalMode::Off {
+            for t in real {
+                let steps = by_task.entry(t.task.id.clone()).or_insert_with(|| {
+                    if mode == RetrievalMode::Similar
+                        && let Some(first) = t.steps.first()
+                    {
+                        instances.push((
+                            t.task.id.clone(),
+                            embedder.embed(&instance_text(&t.task.instruction, &first.state)),
+                        ));
+                    }
+                    vec![]
+                });
+                let room = RETRIEVED.saturating_sub(steps.len());
+                steps.extend(t.steps.iter().take(room).cloned());
+            }
+        }
+        Self {
+            mode,
+            by_task,
+            instances,
+            embedder,
+        }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> RetrievalMode {
+        self.mode
+    }
+
+    /// What the model is shown while playing instance `task_id` (whose instruction and first
+    /// observation are `instruction` and `first`).
+    pub fn for_instance(&self, task_id: &str, instruction: &str, first: &Observation) -> Vec<Step> {
+        let mut out: Vec<Step> = self.by_task.get(task_id).cloned().unwrap_or_default();
+        if self.mode != RetrievalMode::Similar || out.len() >= RETRIEVED {
+            return out;
+        }
+        let q = self.embedder.embed(&instance_text(instruction, first));
+        let mut near: Vec<(f32, &str)> = self
+            .instances
+            .iter()
+            .filter(|(id, _)| id != task_id)
+            .map(|(id, e)| {
+                (
+                    q.iter().zip(e).map(|(a, b)| a * b).sum::<f32>(),
+                    id.as_str(),
+                )
+            })
+            .collect();
+        // most similar first; ties by id, so the choice does not depend on data order
+        near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        for (_, id) in near {
+            let room = RETRIEVED - out.len();
+            if room == 0 {
+                break;
+            }
+            out.extend(self.by_task[id].iter().take(room).cloned());
+        }
+        out
+    }
+}
+
+/// The text an instance is compared by: its instruction and its first observation's lines.
+fn instance_text(instruction: &str, first: &Observation) -> String {
+    let mut s = instruction.to_string();
+    for l in &first.lines {
+        s.push('\n');
+        s.push_str(l);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dreamgym_buffer::{Outcome, Provenance, Task};
+
+    fn episode(id: &str, instruction: &str, room: &str, n: usize) -> Trajectory {
+        let obs = |i: usize| Observation {
+            lines: vec![
+                format!("[{room}] room: the {room}"),
+                format!("[x{i}] thing: item {i}"),
+            ],
+            instruction: instruction.into(),
+            admissible: vec!["look".into()],
+            feedback: String::new(),
+        };
+        Trajectory {
+            task: Task {
+                id: id.into(),
+                instruction: instruction.into(),
+                params: Default::default(),
+                difficulty: 1,
+                origin: Default::default(),
+            },
+            env_id: "scenario:x".into(),
+            seed: 0,
+            provenance: Provenance::Real,
+            policy: "expert".into(),
+            steps: (0..n)
+                .map(|i| Step {
+                    state: obs(i),
+                    action: format!("look {id}"),
+                    reward: 0.0,
+                    next_state: obs(i + 1),
+                    done: false,
+                    truncated: false,
+                    reasoning: None,
+                    provenance: Provenance::Real,
+                    reward_known: true,
+                })
+                .collect(),
+            outcome: Outcome {
+                success: false,
+                total_reward: 0.0,
+                length: n as u32,
+                truncated: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_instance_gets_its_nearest_neighbours_and_off_gets_nothing() {
+        let real = [
+            episode("w/heat/1", "heat the apple", "kitchen", 40),
+            episode("w/cool/2", "cool the wine", "cellar", 40),
+            episode("w/heat/3", "heat the bread", "kitchen", 40),
+        ];
+        let new = Observation {
+            lines: vec!["[kitchen] room: the kitchen".into()],
+            instruction: "heat the apple".into(),
+            ..Default::default()
+        };
+        let similar = Retrieval::new(&real, RetrievalMode::Similar);
+        let got = similar.for_instance("w/heat/9", "heat the apple", &new);
+        assert_eq!(got.len(), RETRIEVED);
+        // the most similar instance first, then the next; the cellar one is not needed
+        assert!(got[..40].iter().all(|s| s.action == "look w/heat/1"));
+        assert!(got[40..].iter().all(|s| s.action == "look w/heat/3"));
+        // a seen instance: its own transitions first
+        let own = similar.for_instance("w/cool/2", "cool the wine", &real[1].steps[0].state);
+        assert!(own[..40].iter().all(|s| s.action == "look w/cool/2"));
+        // by instance only: nothing for the new one, its own for a seen one
+        let instance = Retrieval::new(&real, RetrievalMode::Instance);
+        assert!(
+            instance
+                .for_instance("w/heat/9", "heat the apple", &new)
+                .is_empty()
+        );
+        assert_eq!(
+            instance
+                .for_instance("w/cool/2", "cool the wine", &real[1].steps[0].state)
+                .len(),
+            40
+        );
+        let off = Retrieval::new(&real, RetrievalMode::Off);
+        assert!(
+            off.for_instance("w/cool/2", "cool the wine", &real[1].steps[0].state)
+                .is_empty()
+        );
+    }
+}
