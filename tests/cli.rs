@@ -153,6 +153,15 @@ fn scenario_check_locates_errors_in_broken_copies() {
             src.replacen("max_steps: 30,", "max_step: 30,", 1),
             "max_step",
         ),
+        (
+            "unknown variable in a level's instruction",
+            src.replacen(
+                "Level(difficulty: 2, knobs: {\"rooms\": 2, \"distractors\": 4}, setup: [\n                    Place(what: \"?o\"",
+                "Level(difficulty: 2, knobs: {\"rooms\": 2, \"distractors\": 4}, instruction: Some(\"find the {z.name}\"), setup: [\n                    Place(what: \"?o\"",
+                1,
+            ),
+            "unknown variable `{z}` in template (available: o, k)",
+        ),
     ];
     for (what, text, expect) in cases {
         assert_ne!(text, src, "{what}: the test's replacement did not apply");

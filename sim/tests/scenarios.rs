@@ -263,3 +263,61 @@ fn webshop_reward_is_the_share_of_matched_attributes() {
     assert!(r.done && !r.success);
     assert!((r.reward - 0.6).abs() < 1e-6, "reward {}", r.reward);
 }
+
+/// A level's own instruction replaces its template's there and only there; a scenario-wide
+/// `default_fail` is what a text no action has says (else "Nothing happens.").
+#[test]
+fn level_instructions_and_the_default_failure_message() {
+    let src = std::fs::read_to_string(scenario("keys_doors.ron")).unwrap();
+    let changed = src
+        .replacen(
+            "max_steps: 30,",
+            "max_steps: 30,\n    default_fail: Some(\"That does not work here.\"),",
+            1,
+        )
+        .replacen(
+            "Level(difficulty: 2, knobs: {\"rooms\": 2, \"distractors\": 4}, setup: [\n                    Place(what: \"?o\"",
+            "Level(difficulty: 2, knobs: {\"rooms\": 2, \"distractors\": 4}, instruction: Some(\"find the {o.name} in another room\"), setup: [\n                    Place(what: \"?o\"",
+            1,
+        );
+    assert_eq!(
+        changed.matches("default_fail").count(),
+        1,
+        "the copy changed"
+    );
+    assert_eq!(
+        changed.matches("in another room").count(),
+        1,
+        "the copy changed"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.ron");
+    std::fs::write(&path, changed).unwrap();
+    let mut env = ScenarioEnv::load(&path).unwrap();
+    let spec = |d| TaskSpec {
+        template: Some("goto".into()),
+        difficulty: Some(d),
+        posed: None,
+    };
+    let l1 = env.reset(&spec(1), 3).unwrap();
+    assert!(
+        l1.instruction.starts_with("go to the "),
+        "{}",
+        l1.instruction
+    );
+    let l2 = env.reset(&spec(2), 3).unwrap();
+    assert!(
+        l2.instruction.starts_with("find the ") && l2.instruction.ends_with(" in another room"),
+        "{}",
+        l2.instruction
+    );
+    let r = env.step("dance").unwrap();
+    assert_eq!(r.observation.feedback, "That does not work here.");
+    // as shipped: the old message
+    let mut shipped = ScenarioEnv::load(&scenario("keys_doors.ron")).unwrap();
+    shipped.reset(&spec(2), 3).unwrap();
+    assert_eq!(
+        shipped.step("dance").unwrap().observation.feedback,
+        "Nothing happens."
+    );
+}

@@ -16,6 +16,11 @@ pub struct ScenarioFile {
     pub description: String,
     /// Step limit of an episode (a level may override it).
     pub max_steps: u32,
+    /// What a failed action says when nothing more specific does: an action whose failing
+    /// precondition has no `fail` entry and which has no `otherwise`, or a text no action has
+    /// (default "Nothing happens.").
+    #[serde(default)]
+    pub default_fail: Option<String>,
     /// Object types, optionally with a parent type.
     pub types: Vec<TypeDef>,
     /// Predicates (relations) the state is made of.
@@ -271,4 +276,8 @@ pub struct LevelDef {
     /// Conditions the instance must satisfy after setup (setup is re-drawn until they hold).
     #[serde(default)]
     pub require: Vec<String>,
+    /// The instruction at this level, instead of the template's (it may name the level's own
+    /// variables): e.g. a harder level that stops naming where the object is.
+    #[serde(default)]
+    pub instruction: Option<String>,
 }

@@ -104,6 +104,7 @@ impl Grounding {
             }
         }
         Grounding {
+            default_fail: w.default_fail.clone(),
             facts: table.facts,
             index: table.index,
             actions,

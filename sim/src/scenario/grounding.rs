@@ -44,6 +44,8 @@ pub struct GroundLine {
 /// The shared grounding of a world.
 #[derive(Debug)]
 pub struct Grounding {
+    /// What a failed action says when nothing more specific does (the world's `default_fail`).
+    pub default_fail: String,
     /// State facts (index = bit).
     pub facts: Vec<Fact>,
     /// Index of each state fact.

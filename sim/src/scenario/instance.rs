@@ -300,7 +300,10 @@ pub fn instantiate(
     }
     let task = Task {
         id: format!("{}/{}/d{}/s{}", w.name, t.id, level.difficulty, seed),
-        instruction: w.fill(&t.instruction, &binding),
+        instruction: w.fill(
+            level.instruction.as_ref().unwrap_or(&t.instruction),
+            &binding,
+        ),
         params,
         difficulty: level.difficulty,
         origin: TaskOrigin::Seed,
@@ -508,7 +511,7 @@ impl Instance {
     /// Why no ground action with this text can be applied in `state` (first failing message).
     pub fn failure_message(&self, text: &str, state: &[u64]) -> String {
         let Some(a) = self.with_text(text).next() else {
-            return "Nothing happens.".into();
+            return self.g.default_fail.clone();
         };
         let a = &self.g.actions[a as usize];
         for (f, positive, m) in &a.fail {
@@ -518,6 +521,6 @@ impl Instance {
         }
         a.otherwise
             .clone()
-            .unwrap_or_else(|| "Nothing happens.".into())
+            .unwrap_or_else(|| self.g.default_fail.clone())
     }
 }

@@ -240,6 +240,8 @@ pub struct Level {
     pub max_steps: u32,
     /// Conditions the set-up instance must satisfy.
     pub require: Option<Cond>,
+    /// The level's own instruction (else the template's).
+    pub instruction: Option<Template>,
 }
 
 /// A compiled task template.
@@ -285,6 +287,8 @@ pub struct World {
     pub description: String,
     /// Default step limit.
     pub max_steps: u32,
+    /// What a failed action says when nothing more specific does.
+    pub default_fail: String,
     /// Types.
     pub types: Vec<TypeInfo>,
     /// Predicates.

@@ -124,6 +124,10 @@ impl Compiler<'_> {
             name: f.name.clone(),
             description: f.description.clone(),
             max_steps: f.max_steps,
+            default_fail: f
+                .default_fail
+                .clone()
+                .unwrap_or_else(|| "Nothing happens.".into()),
             types,
             preds: vec![],
             objects: vec![],

@@ -347,6 +347,11 @@ impl Cx<'_> {
                 require: (!l.require.is_empty())
                     .then(|| self.cond(anchors, &l.require, &sc))
                     .transpose()?,
+                instruction: l
+                    .instruction
+                    .as_ref()
+                    .map(|i| self.template(anchors, i, &sc))
+                    .transpose()?,
             });
         }
         Ok(TaskTemplate {
