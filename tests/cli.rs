@@ -836,3 +836,47 @@ fn a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(status.code(), Some(101), "{err}");
 }
+
+/// The shipped scenarios play exactly as they did: 60 noisy-expert episodes of each, seed 4,
+/// collected byte for byte as before the scenario language grew (per-level instructions,
+/// `default_fail`). The hashes (FNV-1a 64 of the JSONL) were taken with the binary of commit
+/// 986cfe5; a change to the engine, the compiler, the planner or the file format that alters
+/// an episode fails here and must say why in its commit.
+#[test]
+fn shipped_scenarios_collect_byte_identical_episodes() {
+    let expected = [
+        ("household", 0xfd13_f5d7_35cb_4ceb_u64, 840_329),
+        ("webshop", 0x298b_2556_ef2b_5d9d, 899_009),
+        ("keys_doors", 0xce2b_ed28_8506_8964, 483_776),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, hash, len) in expected {
+        let out = dir.path().join(format!("{name}.jsonl"));
+        let (ok, _, err) = run(bin()
+            .args([
+                "collect",
+                "--env",
+                &format!("scenario:scenarios/{name}.ron"),
+            ])
+            .args([
+                "--policy",
+                "noisy-expert:0.3",
+                "--episodes",
+                "60",
+                "--seed",
+                "4",
+                "--out",
+            ])
+            .arg(&out));
+        assert!(ok, "{err}");
+        let bytes = std::fs::read(&out).unwrap();
+        let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        assert_eq!(
+            (bytes.len(), h),
+            (len, hash),
+            "{name}: episodes differ from before"
+        );
+    }
+}
