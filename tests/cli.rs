@@ -839,9 +839,9 @@ fn a_closed_pipe_ends_quietly() {
 
 /// The shipped scenarios play exactly as they did: 60 noisy-expert episodes of each, seed 4,
 /// collected byte for byte as before the scenario language grew (per-level instructions,
-/// `default_fail`). The hashes (FNV-1a 64 of the JSONL) were taken with the binary of commit
-/// 986cfe5; a change to the engine, the compiler, the planner or the file format that alters
-/// an episode fails here and must say why in its commit.
+/// `default_fail`). The hashes (FNV-1a 64 of the JSONL) were taken with a binary whose scenario
+/// code was that of commit 986cfe5; a change to the engine, the compiler, the planner or the
+/// file format that alters an episode fails here and must say why in its commit.
 #[test]
 fn shipped_scenarios_collect_byte_identical_episodes() {
     let expected = [
