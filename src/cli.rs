@@ -125,6 +125,9 @@ pub enum Command {
         /// Skip the ablations.
         #[arg(long)]
         no_ablations: bool,
+        /// Do not write the run's experience to OUT/buffer.dglog (about 1.9 KB per transition).
+        #[arg(long)]
+        no_buffer: bool,
     },
     /// Serve an env over the OpenEnv protocol (WebSocket /ws and HTTP) for trainers in any
     /// language: the real env, or with --model a synthetic one (an experience model fit on
@@ -505,14 +508,14 @@ pub fn run(cli: Cli) -> Result<()> {
             seeds,
             iterations,
             no_ablations,
+            no_buffer,
         } => commands::run::run(
             &env,
             config.as_deref(),
             &out,
             &backend,
-            seeds,
-            iterations,
-            no_ablations,
+            (seeds, iterations, no_ablations),
+            !no_buffer,
         ),
         Command::Model {
             cmd:

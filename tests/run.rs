@@ -368,6 +368,7 @@ fn a_run_killed_after_its_first_seed_keeps_a_partial_summary() {
     .unwrap();
     let out = dir.path().join("out");
     let mut child = run_keys_doors(&cfg, &out)
+        .arg("--no-buffer")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -391,6 +392,10 @@ fn a_run_killed_after_its_first_seed_keeps_a_partial_summary() {
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("Incomplete run"), "{html}");
+    assert!(
+        !out.join("buffer.dglog").exists(),
+        "--no-buffer wrote a buffer"
+    );
 }
 
 /// A stand-in server that answers every transition with `content` (HTTP `status`).

@@ -3,15 +3,15 @@
 use anyhow::Result;
 
 /// Runs the comparison (`RunConfig` from `config`, else the embedded defaults, with the flags'
-/// overrides) and writes `summary.json` and `report.html` to `out`.
+/// overrides: seeds, iterations, no ablations) and writes `summary.json` and `report.html` to
+/// `out`, and with `buffer` the run's experience to `out/buffer.dglog`.
 pub fn run(
     env: &str,
     config: Option<&std::path::Path>,
     out: &std::path::Path,
     backend: &str,
-    seeds: Option<Vec<u64>>,
-    iterations: Option<usize>,
-    no_ablations: bool,
+    (seeds, iterations, no_ablations): (Option<Vec<u64>>, Option<usize>, bool),
+    buffer: bool,
 ) -> Result<()> {
     use crate::pipeline::RunConfig;
     let mut cfg = match config {
@@ -41,21 +41,25 @@ pub fn run(
     let progress = crate::progress::Progress::new(crate::pipeline::planned_iterations(&cfg), false);
     // the run's experience: a fresh log per run (a run in the same directory replaces it, as
     // it replaces the summary)
-    let buffer = out.join("buffer.dglog");
-    match std::fs::remove_file(&buffer) {
+    let buffer_path = out.join("buffer.dglog");
+    match std::fs::remove_file(&buffer_path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(anyhow::Error::new(e).context(format!("replacing {}", buffer.display())));
+            return Err(
+                anyhow::Error::new(e).context(format!("replacing {}", buffer_path.display()))
+            );
         }
         _ => {}
     }
-    let recorder = crate::recorder::RecorderThread::start(&buffer, &[])?;
-    let handle = recorder.handle();
+    let recorder = buffer
+        .then(|| crate::recorder::RecorderThread::start(&buffer_path, &[]))
+        .transpose()?;
+    let handle = recorder.as_ref().map(|r| r.handle());
     let summary = crate::pipeline::run(
         &id,
         &cfg,
         &device,
         &progress,
-        Some(&handle),
+        handle.as_ref(),
         &mut |partial| {
             crate::report::write(out, partial)?;
             progress.suspend(|| {
@@ -70,7 +74,9 @@ pub fn run(
     )?;
     progress.finish();
     drop(handle);
-    recorder.stop()?;
+    if let Some(r) = recorder {
+        r.stop()?;
+    }
     crate::report::write(out, &summary)?;
     println!(
         "{:<32}{:>9}{:>20}{:>12}{:>12}{:>12}",
@@ -87,11 +93,15 @@ pub fn run(
             m.synthetic_steps
         );
     }
+    let experience = if buffer {
+        format!(", and the run's experience to {}", buffer_path.display())
+    } else {
+        String::new()
+    };
     println!(
-        "wrote {}, {} and the run's experience to {} ({:.0} s)",
+        "wrote {} and {}{experience} ({:.0} s)",
         out.join("summary.json").display(),
         out.join("report.html").display(),
-        buffer.display(),
         summary.seconds
     );
     Ok(())
