@@ -28,6 +28,52 @@ impl TaskFilter {
     }
 }
 
+/// The flags of `dreamgym serve` (see `commands::serve`).
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// A scenario file (scenarios/household.ron) or an env id (scenario:PATH, bridge:NAME).
+    pub env: String,
+    /// Serve a synthetic env with this experience model (needs --offline).
+    #[arg(long, value_enum)]
+    pub model: Option<ServeModel>,
+    /// Real trajectories of ENV (JSONL, e.g. from `dreamgym collect`) the model is fit on.
+    #[arg(long)]
+    pub offline: Option<PathBuf>,
+    /// Synthetic env: no curriculum (resets that name no task draw one uniformly).
+    #[arg(long)]
+    pub no_curriculum: bool,
+    /// Synthetic env: finished episodes between the curriculum's expansions.
+    #[arg(long, default_value_t = 64)]
+    pub expand_every: usize,
+    /// The durable replay buffer every served episode is written to (created if missing).
+    #[arg(long, default_value = "serve.dglog")]
+    pub buffer: PathBuf,
+    /// Address to listen on (port 0: a free one, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub addr: std::net::SocketAddr,
+    /// Allow an address other than loopback (use with --token behind a trusted network).
+    #[arg(long)]
+    pub public: bool,
+    /// Bearer token every request but /health must carry (default: $DREAMGYM_SERVE_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Most sessions at once (WebSocket and HTTP together).
+    #[arg(long, default_value_t = 64)]
+    pub max_sessions: usize,
+    /// Seconds without a request after which a session is closed.
+    #[arg(long, default_value_t = 300)]
+    pub idle_timeout: u64,
+    /// What an inadmissible action gets: an error (no step taken) or a step the env fails.
+    #[arg(long, value_enum, default_value = "error")]
+    pub inadmissible: crate::serve::session::Inadmissible,
+    /// Seed of the instance seeds of resets that give none.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// For bridge:NAME env ids: the command that runs your own bridge.
+    #[arg(long)]
+    pub bridge_cmd: Option<String>,
+}
+
 /// The experience model of a served synthetic env.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServeModel {
@@ -133,49 +179,7 @@ pub enum Command {
     /// language: the real env, or with --model a synthetic one (an experience model fit on
     /// --offline real trajectories, the curriculum choosing the tasks). Every episode played is
     /// recorded in the durable replay buffer --buffer. Stops cleanly on SIGTERM / Ctrl-C.
-    Serve {
-        /// A scenario file (scenarios/household.ron) or an env id (scenario:PATH, bridge:NAME).
-        env: String,
-        /// Serve a synthetic env with this experience model (needs --offline).
-        #[arg(long, value_enum)]
-        model: Option<ServeModel>,
-        /// Real trajectories of ENV (JSONL, e.g. from `dreamgym collect`) the model is fit on.
-        #[arg(long)]
-        offline: Option<PathBuf>,
-        /// Synthetic env: no curriculum (resets that name no task draw one uniformly).
-        #[arg(long)]
-        no_curriculum: bool,
-        /// Synthetic env: finished episodes between the curriculum's expansions.
-        #[arg(long, default_value_t = 64)]
-        expand_every: usize,
-        /// The durable replay buffer every served episode is written to (created if missing).
-        #[arg(long, default_value = "serve.dglog")]
-        buffer: PathBuf,
-        /// Address to listen on (port 0: a free one, printed at start).
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        addr: std::net::SocketAddr,
-        /// Allow an address other than loopback (use with --token behind a trusted network).
-        #[arg(long)]
-        public: bool,
-        /// Bearer token every request but /health must carry (default: $DREAMGYM_SERVE_TOKEN).
-        #[arg(long)]
-        token: Option<String>,
-        /// Most sessions at once (WebSocket and HTTP together).
-        #[arg(long, default_value_t = 64)]
-        max_sessions: usize,
-        /// Seconds without a request after which a session is closed.
-        #[arg(long, default_value_t = 300)]
-        idle_timeout: u64,
-        /// What an inadmissible action gets: an error (no step taken) or a step the env fails.
-        #[arg(long, value_enum, default_value = "error")]
-        inadmissible: crate::serve::session::Inadmissible,
-        /// Seed of the instance seeds of resets that give none.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// For bridge:NAME env ids: the command that runs your own bridge.
-        #[arg(long)]
-        bridge_cmd: Option<String>,
-    },
+    Serve(ServeArgs),
     /// One DreamGym training run from an experiment file, checkpointed every iteration: seed
     /// data, the native model, the policy in it with the curriculum, then optional sim-to-real.
     Train {
@@ -469,37 +473,7 @@ pub fn run(cli: Cli) -> Result<()> {
             backend,
             quiet,
         } => commands::train::run(&config, out, resume, stop_after, &backend, quiet),
-        Command::Serve {
-            env,
-            model,
-            offline,
-            no_curriculum,
-            expand_every,
-            buffer,
-            addr,
-            public,
-            token,
-            max_sessions,
-            idle_timeout,
-            inadmissible,
-            seed,
-            bridge_cmd,
-        } => commands::serve::run(commands::serve::Args {
-            env,
-            model,
-            offline,
-            curriculum: !no_curriculum,
-            expand_every,
-            buffer,
-            addr,
-            public,
-            token,
-            max_sessions,
-            idle_timeout,
-            inadmissible,
-            seed,
-            bridge_cmd,
-        }),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Run {
             env,
             config,

@@ -3,9 +3,12 @@
 
 #[path = "../sim/tests/support/http.rs"]
 mod http;
+#[path = "support/stranded.rs"]
+mod stranded;
 
 use std::path::Path;
 use std::process::Command;
+use stranded::stranded_keys_doors;
 
 /// `dreamgym run scenarios/keys_doors.ron --backend cpu --config CFG --out OUT`, from the crate root.
 fn run_keys_doors(cfg: &Path, out: &Path) -> Command {
@@ -470,4 +473,36 @@ fn the_loop_survives_dead_end_states_and_stops_on_a_failing_model() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("rejected replies"), "{err}");
+}
+
+/// Offline collection skips instances the expert cannot solve: a keys_doors copy where
+/// picking up strands the agent (put_in_room unsolvable, goto and pickup fine) still yields
+/// the episodes asked for, all of solvable families.
+#[test]
+fn offline_collection_skips_unsolvable_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = stranded_keys_doors(dir.path());
+    let factory =
+        dreamgym::envs::EnvFactory::new(&format!("scenario:{}", path.display()), None).unwrap();
+    let mut env = factory.open();
+    let sampler = dreamgym_policy::TaskSampler {
+        spec: dreamgym_sim::TaskSpec {
+            difficulty: Some(1),
+            ..dreamgym_sim::TaskSpec::default()
+        },
+        split: dreamgym_policy::Split::Train,
+    };
+    let mix = dreamgym::pipeline::OfflineMix {
+        expert: 1.0,
+        noisy: 0.0,
+        random: 0.0,
+        noise: 0.0,
+    };
+    let data = dreamgym::pipeline::collect_split(env.as_mut(), &sampler, 30, mix, 5).unwrap();
+    assert_eq!(data.len(), 30);
+    assert!(data.iter().all(|t| t.outcome.success));
+    assert!(
+        data.iter()
+            .all(|t| t.task.params.get("template").map(String::as_str) != Some("put_in_room"))
+    );
 }

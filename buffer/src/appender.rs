@@ -12,10 +12,11 @@
 
 use crate::log::{DurableLog, FsyncPolicy, Recovery, TailRule};
 use crate::records::Trajectory;
-use crate::replay::{BufferConfig, BufferError, EpisodeMeta, capacity_entry, parse_capacity_entry};
+use crate::replay::{
+    BufferConfig, BufferError, EpisodeMeta, capacity_entry, parse_capacity_entry, refuse_non_finite,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 /// An append-only writer of a buffer log.
 pub struct BufferAppender {
@@ -68,27 +69,12 @@ impl BufferAppender {
         t: &Trajectory,
         tags: BTreeMap<String, String>,
     ) -> Result<usize, BufferError> {
-        if let Some((field, value)) = t.non_finite() {
-            return Err(BufferError::NonFinite {
-                task: t.task.id.clone(),
-                field,
-                value,
-            });
-        }
-        let episode = Arc::new(EpisodeMeta {
-            id: self.next_episode,
-            task: t.task.clone(),
-            env_id: t.env_id.clone(),
-            seed: t.seed,
-            policy: t.policy.clone(),
-            provenance: t.provenance,
-            outcome: t.outcome,
-            tags,
-        });
-        self.next_episode += 1;
+        refuse_non_finite(t)?;
         // each record is `{"episode":META,"t":I,"step":STEP}`, exactly what serialising a
         // `BufferRecord` writes (tested); the episode's part is serialised once, not once per step
-        let meta = serde_json::to_vec(&*episode).expect("episodes always serialise");
+        let meta = serde_json::to_vec(&EpisodeMeta::of(self.next_episode, t, tags))
+            .expect("episodes always serialise");
+        self.next_episode += 1;
         let mut payload = Vec::with_capacity(meta.len() + 4096);
         for (i, step) in t.steps.iter().enumerate() {
             payload.clear();
@@ -119,6 +105,7 @@ mod tests {
     use super::*;
     use crate::records::{Observation, Outcome, Provenance, Step, Task};
     use crate::replay::{BufferRecord, ReplayBuffer};
+    use std::sync::Arc;
 
     fn episode(n: usize, reward: f32) -> Trajectory {
         let obs = |i: usize| Observation {
@@ -229,16 +216,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let meta = Arc::new(EpisodeMeta {
-            id: 0,
-            task: t.task.clone(),
-            env_id: t.env_id.clone(),
-            seed: t.seed,
-            policy: t.policy.clone(),
-            provenance: t.provenance,
-            outcome: t.outcome,
-            tags,
-        });
+        let meta = Arc::new(EpisodeMeta::of(0, &t, tags));
         for (i, step) in t.steps.iter().enumerate() {
             let rec = BufferRecord {
                 episode: meta.clone(),

@@ -227,6 +227,19 @@ impl<W: Write> JsonlWriter<W> {
     }
 }
 
+/// What kind of JSON value `v` is, as an error message says it ("a string", "an object", ...).
+pub fn kind_of(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,35 @@ pub struct BufferRecord {
     pub step: Step,
 }
 
+impl EpisodeMeta {
+    /// The episode numbered `id` made of trajectory `t`, with `tags`.
+    pub fn of(id: u64, t: &Trajectory, tags: BTreeMap<String, String>) -> Self {
+        Self {
+            id,
+            task: t.task.clone(),
+            env_id: t.env_id.clone(),
+            seed: t.seed,
+            policy: t.policy.clone(),
+            provenance: t.provenance,
+            outcome: t.outcome,
+            tags,
+        }
+    }
+}
+
+/// A trajectory with a reward that is not a finite number could be written but never read back:
+/// every writer of the log refuses it whole.
+pub(crate) fn refuse_non_finite(t: &Trajectory) -> Result<(), BufferError> {
+    match t.non_finite() {
+        Some((field, value)) => Err(BufferError::NonFinite {
+            task: t.task.id.clone(),
+            field,
+            value,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl BufferRecord {
     /// Provenance of the step.
     pub fn provenance(&self) -> Provenance {
@@ -343,13 +372,7 @@ impl ReplayBuffer {
         t: &Trajectory,
         tags: BTreeMap<String, String>,
     ) -> Result<Vec<u64>, BufferError> {
-        if let Some((field, value)) = t.non_finite() {
-            return Err(BufferError::NonFinite {
-                task: t.task.id.clone(),
-                field,
-                value,
-            });
-        }
+        refuse_non_finite(t)?;
         let synthetic = t
             .steps
             .iter()
@@ -361,16 +384,7 @@ impl ReplayBuffer {
                 capacity: self.config.capacity,
             });
         }
-        let episode = Arc::new(EpisodeMeta {
-            id: self.next_episode,
-            task: t.task.clone(),
-            env_id: t.env_id.clone(),
-            seed: t.seed,
-            policy: t.policy.clone(),
-            provenance: t.provenance,
-            outcome: t.outcome,
-            tags,
-        });
+        let episode = Arc::new(EpisodeMeta::of(self.next_episode, t, tags));
         let mut ids = Vec::with_capacity(t.steps.len());
         for (i, step) in t.steps.iter().enumerate() {
             ids.push(self.push(BufferRecord {

@@ -1,53 +1,20 @@
 //! `dreamgym serve`: checks the flags, builds the env (real, or the synthetic world fit on the
 //! offline data) and runs the server of [`crate::serve`].
 
-use crate::cli::ServeModel;
+use crate::cli::{ServeArgs, ServeModel};
 use crate::envs::EnvFactory;
-use crate::serve::session::{Inadmissible, Source};
+use crate::serve::session::Source;
 use crate::serve::synthetic::SyntheticWorld;
 use crate::serve::{ServeConfig, run as serve};
 use anyhow::{Context, Result, bail};
 use dreamgym_sim::model::ExperienceModel;
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The command's flags (see `cli::Command::Serve`).
-pub struct Args {
-    /// Env id or scenario path.
-    pub env: String,
-    /// Serve a synthetic env with this model.
-    pub model: Option<ServeModel>,
-    /// Offline real trajectories for the model.
-    pub offline: Option<PathBuf>,
-    /// The curriculum chooses the tasks of a synthetic env.
-    pub curriculum: bool,
-    /// Finished episodes between expansions.
-    pub expand_every: usize,
-    /// The buffer log.
-    pub buffer: PathBuf,
-    /// Listen address.
-    pub addr: std::net::SocketAddr,
-    /// A non-loopback address is allowed.
-    pub public: bool,
-    /// The bearer token.
-    pub token: Option<String>,
-    /// Session limit.
-    pub max_sessions: usize,
-    /// Idle timeout in seconds.
-    pub idle_timeout: u64,
-    /// What an inadmissible action gets.
-    pub inadmissible: Inadmissible,
-    /// Seed.
-    pub seed: u64,
-    /// A bridge command for bridge:NAME ids.
-    pub bridge_cmd: Option<String>,
-}
-
 /// Run `dreamgym serve`.
-pub fn run(a: Args) -> Result<()> {
+pub fn run(a: ServeArgs) -> Result<()> {
     if !a.addr.ip().is_loopback() && !a.public {
         bail!(
             "--addr {} is not a loopback address: pass --public to serve beyond this machine (and set --token)",
@@ -95,7 +62,7 @@ pub fn run(a: Args) -> Result<()> {
                 model,
                 offline.clone(),
                 &factory,
-                a.curriculum,
+                !a.no_curriculum,
                 a.expand_every,
                 a.seed,
             )?

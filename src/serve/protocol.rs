@@ -7,6 +7,7 @@
 //! "code": ...}}`. The observation carries the textual state, the instruction, the admissible
 //! actions and the feedback; an action is `{"action": "<text>"}`.
 
+use dreamgym_buffer::jsonl::kind_of;
 use dreamgym_buffer::{Observation, Task};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -364,17 +365,6 @@ pub fn schema() -> Value {
             }
         }
     })
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -17,33 +17,19 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 import requests
 from openenv.core.generic_client import GenericEnvClient
-from websockets.asyncio.client import connect as ws_connect
+
+# the example's client (the stock one plus the bearer token): tested here as users run it
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from openenv_client import Client  # noqa: E402
 
 
 def fail(msg):
     print(f"openenv_check: {msg}", file=sys.stderr)
     sys.exit(1)
-
-
-class TokenClient(GenericEnvClient):
-    """GenericEnvClient with an Authorization header (the stock client sends none)."""
-
-    def __init__(self, base_url, token, **kw):
-        super().__init__(base_url, **kw)
-        self._token = token
-
-    async def connect(self):
-        if self._ws is None:
-            self._ws = await ws_connect(
-                self._ws_url,
-                open_timeout=self._connect_timeout,
-                max_size=self._max_message_size,
-                additional_headers={"Authorization": f"Bearer {self._token}"},
-            )
-        return self
 
 
 def choose(obs, seed, t):
@@ -126,7 +112,7 @@ async def play_async(args):
 
 async def one_client(url, k, episodes, token=None):
     steps = 0
-    client = TokenClient(url, token) if token else GenericEnvClient(base_url=url)
+    client = Client(url, token)
     async with client as env:
         for e in range(episodes):
             seed = 1000 * k + e

@@ -101,16 +101,7 @@ pub(super) fn opt_reward(o: &Map<String, Value>, at: &str) -> Result<Option<f32>
     }
 }
 
-pub(super) fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub(super) use crate::jsonl::kind_of;
 
 pub(super) fn check_fields(
     o: &Map<String, Value>,
