@@ -35,6 +35,43 @@ pub struct RecorderStats {
     pub refused: AtomicU64,
 }
 
+/// The transition a step result completes, as a recorder keeps it: with the provenance of the
+/// env that produced it and a model's reasoning trace (`info.reasoning`) where there is one.
+pub fn recorded_step(
+    r: &dreamgym_sim::StepResult,
+    state: dreamgym_buffer::Observation,
+    action: &str,
+    provenance: dreamgym_buffer::Provenance,
+) -> dreamgym_buffer::Step {
+    let mut step = r.to_step(state, action.to_string());
+    step.provenance = provenance;
+    step.reasoning = r.info.get("reasoning").cloned();
+    step
+}
+
+/// The episode of `steps` (not empty) as a trajectory; success is the last step's
+/// ([`dreamgym_buffer::is_success`]).
+pub fn episode_of(
+    task: dreamgym_buffer::Task,
+    env_id: String,
+    seed: u64,
+    policy: String,
+    steps: Vec<dreamgym_buffer::Step>,
+) -> Trajectory {
+    let success = steps
+        .last()
+        .is_some_and(|s| dreamgym_buffer::is_success(s.done, s.reward));
+    Trajectory {
+        outcome: Trajectory::outcome_from_steps(&steps, success),
+        provenance: steps.first().map(|s| s.provenance).unwrap_or_default(),
+        task,
+        env_id,
+        seed,
+        policy,
+        steps,
+    }
+}
+
 enum Message {
     Episode(Box<Trajectory>, BTreeMap<String, String>),
     Stop,

@@ -14,8 +14,8 @@
 //! The wrapper changes nothing the learner sees: the same observations, rewards and flags, in the
 //! same order, so a run's figures are the same with and without it.
 
-use crate::recorder::Recorder;
-use dreamgym_buffer::{Observation, Provenance, Step, Task, Trajectory, is_success};
+use crate::recorder::{Recorder, episode_of, recorded_step};
+use dreamgym_buffer::{Observation, Provenance, Step, Task};
 use dreamgym_sim::{Env, EnvError, StepResult, TaskSpec};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,9 +69,6 @@ impl RecordingEnv {
         if ep.steps.is_empty() {
             return;
         }
-        let last = ep.steps.last().expect("not empty");
-        let success = is_success(last.done, last.reward);
-        let outcome = Trajectory::outcome_from_steps(&ep.steps, success);
         let mut tags = self.tags.clone();
         tags.insert("ended".into(), ended.into());
         tags.insert(
@@ -86,16 +83,9 @@ impl RecordingEnv {
             tags.insert("model".into(), self.inner.id().to_string());
             tags.insert("confidence".into(), ep.confidence.join(" "));
         }
+        let env_id = self.inner.id().to_string();
         self.recorder.record(
-            Trajectory {
-                task: ep.task,
-                env_id: self.inner.id().to_string(),
-                seed: ep.seed,
-                provenance: self.provenance,
-                policy: "learner".into(),
-                steps: ep.steps,
-                outcome,
-            },
+            episode_of(ep.task, env_id, ep.seed, "learner".into(), ep.steps),
             tags,
         );
     }
@@ -128,10 +118,8 @@ impl Env for RecordingEnv {
             && !r.info.contains_key("rejected")
         {
             let state = std::mem::replace(&mut ep.state, r.observation.clone());
-            let mut step = r.to_step(state, action.to_string());
-            step.provenance = self.provenance;
-            step.reasoning = r.info.get("reasoning").cloned();
-            ep.steps.push(step);
+            ep.steps
+                .push(recorded_step(&r, state, action, self.provenance));
             if let Some(c) = r.info.get("confidence") {
                 ep.confidence.push(c.clone());
             }

@@ -7,8 +7,8 @@
 
 use super::protocol::{ErrorCode, ObservationOut, ResetRequest, ServeError, result_json};
 use super::synthetic::SyntheticWorld;
-use crate::recorder::Recorder;
-use dreamgym_buffer::{Observation, Provenance, Step, Task, Trajectory, is_success};
+use crate::recorder::{Recorder, episode_of, recorded_step};
+use dreamgym_buffer::{Observation, Provenance, Step, Task};
 use dreamgym_sim::{Env, EnvError, TaskSpec};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -205,10 +205,12 @@ impl Session {
         };
         let ep = self.episode.as_mut().expect("checked above");
         // the state before the action moves into the step; the one after replaces it below
-        let mut step = r.to_step(std::mem::take(&mut ep.state), action.to_string());
-        step.provenance = provenance;
-        step.reasoning = r.info.get("reasoning").cloned();
-        ep.steps.push(step);
+        ep.steps.push(recorded_step(
+            &r,
+            std::mem::take(&mut ep.state),
+            action,
+            provenance,
+        ));
         ep.taken += 1;
         let over = r.done || r.truncated;
         let data = result_json(
@@ -256,24 +258,18 @@ impl Session {
             return;
         }
         ep.recorded = true;
-        let last = ep.steps.last().expect("not empty");
-        let success = is_success(last.done, last.reward);
+        let t = episode_of(
+            ep.task.clone(),
+            self.env_id.clone(),
+            ep.seed,
+            format!("client:{}", self.id),
+            std::mem::take(&mut ep.steps),
+        );
         if let (Source::Synthetic(w), Some(id)) = (&self.source, ep.pool_id)
             && matches!(why, Ending::Done | Ending::Truncated)
         {
-            w.report(id, success);
+            w.report(id, t.outcome.success);
         }
-        let steps = std::mem::take(&mut ep.steps);
-        let outcome = Trajectory::outcome_from_steps(&steps, success);
-        let t = Trajectory {
-            task: ep.task.clone(),
-            env_id: self.env_id.clone(),
-            seed: ep.seed,
-            provenance: steps[0].provenance,
-            policy: format!("client:{}", self.id),
-            steps,
-            outcome,
-        };
         let tags = BTreeMap::from([
             ("session".to_string(), self.id.clone()),
             ("episode_id".to_string(), ep.id.clone()),
