@@ -175,6 +175,31 @@ pub enum Command {
         #[arg(long)]
         no_buffer: bool,
     },
+    /// How many real interactions DreamGym saves: real_only trained at a ladder of real budgets
+    /// up to convergence (one run per budget), DreamGym with no online real step, DreamGym-S2R
+    /// at small real budgets, over several seeds; writes summary.json (headline figures: real
+    /// only's converged success, DreamGym's share of it, the saving factor), report.html and
+    /// efficiency.svg (success against real interactions, log axis).
+    Efficiency {
+        /// A scenario file (scenarios/household.ron) or an env id (scenario:PATH, bridge:NAME).
+        env: String,
+        /// Settings in RON (see `efficiency::EfficiencyConfig`; e.g.
+        /// experiments/efficiency-household.ron).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long, default_value = "runs/efficiency")]
+        out: PathBuf,
+        /// auto | wgpu | cpu
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Seeds, comma-separated (overrides the config).
+        #[arg(long, value_delimiter = ',')]
+        seeds: Option<Vec<u64>>,
+        /// Seeds run at once (each on its own thread; results do not depend on it).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+    },
     /// Serve an env over the OpenEnv protocol (WebSocket /ws and HTTP) for trainers in any
     /// language: the real env, or with --model a synthetic one (an experience model fit on
     /// --offline real trajectories, the curriculum choosing the tasks). Every episode played is
@@ -490,6 +515,21 @@ pub fn run(cli: Cli) -> Result<()> {
             &backend,
             (seeds, iterations, no_ablations),
             !no_buffer,
+        ),
+        Command::Efficiency {
+            env,
+            config,
+            out,
+            backend,
+            seeds,
+            jobs,
+        } => commands::efficiency::run(
+            &env,
+            config.as_deref(),
+            &out,
+            &backend,
+            seeds,
+            usize::from(jobs),
         ),
         Command::Model {
             cmd:

@@ -3,15 +3,15 @@
 //! curriculum, then (optionally) sim-to-real — resumable with `--resume`.
 
 use crate::envs::EnvFactory;
-use crate::pipeline::{RunConfig, SeedContext, SyntheticLoop, collect_split, steps_of, vocab_of};
+use crate::run_config::RunConfig;
+use crate::seed_context::{SeedContext, SyntheticLoop, collect_offline};
 use anyhow::{Context, Result, bail};
 use dreamgym_buffer::JsonlWriter;
 use dreamgym_curriculum::Curriculum;
 use dreamgym_policy::{
-    MetricsLog, RngState, SelectedDevice, Split, TaskSampler, TrainConfig, Trainer,
-    checkpoint_extra,
+    MetricsLog, RngState, SelectedDevice, Split, TaskSampler, Trainer, checkpoint_extra,
 };
-use dreamgym_sim::{Env, TaskSpec};
+use dreamgym_sim::Env;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -121,17 +121,8 @@ pub fn train(
 ) -> Result<()> {
     let _lock = crate::run_lock::RunLock::acquire(out)?;
     let factory = EnvFactory::new(&cfg.env, None)?;
-    let spec = TaskSpec {
-        template: cfg.run.template.clone(),
-        difficulty: cfg.run.difficulty,
-        posed: None,
-    };
-    let policy = TrainConfig {
-        seed: cfg.seed,
-        iterations: cfg.run.iterations,
-        ..cfg.run.policy.clone()
-    };
-    policy
+    cfg.run
+        .policy
         .validate()
         .map_err(|e| anyhow::anyhow!("run.policy: {e}"))?;
     let ckpt = out.join("checkpoint.bin");
@@ -151,20 +142,7 @@ pub fn train(
                 factory.check_offline(p, &data)?;
                 data
             }
-            None => {
-                let mut env = factory.open();
-                let train = TaskSampler {
-                    spec: spec.clone(),
-                    split: Split::Train,
-                };
-                collect_split(
-                    env.as_mut(),
-                    &train,
-                    cfg.run.offline_episodes,
-                    cfg.run.offline_mix,
-                    cfg.seed,
-                )?
-            }
+            None => collect_offline(factory.open().as_mut(), &cfg.run, cfg.seed)?,
         };
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let mut w = JsonlWriter::create(&offline_path)?;
@@ -174,23 +152,10 @@ pub fn train(
         w.finish()?;
         data
     };
-    let vocab = vocab_of(&offline, &policy);
-    let offline_steps = steps_of(&offline);
     let silent = crate::progress::Progress::silent();
-    let ctx = SeedContext {
-        cfg: &cfg.run,
-        factory: &factory,
-        spec: spec.clone(),
-        device,
-        seed: cfg.seed,
-        offline,
-        vocab,
-        policy: policy.clone(),
-        models: Default::default(),
-        progress: &silent,
-        // `dreamgym train` keeps no buffer yet (issue 12: buffer, resume)
-        recording: None,
-    };
+    // `dreamgym train` keeps no buffer yet (issue 12: buffer, resume)
+    let ctx = SeedContext::new(&cfg.run, &factory, device, cfg.seed, offline, &silent, None);
+    let (policy, offline_steps) = (ctx.policy.clone(), ctx.offline_steps());
     let mut lp = ctx.synthetic_loop(true, true, true)?;
     let (mut trainer, mut s2r_started, mut synthetic_steps) = if resume {
         let t = Trainer::resume(&ckpt, device, Some(&ctx.vocab), Some(policy.hidden))?;
@@ -220,7 +185,7 @@ pub fn train(
     bar.set_position(trainer.counters().iteration as u64);
     let mut real_envs: Vec<Box<dyn Env>> = vec![];
     let real_split = TaskSampler {
-        spec: spec.clone(),
+        spec: ctx.spec.clone(),
         split: Split::Train,
     };
     let mut done_here = 0;
@@ -236,8 +201,7 @@ pub fn train(
             m
         } else if s2r_iters > 0 {
             if !s2r_started {
-                trainer.extend(s2r_iters);
-                trainer.set_learning_rate(policy.lr * cfg.run.s2r_lr_scale);
+                ctx.begin_sim_to_real(&mut trainer, s2r_iters);
                 s2r_started = true;
             }
             if trainer.finished() {

@@ -1,6 +1,7 @@
-//! Writing a run's `summary.json` and a self-contained `report.html` (inline SVG charts, no
-//! scripts, no network).
+//! Writing a run's `summary.json` and a self-contained `report.html` (inline SVG charts drawn
+//! by `crate::charts`, no scripts, no network).
 
+use crate::charts::{self, Chart, Series};
 use crate::files::replace_file;
 use crate::pipeline::RunSummary;
 use anyhow::{Context, Result};
@@ -14,78 +15,12 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-const COLOURS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
-];
-
-/// A line chart: series of (x, y) points, y in [0, y_max].
-fn chart(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[(String, Vec<(f64, f64)>)],
-    y_max: f64,
-) -> String {
-    let (w, h, pad) = (640.0, 300.0, 48.0);
-    let x_max = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.0))
-        .fold(1.0f64, f64::max);
-    let sx = |x: f64| pad + x / x_max * (w - 2.0 * pad);
-    let sy = |y: f64| h - pad - y / y_max * (h - 2.0 * pad);
-    let mut svg = format!(
-        "<figure><figcaption>{}</figcaption><svg width=\"{w}\" height=\"{h}\" xmlns=\"http://www.w3.org/2000/svg\">",
-        esc(title)
-    );
-    let _ = write!(
-        svg,
-        "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#444\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"#444\"/>",
-        h - pad,
-        w - pad,
-        h - pad,
-        h - pad
-    );
-    let _ = write!(
-        svg,
-        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{} (0 to {x_max:.0})</text><text x=\"12\" y=\"{}\" font-size=\"12\" transform=\"rotate(-90 12 {})\" text-anchor=\"middle\">{} (0 to {y_max})</text>",
-        w / 2.0,
-        h - 12.0,
-        esc(x_label),
-        h / 2.0,
-        h / 2.0,
-        esc(y_label)
-    );
-    for (i, (name, points)) in series.iter().enumerate() {
-        let c = COLOURS[i % COLOURS.len()];
-        let pts: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
-            .collect();
-        if pts.len() > 1 {
-            let _ = write!(
-                svg,
-                "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
-                pts.join(" ")
-            );
-        }
-        for (x, y) in points {
-            let _ = write!(
-                svg,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\"/>",
-                sx(*x),
-                sy(*y)
-            );
-        }
-        let _ = write!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"{c}\">{}</text>",
-            w - pad - 150.0,
-            pad + 14.0 * i as f64,
-            esc(name)
-        );
+/// A chart as inline SVG in a `<figure>`, or a line saying why it could not be drawn.
+fn figure(chart: &Chart) -> String {
+    match charts::svg(chart) {
+        Ok(svg) => format!("<figure>{svg}</figure>"),
+        Err(e) => format!("<p>(chart not drawn: {})</p>", esc(&e.to_string())),
     }
-    svg.push_str("</svg></figure>");
-    svg
 }
 
 fn model_success(m: &crate::pipeline::MethodSummary) -> String {
@@ -96,6 +31,39 @@ fn model_success(m: &crate::pipeline::MethodSummary) -> String {
         format!("{:.3}", xs.iter().sum::<f32>() / xs.len() as f32)
     }
 }
+
+/// The fidelity figures shown, each with what it means.
+const FIDELITY_ROWS: [(&str, &str); 8] = [
+    (
+        "next_state_exact",
+        "share of steps whose predicted next observation has exactly the real one's lines",
+    ),
+    (
+        "next_state_f1",
+        "mean line-level F1 of the predicted next observation against the real one",
+    ),
+    (
+        "reward_accuracy",
+        "share of steps with the real reward (within 0.001)",
+    ),
+    (
+        "false_success_rate",
+        "share of the real non-success steps the model predicted as a success",
+    ),
+    ("done_accuracy", "share of steps with the real done flag"),
+    (
+        "eps_r",
+        "mean absolute reward error (the paper's reward error)",
+    ),
+    (
+        "eps_p",
+        "share of wrong next states (the paper's transition error)",
+    ),
+    (
+        "bound_penalty",
+        "the model's term in the paper's policy-improvement bound, 2 (eps_r / (1 - g) + 2 g eps_p / (1 - g)^2) with g = 0.99 and rewards in [0, 1]: a worst-case loss of return from training in the model instead of the real env; it grows with 1 / (1 - g)^2, so it is large whenever eps_p is not zero, and is a guide for comparing models, not a prediction",
+    ),
+];
 
 /// Renders the HTML report.
 pub fn html(s: &RunSummary) -> String {
@@ -140,23 +108,27 @@ pub fn html(s: &RunSummary) -> String {
     for name in ["real_only", "dreamgym", "dreamgym_s2r"] {
         if let Some(m) = s.methods.get(name) {
             for r in &m.seeds {
-                series.push((
-                    format!("{name} (seed {})", r.seed),
-                    r.curve
+                series.push(Series {
+                    name: format!("{name} (seed {})", r.seed),
+                    points: r
+                        .curve
                         .iter()
                         .map(|(x, y)| (*x as f64, *y as f64))
                         .collect(),
-                ));
+                    ..Default::default()
+                });
             }
         }
     }
-    out.push_str(&chart(
-        "Learning curves: training success against online real interactions (dreamgym: held-out success with none)",
-        "real interactions",
-        "success",
-        &series,
-        1.0,
-    ));
+    out.push_str(&figure(&Chart {
+        title: "Training success against online real interactions".into(),
+        x_label: "online real interactions".into(),
+        y_label: "training success".into(),
+        log_x: false,
+        y_range: (0.0, 1.0),
+        series,
+    }));
+    out.push_str("<p>dreamgym's single point at 0 is its held-out success (it takes no online real step); the others are training success along their runs.</p>");
     let max_d = s
         .curriculum
         .iter()
@@ -164,46 +136,47 @@ pub fn html(s: &RunSummary) -> String {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    out.push_str(&chart(
-        "Curriculum: difficulty over training iterations (first seed)",
-        "iteration",
-        "difficulty",
-        &[
-            (
-                "batch mean difficulty".into(),
-                s.curriculum
-                    .iter()
-                    .map(|p| (p.round as f64, p.batch_difficulty as f64))
-                    .collect(),
-            ),
-            (
-                "highest in pool".into(),
-                s.curriculum
-                    .iter()
-                    .map(|p| (p.round as f64, p.max_difficulty as f64))
-                    .collect(),
-            ),
+    let difficulty = |f: &dyn Fn(&dreamgym_curriculum::DifficultyPoint) -> f32| {
+        s.curriculum
+            .iter()
+            .map(|p| (p.round as f64, f(p) as f64))
+            .collect()
+    };
+    out.push_str(&figure(&Chart {
+        title: "Curriculum: task difficulty over training iterations (first seed)".into(),
+        x_label: "iteration".into(),
+        y_label: "difficulty".into(),
+        log_x: false,
+        y_range: (0.0, max_d + 0.5),
+        series: vec![
+            Series {
+                name: "batch mean difficulty".into(),
+                points: difficulty(&|p| p.batch_difficulty),
+                ..Default::default()
+            },
+            Series {
+                name: "highest in pool".into(),
+                points: difficulty(&|p| p.max_difficulty as f32),
+                ..Default::default()
+            },
         ],
-        max_d,
-    ));
+    }));
     let _ = write!(
         out,
         "<p>Generated variants rejected by the feasibility check: {}.</p>",
         s.curriculum_rejected
     );
-    out.push_str("<h2>Experience model fidelity</h2><table>");
-    for key in [
-        "next_state_exact",
-        "next_state_f1",
-        "reward_accuracy",
-        "false_success_rate",
-        "done_accuracy",
-        "eps_r",
-        "eps_p",
-        "bound_penalty",
-    ] {
+    out.push_str("<h2>Experience model fidelity</h2><p>The native model fit on seed 1's offline data, predicting real held-out episodes step by step.</p><table>");
+    for (key, meaning) in FIDELITY_ROWS {
         if let Some(v) = s.fidelity.get(key) {
-            let _ = write!(out, "<tr><td>{key}</td><td>{v}</td></tr>");
+            let shown = v
+                .as_f64()
+                .map_or_else(|| v.to_string(), |x| format!("{x:.3}"));
+            let _ = write!(
+                out,
+                "<tr><td>{key}</td><td>{shown}</td><td style=\"text-align:left\">{}</td></tr>",
+                esc(meaning)
+            );
         }
     }
     out.push_str("</table><h2>Notes</h2><ul>");

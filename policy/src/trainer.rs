@@ -89,7 +89,9 @@ fn mean(xs: impl Iterator<Item = f32>) -> f32 {
     if n == 0 { 0.0 } else { s / n as f32 }
 }
 
-/// The policy learner.
+/// The policy learner. A clone is an independent learner in the same state (network, optimizer
+/// moments, RNG, counters): e.g. several sim-to-real budgets continued from one policy.
+#[derive(Clone)]
 pub struct Trainer {
     pub(crate) cfg: TrainConfig,
     pub(crate) featurizer: Featurizer,

@@ -9,11 +9,13 @@
 //! * `policy` — `policy train|eval|serve-env`
 //! * `train` — `train`
 //! * `run` — `run`
+//! * `efficiency` — `efficiency`
 //! * `serve` — `serve`
 
 pub mod buffer;
 pub mod collect;
 pub mod data;
+pub mod efficiency;
 pub mod model;
 pub mod policy;
 pub mod run;

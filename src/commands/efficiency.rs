@@ -1,0 +1,94 @@
+//! `dreamgym efficiency`: real interactions saved, against real_only trained to convergence.
+
+use crate::efficiency::EfficiencyConfig;
+use anyhow::Result;
+use std::path::Path;
+
+/// Runs the experiment (`EfficiencyConfig` from `config`, else the embedded defaults; `seeds`
+/// overrides its seeds) with `jobs` seeds at once, and writes `summary.json`, `report.html` and
+/// `efficiency.svg` to `out` (after every seed too, marked incomplete).
+pub fn run(
+    env: &str,
+    config: Option<&Path>,
+    out: &Path,
+    backend: &str,
+    seeds: Option<Vec<u64>>,
+    jobs: usize,
+) -> Result<()> {
+    let mut cfg = match config {
+        Some(path) => crate::ron_file::load_checked::<EfficiencyConfig>(
+            path,
+            "an EfficiencyConfig, e.g. `(real_budgets: [5000, 20000], s2r_budgets: [1000], run: (seeds: [1, 2, 3]))`",
+            EfficiencyConfig::validate,
+        )?,
+        None => EfficiencyConfig::default(),
+    };
+    if let Some(s) = seeds {
+        cfg.run.seeds = s;
+    }
+    let id = if env.starts_with("scenario:") || env.starts_with("bridge:") {
+        env.to_string()
+    } else {
+        format!("scenario:{env}")
+    };
+    let _lock = crate::run_lock::RunLock::acquire(out)?;
+    let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
+    let progress = crate::progress::Progress::new(cfg.planned_iterations(), false);
+    let summary = crate::efficiency::run(&id, &cfg, &device, &progress, jobs, &mut |partial| {
+        crate::efficiency_report::write(out, partial)?;
+        progress.suspend(|| {
+            tracing::info!(
+                "seeds {:?} done: partial results in {} (complete: false)",
+                partial.seeds_done,
+                out.join("summary.json").display()
+            )
+        });
+        Ok(())
+    })?;
+    progress.finish();
+    crate::efficiency_report::write(out, &summary)?;
+    println!(
+        "{:<14}{:>10}{:>14}{:>10}{:>20}",
+        "method", "budget", "real inter.", "success", "95% CI"
+    );
+    for (name, curve) in &summary.curves {
+        for p in curve {
+            println!(
+                "{:<14}{:>10}{:>14.0}{:>10.3}{:>20}",
+                name,
+                p.budget,
+                p.real_interactions,
+                p.success,
+                format!("[{:.3}, {:.3}]", p.ci_low, p.ci_high)
+            );
+        }
+    }
+    if let Some(h) = &summary.headline {
+        println!(
+            "real_only at its largest budget: {:.3} ({}); DreamGym with 0 online steps: {:.3} of it",
+            h.real_only.success,
+            if h.real_only.converged {
+                "converged"
+            } else {
+                "NOT converged"
+            },
+            h.dreamgym.share_of_real_only.mean
+        );
+        for s in &h.s2r {
+            if let Some(m) = &s.mean_curves {
+                println!(
+                    "DreamGym-S2R at {} online steps: success {:.3}, saving factor {:?} {:.3}",
+                    s.budget, m.target_success, m.bound, m.factor
+                );
+            }
+        }
+    }
+    println!(
+        "wrote {}, {} and {} ({:.0} s)",
+        out.join("summary.json").display(),
+        out.join("report.html").display(),
+        out.join("efficiency.svg").display(),
+        summary.seconds
+    );
+    Ok(())
+}
