@@ -176,6 +176,7 @@ where
         .x_label_formatter(&|x| short_number(*x))
         .y_label_formatter(&|y| short_number(*y))
         .light_line_style(RGBColor(235, 235, 235))
+        .y_max_light_lines(1)
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(err)?;

@@ -226,6 +226,10 @@ pub enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Do not keep the run's experience in OUT/buffer.dglog (a run started without it
+        /// resumes without it).
+        #[arg(long)]
+        no_buffer: bool,
     },
     /// Train and evaluate policies with the burn learner (PPO, GRPO) in a real env.
     Policy {
@@ -497,7 +501,10 @@ pub fn run(cli: Cli) -> Result<()> {
             stop_after,
             backend,
             quiet,
-        } => commands::train::run(&config, out, resume, stop_after, &backend, quiet),
+            no_buffer,
+        } => commands::train::run(
+            &config, out, resume, stop_after, &backend, quiet, !no_buffer,
+        ),
         Command::Serve(args) => commands::serve::run(args),
         Command::Run {
             env,

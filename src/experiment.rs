@@ -6,7 +6,7 @@ use crate::envs::EnvFactory;
 use crate::run_config::RunConfig;
 use crate::seed_context::{SeedContext, SyntheticLoop, collect_offline};
 use anyhow::{Context, Result, bail};
-use dreamgym_buffer::JsonlWriter;
+use dreamgym_buffer::{JsonlWriter, Provenance};
 use dreamgym_curriculum::Curriculum;
 use dreamgym_policy::{
     MetricsLog, RngState, SelectedDevice, Split, TaskSampler, Trainer, checkpoint_extra,
@@ -76,31 +76,45 @@ impl ExperimentConfig {
     }
 }
 
+/// What a checkpoint holds beside the learner: the curriculum, its RNG, the phase, and the
+/// length of the run's buffer log at the checkpoint.
 #[derive(Serialize, Deserialize)]
 struct LoopState {
     curriculum: Curriculum,
     rng: RngState,
     s2r_started: bool,
     synthetic_steps: u64,
+    /// Bytes of `buffer.dglog` when the checkpoint was written (`None`: no buffer kept).
+    #[serde(default)]
+    buffer_bytes: Option<u64>,
 }
 
-fn loop_state(lp: &SyntheticLoop, s2r_started: bool, synthetic_steps: u64) -> serde_json::Value {
+fn loop_state(
+    lp: &SyntheticLoop,
+    s2r_started: bool,
+    synthetic_steps: u64,
+    buffer_bytes: Option<u64>,
+) -> serde_json::Value {
     serde_json::to_value(LoopState {
         curriculum: lp.pool.clone(),
         rng: RngState::of(&lp.rng),
         s2r_started,
         synthetic_steps,
+        buffer_bytes,
     })
     .expect("loop state serialises")
 }
 
-fn restore(lp: &mut SyntheticLoop, v: serde_json::Value, path: &Path) -> Result<(bool, u64)> {
-    let s: LoopState = serde_json::from_value(v).with_context(|| {
+fn read_state(path: &Path) -> Result<LoopState> {
+    serde_json::from_value(checkpoint_extra(path)?).with_context(|| {
         format!(
             "{}: the checkpoint holds no curriculum state (written by `policy train`?)",
             path.display()
         )
-    })?;
+    })
+}
+
+fn restore(lp: &mut SyntheticLoop, s: LoopState, path: &Path) -> Result<(bool, u64)> {
     lp.pool = s.curriculum;
     lp.rng = s
         .rng
@@ -109,8 +123,47 @@ fn restore(lp: &mut SyntheticLoop, v: serde_json::Value, path: &Path) -> Result<
     Ok((s.s2r_started, s.synthetic_steps))
 }
 
+/// Opens the run's buffer log: a fresh one for a new run; on resume, the log cut back to the
+/// length the checkpoint recorded (what was appended after it belongs to iterations that are
+/// run again).
+fn open_buffer(path: &Path, resume: Option<&LoopState>) -> Result<crate::recorder::RecorderThread> {
+    match resume {
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow::Error::new(e).context(format!("replacing {}", path.display())));
+            }
+            _ => {}
+        },
+        Some(state) => {
+            let Some(kept) = state.buffer_bytes else {
+                bail!(
+                    "--resume: the checkpoint records no buffer length (the run was started with --no-buffer); resume with --no-buffer too"
+                );
+            };
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| {
+                    format!("--resume: opening the run's buffer {}", path.display())
+                })?;
+            let len = file.metadata()?.len();
+            if len < kept {
+                bail!(
+                    "--resume: {} holds {len} bytes, fewer than the {kept} it held at the checkpoint: it was changed outside this run; refusing to continue it",
+                    path.display()
+                );
+            }
+            file.set_len(kept)
+                .with_context(|| format!("cutting {} back to the checkpoint", path.display()))?;
+            file.sync_all()?;
+        }
+    }
+    crate::recorder::RecorderThread::start(path, &[])
+}
+
 /// Runs (or resumes) an experiment into `out`; `stop_after` stops after that many iterations in
-/// this invocation.
+/// this invocation. With `buffer`, every episode the learner plays (and the offline data) goes
+/// to `out/buffer.dglog`, and a resumed run continues the log as the checkpoint left it.
 pub fn train(
     cfg: &ExperimentConfig,
     out: &Path,
@@ -118,6 +171,7 @@ pub fn train(
     resume: bool,
     stop_after: Option<usize>,
     quiet: bool,
+    buffer: bool,
 ) -> Result<()> {
     let _lock = crate::run_lock::RunLock::acquire(out)?;
     let factory = EnvFactory::new(&cfg.env, None)?;
@@ -153,13 +207,31 @@ pub fn train(
         data
     };
     let silent = crate::progress::Progress::silent();
-    // `dreamgym train` keeps no buffer yet (issue 12: buffer, resume)
-    let ctx = SeedContext::new(&cfg.run, &factory, device, cfg.seed, offline, &silent, None);
+    let state = if resume {
+        Some(read_state(&ckpt)?)
+    } else {
+        None
+    };
+    let recorder = if buffer {
+        Some(open_buffer(&out.join("buffer.dglog"), state.as_ref())?)
+    } else {
+        None
+    };
+    let recording = recorder
+        .as_ref()
+        .map(|r| crate::seed_context::Recording::new(r.handle()));
+    let ctx = SeedContext::new(
+        &cfg.run, &factory, device, cfg.seed, offline, &silent, recording,
+    );
+    ctx.record_as("dreamgym");
+    if !resume {
+        ctx.record_offline();
+    }
     let (policy, offline_steps) = (ctx.policy.clone(), ctx.offline_steps());
     let mut lp = ctx.synthetic_loop(true, true, true)?;
-    let (mut trainer, mut s2r_started, mut synthetic_steps) = if resume {
+    let (mut trainer, mut s2r_started, mut synthetic_steps) = if let Some(state) = state {
         let t = Trainer::resume(&ckpt, device, Some(&ctx.vocab), Some(policy.hidden))?;
-        let (s2r, synthetic) = restore(&mut lp, checkpoint_extra(&ckpt)?, &ckpt)?;
+        let (s2r, synthetic) = restore(&mut lp, state, &ckpt)?;
         tracing::info!(
             "resumed {} at iteration {}",
             ckpt.display(),
@@ -202,14 +274,19 @@ pub fn train(
         } else if s2r_iters > 0 {
             if !s2r_started {
                 ctx.begin_sim_to_real(&mut trainer, s2r_iters);
+                ctx.record_as("dreamgym_s2r");
                 s2r_started = true;
             }
             if trainer.finished() {
                 break;
             }
             if real_envs.is_empty() {
-                real_envs = (0..policy.num_envs).map(|_| factory.open()).collect();
+                ctx.record_as("dreamgym_s2r");
+                real_envs = (0..policy.num_envs)
+                    .map(|_| ctx.recorded(factory.open(), Provenance::Real))
+                    .collect();
             }
+            ctx.tell_recording(&trainer);
             trainer.iterate(&mut real_envs, &real_split)?
         } else {
             break;
@@ -217,7 +294,13 @@ pub fn train(
         // the row before the checkpoint: a kill between them leaves a row past the checkpoint,
         // which resuming drops and redoes, never a checkpoint without its row
         log.append(&m)?;
-        trainer.save_with_extra(&ckpt, loop_state(&lp, s2r_started, synthetic_steps))?;
+        // the buffer as of this iteration (its episodes in play recorded as abandoned), durable
+        // before the checkpoint that names its length
+        let buffer_bytes = ctx.sync_recording()?;
+        trainer.save_with_extra(
+            &ckpt,
+            loop_state(&lp, s2r_started, synthetic_steps, buffer_bytes),
+        )?;
         bar.suspend(|| {
             tracing::info!(
                 "it {:>4} {} success {:.2} return {:.2}",
@@ -247,5 +330,11 @@ pub fn train(
         "held-out success {success:.3} ({} synthetic steps, {real_steps} real steps, {offline_steps} offline steps)",
         synthetic_steps
     );
+    // the envs first (nothing is in play since the last checkpoint), then the log's last sync
+    drop(real_envs);
+    drop(lp);
+    if let Some(r) = recorder {
+        r.stop()?;
+    }
     Ok(())
 }

@@ -155,6 +155,7 @@ pub fn run(
         let offline = collect_offline(env.as_mut(), cfg, seed)?;
         let recording = recorder.map(|r| Recording::new(r.clone()));
         let ctx = SeedContext::new(cfg, &factory, device, seed, offline, progress, recording);
+        ctx.record_offline();
         offline_total = (
             offline_total.0 + ctx.offline.len(),
             offline_total.1 + ctx.offline_steps(),

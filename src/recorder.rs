@@ -74,6 +74,8 @@ pub fn episode_of(
 
 enum Message {
     Episode(Box<Trajectory>, BTreeMap<String, String>),
+    /// Reply with the log's length once everything handed over before is written and synced.
+    Barrier(SyncSender<std::result::Result<u64, String>>),
     Stop,
 }
 
@@ -105,6 +107,18 @@ impl Recorder {
         {
             tracing::error!("the recorder has stopped; an episode was not recorded");
         }
+    }
+
+    /// Waits until every episode handed over before is written and synced; returns the log's
+    /// length in bytes then (a record boundary).
+    pub fn barrier(&self) -> Result<u64> {
+        let (tx, rx) = sync_channel(1);
+        self.tx
+            .send(Message::Barrier(tx))
+            .map_err(|_| anyhow::anyhow!("the recorder has stopped"))?;
+        rx.recv()
+            .map_err(|_| anyhow::anyhow!("the recorder stopped before the barrier"))?
+            .map_err(|e| anyhow::anyhow!("syncing the buffer log failed: {e}"))
     }
 
     /// The counts so far.
@@ -190,9 +204,11 @@ fn write_loop(mut buffer: BufferAppender, rx: &Receiver<Message>, stats: &Record
             batch.push(m);
         }
         let (mut episodes, mut records) = (0, 0);
+        let mut barriers = vec![];
         for m in batch {
             match m {
                 Message::Stop => stop = true,
+                Message::Barrier(reply) => barriers.push(reply),
                 Message::Episode(t, tags) => match buffer.push_trajectory_tagged(&t, tags) {
                     Ok(n) => {
                         episodes += 1;
@@ -205,12 +221,18 @@ fn write_loop(mut buffer: BufferAppender, rx: &Receiver<Message>, stats: &Record
                 },
             }
         }
-        match buffer.sync() {
-            Ok(()) => {
+        let synced = buffer.sync().map(|()| buffer.synced_bytes());
+        match &synced {
+            Ok(_) => {
                 stats.durable_episodes.fetch_add(episodes, Relaxed);
                 stats.durable_records.fetch_add(records, Relaxed);
             }
             Err(e) => tracing::error!("syncing the buffer log failed: {e}"),
+        }
+        // the length counts this whole batch: everything handed over before the barrier (and
+        // whatever other producers handed over just after it)
+        for reply in barriers {
+            let _ = reply.send(synced.as_ref().map(|b| *b).map_err(|e| e.to_string()));
         }
     }
 }

@@ -13,13 +13,18 @@
 //!
 //! The wrapper changes nothing the learner sees: the same observations, rewards and flags, in the
 //! same order, so a run's figures are the same with and without it.
+//!
+//! **At a checkpoint** a loop records the episodes still in play in all of its envs as
+//! `abandoned` ([`InPlay::abandon_all`]) — PPO resets every env at the start of the next
+//! iteration, so they would end that way anyway — and then the log holds exactly the episodes of
+//! the iterations done, which is what a resumed run continues from (`dreamgym train`).
 
 use crate::recorder::{Recorder, episode_of, recorded_step};
 use dreamgym_buffer::{Observation, Provenance, Step, Task};
 use dreamgym_sim::{Env, EnvError, StepResult, TaskSpec};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The policy iteration acting now, shared by a loop's envs (set by the loop before each).
 pub type IterationClock = Arc<AtomicU64>;
@@ -33,35 +38,18 @@ struct Episode {
     first_iteration: u64,
 }
 
-/// An env whose episodes go to a recorder.
-pub struct RecordingEnv {
-    inner: Box<dyn Env>,
+/// What a recording env writes with: everything but the inner env, shared with [`InPlay`].
+struct Writer {
     recorder: Recorder,
     provenance: Provenance,
     tags: BTreeMap<String, String>,
     clock: IterationClock,
+    /// The inner env's id (its `model` tag for synthetic episodes).
+    env_id: String,
     episode: Option<Episode>,
 }
 
-impl RecordingEnv {
-    /// Wrap `inner` (whose steps have `provenance`); `tags` go on every episode.
-    pub fn new(
-        inner: Box<dyn Env>,
-        recorder: Recorder,
-        provenance: Provenance,
-        tags: BTreeMap<String, String>,
-        clock: IterationClock,
-    ) -> Self {
-        Self {
-            inner,
-            recorder,
-            provenance,
-            tags,
-            clock,
-            episode: None,
-        }
-    }
-
+impl Writer {
     fn finish(&mut self, ended: &str) {
         let Some(ep) = self.episode.take() else {
             return;
@@ -80,14 +68,77 @@ impl RecordingEnv {
             ),
         );
         if self.provenance == Provenance::Synthetic {
-            tags.insert("model".into(), self.inner.id().to_string());
+            tags.insert("model".into(), self.env_id.clone());
             tags.insert("confidence".into(), ep.confidence.join(" "));
         }
-        let env_id = self.inner.id().to_string();
         self.recorder.record(
-            episode_of(ep.task, env_id, ep.seed, "learner".into(), ep.steps),
+            episode_of(
+                ep.task,
+                self.env_id.clone(),
+                ep.seed,
+                "learner".into(),
+                ep.steps,
+            ),
             tags,
         );
+    }
+}
+
+/// The recording envs of a loop, so that it can record the episodes in play at a checkpoint.
+#[derive(Clone, Default)]
+pub struct InPlay(Arc<Mutex<Vec<Weak<Mutex<Writer>>>>>);
+
+impl InPlay {
+    /// Records every episode in play in the registered envs as `abandoned` (their next reset
+    /// starts a new one).
+    pub fn abandon_all(&self) {
+        let mut envs = self.0.lock().expect("the in-play list is never poisoned");
+        envs.retain(|w| w.strong_count() > 0);
+        for w in envs.iter().filter_map(Weak::upgrade) {
+            w.lock()
+                .expect("a writer is never poisoned")
+                .finish("abandoned");
+        }
+    }
+}
+
+/// An env whose episodes go to a recorder.
+pub struct RecordingEnv {
+    inner: Box<dyn Env>,
+    writer: Arc<Mutex<Writer>>,
+}
+
+impl RecordingEnv {
+    /// Wrap `inner` (whose steps have `provenance`); `tags` go on every episode; `in_play`,
+    /// when given, is where the loop finds it at a checkpoint.
+    pub fn new(
+        inner: Box<dyn Env>,
+        recorder: Recorder,
+        provenance: Provenance,
+        tags: BTreeMap<String, String>,
+        clock: IterationClock,
+        in_play: Option<&InPlay>,
+    ) -> Self {
+        let writer = Arc::new(Mutex::new(Writer {
+            recorder,
+            provenance,
+            tags,
+            clock,
+            env_id: inner.id().to_string(),
+            episode: None,
+        }));
+        if let Some(board) = in_play {
+            board
+                .0
+                .lock()
+                .expect("the in-play list is never poisoned")
+                .push(Arc::downgrade(&writer));
+        }
+        Self { inner, writer }
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().expect("a writer is never poisoned")
     }
 }
 
@@ -97,16 +148,17 @@ impl Env for RecordingEnv {
     }
 
     fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
-        self.finish("abandoned");
+        self.writer().finish("abandoned");
         let obs = self.inner.reset(spec, seed)?;
         if let Some(task) = self.inner.task() {
-            self.episode = Some(Episode {
+            let mut w = self.writer();
+            w.episode = Some(Episode {
                 task: task.clone(),
                 seed,
                 state: obs.clone(),
                 steps: vec![],
                 confidence: vec![],
-                first_iteration: self.clock.load(Ordering::Relaxed),
+                first_iteration: w.clock.load(Ordering::Relaxed),
             });
         }
         Ok(obs)
@@ -114,19 +166,21 @@ impl Env for RecordingEnv {
 
     fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
         let r = self.inner.step(action)?;
-        if let Some(ep) = self.episode.as_mut()
+        let mut w = self.writer();
+        let provenance = w.provenance;
+        if let Some(ep) = w.episode.as_mut()
             && !r.info.contains_key("rejected")
         {
             let state = std::mem::replace(&mut ep.state, r.observation.clone());
-            ep.steps
-                .push(recorded_step(&r, state, action, self.provenance));
+            ep.steps.push(recorded_step(&r, state, action, provenance));
             if let Some(c) = r.info.get("confidence") {
                 ep.confidence.push(c.clone());
             }
         }
         if r.done || r.truncated {
-            self.finish(if r.done { "done" } else { "truncated" });
+            w.finish(if r.done { "done" } else { "truncated" });
         }
+        drop(w);
         Ok(r)
     }
 
@@ -141,6 +195,6 @@ impl Env for RecordingEnv {
 
 impl Drop for RecordingEnv {
     fn drop(&mut self) {
-        self.finish("abandoned");
+        self.writer().finish("abandoned");
     }
 }

@@ -6,7 +6,7 @@
 use crate::envs::EnvFactory;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::recording_env::{IterationClock, RecordingEnv};
+use crate::recording_env::{InPlay, IterationClock, RecordingEnv};
 use crate::run_config::{ExperienceModelKind, OfflineMix, RunConfig};
 use crate::task_families::{Families, harder_starts, offline_families};
 use anyhow::{Context, Result};
@@ -205,12 +205,13 @@ pub(crate) struct SeedContext<'a> {
     pub(crate) recording: Option<Recording>,
 }
 
-/// A run's recording: the recorder, the method being trained (a tag of every episode) and the
-/// policy iteration acting.
+/// A run's recording: the recorder, the method being trained (a tag of every episode), the
+/// policy iteration acting, and the recording envs with episodes in play.
 pub(crate) struct Recording {
     recorder: Recorder,
     method: std::cell::RefCell<String>,
     clock: IterationClock,
+    in_play: InPlay,
 }
 
 impl Recording {
@@ -220,6 +221,7 @@ impl Recording {
             recorder,
             method: Default::default(),
             clock: Default::default(),
+            in_play: Default::default(),
         }
     }
 }
@@ -259,8 +261,8 @@ pub fn random_success(
 
 impl<'a> SeedContext<'a> {
     /// The context of `seed` with its `offline` seed data: the task of `cfg`, the learner's
-    /// settings with this seed, the vocabulary of the offline data; with `recording`, the
-    /// offline data is recorded first (as real, method `offline`).
+    /// settings with this seed, the vocabulary of the offline data; with `recording`, what the
+    /// methods play is recorded (the offline data itself only by [`Self::record_offline`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         cfg: &'a RunConfig,
@@ -276,7 +278,7 @@ impl<'a> SeedContext<'a> {
             iterations: cfg.iterations,
             ..cfg.policy.clone()
         };
-        let ctx = SeedContext {
+        SeedContext {
             cfg,
             factory,
             spec: task_of(cfg),
@@ -288,9 +290,17 @@ impl<'a> SeedContext<'a> {
             models: Default::default(),
             progress,
             recording,
+        }
+    }
+
+    /// At a checkpoint: records the episodes in play as abandoned and waits until everything
+    /// recorded so far is durable; returns the log's length then (`None` when not recording).
+    pub(crate) fn sync_recording(&self) -> Result<Option<u64>> {
+        let Some(r) = &self.recording else {
+            return Ok(None);
         };
-        ctx.record_offline();
-        ctx
+        r.in_play.abandon_all();
+        r.recorder.barrier().map(Some)
     }
 
     /// Real steps in the offline seed data.
@@ -418,7 +428,7 @@ impl SeedContext<'_> {
 
     /// Record what happens in the episodes of `env` (as the method set by [`Self::record_as`]),
     /// when the run records.
-    fn recorded(&self, env: Box<dyn Env>, provenance: Provenance) -> Box<dyn Env> {
+    pub(crate) fn recorded(&self, env: Box<dyn Env>, provenance: Provenance) -> Box<dyn Env> {
         match &self.recording {
             Some(r) => Box::new(RecordingEnv::new(
                 env,
@@ -429,6 +439,7 @@ impl SeedContext<'_> {
                     ("seed".to_string(), self.seed.to_string()),
                 ]),
                 r.clock.clone(),
+                Some(&r.in_play),
             )),
             None => env,
         }
@@ -442,7 +453,7 @@ impl SeedContext<'_> {
     }
 
     /// Record the offline seed data (real trajectories).
-    fn record_offline(&self) {
+    pub(crate) fn record_offline(&self) {
         if let Some(r) = &self.recording {
             for t in &self.offline {
                 let tags = BTreeMap::from([
@@ -535,6 +546,15 @@ impl SeedContext<'_> {
         })
     }
 
+    /// Tells the recording that `trainer`'s next iteration acts now (the `iteration` tag of the
+    /// real episodes it plays).
+    pub(crate) fn tell_recording(&self, trainer: &Trainer) {
+        if let Some(r) = &self.recording {
+            let next = trainer.counters().iteration as u64 + 1;
+            r.clock.store(next, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Prepares `trainer` (trained in the model) for `iterations` of sim-to-real: a fresh
     /// learning-rate schedule over them, peaking at `s2r_lr_scale` x `policy.lr`.
     pub(crate) fn begin_sim_to_real(&self, trainer: &mut Trainer, iterations: usize) {
@@ -561,10 +581,7 @@ impl SeedContext<'_> {
         let mut rows = vec![];
         let mut steps = start_steps;
         while !trainer.finished() {
-            if let Some(r) = &self.recording {
-                let next = trainer.counters().iteration as u64 + 1;
-                r.clock.store(next, std::sync::atomic::Ordering::Relaxed);
-            }
+            self.tell_recording(trainer);
             let m = trainer.iterate(&mut envs, &sampler)?;
             rows.push((m.env_steps - start_steps, m.success));
             self.progress

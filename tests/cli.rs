@@ -537,6 +537,110 @@ fn train_from_an_experiment_resumes_exactly_through_both_phases() {
         serde_json::from_str(&std::fs::read_to_string(split.join("eval.json")).unwrap()).unwrap();
     assert_eq!(eval["real_steps"], 512);
     assert!(eval["synthetic_steps"].as_u64().unwrap() > 0);
+
+    // the run's buffer: the offline data, every synthetic step and the 512 real ones, by method;
+    // the interrupted run's log is the uninterrupted one's, byte for byte
+    let counts = buffer_counts(&straight.join("buffer.dglog"));
+    assert_eq!(
+        counts.get(&("offline".into(), "real".into())).copied(),
+        eval["offline_steps"].as_u64()
+    );
+    assert_eq!(
+        counts
+            .get(&("dreamgym".into(), "synthetic".into()))
+            .copied(),
+        eval["synthetic_steps"].as_u64()
+    );
+    assert_eq!(
+        counts.get(&("dreamgym_s2r".into(), "real".into())).copied(),
+        Some(512)
+    );
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(
+        std::fs::read(straight.join("buffer.dglog")).unwrap()
+            == std::fs::read(split.join("buffer.dglog")).unwrap(),
+        "the resumed run's buffer differs from the uninterrupted run's"
+    );
+}
+
+/// Transitions of a buffer log by (method tag, provenance).
+fn buffer_counts(path: &Path) -> std::collections::BTreeMap<(String, String), u64> {
+    let (buf, _) =
+        dreamgym_buffer::ReplayBuffer::open(path, dreamgym_buffer::BufferConfig::default())
+            .unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for (_, r) in buf.iter() {
+        let key = (r.episode.tags["method"].clone(), r.provenance().to_string());
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// `kill -9` at any point of `dreamgym train` (here: once in each phase), then `--resume`: the
+/// metrics and the buffer log end exactly as in the uninterrupted run — records appended after
+/// the last checkpoint are cut on resume and written again by the iteration run again.
+#[test]
+fn train_killed_and_resumed_keeps_metrics_and_buffer_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("exp.ron");
+    std::fs::write(
+        &cfg,
+        "(env: \"scenario:scenarios/keys_doors.ron\", seed: 3, real_budget: 1536, run: (offline_episodes: 30, iterations: 8, eval_episodes: 10, policy: (num_steps: 32, num_envs: 4)))",
+    )
+    .unwrap();
+    let train = |out: &Path, extra: &[&str]| {
+        let mut c = bin();
+        c.args(["train", "--backend", "cpu", "--quiet", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(out)
+            .args(extra);
+        c
+    };
+    let straight = dir.path().join("straight");
+    let (ok, _, err) = run(&mut train(&straight, &[]));
+    assert!(ok, "{err}");
+    let want = metrics_without_timings(&straight.join("metrics.jsonl"));
+    assert_eq!(want.len(), 8 + 12);
+
+    let killed = dir.path().join("killed");
+    let rows = |p: &Path| {
+        std::fs::read_to_string(p.join("metrics.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let mut kills = 0;
+    for (extra, at_rows) in [(&[][..], 3), (&["--resume"][..], 11)] {
+        let mut child = train(&killed, extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while rows(&killed) < at_rows && std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills > 0,
+        "the run ended before any kill: nothing was tested"
+    );
+    let (ok, _, err) = run(&mut train(&killed, &["--resume"]));
+    assert!(ok, "{err}");
+    assert_eq!(metrics_without_timings(&killed.join("metrics.jsonl")), want);
+    assert!(
+        std::fs::read(straight.join("buffer.dglog")).unwrap()
+            == std::fs::read(killed.join("buffer.dglog")).unwrap(),
+        "the resumed run's buffer differs from the uninterrupted run's"
+    );
 }
 
 /// A reward that overflows an f32 (`1e39`, valid JSON) is refused where it enters, with the

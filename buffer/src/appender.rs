@@ -94,6 +94,12 @@ impl BufferAppender {
         Ok(self.log.sync()?)
     }
 
+    /// Bytes of the log file as of the last sync: a frame boundary, so a log cut there opens with
+    /// exactly the records appended before it (`dreamgym train` keeps it in each checkpoint).
+    pub fn synced_bytes(&self) -> u64 {
+        self.log.written_bytes()
+    }
+
     /// Records in the log (recovered plus appended).
     pub fn records(&self) -> u64 {
         self.records

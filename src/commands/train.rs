@@ -3,7 +3,8 @@
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// Trains the experiment of `config` into `out` (default `runs/<config stem>`).
+/// Trains the experiment of `config` into `out` (default `runs/<config stem>`), with `buffer`
+/// keeping `out/buffer.dglog`.
 pub fn run(
     config: &Path,
     out: Option<PathBuf>,
@@ -11,10 +12,11 @@ pub fn run(
     stop_after: Option<usize>,
     backend: &str,
     quiet: bool,
+    buffer: bool,
 ) -> Result<()> {
     let cfg = crate::experiment::load(config)?;
     let out =
         out.unwrap_or_else(|| PathBuf::from("runs").join(config.file_stem().unwrap_or_default()));
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
-    crate::experiment::train(&cfg, &out, &device, resume, stop_after, quiet)
+    crate::experiment::train(&cfg, &out, &device, resume, stop_after, quiet, buffer)
 }
