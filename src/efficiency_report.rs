@@ -152,18 +152,26 @@ pub fn html(s: &EfficiencySummary) -> String {
         let d = &h.dreamgym;
         let _ = write!(
             out,
-            "<tr><td>(b) DreamGym, 0 online real steps, share of (a)</td><td>{:.3} [{:.3}, {:.3}] (success {:.3} with {:.0} real interactions); target 0.9: {}</td></tr>",
+            "<tr><td>(b) DreamGym, 0 online real steps, share of (a)</td><td>{:.3} [{:.3}, {:.3}] (success {:.3} with {:.0} real interactions{}); target 0.9: {}</td></tr>",
             d.share_of_real_only.mean,
             d.share_of_real_only.ci_low,
             d.share_of_real_only.ci_high,
             d.success,
             d.real_interactions,
+            d.model_success
+                .map(|m| format!("; {m:.3} inside the model"))
+                .unwrap_or_default(),
             if d.target_0_9_met { "met" } else { "missed" }
         );
         for p in &h.s2r {
             let ci = p.factor.map_or_else(
                 || "per-seed interval: n/a (some seeds give bounds)".to_string(),
-                |f| format!("per-seed {:.3} [{:.3}, {:.3}]", f.mean, f.ci_low, f.ci_high),
+                |f| {
+                    format!(
+                        "per seed: geometric mean {:.3} [{:.3}, {:.3}]",
+                        f.mean, f.ci_low, f.ci_high
+                    )
+                },
             );
             let _ = write!(
                 out,
