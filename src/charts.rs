@@ -202,7 +202,7 @@ where
                 vec![(x0, y), (x1, y)],
                 6,
                 4,
-                col.stroke_width(1).into(),
+                col.stroke_width(1),
             ))
             .map_err(err)?;
             continue;

@@ -431,6 +431,7 @@ fn run_seed(
         let s2r = Method::SimToReal {
             from: &dreamgym,
             iterations: cfg.iterations_for(budget),
+            model_update: true,
         };
         keep("dreamgym_s2r", &ctx.play("dreamgym_s2r", &s2r)?);
     }

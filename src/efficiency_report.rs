@@ -5,55 +5,43 @@
 use crate::charts::{self, Chart, Series};
 use crate::efficiency::{CurvePoint, EfficiencySummary};
 use crate::files::replace_file;
+use crate::html::{esc, figure, notes_and_settings, page_start};
 use crate::saving::{Bound, Saving};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// The plot of the experiment.
 pub fn chart(s: &EfficiencySummary) -> Chart {
     let curve = |name: &str| s.curves.get(name).map(Vec::as_slice).unwrap_or(&[]);
-    let line = |name: &str, label: &str| {
+    // a curve with its interval shaded, or single points with interval bars
+    let series = |name: &str, label: &str, shaded: bool| {
         let c = curve(name);
+        let interval = c
+            .iter()
+            .map(|p| (p.real_interactions, p.ci_low as f64, p.ci_high as f64))
+            .collect();
+        let (band, bars) = if shaded {
+            (interval, vec![])
+        } else {
+            (vec![], interval)
+        };
         Series {
             name: label.to_string(),
             points: c
                 .iter()
                 .map(|p| (p.real_interactions, p.success as f64))
                 .collect(),
-            band: c
-                .iter()
-                .map(|p| (p.real_interactions, p.ci_low as f64, p.ci_high as f64))
-                .collect(),
-            ..Default::default()
-        }
-    };
-    let single = |name: &str, label: &str| {
-        let c = curve(name);
-        Series {
-            name: label.to_string(),
-            points: c
-                .iter()
-                .map(|p| (p.real_interactions, p.success as f64))
-                .collect(),
-            bars: c
-                .iter()
-                .map(|p| (p.real_interactions, p.ci_low as f64, p.ci_high as f64))
-                .collect(),
+            band,
+            bars,
             ..Default::default()
         }
     };
     let mut series = vec![
-        line("real_only", "real_only (one run per budget)"),
-        line("dreamgym_s2r", "DreamGym-S2R"),
-        single("dreamgym", "DreamGym (0 online real steps)"),
-        single("offline_bc", "offline BC (warm start)"),
+        series("real_only", "real_only (one run per budget)", true),
+        series("dreamgym_s2r", "DreamGym-S2R", true),
+        series("dreamgym", "DreamGym (0 online real steps)", false),
+        series("offline_bc", "offline BC (warm start)", false),
     ];
     if let Some(r) = curve("random").first() {
         series.push(Series {
@@ -114,9 +102,7 @@ fn curve_rows(out: &mut String, name: &str, curve: &[CurvePoint]) {
 
 /// Renders the HTML report.
 pub fn html(s: &EfficiencySummary) -> String {
-    let mut out = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>dreamgym efficiency</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>",
-    );
+    let mut out = page_start("dreamgym efficiency");
     let _ = write!(
         out,
         "<h1>dreamgym efficiency: {}</h1><p>{} seed(s) done of {:?}, backend {}, {:.0} s; offline seed data {:.0} real steps per seed.{}</p>",
@@ -197,27 +183,13 @@ pub fn html(s: &EfficiencySummary) -> String {
             esc(&h.method)
         );
     }
-    match charts::svg(&chart(s)) {
-        Ok(svg) => {
-            let _ = write!(out, "<figure>{svg}</figure>");
-        }
-        Err(e) => {
-            let _ = write!(out, "<p>(plot not drawn: {})</p>", esc(&e.to_string()));
-        }
-    }
+    out.push_str(&figure(&chart(s)));
     out.push_str("<h2>Every point</h2><table><tr><th>method</th><th>online budget</th><th>real interactions</th><th>synthetic steps</th><th>success</th><th>95% CI</th><th>per seed</th></tr>");
     for (name, curve) in &s.curves {
         curve_rows(&mut out, name, curve);
     }
-    out.push_str("</table><h2>Notes</h2><ul>");
-    for n in &s.notes {
-        let _ = write!(out, "<li>{}</li>", esc(n));
-    }
-    let _ = write!(
-        out,
-        "</ul><h2>Settings</h2><pre>{}</pre></body></html>",
-        esc(&serde_json::to_string_pretty(&s.config).unwrap_or_default())
-    );
+    out.push_str("</table>");
+    notes_and_settings(&mut out, &s.notes, &s.config);
     out
 }
 

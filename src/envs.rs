@@ -21,6 +21,16 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("dreamgym")
 }
 
+/// The env id a command's ENV argument names: `scenario:PATH` and `bridge:NAME` as given, and
+/// anything else (a scenario file) as `scenario:ENV`.
+pub fn env_id_of(arg: &str) -> String {
+    if arg.starts_with("scenario:") || arg.starts_with("bridge:") {
+        arg.to_string()
+    } else {
+        format!("scenario:{arg}")
+    }
+}
+
 /// The Python that runs the shipped bridge.
 pub fn bridge_python() -> String {
     if let Ok(p) = std::env::var("DREAMGYM_PYTHON") {

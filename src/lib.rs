@@ -9,6 +9,7 @@ pub mod efficiency_report;
 pub mod envs;
 pub mod experiment;
 pub mod files;
+pub mod html;
 pub mod methods;
 pub mod pipeline;
 pub mod progress;

@@ -6,8 +6,10 @@
 //! the offline seed data a method used (the behaviour-cloning warm start, the experience model's
 //! fit), `real_steps` its online real steps.
 
+use crate::recorder::Recorder;
 use crate::seed_context::{SeedContext, random_success};
 use anyhow::{Context, Result};
+use dreamgym_buffer::Trajectory;
 use dreamgym_curriculum::DifficultyPoint;
 use dreamgym_policy::Trainer;
 use dreamgym_sim::model::env::FailureCounts;
@@ -115,12 +117,17 @@ pub(crate) enum Method<'a> {
     /// A fresh learner trained in the experience model for `RunConfig::iterations`.
     DreamGym(Switches),
     /// A DreamGym policy continued in the real env (sim-to-real) at `s2r_lr_scale` x `lr`,
-    /// annealed over `iterations`; `from` is left as it was (its learner is cloned).
+    /// annealed over its iterations; `from` is left as it was (its learner is cloned). The real
+    /// iterations are spent in `s2r_rounds` rounds, each followed by `s2r_synthetic_iterations`
+    /// in the experience model — refit on the offline data and the real episodes so far when
+    /// `model_update`, as it was otherwise.
     SimToReal {
         /// What [`Method::DreamGym`] gave.
         from: &'a Played,
         /// Policy iterations in the real env.
         iterations: usize,
+        /// Refit the experience model on the fresh real episodes.
+        model_update: bool,
     },
 }
 
@@ -133,9 +140,18 @@ impl Method<'_> {
                 format!(" ({iterations} iterations in the real env)")
             }
             Method::DreamGym(_) => " (training in the experience model)".into(),
-            Method::SimToReal { iterations, .. } => {
-                format!(" (sim-to-real: {iterations} iterations in the real env)")
-            }
+            Method::SimToReal {
+                iterations,
+                model_update,
+                ..
+            } => format!(
+                " (sim-to-real: {iterations} iterations in the real env{})",
+                if *model_update {
+                    ""
+                } else {
+                    ", the model not updated"
+                }
+            ),
         }
     }
 }
@@ -155,6 +171,8 @@ pub(crate) struct CurriculumReport {
 pub(crate) struct Played {
     /// Its numbers on this seed.
     pub result: SeedResult,
+    /// Sim-to-real: the real episodes it played (what refits the model).
+    pub real_episodes: Vec<Trajectory>,
     /// The trained learner (methods that train one).
     pub trainer: Option<Trainer>,
     /// The curriculum (DreamGym).
@@ -182,6 +200,7 @@ impl SeedContext<'_> {
         let played = |result, trainer, curriculum| {
             Ok(Played {
                 result,
+                real_episodes: vec![],
                 trainer,
                 curriculum,
             })
@@ -207,7 +226,7 @@ impl SeedContext<'_> {
             Method::RealOnly { iterations } => {
                 let mut t = self.start(false)?;
                 t.extend(*iterations);
-                let rows = self.train_real(&mut t)?;
+                let rows = self.train_real(&mut t, *iterations, None)?;
                 result.success = self.evaluate(&t)?;
                 result.real_steps = t.counters().env_steps;
                 result.offline_steps = if self.cfg.bc_warm_start { offline } else { 0 };
@@ -229,20 +248,59 @@ impl SeedContext<'_> {
                 };
                 played(result, Some(run.trainer), Some(curriculum))
             }
-            Method::SimToReal { from, iterations } => {
+            Method::SimToReal {
+                from,
+                iterations,
+                model_update,
+            } => {
                 let mut t = from
                     .trainer
                     .clone()
                     .context("sim-to-real continues a trained policy; this method kept none")?;
-                self.begin_sim_to_real(&mut t, *iterations);
+                let rounds = self.cfg.s2r_rounds.clamp(1, (*iterations).max(1));
+                let in_model = self.cfg.s2r_synthetic_iterations;
+                self.begin_sim_to_real(&mut t, iterations + rounds * in_model);
+                let capture = Recorder::in_memory();
+                let mut real = vec![];
                 let mut rows = vec![(0, from.result.success)];
-                rows.extend(self.train_real(&mut t)?);
+                let mut synthetic = from.result.synthetic_steps;
+                for round in 0..rounds {
+                    let n = iterations * (round + 1) / rounds - iterations * round / rounds;
+                    let before = t.counters().env_steps;
+                    let offset = rows.last().map_or(0, |r| r.0);
+                    let done = self.train_real(&mut t, n, Some(&capture))?;
+                    rows.extend(done.into_iter().map(|(x, y)| (offset + x, y)));
+                    // the capturing envs are dropped: episodes cut by the round's end are in too
+                    real.extend(capture.take());
+                    let online = t.counters().env_steps - before;
+                    if in_model > 0 {
+                        let model = if *model_update {
+                            self.refit(&real)?
+                        } else {
+                            self.model(true)?
+                        };
+                        let data: Vec<Trajectory> =
+                            self.offline.iter().chain(&real).cloned().collect();
+                        let mut lp = self.synthetic_loop_in(model, &data, true, true)?;
+                        let before = t.counters().env_steps;
+                        for _ in 0..in_model {
+                            lp.step(&mut t)?;
+                        }
+                        synthetic += t.counters().env_steps - before;
+                    }
+                    tracing::debug!("sim-to-real round {round}: {online} real steps");
+                }
                 result.success = self.evaluate(&t)?;
-                result.real_steps = t.counters().env_steps - from.result.synthetic_steps;
+                result.real_steps = t.counters().env_steps - synthetic;
                 result.offline_steps = from.result.offline_steps;
-                result.synthetic_steps = from.result.synthetic_steps;
+                result.synthetic_steps = synthetic;
                 result.curve = rows;
-                played(result, Some(t), None)
+                Ok(Played {
+                    result,
+                    real_episodes: real,
+                    trainer: Some(t),
+                    curriculum: None,
+                })
             }
         }
     }

@@ -76,6 +76,10 @@ pub struct RunSummary {
     pub methods: BTreeMap<String, MethodSummary>,
     /// Fidelity of the native model (fit on seed 1's offline data, real held-out episodes).
     pub fidelity: serde_json::Value,
+    /// The model refit on seed 1's offline data plus the real episodes of its sim-to-real, on
+    /// the same held-out episodes, with the refit's cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fidelity_after_s2r: Option<serde_json::Value>,
     /// Curriculum difficulty per iteration (first seed).
     pub curriculum: Vec<DifficultyPoint>,
     /// Generated variants the feasibility check rejected (first seed).
@@ -94,11 +98,23 @@ pub struct RunSummary {
 }
 
 /// About how many policy iterations a run of `cfg` takes in all (for the progress ETA): per seed,
-/// dreamgym and real_only run `iterations` each, sim-to-real `s2r_share` of that, and each of the
-/// three ablations `iterations` again.
+/// dreamgym and real_only run `iterations` each, sim-to-real `s2r_share` of that plus its
+/// iterations in the model, and each of the three ablations `iterations` again (and sim-to-real
+/// again without the model update when it trains in the model).
 pub fn planned_iterations(cfg: &RunConfig) -> u64 {
-    let per_seed = cfg.iterations as f64
-        * (2.0 + f64::from(cfg.s2r_share.clamp(0.0, 1.0)) + if cfg.ablations { 3.0 } else { 0.0 });
+    let s2r = f64::from(cfg.s2r_share.clamp(0.0, 1.0)) * cfg.iterations as f64
+        + (cfg.s2r_rounds * cfg.s2r_synthetic_iterations) as f64;
+    let ablations = if cfg.ablations {
+        3.0 * cfg.iterations as f64
+            + if cfg.s2r_synthetic_iterations > 0 {
+                s2r
+            } else {
+                0.0
+            }
+    } else {
+        0.0
+    };
+    let per_seed = 2.0 * cfg.iterations as f64 + s2r + ablations;
     (per_seed * cfg.seeds.len() as f64).round() as u64
 }
 
@@ -138,6 +154,7 @@ pub fn run(
         offline: serde_json::Value::Null,
         methods: BTreeMap::new(),
         fidelity: serde_json::Value::Null,
+        fidelity_after_s2r: None,
         curriculum: vec![],
         curriculum_rejected: 0,
         curriculum_pool: vec![],
@@ -160,7 +177,8 @@ pub fn run(
             offline_total.0 + ctx.offline.len(),
             offline_total.1 + ctx.offline_steps(),
         );
-        if k == 0 && cfg.fidelity_episodes > 0 {
+        // real held-out episodes the model's fidelity is measured on (first seed)
+        let heldout = if k == 0 && cfg.fidelity_episodes > 0 {
             progress.phase("measuring the experience model's fidelity on real held-out episodes");
             let held = TaskSampler {
                 spec: ctx.spec.clone(),
@@ -180,7 +198,10 @@ pub fn run(
                 &heldout,
                 0.99,
             ))?;
-        }
+            heldout
+        } else {
+            vec![]
+        };
         let mut keep = |name: &str, played: &Played| {
             results
                 .entry(name.into())
@@ -207,15 +228,32 @@ pub fn run(
         let s2r_iterations = ((cfg.s2r_share * real_only.result.real_steps as f32) / per_iteration)
             .floor()
             .max(1.0) as usize;
-        let s2r = Method::SimToReal {
-            from: &dreamgym,
-            iterations: s2r_iterations,
-        };
-        keep("dreamgym_s2r", &ctx.play("dreamgym_s2r", &s2r)?);
+        let s2r = ctx.play(
+            "dreamgym_s2r",
+            &Method::SimToReal {
+                from: &dreamgym,
+                iterations: s2r_iterations,
+                model_update: true,
+            },
+        )?;
+        keep("dreamgym_s2r", &s2r);
+        if !heldout.is_empty() {
+            summary.fidelity_after_s2r = Some(fidelity_after(&ctx, &s2r, &heldout)?);
+        }
         keep("offline_bc", &ctx.play("offline_bc", &Method::OfflineBc)?);
         if cfg.ablations {
             for (name, switches) in ABLATIONS {
                 keep(name, &ctx.play(name, &Method::DreamGym(switches))?);
+            }
+            // the model update matters only where the policy trains in the model after it
+            if cfg.s2r_synthetic_iterations > 0 {
+                let name = "dreamgym_s2r_without_model_update";
+                let frozen = Method::SimToReal {
+                    from: &dreamgym,
+                    iterations: s2r_iterations,
+                    model_update: false,
+                };
+                keep(name, &ctx.play(name, &frozen)?);
             }
         }
         summary.seeds_done.push(seed);
@@ -225,6 +263,33 @@ pub fn run(
         }
     }
     Ok(summary)
+}
+
+/// The fidelity of the model refit on the offline data plus `s2r`'s real episodes, on `heldout`,
+/// with the refit's wall time and how many real transitions it added.
+fn fidelity_after(
+    ctx: &SeedContext<'_>,
+    s2r: &Played,
+    heldout: &[dreamgym_buffer::Trajectory],
+) -> Result<serde_json::Value> {
+    let started = std::time::Instant::now();
+    let model = ctx.refit(&s2r.real_episodes)?;
+    let refit_seconds = started.elapsed().as_secs_f64();
+    let data: Vec<dreamgym_buffer::Trajectory> = ctx
+        .offline
+        .iter()
+        .chain(&s2r.real_episodes)
+        .cloned()
+        .collect();
+    let mut v = serde_json::to_value(fidelity::evaluate(model.as_ref(), &data, heldout, 0.99))?;
+    v["refit_seconds"] = serde_json::json!(refit_seconds);
+    v["added_real_transitions"] = serde_json::json!(
+        s2r.real_episodes
+            .iter()
+            .map(|t| t.steps.len())
+            .sum::<usize>()
+    );
+    Ok(v)
 }
 
 impl RunSummary {

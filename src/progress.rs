@@ -141,6 +141,17 @@ impl Progress {
         }
     }
 
+    /// Says that the partial results of `seeds_done` are in `summary` (a run writes them after
+    /// every seed but the last).
+    pub fn partial_written(&self, seeds_done: &[u64], summary: &std::path::Path) {
+        self.suspend(|| {
+            tracing::info!(
+                "seeds {seeds_done:?} done: partial results in {} (complete: false)",
+                summary.display()
+            )
+        });
+    }
+
     /// Clears the spinner.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

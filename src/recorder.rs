@@ -16,9 +16,9 @@ use anyhow::{Context, Result};
 use dreamgym_buffer::{BufferAppender, FsyncPolicy, Trajectory};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Episodes waiting for the recorder at most (then sessions wait).
@@ -82,8 +82,18 @@ enum Message {
 /// A handle sessions use to hand over finished episodes.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: SyncSender<Message>,
+    sink: Sink,
     stats: Arc<RecorderStats>,
+}
+
+/// Where a recorder's episodes go.
+#[derive(Clone)]
+enum Sink {
+    /// The recorder thread, which appends them to a log.
+    Log(SyncSender<Message>),
+    /// A list in memory (tags dropped): what a run keeps to learn from, e.g. the real episodes
+    /// of sim-to-real that refit the experience model.
+    Memory(Arc<Mutex<Vec<Trajectory>>>),
 }
 
 /// The recorder thread; [`RecorderThread::stop`] writes what is waiting, syncs and joins it.
@@ -99,22 +109,47 @@ impl Recorder {
         if episode.steps.is_empty() {
             return;
         }
-        // the thread only ends after `stop`, which comes after every session has ended
-        if self
-            .tx
-            .send(Message::Episode(Box::new(episode), tags))
-            .is_err()
-        {
-            tracing::error!("the recorder has stopped; an episode was not recorded");
+        match &self.sink {
+            Sink::Log(tx) => {
+                // the thread only ends after `stop`, which comes after every session has ended
+                if tx.send(Message::Episode(Box::new(episode), tags)).is_err() {
+                    tracing::error!("the recorder has stopped; an episode was not recorded");
+                }
+            }
+            Sink::Memory(list) => list
+                .lock()
+                .expect("the episode list is never poisoned")
+                .push(episode),
+        }
+    }
+
+    /// A recorder that keeps the episodes in memory; [`Recorder::take`] hands them back.
+    pub fn in_memory() -> Self {
+        Self {
+            sink: Sink::Memory(Default::default()),
+            stats: Default::default(),
+        }
+    }
+
+    /// The episodes an in-memory recorder has kept so far, in the order they ended (and it
+    /// starts afresh); a log recorder has none to give.
+    pub fn take(&self) -> Vec<Trajectory> {
+        match &self.sink {
+            Sink::Memory(list) => {
+                std::mem::take(&mut *list.lock().expect("the episode list is never poisoned"))
+            }
+            Sink::Log(_) => vec![],
         }
     }
 
     /// Waits until every episode handed over before is written and synced; returns the log's
-    /// length in bytes then (a record boundary).
+    /// length in bytes then (a record boundary; 0 for an in-memory recorder).
     pub fn barrier(&self) -> Result<u64> {
+        let Sink::Log(log) = &self.sink else {
+            return Ok(0);
+        };
         let (tx, rx) = sync_channel(1);
-        self.tx
-            .send(Message::Barrier(tx))
+        log.send(Message::Barrier(tx))
             .map_err(|_| anyhow::anyhow!("the recorder has stopped"))?;
         rx.recv()
             .map_err(|_| anyhow::anyhow!("the recorder stopped before the barrier"))?
@@ -159,7 +194,10 @@ impl RecorderThread {
             .spawn(move || write_loop(buffer, &rx, &thread_stats))
             .context("starting the recorder thread")?;
         Ok(Self {
-            handle: Recorder { tx, stats },
+            handle: Recorder {
+                sink: Sink::Log(tx),
+                stats,
+            },
             thread: Some(thread),
             path: path.to_path_buf(),
         })
@@ -177,7 +215,9 @@ impl RecorderThread {
 
     fn join(&mut self) -> Result<()> {
         if let Some(t) = self.thread.take() {
-            let _ = self.handle.tx.send(Message::Stop);
+            if let Sink::Log(tx) = &self.handle.sink {
+                let _ = tx.send(Message::Stop);
+            }
             t.join()
                 .map_err(|_| anyhow::anyhow!("the recorder of {} panicked", self.path.display()))?;
         }

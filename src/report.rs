@@ -1,27 +1,13 @@
 //! Writing a run's `summary.json` and a self-contained `report.html` (inline SVG charts drawn
 //! by `crate::charts`, no scripts, no network).
 
-use crate::charts::{self, Chart, Series};
+use crate::charts::{Chart, Series};
 use crate::files::replace_file;
+use crate::html::{esc, figure, notes_and_settings, page_start};
 use crate::pipeline::RunSummary;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A chart as inline SVG in a `<figure>`, or a line saying why it could not be drawn.
-fn figure(chart: &Chart) -> String {
-    match charts::svg(chart) {
-        Ok(svg) => format!("<figure>{svg}</figure>"),
-        Err(e) => format!("<p>(chart not drawn: {})</p>", esc(&e.to_string())),
-    }
-}
 
 fn model_success(m: &crate::pipeline::MethodSummary) -> String {
     let xs: Vec<f32> = m.seeds.iter().filter_map(|r| r.model_success).collect();
@@ -67,9 +53,7 @@ const FIDELITY_ROWS: [(&str, &str); 8] = [
 
 /// Renders the HTML report.
 pub fn html(s: &RunSummary) -> String {
-    let mut out = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>dreamgym report</title><style>body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}</style></head><body>",
-    );
+    let mut out = page_start("dreamgym report");
     let _ = write!(out, "<h1>dreamgym run: {}</h1>", esc(&s.env));
     if !s.complete {
         let _ = write!(
@@ -167,27 +151,38 @@ pub fn html(s: &RunSummary) -> String {
         s.curriculum_rejected
     );
     out.push_str("<h2>Experience model fidelity</h2><p>The native model fit on seed 1's offline data, predicting real held-out episodes step by step.</p><table>");
+    let shown = |v: Option<&serde_json::Value>| {
+        v.map_or_else(
+            || "-".to_string(),
+            |v| {
+                v.as_f64()
+                    .map_or_else(|| v.to_string(), |x| format!("{x:.3}"))
+            },
+        )
+    };
+    let after = s.fidelity_after_s2r.as_ref();
+    let _ = write!(
+        out,
+        "<tr><th>figure</th><th>fit on the offline data</th><th>refit with sim-to-real's real episodes{}</th><th>meaning</th></tr>",
+        after.map_or_else(String::new, |a| format!(
+            " (+{} transitions, {} s)",
+            a["added_real_transitions"],
+            shown(a.get("refit_seconds"))
+        ))
+    );
     for (key, meaning) in FIDELITY_ROWS {
-        if let Some(v) = s.fidelity.get(key) {
-            let shown = v
-                .as_f64()
-                .map_or_else(|| v.to_string(), |x| format!("{x:.3}"));
+        if s.fidelity.get(key).is_some() {
             let _ = write!(
                 out,
-                "<tr><td>{key}</td><td>{shown}</td><td style=\"text-align:left\">{}</td></tr>",
+                "<tr><td>{key}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                shown(s.fidelity.get(key)),
+                shown(after.and_then(|a| a.get(key))),
                 esc(meaning)
             );
         }
     }
-    out.push_str("</table><h2>Notes</h2><ul>");
-    for n in &s.notes {
-        let _ = write!(out, "<li>{}</li>", esc(n));
-    }
-    let _ = write!(
-        out,
-        "</ul><h2>Settings</h2><pre>{}</pre></body></html>",
-        esc(&serde_json::to_string_pretty(&s.config).unwrap_or_default())
-    );
+    out.push_str("</table>");
+    notes_and_settings(&mut out, &s.notes, &s.config);
     out
 }
 

@@ -78,6 +78,14 @@ pub struct RunConfig {
     /// Sim-to-real learning rate as a share of `policy.lr` (fine-tuning a policy trained in the
     /// model on a small real budget; its schedule anneals over the S2R iterations).
     pub s2r_lr_scale: f64,
+    /// Sim-to-real's real iterations are spent in this many rounds; after each, with
+    /// `s2r_synthetic_iterations` above 0, the policy trains that many iterations in the
+    /// experience model refit on the offline data plus the real episodes of sim-to-real so far
+    /// (the "without model update" ablation: in the model as it was).
+    pub s2r_rounds: usize,
+    /// Iterations in the (refit) experience model after each sim-to-real round (0: sim-to-real
+    /// is fine-tuning in the real env only).
+    pub s2r_synthetic_iterations: usize,
     /// The curriculum.
     pub curriculum: CurriculumConfig,
     /// Expand the curriculum pool every this many iterations.
@@ -165,6 +173,7 @@ impl RunConfig {
             ("eval_episodes", self.eval_episodes),
             ("expand_every", self.expand_every),
             ("curve_points", self.curve_points),
+            ("s2r_rounds", self.s2r_rounds),
         ] {
             if n == 0 {
                 return bad(field, "0".into(), "at least 1");
@@ -210,6 +219,8 @@ impl Default for RunConfig {
             synthetic_envs: 16,
             s2r_share: 0.1,
             s2r_lr_scale: 0.3,
+            s2r_rounds: 1,
+            s2r_synthetic_iterations: 0,
             curriculum: CurriculumConfig::default(),
             expand_every: 5,
             eval_episodes: 100,

@@ -350,6 +350,20 @@ impl SeedContext<'_> {
         Ok(model)
     }
 
+    /// The experience model fit on the offline data plus `fresh` real episodes (sim-to-real's
+    /// model update; a native model is refit from scratch — measured in milliseconds per
+    /// thousand transitions —, an LLM model is left as it is: its experience comes from its
+    /// prompt).
+    pub(crate) fn refit(&self, fresh: &[Trajectory]) -> Result<Arc<dyn ExperienceModel>> {
+        match self.cfg.experience_model {
+            ExperienceModelKind::Native => {
+                let data: Vec<Trajectory> = self.offline.iter().chain(fresh).cloned().collect();
+                Ok(Arc::new(NativeModel::fit_with(&data, true)))
+            }
+            ExperienceModelKind::Llm => self.model(true),
+        }
+    }
+
     /// A fresh learner, behaviour-cloned on the offline data when the run says so.
     pub(crate) fn start(&self, force_bc: bool) -> Result<Trainer> {
         self.start_with_envs(force_bc, self.policy.num_envs)
@@ -386,9 +400,12 @@ impl SeedContext<'_> {
             .success)
     }
 
+    /// The loop's model envs: episodes start from the real initial states of `real` (and
+    /// `extra_starts`), and retrieval reads `real`'s transitions.
     fn model_envs(
         &self,
         model: Arc<dyn ExperienceModel>,
+        real: &[Trajectory],
         extra_starts: &[(dreamgym_buffer::Task, Observation)],
         retrieval: bool,
         failures: &Arc<ModelFailures>,
@@ -408,15 +425,10 @@ impl SeedContext<'_> {
         } else {
             RetrievalMode::Off
         };
-        let index = Arc::new(Retrieval::new(&self.offline, mode));
+        let index = Arc::new(Retrieval::new(real, mode));
         (0..self.cfg.synthetic_envs.max(1))
             .map(|_| {
-                let mut m = ModelEnv::with_retrieval(
-                    model.clone(),
-                    &self.offline,
-                    max_steps,
-                    index.clone(),
-                );
+                let mut m = ModelEnv::with_retrieval(model.clone(), real, max_steps, index.clone());
                 m.count_failures_in(failures.clone());
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
@@ -474,7 +486,19 @@ impl SeedContext<'_> {
         curriculum: bool,
         retrieval: bool,
     ) -> Result<SyntheticLoop> {
-        let model: Arc<dyn ExperienceModel> = self.model(rules)?;
+        self.synthetic_loop_in(self.model(rules)?, &self.offline, curriculum, retrieval)
+    }
+
+    /// [`Self::synthetic_loop`] in `model`, its episodes starting from the initial states of the
+    /// real trajectories `real` and retrieval reading them (sim-to-real's model update: the
+    /// offline data and the real episodes since).
+    pub(crate) fn synthetic_loop_in(
+        &self,
+        model: Arc<dyn ExperienceModel>,
+        real: &[Trajectory],
+        curriculum: bool,
+        retrieval: bool,
+    ) -> Result<SyntheticLoop> {
         // the curriculum's seed tasks: every (template, difficulty) family of the offline data
         let families = offline_families(&self.offline);
         // an LLM experience model writes the curriculum's tasks itself (the paper's M_task);
@@ -489,7 +513,7 @@ impl SeedContext<'_> {
             None => vec![],
         };
         let failures = Arc::new(ModelFailures::default());
-        let envs = self.model_envs(model, &starts, retrieval, &failures);
+        let envs = self.model_envs(model, real, &starts, retrieval, &failures);
         Ok(SyntheticLoop {
             envs,
             pool: Curriculum::new(self.cfg.curriculum, families),
@@ -562,30 +586,45 @@ impl SeedContext<'_> {
         trainer.set_learning_rate(self.policy.lr * self.cfg.s2r_lr_scale);
     }
 
-    /// Trains `trainer` in the real env (training instances) until its schedule is done (set
-    /// it with `Trainer::extend` or [`Self::begin_sim_to_real`]); returns (online real steps
-    /// so far in this call, training success) per iteration.
-    pub(crate) fn train_real(&self, trainer: &mut Trainer) -> Result<Vec<(u64, f32)>> {
+    /// Trains `trainer` for `iterations` iterations in the real env (training instances; set
+    /// its schedule first with `Trainer::extend` or [`Self::begin_sim_to_real`]); returns
+    /// (online real steps so far in this call, training success) per iteration. With `capture`,
+    /// the episodes played there are handed to it too.
+    pub(crate) fn train_real(
+        &self,
+        trainer: &mut Trainer,
+        iterations: usize,
+        capture: Option<&Recorder>,
+    ) -> Result<Vec<(u64, f32)>> {
         let mut envs: Vec<Box<dyn Env>> = (0..self.policy.num_envs)
-            .map(|_| self.recorded(self.factory.open(), Provenance::Real))
+            .map(|_| {
+                let env = self.recorded(self.factory.open(), Provenance::Real);
+                match capture {
+                    Some(c) => Box::new(RecordingEnv::new(
+                        env,
+                        c.clone(),
+                        Provenance::Real,
+                        BTreeMap::new(),
+                        IterationClock::default(),
+                        None,
+                    )) as Box<dyn Env>,
+                    None => env,
+                }
+            })
             .collect();
         let sampler = TaskSampler {
             spec: self.spec.clone(),
             split: Split::Train,
         };
         let start_steps = trainer.counters().env_steps;
-        let iterations = trainer
-            .config()
-            .iterations
-            .saturating_sub(trainer.counters().iteration);
         let mut rows = vec![];
         let mut steps = start_steps;
-        while !trainer.finished() {
+        for i in 0..iterations {
             self.tell_recording(trainer);
             let m = trainer.iterate(&mut envs, &sampler)?;
             rows.push((m.env_steps - start_steps, m.success));
             self.progress
-                .iteration(rows.len(), iterations, m.env_steps - steps);
+                .iteration(i + 1, iterations, m.env_steps - steps);
             steps = m.env_steps;
         }
         Ok(rows)

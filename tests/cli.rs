@@ -504,15 +504,7 @@ fn train_from_an_experiment_resumes_exactly_through_both_phases() {
         "(env: \"scenario:scenarios/keys_doors.ron\", seed: 2, real_budget: 512, run: (offline_episodes: 30, iterations: 3, eval_episodes: 10, policy: (num_steps: 32, num_envs: 4)))",
     )
     .unwrap();
-    let train = |out: &Path, extra: &[&str]| {
-        let mut c = bin();
-        c.args(["train", "--backend", "cpu", "--quiet", "--config"])
-            .arg(&cfg)
-            .arg("--out")
-            .arg(out)
-            .args(extra);
-        run(&mut c)
-    };
+    let train = |out: &Path, extra: &[&str]| run(&mut train_experiment(&cfg, out, extra));
     let straight = dir.path().join("straight");
     let (ok, out, err) = train(&straight, &[]);
     assert!(ok, "{err}");
@@ -563,6 +555,17 @@ fn train_from_an_experiment_resumes_exactly_through_both_phases() {
     );
 }
 
+/// `dreamgym train --backend cpu --quiet --config CFG --out OUT EXTRA...`.
+fn train_experiment(cfg: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut c = bin();
+    c.args(["train", "--backend", "cpu", "--quiet", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    c
+}
+
 /// Transitions of a buffer log by (method tag, provenance).
 fn buffer_counts(path: &Path) -> std::collections::BTreeMap<(String, String), u64> {
     let (buf, _) =
@@ -588,15 +591,7 @@ fn train_killed_and_resumed_keeps_metrics_and_buffer_exact() {
         "(env: \"scenario:scenarios/keys_doors.ron\", seed: 3, real_budget: 1536, run: (offline_episodes: 30, iterations: 8, eval_episodes: 10, policy: (num_steps: 32, num_envs: 4)))",
     )
     .unwrap();
-    let train = |out: &Path, extra: &[&str]| {
-        let mut c = bin();
-        c.args(["train", "--backend", "cpu", "--quiet", "--config"])
-            .arg(&cfg)
-            .arg("--out")
-            .arg(out)
-            .args(extra);
-        c
-    };
+    let train = |out: &Path, extra: &[&str]| train_experiment(&cfg, out, extra);
     let straight = dir.path().join("straight");
     let (ok, _, err) = run(&mut train(&straight, &[]));
     assert!(ok, "{err}");

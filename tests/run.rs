@@ -130,6 +130,60 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
     assert!(synthetic.step.reasoning.is_some());
 }
 
+/// Sim-to-real in rounds with iterations in the model between them: the model is refit on the
+/// real episodes of sim-to-real (its fidelity on the held-out episodes reported before and after,
+/// with the transitions added and the refit's time), the policy's steps in the refit model are
+/// counted as synthetic, and the ablation without the model update runs beside it.
+#[test]
+fn sim_to_real_refits_the_model_on_its_real_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("run.ron");
+    std::fs::write(
+        &cfg,
+        "(difficulty: Some(2), seeds: [1], offline_episodes: 60, iterations: 6, s2r_share: 0.5, s2r_rounds: 2, s2r_synthetic_iterations: 2, eval_episodes: 40, fidelity_episodes: 10, ablations: true)",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    assert!(run_keys_doors(&cfg, &out).status().unwrap().success());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let methods = &s["methods"];
+    let field = |m: &str, f: &str| {
+        methods[m][f]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{m}.{f}: {}", methods[m]))
+    };
+    // 6 iterations of 4 x 64 real steps for real_only: S2R gets half, 3 iterations in 2 rounds
+    assert_eq!(field("real_only", "real_steps"), 6 * 256);
+    assert_eq!(field("dreamgym_s2r", "real_steps"), 3 * 256);
+    // 2 rounds x 2 iterations x 16 model envs x 64 steps in the model on top of dreamgym's
+    let extra = 2 * 2 * 16 * 64;
+    assert_eq!(
+        field("dreamgym_s2r", "synthetic_steps"),
+        field("dreamgym", "synthetic_steps") + extra
+    );
+    assert_eq!(
+        field("dreamgym_s2r_without_model_update", "synthetic_steps"),
+        field("dreamgym", "synthetic_steps") + extra
+    );
+    let before = &s["fidelity"];
+    let after = &s["fidelity_after_s2r"];
+    assert_eq!(
+        after["transitions"], before["transitions"],
+        "the same held-out episodes"
+    );
+    assert!(
+        after["added_real_transitions"].as_u64().unwrap() >= 3 * 256,
+        "every real step of S2R refits the model: {after}"
+    );
+    assert!(after["refit_seconds"].as_f64().unwrap() >= 0.0);
+    for f in ["next_state_exact", "reward_accuracy"] {
+        assert!(after[f].as_f64().unwrap() > 0.5, "{f}: {after}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("refit with sim-to-real"));
+}
+
 /// The stand-in server's transition reply (nothing changes) and its winning reply.
 const STUB_TRANSITION: &str = r#"{"reasoning":"The agent looks around.","next_state":{"lines":["[room_a] room: you are in the west room","[key_red] key: a red key"],"admissible":["pick up the red key","go through the red door to the middle room"],"feedback":"Nothing happens."},"reward":0,"done":false,"success":false}"#;
 const STUB_WIN: &str = r#"{"reasoning":"That completes the task.","next_state":{"lines":["[room_a] room: you are in the west room"],"admissible":["look"],"feedback":"Done."},"reward":1,"done":true,"success":true}"#;

@@ -26,23 +26,13 @@ pub fn run(
     if let Some(s) = seeds {
         cfg.run.seeds = s;
     }
-    let id = if env.starts_with("scenario:") || env.starts_with("bridge:") {
-        env.to_string()
-    } else {
-        format!("scenario:{env}")
-    };
+    let id = crate::envs::env_id_of(env);
     let _lock = crate::run_lock::RunLock::acquire(out)?;
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
     let progress = crate::progress::Progress::new(cfg.planned_iterations(), false);
     let summary = crate::efficiency::run(&id, &cfg, &device, &progress, jobs, &mut |partial| {
         crate::efficiency_report::write(out, partial)?;
-        progress.suspend(|| {
-            tracing::info!(
-                "seeds {:?} done: partial results in {} (complete: false)",
-                partial.seeds_done,
-                out.join("summary.json").display()
-            )
-        });
+        progress.partial_written(&partial.seeds_done, &out.join("summary.json"));
         Ok(())
     })?;
     progress.finish();

@@ -31,11 +31,7 @@ pub fn run(
     if no_ablations {
         cfg.ablations = false;
     }
-    let id = if env.starts_with("scenario:") || env.starts_with("bridge:") {
-        env.to_string()
-    } else {
-        format!("scenario:{env}")
-    };
+    let id = crate::envs::env_id_of(env);
     let _lock = crate::run_lock::RunLock::acquire(out)?;
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
     let progress = crate::progress::Progress::new(crate::pipeline::planned_iterations(&cfg), false);
@@ -62,13 +58,7 @@ pub fn run(
         handle.as_ref(),
         &mut |partial| {
             crate::report::write(out, partial)?;
-            progress.suspend(|| {
-                tracing::info!(
-                    "seeds {:?} done: partial results in {} (complete: false)",
-                    partial.seeds_done,
-                    out.join("summary.json").display()
-                )
-            });
+            progress.partial_written(&partial.seeds_done, &out.join("summary.json"));
             Ok(())
         },
     )?;

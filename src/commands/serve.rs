@@ -31,11 +31,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         .token
         .or_else(|| std::env::var("DREAMGYM_SERVE_TOKEN").ok())
         .filter(|t| !t.is_empty());
-    let id = if a.env.starts_with("scenario:") || a.env.starts_with("bridge:") {
-        a.env.clone()
-    } else {
-        format!("scenario:{}", a.env)
-    };
+    let id = crate::envs::env_id_of(&a.env);
     let factory = Arc::new(EnvFactory::new(&id, a.bridge_cmd.as_deref())?);
     let (source, buffer_seed) = match (a.model, &a.offline) {
         (None, None) => (Source::Real(factory.clone()), vec![]),
