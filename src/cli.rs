@@ -199,6 +199,10 @@ pub enum Command {
         /// Seeds run at once (each on its own thread; results do not depend on it).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Train nothing: recompute the headline, report and plot of OUT from the per-seed
+        /// points in OUT/summary.json (e.g. after an upgrade).
+        #[arg(long)]
+        report_only: bool,
     },
     /// Serve an env over the OpenEnv protocol (WebSocket /ws and HTTP) for trainers in any
     /// language: the real env, or with --model a synthetic one (an experience model fit on
@@ -530,6 +534,7 @@ pub fn run(cli: Cli) -> Result<()> {
             backend,
             seeds,
             jobs,
+            report_only,
         } => commands::efficiency::run(
             &env,
             config.as_deref(),
@@ -537,6 +542,7 @@ pub fn run(cli: Cli) -> Result<()> {
             &backend,
             seeds,
             usize::from(jobs),
+            report_only,
         ),
         Command::Model {
             cmd:

@@ -123,7 +123,7 @@ impl EfficiencyConfig {
 }
 
 /// One trained policy of one method on one seed.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct SeedPoint {
     /// Seed.
     pub seed: u64,
@@ -139,7 +139,7 @@ pub struct SeedPoint {
     pub synthetic_steps: u64,
     /// DreamGym: training success inside the experience model over its last 5 iterations (its
     /// held-out success in the real env against this is the sim-to-real gap).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_success: Option<f32>,
 }
 
@@ -232,6 +232,11 @@ pub struct ZeroOnline {
     pub model_success: Option<f32>,
     /// The target: a share of at least 0.9 (on the mean).
     pub target_0_9_met: bool,
+    /// Its saving factor: the real interactions real_only needs for DreamGym's success over
+    /// DreamGym's (its offline steps), from the mean curves.
+    pub saving: Option<Saving>,
+    /// The same per seed: geometric mean and interval, when every seed gives a value.
+    pub saving_per_seed: Option<Interval>,
 }
 
 /// DreamGym-S2R at one budget: what real_only needs for the same success.
@@ -304,6 +309,79 @@ pub struct EfficiencySummary {
 
 /// What one seed produced: per method, one point per budget (in budget order).
 type SeedPoints = BTreeMap<String, Vec<SeedPoint>>;
+
+/// What [`resummarise`] reads back of a written summary: the settings and the per-seed points.
+#[derive(Deserialize)]
+struct Written {
+    env: String,
+    config: EfficiencyConfig,
+    backend: String,
+    seconds: f64,
+    seeds_done: Vec<u64>,
+    curves: BTreeMap<String, Vec<WrittenPoint>>,
+}
+
+#[derive(Deserialize)]
+struct WrittenPoint {
+    seeds: Vec<SeedPoint>,
+}
+
+/// The summary of a finished (or partial) experiment recomputed from the per-seed points of
+/// its `summary.json` — the curves, the headline and the notes as this version computes them,
+/// training nothing (e.g. after an upgrade that adds a figure).
+pub fn resummarise(path: &std::path::Path) -> Result<EfficiencySummary> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let w: Written = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not the summary.json of `dreamgym efficiency`",
+            path.display()
+        )
+    })?;
+    let mut done: BTreeMap<u64, SeedPoints> = BTreeMap::new();
+    for (method, curve) in &w.curves {
+        for point in curve {
+            for p in &point.seeds {
+                done.entry(p.seed)
+                    .or_default()
+                    .entry(method.clone())
+                    .or_default()
+                    .push(*p);
+            }
+        }
+    }
+    for seed in &w.seeds_done {
+        let points = done.get(seed);
+        let whole = points.is_some_and(|p| {
+            p.get("real_only").map(Vec::len) == Some(w.config.real_budgets.len())
+                && p.get("dreamgym_s2r").map(Vec::len) == Some(w.config.s2r_budgets.len())
+                && ["dreamgym", "offline_bc", "random"]
+                    .iter()
+                    .all(|m| p.get(*m).map(Vec::len) == Some(1))
+        });
+        if !whole {
+            anyhow::bail!(
+                "{}: seed {seed} does not have a point for every method and budget of its settings",
+                path.display()
+            );
+        }
+    }
+    let mut summary = EfficiencySummary {
+        env: w.env,
+        notes: notes(&w.config),
+        config: w.config,
+        backend: w.backend,
+        offline_steps_per_seed: 0.0,
+        curves: BTreeMap::new(),
+        headline: None,
+        seconds: 0.0,
+        complete: false,
+        seeds_done: w.seeds_done,
+    };
+    summary.update(&done, std::time::Instant::now());
+    summary.seconds = w.seconds;
+    Ok(summary)
+}
 
 /// Runs the experiment on `env_id`. `seed_done` gets the summary so far after each seed but the
 /// last; `jobs` seeds run at once.
@@ -503,6 +581,19 @@ fn curve_point(budget: u64, seeds: Vec<SeedPoint>) -> CurvePoint {
     }
 }
 
+/// The geometric mean and interval of saving factors, when every one is a value (not a bound).
+fn geometric_of_values(savings: impl Iterator<Item = Option<Saving>>) -> Option<Interval> {
+    let factors: Option<Vec<f32>> = savings
+        .map(|s| {
+            s.filter(|s| s.bound == Bound::Exact)
+                .map(|s| s.factor as f32)
+        })
+        .collect();
+    factors
+        .filter(|f| !f.is_empty())
+        .map(|f| Interval::geometric(&f))
+}
+
 /// The headline figures from the curves (`None` before any seed is done).
 fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Option<Headline> {
     let real = curves.get("real_only")?;
@@ -523,6 +614,15 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
         // within the tolerance of its last budget, or of the ceiling (success cannot rise
         // above 1, so a curve that reaches it has converged)
         converged: last_change.abs() <= tolerance || last.success >= 1.0 - tolerance,
+    };
+    let mean_curve: Vec<(f64, f32)> = real
+        .iter()
+        .map(|p| (p.real_interactions, p.success))
+        .collect();
+    let seed_curve = |k: usize| -> Vec<(f64, f32)> {
+        real.iter()
+            .map(|p| (p.seeds[k].real_interactions as f64, p.seeds[k].success))
+            .collect()
     };
     let dg = &curves.get("dreamgym")?[0];
     let shares: Vec<f32> = dg
@@ -546,15 +646,13 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
             let m: Vec<f32> = dg.seeds.iter().filter_map(|p| p.model_success).collect();
             (!m.is_empty()).then(|| m.iter().sum::<f32>() / m.len() as f32)
         },
-    };
-    let mean_curve: Vec<(f64, f32)> = real
-        .iter()
-        .map(|p| (p.real_interactions, p.success))
-        .collect();
-    let seed_curve = |k: usize| -> Vec<(f64, f32)> {
-        real.iter()
-            .map(|p| (p.seeds[k].real_interactions as f64, p.seeds[k].success))
-            .collect()
+        saving: saving(&mean_curve, dg.success, dg.real_interactions),
+        saving_per_seed: geometric_of_values(
+            dg.seeds
+                .iter()
+                .enumerate()
+                .map(|(k, d)| saving(&seed_curve(k), d.success, d.real_interactions as f64)),
+        ),
     };
     let s2r_curve = curves.get("dreamgym_s2r")?;
     let s2r = s2r_curve
@@ -566,15 +664,10 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
                 .enumerate()
                 .map(|(k, s)| saving(&seed_curve(k), s.success, s.real_interactions as f64))
                 .collect();
-            let exact: Vec<f32> = per_seed
-                .iter()
-                .filter_map(|s| s.filter(|s| s.bound == Bound::Exact))
-                .map(|s| s.factor as f32)
-                .collect();
             S2rSaving {
                 budget: p.budget,
                 mean_curves: saving(&mean_curve, p.success, p.real_interactions),
-                factor: (exact.len() == per_seed.len()).then(|| Interval::geometric(&exact)),
+                factor: geometric_of_values(per_seed.iter().copied()),
                 per_seed,
             }
         })

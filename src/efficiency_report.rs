@@ -149,6 +149,17 @@ pub fn html(s: &EfficiencySummary) -> String {
                 .unwrap_or_default(),
             if d.target_0_9_met { "met" } else { "missed" }
         );
+        let _ = write!(
+            out,
+            "<tr><td>(b') saving factor of DreamGym (0 online real steps)</td><td>{}{}</td></tr>",
+            saving_text(&d.saving),
+            d.saving_per_seed
+                .map(|f| format!(
+                    "; per seed: geometric mean {:.3} [{:.3}, {:.3}]",
+                    f.mean, f.ci_low, f.ci_high
+                ))
+                .unwrap_or_default()
+        );
         for p in &h.s2r {
             let ci = p.factor.map_or_else(
                 || "per-seed interval: n/a (some seeds give bounds)".to_string(),

@@ -86,6 +86,50 @@ fn a_small_efficiency_run_has_its_curves_headline_and_plot() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("saving factor"));
 
+    // the report recomputed from the summary's per-seed points: the same figures
+    let before = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "efficiency",
+            "scenarios/keys_doors.ron",
+            "--report-only",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(again["curves"], s["curves"]);
+    assert_eq!(again["headline"], s["headline"]);
+    // a summary missing a seed's point is refused, naming the file
+    let broken = before.replacen("\"budget\": 6144", "\"budget\": 6144, \"x\": 0", 1);
+    let mut v: serde_json::Value = serde_json::from_str(&broken).unwrap();
+    v["curves"]["real_only"][2]["seeds"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    std::fs::write(out.join("summary.json"), v.to_string()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "efficiency",
+            "scenarios/keys_doors.ron",
+            "--report-only",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("summary.json") && err.contains("seed 2"),
+        "{err}"
+    );
+
     // two seeds at once: the same figures
     let two = efficiency(&cfg, &dir.path().join("two"), "2");
     assert_eq!(two["curves"], s["curves"]);

@@ -6,7 +6,8 @@ use std::path::Path;
 
 /// Runs the experiment (`EfficiencyConfig` from `config`, else the embedded defaults; `seeds`
 /// overrides its seeds) with `jobs` seeds at once, and writes `summary.json`, `report.html` and
-/// `efficiency.svg` to `out` (after every seed too, marked incomplete).
+/// `efficiency.svg` to `out` (after every seed too, marked incomplete). With `report_only`,
+/// recomputes them from `out/summary.json`'s per-seed points instead, training nothing.
 pub fn run(
     env: &str,
     config: Option<&Path>,
@@ -14,7 +15,21 @@ pub fn run(
     backend: &str,
     seeds: Option<Vec<u64>>,
     jobs: usize,
+    report_only: bool,
 ) -> Result<()> {
+    if report_only {
+        let _lock = crate::run_lock::RunLock::acquire(out)?;
+        let summary = crate::efficiency::resummarise(&out.join("summary.json"))?;
+        let id = crate::envs::env_id_of(env);
+        if summary.env != id {
+            anyhow::bail!(
+                "{}: the summary is of {}, not {id}",
+                out.join("summary.json").display(),
+                summary.env
+            );
+        }
+        return finish(out, &summary);
+    }
     let mut cfg = match config {
         Some(path) => crate::ron_file::load_checked::<EfficiencyConfig>(
             path,
@@ -36,7 +51,12 @@ pub fn run(
         Ok(())
     })?;
     progress.finish();
-    crate::efficiency_report::write(out, &summary)?;
+    finish(out, &summary)
+}
+
+/// Writes the summary, report and plot and prints the curves and the headline.
+fn finish(out: &Path, summary: &crate::efficiency::EfficiencySummary) -> Result<()> {
+    crate::efficiency_report::write(out, summary)?;
     println!(
         "{:<14}{:>10}{:>14}{:>10}{:>20}",
         "method", "budget", "real inter.", "success", "95% CI"
@@ -64,6 +84,12 @@ pub fn run(
             },
             h.dreamgym.share_of_real_only.mean
         );
+        if let Some(m) = &h.dreamgym.saving {
+            println!(
+                "DreamGym with 0 online steps: saving factor {:?} {:.3} ({:.0} real interactions for real_only against {:.0})",
+                m.bound, m.factor, m.baseline_real_interactions, m.method_real_interactions
+            );
+        }
         for s in &h.s2r {
             if let Some(m) = &s.mean_curves {
                 println!(
