@@ -27,6 +27,21 @@ fn efficiency(cfg: &Path, out: &Path, jobs: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
 
+/// `dreamgym efficiency scenarios/keys_doors.ron --report-only --out OUT`.
+fn report_only(out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "efficiency",
+            "scenarios/keys_doors.ron",
+            "--report-only",
+            "--out",
+        ])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -88,18 +103,7 @@ fn a_small_efficiency_run_has_its_curves_headline_and_plot() {
 
     // the report recomputed from the summary's per-seed points: the same figures
     let before = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "efficiency",
-            "scenarios/keys_doors.ron",
-            "--report-only",
-            "--out",
-        ])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(report_only(&out).status.success());
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(again["curves"], s["curves"]);
@@ -112,17 +116,7 @@ fn a_small_efficiency_run_has_its_curves_headline_and_plot() {
         .unwrap()
         .pop();
     std::fs::write(out.join("summary.json"), v.to_string()).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "efficiency",
-            "scenarios/keys_doors.ron",
-            "--report-only",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = report_only(&out);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -89,6 +89,9 @@ fn mean(xs: impl Iterator<Item = f32>) -> f32 {
     if n == 0 { 0.0 } else { s / n as f32 }
 }
 
+/// Held while a learner seeds the backend's process-wide RNG and draws its initial weights.
+static WEIGHT_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The policy learner. A clone is an independent learner in the same state (network, optimizer
 /// moments, RNG, counters): e.g. several sim-to-real budgets continued from one policy.
 #[derive(Clone)]
@@ -122,8 +125,13 @@ impl Trainer {
             hidden: cfg.hidden,
         };
         let ad = device.autodiff();
-        ad.seed(cfg.seed);
-        let net = PolicyNet::new(shape, &ad);
+        // the backend's RNG is one per process: seeding it and drawing the initial weights must
+        // not interleave with another thread's, or the same seed gives other weights
+        let net = {
+            let _guard = WEIGHT_INIT.lock().unwrap_or_else(|e| e.into_inner());
+            ad.seed(cfg.seed);
+            PolicyNet::new(shape, &ad)
+        };
         let native = NativeNet::from_net(&net);
         let reference = (cfg.loss.kl_coef != 0.0).then(|| native.clone());
         let optim = cfg.optimizer.adam().init();
@@ -527,9 +535,13 @@ impl Trainer {
         };
         let record =
             ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts.model)).map_err(record_err)?;
-        let net = PolicyNet::new(shape, &ad)
-            .try_load_record(record)
-            .map_err(record_err)?;
+        // (drawing throwaway initial weights uses the shared RNG too: not while another thread
+        // seeds it)
+        let fresh = {
+            let _guard = WEIGHT_INIT.lock().unwrap_or_else(|e| e.into_inner());
+            PolicyNet::new(shape, &ad)
+        };
+        let net = fresh.try_load_record(record).map_err(record_err)?;
         if net.shape() != shape {
             return Err(mismatch(
                 "network shape",
