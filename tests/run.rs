@@ -404,7 +404,7 @@ fn a_short_wgpu_run_finishes_in_bounded_time_with_progress() {
             .is_some()
     );
     // progress without a terminal: phases and iterations with a rate and the run's share done
-    assert!(err.contains("seed 2: real_only baseline"), "{err}");
+    assert!(err.contains("seed 2: real_only (6 iterations"), "{err}");
     assert!(err.contains("iteration 6/6"), "{err}");
     assert!(err.contains("env steps/s"), "{err}");
     assert!(err.contains("run 100%"), "{err}");
