@@ -4,11 +4,18 @@
 //! pages of 1k and 10k lines: fit and predict must grow linearly with the state, reported as
 //! lines/s, which stays flat when they do). One core.
 //!
+//! And retrieval (`retrieval`): what the model is shown of the real data when an episode of an
+//! unseen instance starts, from 10k, 100k and 1M real transitions — `Instance` (a lookup by task
+//! id) and `Similar` (a scan of every real instance's embedding): the cost per reset, and the
+//! index's build time (printed). Retrieval runs once per episode, not per step; divide by the
+//! mean episode length (printed) for the cost per model step.
+//!
 //! Run: `cargo bench --bench model`. Uses mimalloc, as the `dreamgym` binary does.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dreamgym_buffer::Trajectory;
 use dreamgym_sim::model::native::NativeModel;
+use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
 use dreamgym_sim::model::{ExperienceModel, ModelContext};
 use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
 use dreamgym_sim::{ScenarioEnv, TaskSpec};
@@ -162,5 +169,38 @@ fn long_states(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, model, long_states);
+fn retrieval(c: &mut Criterion) {
+    let held = data(2_000, 1_000_000);
+    let mean_length = held.iter().map(|t| t.steps.len()).sum::<usize>() as f64 / held.len() as f64;
+    eprintln!("held-out episodes: mean length {mean_length:.1} steps");
+    let mut g = c.benchmark_group("retrieval");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(held.len() as u64));
+    for size in [10_000usize, 100_000, 1_000_000] {
+        let real = data(size, 0);
+        for mode in [RetrievalMode::Instance, RetrievalMode::Similar] {
+            let started = std::time::Instant::now();
+            let index = Retrieval::new(&real, mode);
+            eprintln!(
+                "{mode:?} index of {size} transitions ({} instances) built in {:.2} s",
+                real.len(),
+                started.elapsed().as_secs_f64()
+            );
+            g.bench_function(format!("{mode:?}/{size}"), |b| {
+                b.iter(|| {
+                    held.iter()
+                        .map(|t| {
+                            index
+                                .for_instance(&t.task.id, &t.task.instruction, &t.steps[0].state)
+                                .len()
+                        })
+                        .sum::<usize>()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, model, long_states, retrieval);
 criterion_main!(benches);
