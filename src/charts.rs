@@ -87,26 +87,21 @@ pub fn svg(chart: &Chart) -> Result<String> {
             .map_err(|e| anyhow!("drawing a chart: {e}"))?;
         let (plot, legend) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
         let (x0, x1) = x_extent(chart);
+        // the same frame for both axis kinds; only the x coordinate's type differs
+        let mut frame = ChartBuilder::on(&plot);
+        frame
+            .caption(&chart.title, ("sans-serif", 15))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(52);
+        let y = chart.y_range.0..chart.y_range.1;
+        let err = |e: DrawingAreaErrorKind<std::io::Error>| anyhow!("drawing a chart: {e}");
         if chart.log_x {
-            let mut c = ChartBuilder::on(&plot)
-                .caption(&chart.title, ("sans-serif", 15))
-                .margin(12)
-                .x_label_area_size(42)
-                .y_label_area_size(52)
-                .build_cartesian_2d(
-                    (x0..x1).log_scale().with_key_points(log_ticks(x0, x1)),
-                    chart.y_range.0..chart.y_range.1,
-                )
-                .map_err(|e| anyhow!("drawing a chart: {e}"))?;
+            let x = (x0..x1).log_scale().with_key_points(log_ticks(x0, x1));
+            let mut c = frame.build_cartesian_2d(x, y).map_err(err)?;
             draw(&mut c, chart, (x0, x1))?;
         } else {
-            let mut c = ChartBuilder::on(&plot)
-                .caption(&chart.title, ("sans-serif", 15))
-                .margin(12)
-                .x_label_area_size(42)
-                .y_label_area_size(52)
-                .build_cartesian_2d(x0..x1, chart.y_range.0..chart.y_range.1)
-                .map_err(|e| anyhow!("drawing a chart: {e}"))?;
+            let mut c = frame.build_cartesian_2d(x0..x1, y).map_err(err)?;
             draw(&mut c, chart, (x0, x1))?;
         }
         draw_legend(&legend, chart)?;

@@ -104,6 +104,16 @@ impl EfficiencyConfig {
         Ok(())
     }
 
+    /// The online budgets `method` is trained at: the ladders of real_only and dreamgym_s2r, a
+    /// single 0 for the others.
+    fn budgets_of(&self, method: &str) -> Vec<u64> {
+        match method {
+            "real_only" => self.real_budgets.clone(),
+            "dreamgym_s2r" => self.s2r_budgets.clone(),
+            _ => vec![0],
+        }
+    }
+
     /// Policy iterations of one real run of `budget` online real steps (at least one).
     fn iterations_for(&self, budget: u64) -> usize {
         let per_iteration = (self.run.policy.num_envs * self.run.policy.num_steps).max(1) as f64;
@@ -310,6 +320,15 @@ pub struct EfficiencySummary {
 /// What one seed produced: per method, one point per budget (in budget order).
 type SeedPoints = BTreeMap<String, Vec<SeedPoint>>;
 
+/// The methods of the experiment, as the summary keys them.
+const METHODS: [&str; 5] = [
+    "real_only",
+    "dreamgym_s2r",
+    "dreamgym",
+    "offline_bc",
+    "random",
+];
+
 /// What [`resummarise`] reads back of a written summary: the settings and the per-seed points.
 #[derive(Deserialize)]
 struct Written {
@@ -353,11 +372,9 @@ pub fn resummarise(path: &std::path::Path) -> Result<EfficiencySummary> {
     for seed in &w.seeds_done {
         let points = done.get(seed);
         let whole = points.is_some_and(|p| {
-            p.get("real_only").map(Vec::len) == Some(w.config.real_budgets.len())
-                && p.get("dreamgym_s2r").map(Vec::len) == Some(w.config.s2r_budgets.len())
-                && ["dreamgym", "offline_bc", "random"]
-                    .iter()
-                    .all(|m| p.get(*m).map(Vec::len) == Some(1))
+            METHODS
+                .iter()
+                .all(|m| p.get(*m).map(Vec::len) == Some(w.config.budgets_of(m).len()))
         });
         if !whole {
             anyhow::bail!(
@@ -366,18 +383,8 @@ pub fn resummarise(path: &std::path::Path) -> Result<EfficiencySummary> {
             );
         }
     }
-    let mut summary = EfficiencySummary {
-        env: w.env,
-        notes: notes(&w.config),
-        config: w.config,
-        backend: w.backend,
-        offline_steps_per_seed: 0.0,
-        curves: BTreeMap::new(),
-        headline: None,
-        seconds: 0.0,
-        complete: false,
-        seeds_done: w.seeds_done,
-    };
+    let mut summary = EfficiencySummary::before_any_seed(w.env, w.config, w.backend);
+    summary.seeds_done = w.seeds_done;
     summary.update(&done, std::time::Instant::now());
     summary.seconds = w.seconds;
     Ok(summary)
@@ -397,18 +404,11 @@ pub fn run(
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("efficiency settings: {e}"))?;
     let factory = EnvFactory::new(env_id, None)?;
-    let mut summary = EfficiencySummary {
-        env: env_id.to_string(),
-        config: cfg.clone(),
-        backend: device.kind.to_string(),
-        offline_steps_per_seed: 0.0,
-        curves: BTreeMap::new(),
-        headline: None,
-        notes: notes(cfg),
-        seconds: 0.0,
-        complete: false,
-        seeds_done: vec![],
-    };
+    let mut summary = EfficiencySummary::before_any_seed(
+        env_id.to_string(),
+        cfg.clone(),
+        device.kind.to_string(),
+    );
     let mut done: BTreeMap<u64, SeedPoints> = BTreeMap::new();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
@@ -523,23 +523,30 @@ fn run_seed(
 }
 
 impl EfficiencySummary {
+    /// The summary of an experiment with no seed done yet.
+    fn before_any_seed(env: String, config: EfficiencyConfig, backend: String) -> Self {
+        Self {
+            env,
+            notes: notes(&config),
+            config,
+            backend,
+            offline_steps_per_seed: 0.0,
+            curves: BTreeMap::new(),
+            headline: None,
+            seconds: 0.0,
+            complete: false,
+            seeds_done: vec![],
+        }
+    }
+
     /// Brings the curves and the headline up to date with the seeds in `done`.
     fn update(&mut self, done: &BTreeMap<u64, SeedPoints>, started: std::time::Instant) {
         let order: Vec<&SeedPoints> = self.seeds_done.iter().filter_map(|s| done.get(s)).collect();
         let mut curves = BTreeMap::new();
-        for method in [
-            "real_only",
-            "dreamgym_s2r",
-            "dreamgym",
-            "offline_bc",
-            "random",
-        ] {
-            let budgets: Vec<u64> = match method {
-                "real_only" => self.config.real_budgets.clone(),
-                "dreamgym_s2r" => self.config.s2r_budgets.clone(),
-                _ => vec![0],
-            };
-            let curve: Vec<CurvePoint> = budgets
+        for method in METHODS {
+            let curve: Vec<CurvePoint> = self
+                .config
+                .budgets_of(method)
                 .iter()
                 .enumerate()
                 .map(|(i, &budget)| {

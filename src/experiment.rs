@@ -274,13 +274,13 @@ pub fn train(
         } else if s2r_iters > 0 {
             if !s2r_started {
                 ctx.begin_sim_to_real(&mut trainer, s2r_iters);
-                ctx.record_as("dreamgym_s2r");
                 s2r_started = true;
             }
             if trainer.finished() {
                 break;
             }
             if real_envs.is_empty() {
+                // (on a fresh start and on a resume inside this phase alike)
                 ctx.record_as("dreamgym_s2r");
                 real_envs = (0..policy.num_envs)
                     .map(|_| ctx.recorded(factory.open(), Provenance::Real))

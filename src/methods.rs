@@ -266,21 +266,18 @@ impl SeedContext<'_> {
                 let mut synthetic = from.result.synthetic_steps;
                 for round in 0..rounds {
                     let n = iterations * (round + 1) / rounds - iterations * round / rounds;
-                    let before = t.counters().env_steps;
                     let offset = rows.last().map_or(0, |r| r.0);
                     let done = self.train_real(&mut t, n, Some(&capture))?;
                     rows.extend(done.into_iter().map(|(x, y)| (offset + x, y)));
                     // the capturing envs are dropped: episodes cut by the round's end are in too
                     real.extend(capture.take());
-                    let online = t.counters().env_steps - before;
                     if in_model > 0 {
+                        let data = self.with_offline(&real);
                         let model = if *model_update {
-                            self.refit(&real)?
+                            self.refit(&data)?
                         } else {
                             self.model(true)?
                         };
-                        let data: Vec<Trajectory> =
-                            self.offline.iter().chain(&real).cloned().collect();
                         let mut lp = self.synthetic_loop_in(model, &data, true, true)?;
                         let before = t.counters().env_steps;
                         for _ in 0..in_model {
@@ -288,7 +285,6 @@ impl SeedContext<'_> {
                         }
                         synthetic += t.counters().env_steps - before;
                     }
-                    tracing::debug!("sim-to-real round {round}: {online} real steps");
                 }
                 result.success = self.evaluate(&t)?;
                 result.real_steps = t.counters().env_steps - synthetic;

@@ -272,15 +272,10 @@ fn fidelity_after(
     s2r: &Played,
     heldout: &[dreamgym_buffer::Trajectory],
 ) -> Result<serde_json::Value> {
+    let data = ctx.with_offline(&s2r.real_episodes);
     let started = std::time::Instant::now();
-    let model = ctx.refit(&s2r.real_episodes)?;
+    let model = ctx.refit(&data)?;
     let refit_seconds = started.elapsed().as_secs_f64();
-    let data: Vec<dreamgym_buffer::Trajectory> = ctx
-        .offline
-        .iter()
-        .chain(&s2r.real_episodes)
-        .cloned()
-        .collect();
     let mut v = serde_json::to_value(fidelity::evaluate(model.as_ref(), &data, heldout, 0.99))?;
     v["refit_seconds"] = serde_json::json!(refit_seconds);
     v["added_real_transitions"] = serde_json::json!(

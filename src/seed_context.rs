@@ -350,16 +350,19 @@ impl SeedContext<'_> {
         Ok(model)
     }
 
-    /// The experience model fit on the offline data plus `fresh` real episodes (sim-to-real's
-    /// model update; a native model is refit from scratch — measured in milliseconds per
-    /// thousand transitions —, an LLM model is left as it is: its experience comes from its
+    /// The offline data followed by `fresh` real episodes: what sim-to-real's model update is
+    /// fit on and retrieves from.
+    pub(crate) fn with_offline(&self, fresh: &[Trajectory]) -> Vec<Trajectory> {
+        self.offline.iter().chain(fresh).cloned().collect()
+    }
+
+    /// The experience model fit on `real` (sim-to-real's model update, with
+    /// [`Self::with_offline`]; a native model is refit from scratch — measured in milliseconds
+    /// per thousand transitions —, an LLM model is left as it is: its experience comes from its
     /// prompt).
-    pub(crate) fn refit(&self, fresh: &[Trajectory]) -> Result<Arc<dyn ExperienceModel>> {
+    pub(crate) fn refit(&self, real: &[Trajectory]) -> Result<Arc<dyn ExperienceModel>> {
         match self.cfg.experience_model {
-            ExperienceModelKind::Native => {
-                let data: Vec<Trajectory> = self.offline.iter().chain(fresh).cloned().collect();
-                Ok(Arc::new(NativeModel::fit_with(&data, true)))
-            }
+            ExperienceModelKind::Native => Ok(Arc::new(NativeModel::fit_with(real, true))),
             ExperienceModelKind::Llm => self.model(true),
         }
     }
