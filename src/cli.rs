@@ -544,53 +544,6 @@ pub fn run(cli: Cli) -> Result<()> {
             usize::from(jobs),
             report_only,
         ),
-        Command::Model {
-            cmd:
-                ModelCmd::LlmCheck {
-                    env,
-                    episodes,
-                    steps,
-                    max_tokens,
-                    attempts,
-                    seed,
-                },
-        } => commands::model::llm_check(&env, episodes, steps, max_tokens, attempts, seed),
-        Command::Model {
-            cmd:
-                ModelCmd::ExportSft {
-                    data,
-                    out,
-                    k,
-                    history,
-                },
-        } => commands::model::export_sft(&data, &out, k, history),
-        Command::Model {
-            cmd:
-                ModelCmd::Eval {
-                    train,
-                    heldout,
-                    gamma,
-                    no_rules,
-                    no_retrieval,
-                    retrieval,
-                    show_errors,
-                    show,
-                    json,
-                },
-        } => commands::model::eval(
-            &train,
-            &heldout,
-            gamma,
-            (
-                no_rules,
-                if no_retrieval {
-                    dreamgym_sim::model::retrieval::RetrievalMode::Off
-                } else {
-                    retrieval
-                },
-            ),
-            (show_errors, show),
-            json,
-        ),
+        Command::Model { cmd } => commands::model::run(cmd),
     }
 }

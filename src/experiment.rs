@@ -161,17 +161,64 @@ fn open_buffer(path: &Path, resume: Option<&LoopState>) -> Result<crate::recorde
     crate::recorder::RecorderThread::start(path, &[])
 }
 
-/// Runs (or resumes) an experiment into `out`; `stop_after` stops after that many iterations in
-/// this invocation. With `buffer`, every episode the learner plays (and the offline data) goes
-/// to `out/buffer.dglog`, and a resumed run continues the log as the checkpoint left it.
+/// The seed data of a run: on resume, what the first invocation wrote to `out/offline.jsonl`;
+/// otherwise the user's file (checked against the env) or a fresh collection, written there.
+fn offline_data(
+    cfg: &ExperimentConfig,
+    factory: &EnvFactory,
+    out: &Path,
+    resume: bool,
+) -> Result<Vec<dreamgym_buffer::Trajectory>> {
+    let offline_path = out.join("offline.jsonl");
+    if resume {
+        return Ok(dreamgym_buffer::jsonl::read_file(&offline_path)?);
+    }
+    let data = match &cfg.offline {
+        Some(p) => {
+            let data = dreamgym_buffer::jsonl::read_file(p)?;
+            factory.check_offline(p, &data)?;
+            data
+        }
+        None => collect_offline(factory.open().as_mut(), &cfg.run, cfg.seed)?,
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut w = JsonlWriter::create(&offline_path)?;
+    for t in &data {
+        w.write(t)?;
+    }
+    w.finish()?;
+    Ok(data)
+}
+
+/// How one invocation of [`train`] runs: resuming or not, for how long, how loudly, with or
+/// without the run's buffer log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainOptions {
+    /// Continue from `out/checkpoint.bin` (an error when there is none).
+    pub resume: bool,
+    /// Stop after this many iterations in this invocation (the checkpoint stays resumable).
+    pub stop_after: Option<usize>,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Keep `out/buffer.dglog` (offline data and every episode the learner plays).
+    pub buffer: bool,
+}
+
+/// Where the learner is: the phase and the synthetic steps taken so far (what a checkpoint
+/// restores beside the trainer and the curriculum).
+struct Phase {
+    s2r_started: bool,
+    synthetic_steps: u64,
+}
+
+/// Runs (or resumes) an experiment into `out`. With `opts.buffer`, every episode the learner
+/// plays (and the offline data) goes to `out/buffer.dglog`, and a resumed run continues the log
+/// as the checkpoint left it.
 pub fn train(
     cfg: &ExperimentConfig,
     out: &Path,
     device: &SelectedDevice,
-    resume: bool,
-    stop_after: Option<usize>,
-    quiet: bool,
-    buffer: bool,
+    opts: TrainOptions,
 ) -> Result<()> {
     let _lock = crate::run_lock::RunLock::acquire(out)?;
     let factory = EnvFactory::new(&cfg.env, None)?;
@@ -180,39 +227,20 @@ pub fn train(
         .validate()
         .map_err(|e| anyhow::anyhow!("run.policy: {e}"))?;
     let ckpt = out.join("checkpoint.bin");
-    let offline_path = out.join("offline.jsonl");
-    let offline = if resume {
-        if !ckpt.exists() {
-            bail!(
-                "--resume: no checkpoint at {} (refusing to start from scratch)",
-                ckpt.display()
-            );
-        }
-        dreamgym_buffer::jsonl::read_file(&offline_path)?
-    } else {
-        let data = match &cfg.offline {
-            Some(p) => {
-                let data = dreamgym_buffer::jsonl::read_file(p)?;
-                factory.check_offline(p, &data)?;
-                data
-            }
-            None => collect_offline(factory.open().as_mut(), &cfg.run, cfg.seed)?,
-        };
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let mut w = JsonlWriter::create(&offline_path)?;
-        for t in &data {
-            w.write(t)?;
-        }
-        w.finish()?;
-        data
-    };
+    if opts.resume && !ckpt.exists() {
+        bail!(
+            "--resume: no checkpoint at {} (refusing to start from scratch)",
+            ckpt.display()
+        );
+    }
+    let offline = offline_data(cfg, &factory, out, opts.resume)?;
     let silent = crate::progress::Progress::silent();
-    let state = if resume {
+    let state = if opts.resume {
         Some(read_state(&ckpt)?)
     } else {
         None
     };
-    let recorder = if buffer {
+    let recorder = if opts.buffer {
         Some(open_buffer(&out.join("buffer.dglog"), state.as_ref())?)
     } else {
         None
@@ -224,35 +252,78 @@ pub fn train(
         &cfg.run, &factory, device, cfg.seed, offline, &silent, recording,
     );
     ctx.record_as("dreamgym");
-    if !resume {
+    if !opts.resume {
         ctx.record_offline();
     }
-    let (policy, offline_steps) = (ctx.policy.clone(), ctx.offline_steps());
     let mut lp = ctx.synthetic_loop(true, true, true)?;
-    let (mut trainer, mut s2r_started, mut synthetic_steps) = if let Some(state) = state {
-        let t = Trainer::resume(&ckpt, device, Some(&ctx.vocab), Some(policy.hidden))?;
-        let (s2r, synthetic) = restore(&mut lp, state, &ckpt)?;
+    let (mut trainer, mut phase) = if let Some(state) = state {
+        let t = Trainer::resume(&ckpt, device, Some(&ctx.vocab), Some(ctx.policy.hidden))?;
+        let (s2r_started, synthetic_steps) = restore(&mut lp, state, &ckpt)?;
         tracing::info!(
             "resumed {} at iteration {}",
             ckpt.display(),
             t.counters().iteration
         );
-        (t, s2r, synthetic)
-    } else {
         (
-            ctx.start_with_envs(false, ctx.cfg.synthetic_envs)?,
-            false,
-            0,
+            t,
+            Phase {
+                s2r_started,
+                synthetic_steps,
+            },
+        )
+    } else {
+        let t = ctx.start_with_envs(false, ctx.cfg.synthetic_envs)?;
+        (
+            t,
+            Phase {
+                s2r_started: false,
+                synthetic_steps: 0,
+            },
         )
     };
+    let finished = iterate(
+        cfg,
+        &ctx,
+        &factory,
+        &mut lp,
+        &mut trainer,
+        &mut phase,
+        out,
+        opts,
+    )?;
+    if finished {
+        write_eval(cfg, &ctx, &lp, &trainer, &phase, out)?;
+    }
+    // the envs are gone (nothing is in play since the last checkpoint): the log's last sync
+    drop(lp);
+    if let Some(r) = recorder {
+        r.stop()?;
+    }
+    Ok(())
+}
+
+/// The iterations of one invocation, each followed by its metrics row, the buffer's sync and a
+/// checkpoint: the synthetic phase, then sim-to-real with `cfg.real_budget`. Returns whether the
+/// run is finished (false: stopped by `opts.stop_after`).
+#[allow(clippy::too_many_arguments)]
+fn iterate(
+    cfg: &ExperimentConfig,
+    ctx: &SeedContext<'_>,
+    factory: &EnvFactory,
+    lp: &mut SyntheticLoop,
+    trainer: &mut Trainer,
+    phase: &mut Phase,
+    out: &Path,
+    opts: TrainOptions,
+) -> Result<bool> {
+    let ckpt = out.join("checkpoint.bin");
     let mut log = MetricsLog::open(out, trainer.counters().iteration)?;
-    let per_iter = (policy.num_envs * policy.num_steps) as u64;
+    let per_iter = (ctx.policy.num_envs * ctx.policy.num_steps) as u64;
     let s2r_iters = cfg.real_budget.div_ceil(per_iter.max(1)) as usize;
-    let total = cfg.run.iterations + s2r_iters;
-    let bar = if quiet {
+    let bar = if opts.quiet {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(total as u64)
+        indicatif::ProgressBar::new((cfg.run.iterations + s2r_iters) as u64)
     };
     bar.set_position(trainer.counters().iteration as u64);
     let mut real_envs: Vec<Box<dyn Env>> = vec![];
@@ -262,19 +333,19 @@ pub fn train(
     };
     let mut done_here = 0;
     loop {
-        if stop_after.is_some_and(|n| done_here >= n) {
+        if opts.stop_after.is_some_and(|n| done_here >= n) {
             bar.finish_and_clear();
-            return Ok(());
+            return Ok(false);
         }
         let it = trainer.counters().iteration;
-        let m = if it < cfg.run.iterations && !s2r_started {
-            let m = lp.step(&mut trainer)?;
-            synthetic_steps = trainer.counters().env_steps;
+        let m = if it < cfg.run.iterations && !phase.s2r_started {
+            let m = lp.step(trainer)?;
+            phase.synthetic_steps = trainer.counters().env_steps;
             m
         } else if s2r_iters > 0 {
-            if !s2r_started {
-                ctx.begin_sim_to_real(&mut trainer, s2r_iters);
-                s2r_started = true;
+            if !phase.s2r_started {
+                ctx.begin_sim_to_real(trainer, s2r_iters);
+                phase.s2r_started = true;
             }
             if trainer.finished() {
                 break;
@@ -282,11 +353,11 @@ pub fn train(
             if real_envs.is_empty() {
                 // (on a fresh start and on a resume inside this phase alike)
                 ctx.record_as("dreamgym_s2r");
-                real_envs = (0..policy.num_envs)
+                real_envs = (0..ctx.policy.num_envs)
                     .map(|_| ctx.recorded(factory.open(), Provenance::Real))
                     .collect();
             }
-            ctx.tell_recording(&trainer);
+            ctx.tell_recording(trainer);
             trainer.iterate(&mut real_envs, &real_split)?
         } else {
             break;
@@ -299,13 +370,13 @@ pub fn train(
         let buffer_bytes = ctx.sync_recording()?;
         trainer.save_with_extra(
             &ckpt,
-            loop_state(&lp, s2r_started, synthetic_steps, buffer_bytes),
+            loop_state(lp, phase.s2r_started, phase.synthetic_steps, buffer_bytes),
         )?;
         bar.suspend(|| {
             tracing::info!(
                 "it {:>4} {} success {:.2} return {:.2}",
                 m.iteration,
-                if s2r_started { "real " } else { "model" },
+                if phase.s2r_started { "real " } else { "model" },
                 m.success,
                 m.mean_return
             )
@@ -314,7 +385,22 @@ pub fn train(
         done_here += 1;
     }
     bar.finish_and_clear();
-    let success = ctx.evaluate(&trainer)?;
+    Ok(true)
+}
+
+/// Evaluates the finished learner on held-out real episodes and writes `out/eval.json` (the
+/// figures and the curriculum's history), printing the headline.
+fn write_eval(
+    cfg: &ExperimentConfig,
+    ctx: &SeedContext<'_>,
+    lp: &SyntheticLoop,
+    trainer: &Trainer,
+    phase: &Phase,
+    out: &Path,
+) -> Result<()> {
+    let success = ctx.evaluate(trainer)?;
+    let offline_steps = ctx.offline_steps();
+    let synthetic_steps = phase.synthetic_steps;
     let real_steps = trainer.counters().env_steps.saturating_sub(synthetic_steps);
     let eval = serde_json::json!({
         "env": cfg.env,
@@ -327,14 +413,7 @@ pub fn train(
     });
     std::fs::write(out.join("eval.json"), serde_json::to_string_pretty(&eval)?)?;
     println!(
-        "held-out success {success:.3} ({} synthetic steps, {real_steps} real steps, {offline_steps} offline steps)",
-        synthetic_steps
+        "held-out success {success:.3} ({synthetic_steps} synthetic steps, {real_steps} real steps, {offline_steps} offline steps)"
     );
-    // the envs first (nothing is in play since the last checkpoint), then the log's last sync
-    drop(real_envs);
-    drop(lp);
-    if let Some(r) = recorder {
-        r.stop()?;
-    }
     Ok(())
 }

@@ -133,36 +133,9 @@ pub fn run(
         .map_err(|e| anyhow::anyhow!("run settings: {e}"))?;
     let factory = EnvFactory::new(env_id, None)?;
     let mut results: BTreeMap<String, Vec<SeedResult>> = BTreeMap::new();
-    let mut notes = vec![format!(
-        "retrieval ({:?}): the model env passes the native model the real transitions of the task instance being played (up to 64){}; dreamgym_without_retrieval passes none",
-        cfg.retrieval,
-        if cfg.retrieval == RetrievalMode::Similar {
-            ", then those of the most similar other instances"
-        } else {
-            ""
-        }
-    )];
-    if factory.scenario().is_none() {
-        notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 2 to {BRIDGE_MAX_DIFFICULTY} above the env as named (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
-    }
     let mut offline_total = (0usize, 0u64);
     // the summary so far: written after every seed, returned after the last
-    let mut summary = RunSummary {
-        env: env_id.to_string(),
-        config: cfg.clone(),
-        backend: device.kind.to_string(),
-        offline: serde_json::Value::Null,
-        methods: BTreeMap::new(),
-        fidelity: serde_json::Value::Null,
-        fidelity_after_s2r: None,
-        curriculum: vec![],
-        curriculum_rejected: 0,
-        curriculum_pool: vec![],
-        notes,
-        seconds: 0.0,
-        complete: false,
-        seeds_done: vec![],
-    };
+    let mut summary = RunSummary::empty(env_id, cfg, device, run_notes(cfg, &factory));
     for (k, &seed) in cfg.seeds.iter().enumerate() {
         let mut env = factory.open();
         progress.phase(&format!(
@@ -180,82 +153,13 @@ pub fn run(
         // real held-out episodes the model's fidelity is measured on (first seed)
         let heldout = if k == 0 && cfg.fidelity_episodes > 0 {
             progress.phase("measuring the experience model's fidelity on real held-out episodes");
-            let held = TaskSampler {
-                spec: ctx.spec.clone(),
-                split: Split::HeldOut,
-            };
-            let heldout = collect_split(
-                env.as_mut(),
-                &held,
-                cfg.fidelity_episodes,
-                cfg.offline_mix,
-                seed ^ 0xf1d,
-            )?;
-            let model = ctx.model(true)?;
-            summary.fidelity = serde_json::to_value(fidelity::evaluate(
-                model.as_ref(),
-                &ctx.offline,
-                &heldout,
-                0.99,
-            ))?;
+            let (heldout, fidelity) = heldout_fidelity(&ctx, env.as_mut(), seed)?;
+            summary.fidelity = fidelity;
             heldout
         } else {
             vec![]
         };
-        let mut keep = |name: &str, played: &Played| {
-            results
-                .entry(name.into())
-                .or_default()
-                .push(played.result.clone());
-        };
-        keep("random", &ctx.play("random", &Method::Random)?);
-        let dreamgym = ctx.play("dreamgym", &Method::DreamGym(Switches::ALL))?;
-        keep("dreamgym", &dreamgym);
-        if let (0, Some(c)) = (k, &dreamgym.curriculum) {
-            summary.curriculum = c.history.clone();
-            summary.curriculum_rejected = c.rejected;
-            summary.curriculum_pool = c.pool.clone();
-        }
-        let real_only = ctx.play(
-            "real_only",
-            &Method::RealOnly {
-                iterations: cfg.iterations,
-            },
-        )?;
-        keep("real_only", &real_only);
-        // sim-to-real gets s2r_share of real_only's real steps, in whole iterations
-        let per_iteration = (ctx.policy.num_envs * ctx.policy.num_steps) as f32;
-        let s2r_iterations = ((cfg.s2r_share * real_only.result.real_steps as f32) / per_iteration)
-            .floor()
-            .max(1.0) as usize;
-        let s2r = ctx.play(
-            "dreamgym_s2r",
-            &Method::SimToReal {
-                from: &dreamgym,
-                iterations: s2r_iterations,
-                model_update: true,
-            },
-        )?;
-        keep("dreamgym_s2r", &s2r);
-        if !heldout.is_empty() {
-            summary.fidelity_after_s2r = Some(fidelity_after(&ctx, &s2r, &heldout)?);
-        }
-        keep("offline_bc", &ctx.play("offline_bc", &Method::OfflineBc)?);
-        if cfg.ablations {
-            for (name, switches) in ABLATIONS {
-                keep(name, &ctx.play(name, &Method::DreamGym(switches))?);
-            }
-            // the model update matters only where the policy trains in the model after it
-            if cfg.s2r_synthetic_iterations > 0 {
-                let name = "dreamgym_s2r_without_model_update";
-                let frozen = Method::SimToReal {
-                    from: &dreamgym,
-                    iterations: s2r_iterations,
-                    model_update: false,
-                };
-                keep(name, &ctx.play(name, &frozen)?);
-            }
-        }
+        play_methods(&ctx, k == 0, &heldout, &mut summary, &mut results)?;
         summary.seeds_done.push(seed);
         summary.update(&results, offline_total, started);
         if !summary.complete {
@@ -263,6 +167,121 @@ pub fn run(
         }
     }
     Ok(summary)
+}
+
+/// What the report says about how the run was set up: the retrieval the model env uses and,
+/// for a bridged env, where its curriculum variants come from.
+fn run_notes(cfg: &RunConfig, factory: &EnvFactory) -> Vec<String> {
+    let mut notes = vec![format!(
+        "retrieval ({:?}): the model env passes the native model the real transitions of the task instance being played (up to 64){}; dreamgym_without_retrieval passes none",
+        cfg.retrieval,
+        if cfg.retrieval == RetrievalMode::Similar {
+            ", then those of the most similar other instances"
+        } else {
+            ""
+        }
+    )];
+    if factory.scenario().is_none() {
+        notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 2 to {BRIDGE_MAX_DIFFICULTY} above the env as named (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
+    }
+    notes
+}
+
+/// Real held-out episodes (`fidelity_episodes` of them, new instances) and the fidelity on them
+/// of the model fit on the seed's offline data.
+fn heldout_fidelity(
+    ctx: &SeedContext<'_>,
+    env: &mut dyn dreamgym_sim::Env,
+    seed: u64,
+) -> Result<(Vec<dreamgym_buffer::Trajectory>, serde_json::Value)> {
+    let held = TaskSampler {
+        spec: ctx.spec.clone(),
+        split: Split::HeldOut,
+    };
+    let heldout = collect_split(
+        env,
+        &held,
+        ctx.cfg.fidelity_episodes,
+        ctx.cfg.offline_mix,
+        seed ^ 0xf1d,
+    )?;
+    let model = ctx.model(true)?;
+    let fidelity = serde_json::to_value(fidelity::evaluate(
+        model.as_ref(),
+        &ctx.offline,
+        &heldout,
+        0.99,
+    ))?;
+    Ok((heldout, fidelity))
+}
+
+/// Plays every method of the comparison on one seed into `results`: random, dreamgym,
+/// real_only, dreamgym_s2r (with `s2r_share` of real_only's real steps), offline_bc and, with
+/// `ablations`, the ablations. The first seed's curriculum and (with `heldout`) the fidelity
+/// after sim-to-real go to `summary`.
+fn play_methods(
+    ctx: &SeedContext<'_>,
+    first_seed: bool,
+    heldout: &[dreamgym_buffer::Trajectory],
+    summary: &mut RunSummary,
+    results: &mut BTreeMap<String, Vec<SeedResult>>,
+) -> Result<()> {
+    let cfg = ctx.cfg;
+    let mut keep = |name: &str, played: &Played| {
+        results
+            .entry(name.into())
+            .or_default()
+            .push(played.result.clone());
+    };
+    keep("random", &ctx.play("random", &Method::Random)?);
+    let dreamgym = ctx.play("dreamgym", &Method::DreamGym(Switches::ALL))?;
+    keep("dreamgym", &dreamgym);
+    if let (true, Some(c)) = (first_seed, &dreamgym.curriculum) {
+        summary.curriculum = c.history.clone();
+        summary.curriculum_rejected = c.rejected;
+        summary.curriculum_pool = c.pool.clone();
+    }
+    let real_only = ctx.play(
+        "real_only",
+        &Method::RealOnly {
+            iterations: cfg.iterations,
+        },
+    )?;
+    keep("real_only", &real_only);
+    // sim-to-real gets s2r_share of real_only's real steps, in whole iterations
+    let per_iteration = (ctx.policy.num_envs * ctx.policy.num_steps) as f32;
+    let s2r_iterations = ((cfg.s2r_share * real_only.result.real_steps as f32) / per_iteration)
+        .floor()
+        .max(1.0) as usize;
+    let s2r = ctx.play(
+        "dreamgym_s2r",
+        &Method::SimToReal {
+            from: &dreamgym,
+            iterations: s2r_iterations,
+            model_update: true,
+        },
+    )?;
+    keep("dreamgym_s2r", &s2r);
+    if !heldout.is_empty() {
+        summary.fidelity_after_s2r = Some(fidelity_after(ctx, &s2r, heldout)?);
+    }
+    keep("offline_bc", &ctx.play("offline_bc", &Method::OfflineBc)?);
+    if cfg.ablations {
+        for (name, switches) in ABLATIONS {
+            keep(name, &ctx.play(name, &Method::DreamGym(switches))?);
+        }
+        // the model update matters only where the policy trains in the model after it
+        if cfg.s2r_synthetic_iterations > 0 {
+            let name = "dreamgym_s2r_without_model_update";
+            let frozen = Method::SimToReal {
+                from: &dreamgym,
+                iterations: s2r_iterations,
+                model_update: false,
+            };
+            keep(name, &ctx.play(name, &frozen)?);
+        }
+    }
+    Ok(())
 }
 
 /// The fidelity of the model refit on the offline data plus `s2r`'s real episodes, on `heldout`,
@@ -288,6 +307,26 @@ fn fidelity_after(
 }
 
 impl RunSummary {
+    /// A summary with no seed done yet.
+    fn empty(env_id: &str, cfg: &RunConfig, device: &SelectedDevice, notes: Vec<String>) -> Self {
+        RunSummary {
+            env: env_id.to_string(),
+            config: cfg.clone(),
+            backend: device.kind.to_string(),
+            offline: serde_json::Value::Null,
+            methods: BTreeMap::new(),
+            fidelity: serde_json::Value::Null,
+            fidelity_after_s2r: None,
+            curriculum: vec![],
+            curriculum_rejected: 0,
+            curriculum_pool: vec![],
+            notes,
+            seconds: 0.0,
+            complete: false,
+            seeds_done: vec![],
+        }
+    }
+
     /// Brings the figures up to date with `results` of the seeds done so far.
     fn update(
         &mut self,

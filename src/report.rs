@@ -72,6 +72,15 @@ pub fn html(s: &RunSummary) -> String {
         s.offline["real_steps_per_seed"],
         esc(&s.offline["mix"].to_string())
     );
+    success_table(&mut out, s);
+    training_charts(&mut out, s);
+    fidelity_table(&mut out, s);
+    notes_and_settings(&mut out, &s.notes, &s.config);
+    out
+}
+
+/// The held-out success of every method, with its interval and the interactions it used.
+fn success_table(out: &mut String, s: &RunSummary) {
     out.push_str("<h2>Held-out success</h2><table><tr><th>method</th><th>success</th><th>95% CI</th><th>online real steps</th><th>offline real steps</th><th>synthetic steps</th><th>training success in the model</th></tr>");
     for (name, m) in &s.methods {
         let _ = write!(
@@ -88,6 +97,11 @@ pub fn html(s: &RunSummary) -> String {
         );
     }
     out.push_str("</table>");
+}
+
+/// Training success against online real interactions per seed, and the first seed's
+/// curriculum difficulty over iterations.
+fn training_charts(out: &mut String, s: &RunSummary) {
     let mut series = vec![];
     for name in ["real_only", "dreamgym", "dreamgym_s2r"] {
         if let Some(m) = s.methods.get(name) {
@@ -150,6 +164,11 @@ pub fn html(s: &RunSummary) -> String {
         "<p>Generated variants rejected by the feasibility check: {}.</p>",
         s.curriculum_rejected
     );
+}
+
+/// The native model's fidelity on real held-out episodes, fit on the offline data and refit
+/// after sim-to-real, every row explained.
+fn fidelity_table(out: &mut String, s: &RunSummary) {
     out.push_str("<h2>Experience model fidelity</h2><p>The native model fit on seed 1's offline data, predicting real held-out episodes step by step.</p><table>");
     let shown = |v: Option<&serde_json::Value>| {
         v.map_or_else(
@@ -182,8 +201,6 @@ pub fn html(s: &RunSummary) -> String {
         }
     }
     out.push_str("</table>");
-    notes_and_settings(&mut out, &s.notes, &s.config);
-    out
 }
 
 /// Writes `summary.json` and `report.html` into `dir`, each to a temporary file renamed over the

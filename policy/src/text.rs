@@ -19,7 +19,9 @@ pub const STATE_SEGMENTS: usize = 4;
 /// Number of relational features appended to every action's bag of words.
 pub const ACTION_EXTRAS: usize = 5;
 
-/// Splits text into lower-case word tokens (letters, digits and `_`).
+/// Splits text into lower-case word tokens (letters, digits and `_`). The policy's own rule,
+/// apart from the experience model's `dreamgym_sim::model::words`: a checkpoint stores the
+/// vocabulary built with it, so changing it would change what old checkpoints mean.
 pub fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())

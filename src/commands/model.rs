@@ -1,12 +1,58 @@
 //! `dreamgym model ...`: the experience models — fidelity of the native model on held-out data,
 //! a check of an LLM server, and SFT data for an LLM experience model.
 
+use crate::cli::ModelCmd;
 use crate::envs::EnvFactory;
 use anyhow::{Result, bail};
 use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
 use dreamgym_sim::policy::BehaviourPolicy;
 use dreamgym_sim::{Env, TaskSpec};
 use std::path::Path;
+
+/// `dreamgym model ...`: runs one subcommand.
+pub fn run(cmd: ModelCmd) -> Result<()> {
+    match cmd {
+        ModelCmd::LlmCheck {
+            env,
+            episodes,
+            steps,
+            max_tokens,
+            attempts,
+            seed,
+        } => llm_check(&env, episodes, steps, max_tokens, attempts, seed),
+        ModelCmd::ExportSft {
+            data,
+            out,
+            k,
+            history,
+        } => export_sft(&data, &out, k, history),
+        ModelCmd::Eval {
+            train,
+            heldout,
+            gamma,
+            no_rules,
+            no_retrieval,
+            retrieval,
+            show_errors,
+            show,
+            json,
+        } => eval(
+            &train,
+            &heldout,
+            gamma,
+            (
+                no_rules,
+                if no_retrieval {
+                    RetrievalMode::Off
+                } else {
+                    retrieval
+                },
+            ),
+            (show_errors, show),
+            json,
+        ),
+    }
+}
 
 /// `dreamgym model export-sft`: chat-format training examples from trajectories.
 pub fn export_sft(data: &Path, out: &Path, k: usize, history: usize) -> Result<()> {

@@ -113,50 +113,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         .collect();
     let vocab = vocab_from_env(envs[0].as_mut(), &train_split, &vocab_cfg, vocab_cfg.seed)
         .context("building the vocabulary from random-policy episodes")?;
-    let mut trainer = if args.resume {
-        if !ckpt.exists() {
-            bail!(
-                "--resume: no checkpoint at {} (refusing to start from scratch)",
-                ckpt.display()
-            );
-        }
-        let hidden = args.hidden_given.then_some(args.config.hidden);
-        let t = Trainer::resume(&ckpt, &device, Some(&vocab), hidden)?;
-        tracing::info!(
-            "resumed {} at iteration {} ({} env steps)",
-            ckpt.display(),
-            t.counters().iteration,
-            t.counters().env_steps
-        );
-        t
-    } else {
-        Trainer::new(args.config.clone(), vocab, &device)?
-    };
-    if let Some(n) = args.iterations_override {
-        trainer.set_iterations(n);
-    }
-    if let (Some(demos), false) = (&args.demos, args.resume) {
-        let all = dreamgym_buffer::jsonl::read_file(demos)?;
-        // never imitate held-out instances: evaluation on them must stay honest
-        let trajectories: Vec<_> = all
-            .into_iter()
-            .filter(|t| {
-                t.steps
-                    .first()
-                    .is_some_and(|s| dreamgym_policy::rollout::fold_of(&s.state) != 0)
-            })
-            .collect();
-        let losses = trainer
-            .behaviour_clone(&trajectories, args.bc_epochs, 64, 1e-3)
-            .with_context(|| format!("behaviour cloning on {}", demos.display()))?;
-        tracing::info!(
-            "behaviour cloning on {} trajectories ({} successful): NLL {:.3} -> {:.3}",
-            trajectories.len(),
-            trajectories.iter().filter(|t| t.outcome.success).count(),
-            losses.first().copied().unwrap_or(0.0),
-            losses.last().copied().unwrap_or(0.0)
-        );
-    }
+    let mut trainer = start_trainer(&args, &ckpt, vocab, &device)?;
     tracing::info!(
         "training {:?} on {} ({} words + {} buckets, backend {})",
         trainer.config().algo,
@@ -184,18 +141,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         // which resuming drops and redoes, never a checkpoint without its row
         log.append(&m)?;
         trainer.save(&ckpt)?;
-        let msg = format!(
-            "success {:.2} return {:.2} len {:.1} | pg {:.3} v {:.3} ent {:.2} kl {:.4} | {:.0} steps/s, {:.0} upd samples/s",
-            m.success,
-            m.mean_return,
-            m.mean_length,
-            m.update.policy_loss,
-            m.update.value_loss,
-            m.update.entropy,
-            m.update.approx_kl,
-            m.rollout_steps_per_s,
-            m.update_samples_per_s
-        );
+        let msg = iteration_line(&m);
         pb.suspend(|| tracing::info!("it {:>4} steps {:>7} {msg}", m.iteration, m.env_steps));
         pb.set_message(format!("success {:.2}", m.success));
         pb.inc(1);
@@ -213,6 +159,77 @@ pub fn train(args: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// One iteration's figures as `policy train` logs them.
+fn iteration_line(m: &IterationMetrics) -> String {
+    format!(
+        "success {:.2} return {:.2} len {:.1} | pg {:.3} v {:.3} ent {:.2} kl {:.4} | {:.0} steps/s, {:.0} upd samples/s",
+        m.success,
+        m.mean_return,
+        m.mean_length,
+        m.update.policy_loss,
+        m.update.value_loss,
+        m.update.entropy,
+        m.update.approx_kl,
+        m.rollout_steps_per_s,
+        m.update_samples_per_s
+    )
+}
+
+/// The learner of `policy train`: resumed from `ckpt`, or new and (with `--demos`) warm-started
+/// by behaviour cloning on the demonstrations' training-fold episodes.
+fn start_trainer(
+    args: &TrainArgs,
+    ckpt: &Path,
+    vocab: dreamgym_policy::Vocab,
+    device: &dreamgym_policy::SelectedDevice,
+) -> Result<Trainer> {
+    let mut trainer = if args.resume {
+        if !ckpt.exists() {
+            bail!(
+                "--resume: no checkpoint at {} (refusing to start from scratch)",
+                ckpt.display()
+            );
+        }
+        let hidden = args.hidden_given.then_some(args.config.hidden);
+        let t = Trainer::resume(ckpt, device, Some(&vocab), hidden)?;
+        tracing::info!(
+            "resumed {} at iteration {} ({} env steps)",
+            ckpt.display(),
+            t.counters().iteration,
+            t.counters().env_steps
+        );
+        t
+    } else {
+        Trainer::new(args.config.clone(), vocab, device)?
+    };
+    if let Some(n) = args.iterations_override {
+        trainer.set_iterations(n);
+    }
+    if let (Some(demos), false) = (&args.demos, args.resume) {
+        let all = dreamgym_buffer::jsonl::read_file(demos)?;
+        // never imitate held-out instances: evaluation on them must stay honest
+        let trajectories: Vec<_> = all
+            .into_iter()
+            .filter(|t| {
+                t.steps
+                    .first()
+                    .is_some_and(|s| dreamgym_policy::rollout::fold_of(&s.state) != 0)
+            })
+            .collect();
+        let losses = trainer
+            .behaviour_clone(&trajectories, args.bc_epochs, 64, 1e-3)
+            .with_context(|| format!("behaviour cloning on {}", demos.display()))?;
+        tracing::info!(
+            "behaviour cloning on {} trajectories ({} successful): NLL {:.3} -> {:.3}",
+            trajectories.len(),
+            trajectories.iter().filter(|t| t.outcome.success).count(),
+            losses.first().copied().unwrap_or(0.0),
+            losses.last().copied().unwrap_or(0.0)
+        );
+    }
+    Ok(trainer)
 }
 
 fn evaluate_run(

@@ -18,5 +18,15 @@ pub fn run(
     let out =
         out.unwrap_or_else(|| PathBuf::from("runs").join(config.file_stem().unwrap_or_default()));
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
-    crate::experiment::train(&cfg, &out, &device, resume, stop_after, quiet, buffer)
+    crate::experiment::train(
+        &cfg,
+        &out,
+        &device,
+        crate::experiment::TrainOptions {
+            resume,
+            stop_after,
+            quiet,
+            buffer,
+        },
+    )
 }

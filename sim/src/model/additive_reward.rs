@@ -9,6 +9,8 @@
 use dreamgym_buffer::{Observation, Step};
 use std::collections::HashMap;
 
+use super::words;
+
 /// Least number of training transitions behind a model.
 const MIN_EXAMPLES: usize = 20;
 /// Least number of distinct reward sizes that make a reward worth modelling additively.
@@ -41,16 +43,6 @@ pub(crate) struct AdditiveRewards {
     fitted: HashMap<String, Fitted>,
 }
 
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
 fn number(w: &str) -> Option<f64> {
     w.parse::<f64>().ok()
 }
@@ -62,7 +54,7 @@ fn alike(a: &str, b: &str) -> bool {
 /// The features of a state under an instruction (distinct: at most one per word position, line
 /// kind and relation).
 fn features(state: &Observation) -> Vec<Feature> {
-    let inst = words(&state.instruction);
+    let inst: Vec<String> = words(&state.instruction).collect();
     let mut by_kind: HashMap<&str, Vec<String>> = HashMap::new();
     for l in &state.lines {
         let Some((_, rest)) = l.split_once("] ") else {
@@ -71,11 +63,7 @@ fn features(state: &Observation) -> Vec<Feature> {
         let Some((kind, text)) = rest.split_once(':') else {
             continue;
         };
-        by_kind.entry(kind).or_default().extend(
-            words(text)
-                .into_iter()
-                .map(|w| w.trim_start_matches('$').to_string()),
-        );
+        by_kind.entry(kind).or_default().extend(words(text));
     }
     let mut out = vec![];
     for (i, w) in inst.iter().enumerate() {

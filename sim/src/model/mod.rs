@@ -13,6 +13,9 @@ mod recall;
 pub mod retrieval;
 pub mod task_gen;
 mod views;
+mod words;
+
+pub use words::words;
 
 use dreamgym_buffer::{Observation, Step, Task, Trajectory};
 
@@ -88,13 +91,6 @@ pub enum ModelError {
         /// What was wrong with the last one.
         message: String,
     },
-}
-
-/// The lower-case words of `text`: its runs of letters and digits.
-pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
 }
 
 /// A task for unit tests: id `t`, level 1, the given instruction.

@@ -120,6 +120,12 @@ impl NativeModel {
             };
         }
         // 6. failure semantics
+        Self::failure(ctx, admissible)
+    }
+
+    /// The failure state: nothing changes, reward 0 — confident for an action that is not
+    /// admissible, barely for an admissible one that nothing in the training data explains.
+    fn failure(ctx: &ModelContext, admissible: bool) -> Prediction {
         let (why, conf) = if admissible {
             (
                 "No training transition explains this admissible action here; predicting the failure state (nothing changes, reward 0) with low confidence.",
