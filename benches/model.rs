@@ -6,9 +6,11 @@
 //!
 //! And retrieval (`retrieval`): what the model is shown of the real data when an episode of an
 //! unseen instance starts, from 10k, 100k and 1M real transitions — `Instance` (a lookup by task
-//! id) and `Similar` (a scan of every real instance's embedding): the cost per reset, and the
-//! index's build time (printed). Retrieval runs once per episode, not per step; divide by the
-//! mean episode length (printed) for the cost per model step.
+//! id), `Similar` (a scan of every real instance's embedding below `APPROX_FROM` instances, an
+//! HNSW index from there on) and `SimilarExact` (always the scan): the cost per reset, the
+//! index's build time and the approximate index's recall against the scan (printed: the share of
+//! the transitions the scan retrieves that the index retrieves too). Retrieval runs once per
+//! episode, not per step; divide by the mean episode length (printed) for the cost per model step.
 //!
 //! Run: `cargo bench --bench model`. Uses mimalloc, as the `dreamgym` binary does.
 
@@ -178,15 +180,25 @@ fn retrieval(c: &mut Criterion) {
     g.throughput(Throughput::Elements(held.len() as u64));
     for size in [10_000usize, 100_000, 1_000_000] {
         let real = data(size, 0);
-        for mode in [RetrievalMode::Instance, RetrievalMode::Similar] {
+        let modes = [
+            ("Instance", RetrievalMode::Instance, false),
+            ("Similar", RetrievalMode::Similar, false),
+            ("SimilarExact", RetrievalMode::Similar, true),
+        ];
+        let mut built = vec![];
+        for (name, mode, exact) in modes {
             let started = std::time::Instant::now();
-            let index = Retrieval::new(&real, mode);
+            let index = if exact {
+                Retrieval::exact(&real, mode)
+            } else {
+                Retrieval::new(&real, mode)
+            };
             eprintln!(
-                "{mode:?} index of {size} transitions ({} instances) built in {:.2} s",
+                "{name} index of {size} transitions ({} instances) built in {:.2} s",
                 real.len(),
                 started.elapsed().as_secs_f64()
             );
-            g.bench_function(format!("{mode:?}/{size}"), |b| {
+            g.bench_function(format!("{name}/{size}"), |b| {
                 b.iter(|| {
                     held.iter()
                         .map(|t| {
@@ -197,9 +209,36 @@ fn retrieval(c: &mut Criterion) {
                         .sum::<usize>()
                 })
             });
+            built.push(index);
         }
+        eprintln!(
+            "Similar recall against the scan at {size} transitions: {:.3}",
+            recall(&built[1], &built[2], &held)
+        );
     }
     g.finish();
+}
+
+/// The share of the transitions `exact` retrieves for the starts of `held` that `approx`
+/// retrieves too (as a multiset).
+fn recall(approx: &Retrieval, exact: &Retrieval, held: &[Trajectory]) -> f64 {
+    let (mut found, mut total) = (0usize, 0usize);
+    for t in held {
+        let args = (&t.task.id, &t.task.instruction, &t.steps[0].state);
+        let key = |s: &dreamgym_buffer::Step| serde_json::to_string(s).expect("a step serialises");
+        let mut got: std::collections::HashMap<String, usize> = Default::default();
+        for s in approx.for_instance(args.0, args.1, args.2) {
+            *got.entry(key(&s)).or_default() += 1;
+        }
+        for s in exact.for_instance(args.0, args.1, args.2) {
+            total += 1;
+            if let Some(n) = got.get_mut(&key(&s)).filter(|n| **n > 0) {
+                *n -= 1;
+                found += 1;
+            }
+        }
+    }
+    found as f64 / total.max(1) as f64
 }
 
 criterion_group!(benches, model, long_states, retrieval);

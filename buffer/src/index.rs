@@ -212,11 +212,32 @@ pub struct ApproxIndex {
 }
 
 impl ApproxIndex {
-    /// Build an index over `(id, vector)` pairs (inserted in parallel on all cores).
+    /// Build an index over `(id, vector)` pairs (inserted in parallel on all cores: the graph,
+    /// and so which near neighbours a search finds, may differ from build to build).
     pub fn build<'a>(
         dim: usize,
         items: impl IntoIterator<Item = (u64, &'a [f32])>,
         params: ApproxParams,
+    ) -> Self {
+        Self::build_with(dim, items, params, true)
+    }
+
+    /// Like [`build`](Self::build), inserting one vector after another: slower, but the same
+    /// items give the same graph and the same search results every time (for runs that must be
+    /// deterministic given a seed).
+    pub fn build_serial<'a>(
+        dim: usize,
+        items: impl IntoIterator<Item = (u64, &'a [f32])>,
+        params: ApproxParams,
+    ) -> Self {
+        Self::build_with(dim, items, params, false)
+    }
+
+    fn build_with<'a>(
+        dim: usize,
+        items: impl IntoIterator<Item = (u64, &'a [f32])>,
+        params: ApproxParams,
+        parallel: bool,
     ) -> Self {
         let mut node_of: HashMap<Vec<u32>, usize> = HashMap::new();
         let mut vecs: Vec<&[f32]> = vec![];
@@ -243,7 +264,13 @@ impl ApproxIndex {
         );
         let owned: Vec<Vec<f32>> = vecs.iter().map(|v| v.to_vec()).collect();
         let refs: Vec<(&Vec<f32>, usize)> = owned.iter().enumerate().map(|(i, v)| (v, i)).collect();
-        hnsw.parallel_insert(&refs);
+        if parallel {
+            hnsw.parallel_insert(&refs);
+        } else {
+            for &(v, i) in &refs {
+                hnsw.insert((v.as_slice(), i));
+            }
+        }
         Self {
             hnsw,
             ids,
