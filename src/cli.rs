@@ -417,6 +417,13 @@ pub enum ModelCmd {
         /// other instances').
         #[arg(long, default_value = "instance")]
         retrieval: dreamgym_sim::model::retrieval::RetrievalMode,
+        /// Retrieve from this replay buffer (e.g. a run's `buffer.dglog`) instead of the
+        /// training file.
+        #[arg(long, value_name = "FILE.dglog")]
+        buffer: Option<PathBuf>,
+        /// Which of the buffer's episodes are retrievable: real, synthetic or all.
+        #[arg(long, default_value = "real", requires = "buffer")]
+        retrieve: dreamgym_sim::model::retrieval::Retrievable,
         /// Also print this many wrong predictions with their reasoning.
         #[arg(long, default_value_t = 0)]
         show_errors: usize,

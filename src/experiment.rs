@@ -12,6 +12,7 @@ use dreamgym_policy::{
     MetricsLog, RngState, SelectedDevice, Split, TaskSampler, Trainer, checkpoint_extra,
 };
 use dreamgym_sim::Env;
+use dreamgym_sim::model::retrieval::Retrievable;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -227,6 +228,12 @@ pub fn train(
         .validate()
         .map_err(|e| anyhow::anyhow!("run.policy: {e}"))?;
     let ckpt = out.join("checkpoint.bin");
+    if opts.resume && cfg.run.retrievable != Retrievable::Real {
+        bail!(
+            "--resume: run.retrievable is {:?}, and the synthetic episodes the model was shown are not in the checkpoint; only runs with `retrievable: Real` resume exactly",
+            cfg.run.retrievable
+        );
+    }
     if opts.resume && !ckpt.exists() {
         bail!(
             "--resume: no checkpoint at {} (refusing to start from scratch)",

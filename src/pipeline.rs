@@ -13,7 +13,7 @@ use anyhow::Result;
 use dreamgym_curriculum::DifficultyPoint;
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler};
 use dreamgym_sim::model::fidelity;
-use dreamgym_sim::model::retrieval::RetrievalMode;
+use dreamgym_sim::model::retrieval::{Retrievable, RetrievalMode};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -172,9 +172,17 @@ pub fn run(
 /// What the report says about how the run was set up: the retrieval the model env uses and,
 /// for a bridged env, where its curriculum variants come from.
 fn run_notes(cfg: &RunConfig, factory: &EnvFactory) -> Vec<String> {
+    let shown = match cfg.retrievable {
+        Retrievable::Real => "the real transitions",
+        Retrievable::All => {
+            "the real transitions and those of the synthetic episodes played so far"
+        }
+        Retrievable::Synthetic => "the transitions of the synthetic episodes played so far",
+    };
     let mut notes = vec![format!(
-        "retrieval ({:?}): the model env passes the native model the real transitions of the task instance being played (up to 64){}; dreamgym_without_retrieval passes none",
+        "retrieval ({:?}, retrievable {:?}): the model env passes the native model {shown} of the task instance being played (up to 64){}; dreamgym_without_retrieval passes none",
         cfg.retrieval,
+        cfg.retrievable,
         if cfg.retrieval == RetrievalMode::Similar {
             ", then those of the most similar other instances"
         } else {

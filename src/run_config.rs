@@ -5,7 +5,7 @@
 use crate::ron_file::RangeError;
 use dreamgym_curriculum::CurriculumConfig;
 use dreamgym_policy::TrainConfig;
-use dreamgym_sim::model::retrieval::RetrievalMode;
+use dreamgym_sim::model::retrieval::{Retrievable, RetrievalMode};
 use serde::{Deserialize, Serialize};
 
 /// Shares of the offline seed data by behaviour policy (normalised).
@@ -67,6 +67,10 @@ pub struct RunConfig {
     /// instance's real transitions; `Similar`: those, then the most similar other instances';
     /// `Off`; the "without retrieval" ablation is always `Off`).
     pub retrieval: RetrievalMode,
+    /// Which episodes retrieval may show: `Real` (the offline data and, after sim-to-real's
+    /// refit, its real episodes), `All` (also the synthetic episodes the loop has played,
+    /// added between iterations) or `Synthetic` (those only).
+    pub retrievable: Retrievable,
     /// Policy iterations in the experience model (and for the real-only baseline).
     pub iterations: usize,
     /// Model envs rolled out per iteration in the experience model (the real env uses
@@ -215,6 +219,7 @@ impl Default for RunConfig {
             },
             experience_model: ExperienceModelKind::Native,
             retrieval: RetrievalMode::Instance,
+            retrievable: Retrievable::Real,
             iterations: 60,
             synthetic_envs: 16,
             s2r_share: 0.1,

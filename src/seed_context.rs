@@ -14,7 +14,9 @@ use dreamgym_buffer::{Observation, Provenance, Trajectory};
 use dreamgym_curriculum::{Curriculum, DifficultyPoint};
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler, TrainConfig, Trainer, Vocab};
 use dreamgym_sim::model::ExperienceModel;
-use dreamgym_sim::model::env::{FailureCounts, ModelEnv, ModelFailures};
+use dreamgym_sim::model::env::{
+    EpisodeSink, FailureCounts, ModelEnv, ModelFailures, SharedRetrieval,
+};
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
@@ -23,7 +25,7 @@ use dreamgym_sim::{Env, TaskSpec};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// Collects `n` episodes on instances of `sampler`'s split with the configured behaviour mix.
 pub fn collect_split(
@@ -121,6 +123,28 @@ pub(crate) struct SyntheticLoop {
     pub(crate) failures: Arc<ModelFailures>,
     /// The recording's iteration clock, set before each iteration.
     clock: Option<IterationClock>,
+    /// Where retrieval admits synthetic episodes: the episodes the envs finished, added to the
+    /// shared index before each iteration.
+    retained: Option<RetainedEpisodes>,
+}
+
+/// The synthetic episodes a loop's envs finish and the index they join (between iterations, in
+/// the order the episodes ended: the rollout steps its envs one after another, so the order,
+/// and what each episode is shown, is the same in every run with the same seed).
+pub(crate) struct RetainedEpisodes {
+    sink: EpisodeSink,
+    index: SharedRetrieval,
+}
+
+impl RetainedEpisodes {
+    /// Adds the episodes finished since the last call to the index.
+    fn add_finished(&self) {
+        let finished = std::mem::take(&mut *self.sink.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        for t in &finished {
+            index.add(t);
+        }
+    }
 }
 
 impl SyntheticLoop {
@@ -130,6 +154,9 @@ impl SyntheticLoop {
         trainer: &mut Trainer,
     ) -> Result<dreamgym_policy::IterationMetrics> {
         let round = trainer.counters().iteration + 1;
+        if let Some(r) = &self.retained {
+            r.add_finished();
+        }
         if let Some(c) = &self.clock {
             c.store(round as u64, std::sync::atomic::Ordering::Relaxed);
         }
@@ -404,7 +431,8 @@ impl SeedContext<'_> {
     }
 
     /// The loop's model envs: episodes start from the real initial states of `real` (and
-    /// `extra_starts`), and retrieval reads `real`'s transitions.
+    /// `extra_starts`), and retrieval reads `real`'s transitions (and, where `retrievable`
+    /// admits synthetic ones, the episodes the envs finish, which go to the returned sink).
     fn model_envs(
         &self,
         model: Arc<dyn ExperienceModel>,
@@ -412,7 +440,7 @@ impl SeedContext<'_> {
         extra_starts: &[(dreamgym_buffer::Task, Observation)],
         retrieval: bool,
         failures: &Arc<ModelFailures>,
-    ) -> Vec<Box<dyn Env>> {
+    ) -> (Vec<Box<dyn Env>>, Option<RetainedEpisodes>) {
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
         let max_steps = self
@@ -428,17 +456,32 @@ impl SeedContext<'_> {
         } else {
             RetrievalMode::Off
         };
-        let index = Arc::new(Retrieval::new(real, mode));
-        (0..self.cfg.synthetic_envs.max(1))
+        let retrievable = self.cfg.retrievable;
+        let real_shown: Vec<Trajectory> = if retrievable.admits(Provenance::Real) {
+            real.to_vec()
+        } else {
+            vec![]
+        };
+        let index = Arc::new(RwLock::new(Retrieval::new(&real_shown, mode)));
+        let retained = (mode != RetrievalMode::Off && retrievable.admits(Provenance::Synthetic))
+            .then(|| RetainedEpisodes {
+                sink: EpisodeSink::default(),
+                index: index.clone(),
+            });
+        let envs = (0..self.cfg.synthetic_envs.max(1))
             .map(|_| {
                 let mut m = ModelEnv::with_retrieval(model.clone(), real, max_steps, index.clone());
                 m.count_failures_in(failures.clone());
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
                 }
+                if let Some(r) = &retained {
+                    m.keep_episodes_in(r.sink.clone());
+                }
                 self.recorded(Box::new(m), Provenance::Synthetic)
             })
-            .collect()
+            .collect();
+        (envs, retained)
     }
 
     /// Record what happens in the episodes of `env` (as the method set by [`Self::record_as`]),
@@ -516,7 +559,7 @@ impl SeedContext<'_> {
             None => vec![],
         };
         let failures = Arc::new(ModelFailures::default());
-        let envs = self.model_envs(model, real, &starts, retrieval, &failures);
+        let (envs, retained) = self.model_envs(model, real, &starts, retrieval, &failures);
         Ok(SyntheticLoop {
             envs,
             pool: Curriculum::new(self.cfg.curriculum, families),
@@ -531,6 +574,7 @@ impl SeedContext<'_> {
             batch: self.cfg.synthetic_envs.max(1).max(self.policy.groups),
             failures,
             clock: self.recording.as_ref().map(|r| r.clock.clone()),
+            retained,
         })
     }
 
@@ -631,5 +675,64 @@ impl SeedContext<'_> {
             steps = m.env_steps;
         }
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dreamgym_sim::model::retrieval::Retrievable;
+
+    /// A keys_doors loop with `retrievable`, two iterations in: the transitions its retrieval
+    /// index holds before and after.
+    fn indexed_after_two_iterations(retrievable: Retrievable) -> (usize, usize) {
+        let factory = EnvFactory::new("scenario:scenarios/keys_doors.ron", None).unwrap();
+        let cfg = RunConfig {
+            offline_episodes: 12,
+            synthetic_envs: 4,
+            bc_warm_start: false,
+            retrievable,
+            policy: TrainConfig {
+                num_steps: 32,
+                ..RunConfig::default().policy
+            },
+            ..RunConfig::default()
+        };
+        let device = dreamgym_policy::select_device(dreamgym_policy::BackendChoice::Cpu).unwrap();
+        let progress = Progress::silent();
+        let offline = collect_offline(factory.open().as_mut(), &cfg, 1).unwrap();
+        let ctx = SeedContext::new(&cfg, &factory, &device, 1, offline, &progress, None);
+        let mut lp = ctx.synthetic_loop(true, false, true).unwrap();
+        let mut trainer = ctx.start_with_envs(false, cfg.synthetic_envs).unwrap();
+        let indexed = |lp: &SyntheticLoop| {
+            lp.retained
+                .as_ref()
+                .map(|r| r.index.read().unwrap().transitions())
+        };
+        let before = indexed(&lp).unwrap_or(0);
+        lp.step(&mut trainer).unwrap();
+        lp.step(&mut trainer).unwrap();
+        // what the first iteration finished joins before the second; the second's, before a third
+        if let Some(r) = &lp.retained {
+            r.add_finished();
+        }
+        (before, indexed(&lp).unwrap_or(0))
+    }
+
+    #[test]
+    fn a_loop_shows_its_synthetic_episodes_only_where_retrieval_admits_them() {
+        let (before, after) = indexed_after_two_iterations(Retrievable::All);
+        assert!(before > 0, "the offline data is indexed");
+        assert!(
+            after > before,
+            "synthetic episodes joined: {before} -> {after}"
+        );
+        // the same seed gives the same index
+        assert_eq!(
+            indexed_after_two_iterations(Retrievable::All),
+            (before, after)
+        );
+        // real only: no sink, nothing joins
+        assert_eq!(indexed_after_two_iterations(Retrievable::Real), (0, 0));
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::cli::ModelCmd;
 use crate::envs::EnvFactory;
-use anyhow::{Result, bail};
-use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
+use anyhow::{Context, Result, bail};
+use dreamgym_sim::model::retrieval::{Retrievable, Retrieval, RetrievalMode};
 use dreamgym_sim::policy::BehaviourPolicy;
 use dreamgym_sim::{Env, TaskSpec};
 use std::path::Path;
@@ -33,12 +33,15 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
             no_rules,
             no_retrieval,
             retrieval,
+            buffer,
+            retrieve,
             show_errors,
             show,
             json,
         } => eval(
             &train,
             &heldout,
+            buffer.as_deref().map(|b| (b, retrieve)),
             gamma,
             (
                 no_rules,
@@ -52,6 +55,23 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
             json,
         ),
     }
+}
+
+/// The episodes of the replay buffer at `path` (which must exist: a mistyped path is not an
+/// empty buffer).
+fn buffer_trajectories(path: &Path) -> Result<Vec<dreamgym_buffer::Trajectory>> {
+    if !path.exists() {
+        bail!("{}: no such buffer", path.display());
+    }
+    let (b, _) = dreamgym_buffer::ReplayBuffer::open_as_logged(
+        path,
+        dreamgym_buffer::BufferConfig {
+            capacity: usize::MAX,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening buffer {}", path.display()))?;
+    Ok(b.trajectories())
 }
 
 /// `dreamgym model export-sft`: chat-format training examples from trajectories.
@@ -71,6 +91,7 @@ pub fn export_sft(data: &Path, out: &Path, k: usize, history: usize) -> Result<(
 pub fn eval(
     train: &std::path::Path,
     heldout: &std::path::Path,
+    buffer: Option<(&Path, Retrievable)>,
     gamma: f64,
     (no_rules, retrieval): (bool, RetrievalMode),
     (show_errors, show): (usize, usize),
@@ -85,8 +106,24 @@ pub fn eval(
     let t0 = std::time::Instant::now();
     let model = NativeModel::fit_with(&tr, !no_rules);
     let fit_s = t0.elapsed().as_secs_f64();
+    let index = match buffer {
+        None => Retrieval::new(&tr, retrieval),
+        Some((path, which)) => {
+            let source: Vec<_> = buffer_trajectories(path)?
+                .into_iter()
+                .filter(|t| which.admits(t.provenance))
+                .collect();
+            eprintln!(
+                "retrieving from {} ({which:?}): {} episodes, {} transitions",
+                path.display(),
+                source.len(),
+                source.iter().map(|t| t.steps.len()).sum::<usize>()
+            );
+            Retrieval::new(&source, retrieval)
+        }
+    };
     let t1 = std::time::Instant::now();
-    let r = fidelity::evaluate_with(&model, &tr, &ho, gamma, retrieval);
+    let r = fidelity::evaluate_with_index(&model, &tr, &index, &ho, gamma);
     let eval_s = t1.elapsed().as_secs_f64();
     // one-step predictions plus the open-loop ones of the drift measurement
     let predictions = r.all.transitions + r.drift.iter().map(|d| d.windows).sum::<usize>();
@@ -138,7 +175,6 @@ pub fn eval(
         "open-loop next-state exact after k steps: {}",
         drift.join(", ")
     );
-    let index = Retrieval::new(&tr, retrieval);
     show_predictions(&model, &ho, &index, show, false);
     show_predictions(&model, &ho, &index, show_errors, true);
     Ok(())

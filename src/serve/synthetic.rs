@@ -27,7 +27,7 @@ pub struct SyntheticWorld {
     offline: Vec<Trajectory>,
     extra_starts: Vec<(Task, Observation)>,
     max_steps: u32,
-    retrieval: Arc<Retrieval>,
+    retrieval: dreamgym_sim::model::env::SharedRetrieval,
     failures: Arc<ModelFailures>,
     curriculum: Mutex<SharedCurriculum>,
     may_block: bool,
@@ -77,7 +77,10 @@ impl SyntheticWorld {
             .unwrap_or(1)
             .max(1) as u32;
         Ok(Self {
-            retrieval: Arc::new(Retrieval::new(&offline, RetrievalMode::Instance)),
+            retrieval: Arc::new(std::sync::RwLock::new(Retrieval::new(
+                &offline,
+                RetrievalMode::Instance,
+            ))),
             model,
             offline,
             extra_starts,

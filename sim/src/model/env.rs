@@ -22,6 +22,9 @@
 //! nearest other instances', so an instance without real data gets experience too; see
 //! [`super::retrieval`]). [`ModelEnv::set_retrieval`] turns it off (the "without retrieval"
 //! ablation); [`ModelEnv::with_retrieval`] shares one index among a loop's envs.
+//! [`ModelEnv::keep_episodes_in`] hands every synthetic episode that ends (done or truncated;
+//! never one cut by a rejected prediction) to a sink, from which a loop whose retrieval admits
+//! synthetic episodes adds them to the shared index between iterations.
 
 use super::retrieval::{Retrieval, RetrievalMode};
 use super::{ExperienceModel, ModelContext};
@@ -29,7 +32,14 @@ use crate::env::{Env, EnvError, PosedTask, StepResult, TaskSpec, fnv1a};
 use dreamgym_buffer::{Embedder, HashedNgramEmbedder, Observation, Step, Task, Trajectory};
 use rand::{RngExt, SeedableRng};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// A retrieval index shared by the envs of a loop, which may add episodes to it between
+/// iterations ([`Retrieval::add`]).
+pub type SharedRetrieval = Arc<RwLock<Retrieval>>;
+
+/// Where model envs put the synthetic episodes they finish, in the order they finish.
+pub type EpisodeSink = Arc<Mutex<Vec<Trajectory>>>;
 
 /// The first observation of each real trajectory, with its task: where a model env can start.
 pub fn initial_states(real: &[Trajectory]) -> Vec<(Task, Observation)> {
@@ -91,8 +101,10 @@ pub struct ModelEnv {
     state: Option<Observation>,
     history: Vec<Step>,
     over: bool,
-    /// The real data retrieval draws on.
-    retrieval: Arc<Retrieval>,
+    /// The data retrieval draws on.
+    retrieval: SharedRetrieval,
+    /// Where finished episodes go, if anywhere.
+    sink: Option<EpisodeSink>,
     /// What the episode in play is shown (chosen when it started).
     retrieved: Vec<Step>,
     /// Retrieval switched off (the ablation), whatever the index.
@@ -104,7 +116,7 @@ impl ModelEnv {
     /// A model env whose initial states come from `real` trajectories; episodes are cut after
     /// `max_steps` steps.
     pub fn new(model: Arc<dyn ExperienceModel>, real: &[Trajectory], max_steps: u32) -> Self {
-        let retrieval = Arc::new(Retrieval::new(real, RetrievalMode::Instance));
+        let retrieval = Arc::new(RwLock::new(Retrieval::new(real, RetrievalMode::Instance)));
         Self::with_retrieval(model, real, max_steps, retrieval)
     }
 
@@ -114,7 +126,7 @@ impl ModelEnv {
         model: Arc<dyn ExperienceModel>,
         real: &[Trajectory],
         max_steps: u32,
-        retrieval: Arc<Retrieval>,
+        retrieval: SharedRetrieval,
     ) -> Self {
         let starts = initial_states(real);
         Self {
@@ -127,6 +139,7 @@ impl ModelEnv {
             state: None,
             history: vec![],
             retrieval,
+            sink: None,
             retrieved: vec![],
             no_retrieval: false,
             over: false,
@@ -145,6 +158,11 @@ impl ModelEnv {
         self.starts.push((task, obs));
     }
 
+    /// Hand every episode that ends to `sink` (see the module docs).
+    pub fn keep_episodes_in(&mut self, sink: EpisodeSink) {
+        self.sink = Some(sink);
+    }
+
     /// Pass the model retrieved real transitions (on by default).
     pub fn set_retrieval(&mut self, on: bool) {
         self.no_retrieval = !on;
@@ -155,7 +173,9 @@ impl ModelEnv {
         self.retrieved = if self.no_retrieval {
             vec![]
         } else {
-            self.retrieval.for_instance(id, instruction, first)
+            // a poisoned lock means another env panicked mid-add; the index is still whole
+            let index = self.retrieval.read().unwrap_or_else(|e| e.into_inner());
+            index.for_instance(id, instruction, first)
         };
     }
 
@@ -333,6 +353,20 @@ impl Env for ModelEnv {
         self.history.push(step);
         self.state = Some(p.next_state.clone());
         self.over = p.done || truncated;
+        if self.over
+            && let Some(sink) = &self.sink
+        {
+            let t = Trajectory {
+                task: task.clone(),
+                env_id: self.id.clone(),
+                seed: 0,
+                provenance: dreamgym_buffer::Provenance::Synthetic,
+                policy: "learner".into(),
+                outcome: Trajectory::outcome_from_steps(&self.history, p.success),
+                steps: self.history.clone(),
+            };
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+        }
         let mut info = BTreeMap::new();
         info.insert("confidence".into(), format!("{:.3}", p.confidence));
         if dead_end {

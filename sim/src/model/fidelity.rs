@@ -262,7 +262,24 @@ pub fn evaluate_with(
     gamma: f64,
     retrieval: RetrievalMode,
 ) -> FidelityReport {
-    let index = Retrieval::new(train, retrieval);
+    evaluate_with_index(
+        model,
+        train,
+        &Retrieval::new(train, retrieval),
+        heldout,
+        gamma,
+    )
+}
+
+/// Like [`evaluate_with`], with retrieval from `index` (built on any data, e.g. a run's replay
+/// buffer); `train` still decides which held-out tasks count as seen.
+pub fn evaluate_with_index(
+    model: &dyn ExperienceModel,
+    train: &[Trajectory],
+    index: &Retrieval,
+    heldout: &[Trajectory],
+    gamma: f64,
+) -> FidelityReport {
     let seen: HashSet<&str> = train.iter().map(|t| t.task.id.as_str()).collect();
     let (mut all, mut seen_acc, mut unseen) = (Acc::default(), Acc::default(), Acc::default());
     for t in heldout {

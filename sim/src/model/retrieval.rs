@@ -69,6 +69,46 @@ impl std::str::FromStr for RetrievalMode {
     }
 }
 
+/// Which episodes retrieval may show: real ones only (the default: what a real episode saw is
+/// evidence), or the synthetic episodes an experience model played as well (its own earlier
+/// predictions, which keep a world consistent across episodes but are no evidence).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Retrievable {
+    /// Real episodes (offline data and real interactions).
+    #[default]
+    Real,
+    /// Synthetic episodes only (for measuring what they carry).
+    Synthetic,
+    /// Both.
+    All,
+}
+
+impl Retrievable {
+    /// Whether an episode of `provenance` is retrievable.
+    pub fn admits(self, provenance: dreamgym_buffer::Provenance) -> bool {
+        use dreamgym_buffer::Provenance;
+        match self {
+            Retrievable::Real => provenance == Provenance::Real,
+            Retrievable::Synthetic => provenance == Provenance::Synthetic,
+            Retrievable::All => true,
+        }
+    }
+}
+
+impl std::str::FromStr for Retrievable {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "real" => Ok(Self::Real),
+            "synthetic" => Ok(Self::Synthetic),
+            "all" => Ok(Self::All),
+            _ => Err(format!(
+                "unknown retrievable `{s}`: expected real, synthetic or all"
+            )),
+        }
+    }
+}
+
 /// The real data retrieval draws on, indexed once (shared by the envs of a loop).
 pub struct Retrieval {
     mode: RetrievalMode,
@@ -102,33 +142,46 @@ impl Retrieval {
     /// Like [`new`](Self::new), but `Similar` always scans every instance (the reference the
     /// approximate index is measured against).
     pub fn exact(real: &[Trajectory], mode: RetrievalMode) -> Self {
-        let embedder = HashedNgramEmbedder::default();
-        let mut by_task: HashMap<String, Vec<Step>> = HashMap::new();
-        let mut instances = vec![];
-        if mode != RetrievalMode::Off {
-            for t in real {
-                let steps = by_task.entry(t.task.id.clone()).or_insert_with(|| {
-                    if mode == RetrievalMode::Similar
-                        && let Some(first) = t.steps.first()
-                    {
-                        instances.push((
-                            t.task.id.clone(),
-                            embedder.embed(&instance_text(&t.task.instruction, &first.state)),
-                        ));
-                    }
-                    vec![]
-                });
-                let room = RETRIEVED.saturating_sub(steps.len());
-                steps.extend(t.steps.iter().take(room).cloned());
-            }
-        }
-        Self {
+        let mut r = Self {
             mode,
-            by_task,
-            instances,
+            by_task: HashMap::new(),
+            instances: vec![],
             approx: None,
-            embedder,
+            embedder: HashedNgramEmbedder::default(),
+        };
+        for t in real {
+            r.add(t);
         }
+        r
+    }
+
+    /// Indexes one more trajectory (a loop adding the synthetic episodes it played, when
+    /// they are retrievable): its transitions join its instance's, up to [`RETRIEVED`] in the
+    /// order added, and a new instance becomes a neighbour for `Similar` (scanned, beside the
+    /// approximate index, which holds the instances it was built with).
+    pub fn add(&mut self, t: &Trajectory) {
+        if self.mode == RetrievalMode::Off {
+            return;
+        }
+        let steps = self.by_task.entry(t.task.id.clone()).or_insert_with(|| {
+            if self.mode == RetrievalMode::Similar
+                && let Some(first) = t.steps.first()
+            {
+                self.instances.push((
+                    t.task.id.clone(),
+                    self.embedder
+                        .embed(&instance_text(&t.task.instruction, &first.state)),
+                ));
+            }
+            vec![]
+        });
+        let room = RETRIEVED.saturating_sub(steps.len());
+        steps.extend(t.steps.iter().take(room).cloned());
+    }
+
+    /// Transitions indexed (at most [`RETRIEVED`] per instance).
+    pub fn transitions(&self) -> usize {
+        self.by_task.values().map(Vec::len).sum()
     }
 
     /// The mode.
@@ -144,24 +197,29 @@ impl Retrieval {
             return out;
         }
         let q = self.embedder.embed(&instance_text(instruction, first));
-        let mut near: Vec<(f32, &str)> = match &self.approx {
-            Some(index) => index
-                .search_filtered(&q, APPROX_NEIGHBOURS, |i| {
-                    self.instances[i as usize].0 != task_id
-                })
-                .into_iter()
-                .map(|h| (h.score, self.instances[h.id as usize].0.as_str()))
-                .collect(),
-            None => self
-                .instances
+        // the instances the approximate index holds are searched there; the rest are scanned
+        let (mut near, scanned): (Vec<(f32, &str)>, _) = match &self.approx {
+            Some(index) => (
+                index
+                    .search_filtered(&q, APPROX_NEIGHBOURS, |i| {
+                        self.instances[i as usize].0 != task_id
+                    })
+                    .into_iter()
+                    .map(|h| (h.score, self.instances[h.id as usize].0.as_str()))
+                    .collect(),
+                &self.instances[index.len()..],
+            ),
+            None => (vec![], &self.instances[..]),
+        };
+        near.extend(
+            scanned
                 .iter()
                 .filter(|(id, _)| id != task_id)
                 .map(|(id, e)| {
                     let cosine = q.iter().zip(e).map(|(a, b)| a * b).sum::<f32>();
                     (cosine, id.as_str())
-                })
-                .collect(),
-        };
+                }),
+        );
         // most similar first; ties by id, so the choice does not depend on data order
         near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
         for (_, id) in near {
@@ -235,11 +293,44 @@ mod tests {
     }
 
     #[test]
+    fn added_episodes_follow_the_first_ones_and_new_instances_become_neighbours() {
+        let real = [episode("w/heat/1", "heat the apple", "kitchen", 40)];
+        let mut instance = Retrieval::new(&real, RetrievalMode::Instance);
+        instance.add(&episode("w/heat/1", "heat the apple", "kitchen", 40));
+        let got = instance.for_instance("w/heat/1", "heat the apple", &real[0].steps[0].state);
+        // the first 40 as before, then 24 of the added episode's, up to RETRIEVED
+        assert_eq!(got.len(), RETRIEVED);
+        assert_eq!(got[..40], real[0].steps[..]);
+        assert_eq!(instance.transitions(), RETRIEVED);
+        // an instance added later is a neighbour for Similar
+        let mut similar = Retrieval::new(&real, RetrievalMode::Similar);
+        similar.add(&episode("w/cool/2", "cool the wine", "cellar", 10));
+        let cellar = Observation {
+            lines: vec!["[cellar] room: the cellar".into()],
+            instruction: "cool the wine".into(),
+            ..Default::default()
+        };
+        let got = similar.for_instance("w/cool/9", "cool the wine", &cellar);
+        assert!(got[..10].iter().all(|s| s.action == "look w/cool/2"));
+        // Off indexes nothing, added or not
+        let mut off = Retrieval::new(&real, RetrievalMode::Off);
+        off.add(&real[0]);
+        assert_eq!(off.transitions(), 0);
+    }
+
+    #[test]
     fn from_approx_from_instances_the_index_finds_what_the_scan_finds_every_time() {
         // APPROX_FROM instances of 4 steps each, in rooms named by number: the nearest to a new
         // instance in room 77 are the instances whose room names share its n-grams
         let real: Vec<Trajectory> = (0..APPROX_FROM)
-            .map(|i| episode(&format!("w/go/{i}"), "go to the room", &format!("room{i}"), 4))
+            .map(|i| {
+                episode(
+                    &format!("w/go/{i}"),
+                    "go to the room",
+                    &format!("room{i}"),
+                    4,
+                )
+            })
             .collect();
         let new = Observation {
             lines: vec!["[room77] room: the room77".into()],
@@ -247,7 +338,10 @@ mod tests {
             ..Default::default()
         };
         let approx = Retrieval::new(&real, RetrievalMode::Similar);
-        assert!(approx.approx.is_some(), "the index is built from APPROX_FROM instances");
+        assert!(
+            approx.approx.is_some(),
+            "the index is built from APPROX_FROM instances"
+        );
         let exact = Retrieval::exact(&real, RetrievalMode::Similar);
         assert!(exact.approx.is_none());
         let got = approx.for_instance("w/go/new", "go to the room", &new);
@@ -257,7 +351,10 @@ mod tests {
         assert_eq!(got[0].action, "look w/go/77");
         assert_eq!(got[..4], want[..4]);
         let shared = got.iter().filter(|s| want.contains(s)).count();
-        assert!(shared >= RETRIEVED * 3 / 4, "index and scan share {shared} of {RETRIEVED}");
+        assert!(
+            shared >= RETRIEVED * 3 / 4,
+            "index and scan share {shared} of {RETRIEVED}"
+        );
         // built serially: the same data gives the same neighbours
         let again = Retrieval::new(&real, RetrievalMode::Similar);
         assert_eq!(again.for_instance("w/go/new", "go to the room", &new), got);
