@@ -355,7 +355,7 @@ pub fn evaluate_with_index(
         all: all.finish(gamma),
         seen_tasks: seen_acc.finish(gamma),
         unseen_tasks: unseen.finish(gamma),
-        drift: drift(model, heldout, &index),
+        drift: drift(model, heldout, index),
     }
 }
 
