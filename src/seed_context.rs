@@ -468,6 +468,9 @@ impl SeedContext<'_> {
                 sink: EpisodeSink::default(),
                 index: index.clone(),
             });
+        // which fit of the model played an episode: the real transitions it was fit on (the
+        // offline data, and after each sim-to-real round its real episodes too)
+        let fit = [("model_fit".to_string(), steps_of(real).to_string())];
         let envs = (0..self.cfg.synthetic_envs.max(1))
             .map(|_| {
                 let mut m = ModelEnv::with_retrieval(model.clone(), real, max_steps, index.clone());
@@ -478,7 +481,7 @@ impl SeedContext<'_> {
                 if let Some(r) = &retained {
                     m.keep_episodes_in(r.sink.clone());
                 }
-                self.recorded(Box::new(m), Provenance::Synthetic)
+                self.recorded_with(Box::new(m), Provenance::Synthetic, &fit)
             })
             .collect();
         (envs, retained)
@@ -487,15 +490,28 @@ impl SeedContext<'_> {
     /// Record what happens in the episodes of `env` (as the method set by [`Self::record_as`]),
     /// when the run records.
     pub(crate) fn recorded(&self, env: Box<dyn Env>, provenance: Provenance) -> Box<dyn Env> {
+        self.recorded_with(env, provenance, &[])
+    }
+
+    /// [`Self::recorded`] with `extra` tags on every episode.
+    fn recorded_with(
+        &self,
+        env: Box<dyn Env>,
+        provenance: Provenance,
+        extra: &[(String, String)],
+    ) -> Box<dyn Env> {
         match &self.recording {
             Some(r) => Box::new(RecordingEnv::new(
                 env,
                 r.recorder.clone(),
                 provenance,
-                BTreeMap::from([
+                [
                     ("method".to_string(), r.method.borrow().clone()),
                     ("seed".to_string(), self.seed.to_string()),
-                ]),
+                ]
+                .into_iter()
+                .chain(extra.iter().cloned())
+                .collect(),
                 r.clock.clone(),
                 Some(&r.in_play),
             )),

@@ -126,6 +126,11 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         .unwrap()
         .1;
     assert!(synthetic.episode.tags.contains_key("confidence"));
+    // the model that played it: fit on the offline data
+    assert_eq!(
+        synthetic.episode.tags["model_fit"].parse::<u64>().ok(),
+        field("dreamgym", "offline_steps")
+    );
     assert!(synthetic.episode.tags["iteration"].contains('-'));
     assert!(synthetic.step.reasoning.is_some());
 }
