@@ -174,6 +174,10 @@ pub enum Command {
         /// Do not write the run's experience to OUT/buffer.dglog (about 1.9 KB per transition).
         #[arg(long)]
         no_buffer: bool,
+        /// Offline seed data (real trajectories, JSONL) for every seed instead of collecting it;
+        /// episodes on held-out instances are left out (and counted in the report's notes).
+        #[arg(long, value_name = "FILE.jsonl")]
+        offline: Option<PathBuf>,
     },
     /// How many real interactions DreamGym saves: real_only trained at a ladder of real budgets
     /// up to convergence (one run per budget), DreamGym with no online real step, DreamGym-S2R
@@ -526,6 +530,7 @@ pub fn run(cli: Cli) -> Result<()> {
             iterations,
             no_ablations,
             no_buffer,
+            offline,
         } => commands::run::run(
             &env,
             config.as_deref(),
@@ -533,6 +538,7 @@ pub fn run(cli: Cli) -> Result<()> {
             &backend,
             (seeds, iterations, no_ablations),
             !no_buffer,
+            offline.as_deref(),
         ),
         Command::Efficiency {
             env,

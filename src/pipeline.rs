@@ -118,14 +118,56 @@ pub fn planned_iterations(cfg: &RunConfig) -> u64 {
     (per_seed * cfg.seeds.len() as f64).round() as u64
 }
 
-/// Runs every method on every seed. `progress` is told what is happening; `seed_done` gets the
-/// summary so far (`complete: false`) after each seed but the last.
+/// Offline seed data the user gave (`dreamgym run --offline FILE`): the same for every seed,
+/// without the episodes on held-out instances (evaluation on those must stay honest).
+pub struct GivenOffline {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Its episodes on training instances.
+    pub trajectories: Vec<dreamgym_buffer::Trajectory>,
+    /// Episodes left out: on held-out instances (fold 0).
+    pub held_out_left_out: usize,
+}
+
+impl GivenOffline {
+    /// Reads `path`, refusing data of another env (naming the line) and a file with no episode
+    /// on a training instance.
+    pub fn load(path: &std::path::Path, factory: &EnvFactory) -> Result<Self> {
+        let all = dreamgym_buffer::jsonl::read_file(path)?;
+        factory.check_offline(path, &all)?;
+        let total = all.len();
+        let trajectories: Vec<_> = all
+            .into_iter()
+            .filter(|t| {
+                t.steps
+                    .first()
+                    .is_some_and(|s| dreamgym_policy::rollout::fold_of(&s.state) != 0)
+            })
+            .collect();
+        if trajectories.is_empty() {
+            anyhow::bail!(
+                "{}: none of its {total} episodes is on a training instance (held-out instances are left out of the seed data)",
+                path.display()
+            );
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            held_out_left_out: total - trajectories.len(),
+            trajectories,
+        })
+    }
+}
+
+/// Runs every method on every seed, on offline seed data collected per seed or `given`.
+/// `progress` is told what is happening; `seed_done` gets the summary so far
+/// (`complete: false`) after each seed but the last.
 pub fn run(
     env_id: &str,
     cfg: &RunConfig,
     device: &SelectedDevice,
     progress: &Progress,
     recorder: Option<&Recorder>,
+    given: Option<&GivenOffline>,
     seed_done: &mut dyn FnMut(&RunSummary) -> Result<()>,
 ) -> Result<RunSummary> {
     let started = std::time::Instant::now();
@@ -135,14 +177,28 @@ pub fn run(
     let mut results: BTreeMap<String, Vec<SeedResult>> = BTreeMap::new();
     let mut offline_total = (0usize, 0u64);
     // the summary so far: written after every seed, returned after the last
-    let mut summary = RunSummary::empty(env_id, cfg, device, run_notes(cfg, &factory));
+    let mut notes = run_notes(cfg, &factory);
+    if let Some(g) = given {
+        notes.push(format!(
+            "offline seed data: {} ({} episodes for every seed; {} on held-out instances left out)",
+            g.path.display(),
+            g.trajectories.len(),
+            g.held_out_left_out
+        ));
+    }
+    let mut summary = RunSummary::empty(env_id, cfg, device, notes);
     for (k, &seed) in cfg.seeds.iter().enumerate() {
         let mut env = factory.open();
-        progress.phase(&format!(
-            "seed {seed}: collecting {} offline episodes",
-            cfg.offline_episodes
-        ));
-        let offline = collect_offline(env.as_mut(), cfg, seed)?;
+        let offline = match given {
+            Some(g) => g.trajectories.clone(),
+            None => {
+                progress.phase(&format!(
+                    "seed {seed}: collecting {} offline episodes",
+                    cfg.offline_episodes
+                ));
+                collect_offline(env.as_mut(), cfg, seed)?
+            }
+        };
         let recording = recorder.map(|r| Recording::new(r.clone()));
         let ctx = SeedContext::new(cfg, &factory, device, seed, offline, progress, recording);
         ctx.record_offline();

@@ -565,3 +565,88 @@ fn offline_collection_skips_unsolvable_instances() {
             .all(|t| t.task.params.get("template").map(String::as_str) != Some("put_in_room"))
     );
 }
+
+/// `dreamgym run --offline FILE`: the user's seed data for every seed, without its episodes on
+/// held-out instances (counted in the notes); data of another env is refused with its line.
+#[test]
+fn a_run_takes_the_offline_data_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("offline.jsonl");
+    let collected = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "collect",
+            "--env",
+            "scenario:scenarios/keys_doors.ron",
+            "--policy",
+            "noisy-expert:0.3",
+            "--episodes",
+            "40",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(collected.status.success());
+    let all = dreamgym_buffer::jsonl::read_file(&data).unwrap();
+    let kept: Vec<_> = all
+        .iter()
+        .filter(|t| dreamgym_policy::rollout::fold_of(&t.steps[0].state) != 0)
+        .collect();
+    assert!(
+        kept.len() < all.len(),
+        "some episodes are on held-out instances"
+    );
+    let cfg = dir.path().join("run.ron");
+    std::fs::write(
+        &cfg,
+        "(seeds: [1, 2], iterations: 2, eval_episodes: 10, fidelity_episodes: 5, ablations: false)",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let status = run_keys_doors(&cfg, &out)
+        .arg("--offline")
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["offline"]["episodes_per_seed"], kept.len());
+    let steps: usize = kept.iter().map(|t| t.steps.len()).sum();
+    assert_eq!(s["methods"]["dreamgym"]["offline_steps"], steps);
+    let note = format!("{} on held-out instances left out", all.len() - kept.len());
+    assert!(
+        s["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains(&note)),
+        "{}",
+        s["notes"]
+    );
+    // household data for a keys_doors run: refused, naming the file and the line
+    let other = dir.path().join("household.jsonl");
+    let collected = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "collect",
+            "--env",
+            "scenario:scenarios/household.ron",
+            "--episodes",
+            "2",
+            "--out",
+        ])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(collected.status.success());
+    let refused = run_keys_doors(&cfg, &dir.path().join("out2"))
+        .arg("--offline")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains(&format!("{}:1", other.display())), "{err}");
+}

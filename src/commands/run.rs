@@ -4,7 +4,8 @@ use anyhow::Result;
 
 /// Runs the comparison (`RunConfig` from `config`, else the embedded defaults, with the flags'
 /// overrides: seeds, iterations, no ablations) and writes `summary.json` and `report.html` to
-/// `out`, and with `buffer` the run's experience to `out/buffer.dglog`.
+/// `out`, and with `buffer` the run's experience to `out/buffer.dglog`; `offline` is the seed
+/// data of every seed when given.
 pub fn run(
     env: &str,
     config: Option<&std::path::Path>,
@@ -12,6 +13,7 @@ pub fn run(
     backend: &str,
     (seeds, iterations, no_ablations): (Option<Vec<u64>>, Option<usize>, bool),
     buffer: bool,
+    offline: Option<&std::path::Path>,
 ) -> Result<()> {
     use crate::pipeline::RunConfig;
     let mut cfg = match config {
@@ -32,6 +34,9 @@ pub fn run(
         cfg.ablations = false;
     }
     let id = crate::envs::env_id_of(env);
+    let given = offline
+        .map(|p| crate::pipeline::GivenOffline::load(p, &crate::envs::EnvFactory::new(&id, None)?))
+        .transpose()?;
     let _lock = crate::run_lock::RunLock::acquire(out)?;
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
     let progress = crate::progress::Progress::new(crate::pipeline::planned_iterations(&cfg), false);
@@ -56,6 +61,7 @@ pub fn run(
         &device,
         &progress,
         handle.as_ref(),
+        given.as_ref(),
         &mut |partial| {
             crate::report::write(out, partial)?;
             progress.partial_written(&partial.seeds_done, &out.join("summary.json"));
