@@ -20,7 +20,7 @@
 //!
 //! The headline ([`Headline`]): real_only's converged success, DreamGym's success as a share of
 //! it, and DreamGym-S2R's saving factor (see `crate::saving`), each over the seeds with 95%
-//! t-intervals. Seeds are independent and may run in parallel (`jobs`); the summary does not
+//! t-intervals. Seeds are independent and may run in parallel (`--jobs`, one process each); the summary does not
 //! depend on how many ran at once.
 
 use crate::envs::EnvFactory;
@@ -390,14 +390,14 @@ pub fn resummarise(path: &std::path::Path) -> Result<EfficiencySummary> {
     Ok(summary)
 }
 
-/// Runs the experiment on `env_id`. `seed_done` gets the summary so far after each seed but the
-/// last; `jobs` seeds run at once.
+/// Runs the experiment on `env_id`, one seed after another in this process (`--jobs N` runs
+/// seeds in processes of their own: `crate::efficiency_jobs`). `seed_done` gets the summary so
+/// far after each seed but the last.
 pub fn run(
     env_id: &str,
     cfg: &EfficiencyConfig,
     device: &SelectedDevice,
     progress: &Progress,
-    jobs: usize,
     seed_done: &mut dyn FnMut(&EfficiencySummary) -> Result<()>,
 ) -> Result<EfficiencySummary> {
     let started = std::time::Instant::now();
@@ -410,48 +410,16 @@ pub fn run(
         device.kind.to_string(),
     );
     let mut done: BTreeMap<u64, SeedPoints> = BTreeMap::new();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let (tx, rx) = std::sync::mpsc::channel::<(u64, Result<SeedPoints>)>();
-    std::thread::scope(|scope| -> Result<()> {
-        for _ in 0..jobs.clamp(1, cfg.run.seeds.len()) {
-            let tx = tx.clone();
-            let (factory, next, failed) = (&factory, &next, &failed);
-            scope.spawn(move || {
-                use std::sync::atomic::Ordering::SeqCst;
-                while !failed.load(SeqCst) {
-                    let Some(&seed) = cfg.run.seeds.get(next.fetch_add(1, SeqCst)) else {
-                        break;
-                    };
-                    let result = run_seed(cfg, factory, device, progress, seed);
-                    if result.is_err() {
-                        failed.store(true, SeqCst);
-                    }
-                    if tx.send((seed, result)).is_err() {
-                        break;
-                    }
-                }
-            });
+    for &seed in &cfg.run.seeds {
+        let points = run_seed(cfg, &factory, device, progress, seed)
+            .with_context(|| format!("seed {seed}"))?;
+        done.insert(seed, points);
+        summary.seeds_done.push(seed);
+        summary.update(&done, started);
+        if !summary.complete {
+            seed_done(&summary)?;
         }
-        drop(tx);
-        for (seed, result) in rx {
-            let points = result.with_context(|| format!("seed {seed}"))?;
-            done.insert(seed, points);
-            // in the configuration's seed order, whatever order they finished in
-            summary.seeds_done = cfg
-                .run
-                .seeds
-                .iter()
-                .copied()
-                .filter(|s| done.contains_key(s))
-                .collect();
-            summary.update(&done, started);
-            if !summary.complete {
-                seed_done(&summary)?;
-            }
-        }
-        Ok(())
-    })?;
+    }
     Ok(summary)
 }
 

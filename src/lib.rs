@@ -5,6 +5,7 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod efficiency;
+pub mod efficiency_jobs;
 pub mod efficiency_report;
 pub mod envs;
 pub mod experiment;

@@ -43,9 +43,17 @@ pub fn run(
     }
     let id = crate::envs::env_id_of(env);
     let _lock = crate::run_lock::RunLock::acquire(out)?;
+    if jobs > 1 && cfg.run.seeds.len() > 1 {
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("efficiency settings: {e}"))?;
+        let summary = crate::efficiency_jobs::run(&id, &cfg, backend, out, jobs, &mut |partial| {
+            crate::efficiency_report::write(out, partial)
+        })?;
+        return finish(out, &summary);
+    }
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
     let progress = crate::progress::Progress::new(cfg.planned_iterations(), false);
-    let summary = crate::efficiency::run(&id, &cfg, &device, &progress, jobs, &mut |partial| {
+    let summary = crate::efficiency::run(&id, &cfg, &device, &progress, &mut |partial| {
         crate::efficiency_report::write(out, partial)?;
         progress.partial_written(&partial.seeds_done, &out.join("summary.json"));
         Ok(())
