@@ -144,7 +144,7 @@ pub fn eval(
         "metric", "all", "seen tasks", "unseen tasks"
     );
     type Metric = fn(&fidelity::Fidelity) -> f64;
-    let rows: [(&str, Metric); 12] = [
+    let rows: [(&str, Metric); 13] = [
         ("transitions", |f| f.transitions as f64),
         ("next_state_exact", |f| f.next_state_exact),
         ("revealing", |f| f.revealing),
@@ -157,6 +157,7 @@ pub fn eval(
         ("eps_r", |f| f.eps_r),
         ("eps_p", |f| f.eps_p),
         ("bound_penalty", |f| f.bound_penalty),
+        ("calibration_error", |f| f.calibration_error),
     ];
     for (name, get) in rows {
         println!(
@@ -174,6 +175,21 @@ pub fn eval(
     println!(
         "open-loop next-state exact after k steps: {}",
         drift.join(", ")
+    );
+    let reliability: Vec<String> = r
+        .all
+        .reliability
+        .iter()
+        .map(|b| {
+            format!(
+                "{:.1}+: {} at {:.2} -> {:.2}",
+                b.from, b.predictions, b.mean_confidence, b.accuracy
+            )
+        })
+        .collect();
+    println!(
+        "reliability (confidence bin: predictions at mean confidence -> share right): {}",
+        reliability.join(", ")
     );
     show_predictions(&model, &ho, &index, show, false);
     show_predictions(&model, &ho, &index, show_errors, true);

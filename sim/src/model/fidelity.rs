@@ -51,6 +51,55 @@ pub struct Fidelity {
     /// `next_state_exact` over the other transitions: those whose outcome mentions only
     /// entities the episode has already shown or named.
     pub next_state_exact_closed: f64,
+    /// Expected calibration error of the model's confidence: over ten equal-width confidence
+    /// bins, the share-weighted gap between the mean confidence and the share of predictions
+    /// that were right (next state exact, `done` right, and the reward where known). 0 for a
+    /// model whose confidence is the probability of being right.
+    pub calibration_error: f64,
+    /// The reliability diagram behind it: per non-empty bin, its predictions, mean confidence
+    /// and share right.
+    pub reliability: Vec<ReliabilityBin>,
+}
+
+/// One bin of a reliability diagram.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReliabilityBin {
+    /// Lower edge of the bin's confidence range (width 0.1; the last bin includes 1.0).
+    pub from: f64,
+    /// Predictions whose confidence fell in the bin.
+    pub predictions: usize,
+    /// Their mean confidence.
+    pub mean_confidence: f64,
+    /// The share of them that were right.
+    pub accuracy: f64,
+}
+
+/// Confidence bins of the reliability diagram.
+const BINS: usize = 10;
+
+/// Per bin: predictions, summed confidence, predictions right.
+#[derive(Default, Clone, Copy)]
+struct Bin {
+    n: usize,
+    conf: f64,
+    right: usize,
+}
+
+/// The reliability diagram and expected calibration error of `bins` over `n` predictions.
+fn calibration(bins: &[Bin; BINS], n: usize) -> (f64, Vec<ReliabilityBin>) {
+    let mut ece = 0.0;
+    let mut diagram = vec![];
+    for (i, b) in bins.iter().enumerate().filter(|(_, b)| b.n > 0) {
+        let (conf, acc) = (b.conf / b.n as f64, b.right as f64 / b.n as f64);
+        ece += b.n as f64 / n.max(1) as f64 * (conf - acc).abs();
+        diagram.push(ReliabilityBin {
+            from: i as f64 / BINS as f64,
+            predictions: b.n,
+            mean_confidence: conf,
+            accuracy: acc,
+        });
+    }
+    (ece, diagram)
 }
 
 #[derive(Default)]
@@ -69,10 +118,12 @@ struct Acc {
     rejected: usize,
     revealing: usize,
     closed_exact: usize,
+    bins: [Bin; BINS],
 }
 
 impl Acc {
     fn finish(&self, gamma: f64) -> Fidelity {
+        let (calibration_error, reliability) = calibration(&self.bins, self.n);
         let n = self.n.max(1) as f64;
         let rewarded = self.rewarded.max(1) as f64;
         let eps_r = self.abs_r / rewarded;
@@ -101,6 +152,8 @@ impl Acc {
             revealing: self.revealing as f64 / n,
             next_state_exact_closed: self.closed_exact as f64
                 / (self.n - self.revealing).max(1) as f64,
+            calibration_error,
+            reliability,
         }
     }
 }
@@ -338,6 +391,13 @@ pub fn evaluate_with_index(
                 acc.adm += same_set(&p.next_state.admissible, &s.next_state.admissible) as usize;
                 acc.done += (p.done == s.done) as usize;
                 acc.conf += p.confidence as f64;
+                let reward_right = !s.reward_known || (p.reward - s.reward).abs() < 1e-3;
+                let right = exact && p.done == s.done && reward_right;
+                let c = f64::from(p.confidence).clamp(0.0, 1.0);
+                let bin = &mut acc.bins[((c * BINS as f64) as usize).min(BINS - 1)];
+                bin.n += 1;
+                bin.conf += c;
+                bin.right += right as usize;
                 if !s.reward_known {
                     continue;
                 }
@@ -361,6 +421,42 @@ pub fn evaluate_with_index(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn calibration_error_is_the_weighted_gap_per_bin() {
+        // bin 0.9: 4 predictions at 0.95, 3 right (gap 0.2); bin 0.1: 6 at 0.1, 3 right (0.4)
+        let mut bins = [Bin::default(); BINS];
+        bins[9] = Bin {
+            n: 4,
+            conf: 3.8,
+            right: 3,
+        };
+        bins[1] = Bin {
+            n: 6,
+            conf: 0.6,
+            right: 3,
+        };
+        let (ece, diagram) = calibration(&bins, 10);
+        // 0.4 * |0.95 - 0.75| + 0.6 * |0.1 - 0.5| = 0.08 + 0.24
+        assert!((ece - 0.32).abs() < 1e-9, "{ece}");
+        assert_eq!(diagram.len(), 2);
+        assert_eq!(diagram[0].from, 0.1);
+        assert_eq!(diagram[1].predictions, 4);
+        assert!((diagram[1].accuracy - 0.75).abs() < 1e-12);
+        // a model right exactly as often as it says it is: no error
+        let honest = {
+            let mut b = [Bin::default(); BINS];
+            b[5] = Bin {
+                n: 10,
+                conf: 5.0,
+                right: 5,
+            };
+            b
+        };
+        assert!(calibration(&honest, 10).0.abs() < 1e-9);
+        assert_eq!(calibration(&[Bin::default(); BINS], 0).0, 0.0);
+    }
+
     use super::*;
     use dreamgym_buffer::{Observation, Step};
 
