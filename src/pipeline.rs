@@ -138,11 +138,7 @@ impl GivenOffline {
         let total = all.len();
         let trajectories: Vec<_> = all
             .into_iter()
-            .filter(|t| {
-                t.steps
-                    .first()
-                    .is_some_and(|s| dreamgym_policy::rollout::fold_of(&s.state) != 0)
-            })
+            .filter(dreamgym_policy::rollout::on_training_instance)
             .collect();
         if trajectories.is_empty() {
             anyhow::bail!(

@@ -33,6 +33,13 @@ pub fn fold_of(obs: &Observation) -> u32 {
     h.finalize() % FOLDS
 }
 
+/// Whether trajectory `t` plays a training instance (its first observation's fold is not the
+/// held-out fold 0): seed data and demonstrations keep only those, so that evaluation on
+/// held-out instances stays honest.
+pub fn on_training_instance(t: &dreamgym_buffer::Trajectory) -> bool {
+    t.steps.first().is_some_and(|s| fold_of(&s.state) != 0)
+}
+
 /// Draws task instances of one spec from one split.
 #[derive(Debug, Clone)]
 pub struct TaskSampler {

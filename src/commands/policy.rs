@@ -212,11 +212,7 @@ fn start_trainer(
         // never imitate held-out instances: evaluation on them must stay honest
         let trajectories: Vec<_> = all
             .into_iter()
-            .filter(|t| {
-                t.steps
-                    .first()
-                    .is_some_and(|s| dreamgym_policy::rollout::fold_of(&s.state) != 0)
-            })
+            .filter(dreamgym_policy::rollout::on_training_instance)
             .collect();
         let losses = trainer
             .behaviour_clone(&trajectories, args.bc_epochs, 64, 1e-3)
