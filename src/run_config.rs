@@ -92,6 +92,9 @@ pub struct RunConfig {
     pub s2r_synthetic_iterations: usize,
     /// The curriculum.
     pub curriculum: CurriculumConfig,
+    /// Reward penalty for the model's uncertainty: each synthetic step pays `uncertainty_penalty`
+    /// x (1 - the model's confidence) less (MOPO-style; 0: none). In [0, 1].
+    pub uncertainty_penalty: f32,
     /// Expand the curriculum pool every this many iterations.
     pub expand_every: usize,
     /// Held-out evaluation episodes per method and seed.
@@ -163,6 +166,15 @@ impl RunConfig {
                 "a share of real_only's real steps in [0, 1]",
             );
         }
+        if !(self.uncertainty_penalty.is_finite()
+            && (0.0..=1.0).contains(&self.uncertainty_penalty))
+        {
+            return bad(
+                "uncertainty_penalty",
+                self.uncertainty_penalty.to_string(),
+                "a reward penalty in [0, 1]",
+            );
+        }
         if !(self.s2r_lr_scale.is_finite() && self.s2r_lr_scale > 0.0 && self.s2r_lr_scale <= 10.0)
         {
             return bad(
@@ -227,6 +239,7 @@ impl Default for RunConfig {
             s2r_rounds: 1,
             s2r_synthetic_iterations: 0,
             curriculum: CurriculumConfig::default(),
+            uncertainty_penalty: 0.0,
             expand_every: 5,
             eval_episodes: 100,
             fidelity_episodes: 40,

@@ -475,6 +475,7 @@ impl SeedContext<'_> {
             .map(|_| {
                 let mut m = ModelEnv::with_retrieval(model.clone(), real, max_steps, index.clone());
                 m.count_failures_in(failures.clone());
+                m.set_uncertainty_penalty(self.cfg.uncertainty_penalty);
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
                 }

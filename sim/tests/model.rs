@@ -397,3 +397,41 @@ fn a_dead_end_state_cuts_the_episode_and_is_counted() {
     }
     assert_eq!(failures.counts().share(), 1.0);
 }
+
+/// The uncertainty penalty takes `penalty x (1 - confidence)` off the reward the learner gets,
+/// says so in the step's info, and changes nothing when 0.
+#[test]
+fn the_uncertainty_penalty_pays_less_where_the_model_is_unsure() {
+    use dreamgym_sim::Env;
+    use dreamgym_sim::model::env::ModelEnv;
+    use dreamgym_sim::model::{ExperienceModel, ModelContext, ModelError, Prediction};
+    use std::sync::Arc;
+    struct Unsure;
+    impl ExperienceModel for Unsure {
+        fn name(&self) -> &str {
+            "unsure"
+        }
+        fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
+            Ok(Prediction {
+                reasoning: "a guess".into(),
+                next_state: ctx.state.clone(),
+                reward: 1.0,
+                done: true,
+                success: true,
+                confidence: 0.4,
+            })
+        }
+    }
+    let train = data("keys_doors.ron", 0..5);
+    let reward = |penalty: f32| {
+        let mut sim = ModelEnv::new(Arc::new(Unsure), &train, 30);
+        sim.set_uncertainty_penalty(penalty);
+        let obs = sim.reset_to(&train[0].task).unwrap();
+        let r = sim.step(&obs.admissible[0]).unwrap();
+        assert_eq!(r.info.contains_key("uncertainty_penalty"), penalty > 0.0);
+        assert!(r.done && r.success, "the penalty changes the reward only");
+        r.reward
+    };
+    assert_eq!(reward(0.0), 1.0);
+    assert!((reward(0.5) - 0.7).abs() < 1e-6, "1 - 0.5 x 0.6");
+}

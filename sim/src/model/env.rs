@@ -105,6 +105,8 @@ pub struct ModelEnv {
     retrieval: SharedRetrieval,
     /// Where finished episodes go, if anywhere.
     sink: Option<EpisodeSink>,
+    /// Subtracted from the reward, times one minus the model's confidence (0: none).
+    uncertainty_penalty: f32,
     /// What the episode in play is shown (chosen when it started).
     retrieved: Vec<Step>,
     /// Retrieval switched off (the ablation), whatever the index.
@@ -140,6 +142,7 @@ impl ModelEnv {
             history: vec![],
             retrieval,
             sink: None,
+            uncertainty_penalty: 0.0,
             retrieved: vec![],
             no_retrieval: false,
             over: false,
@@ -156,6 +159,15 @@ impl ModelEnv {
     /// reset, which costs no interaction) that `reset` can start from.
     pub fn add_start(&mut self, task: Task, obs: Observation) {
         self.starts.push((task, obs));
+    }
+
+    /// Penalise the reward the learner gets by `penalty` x (1 - the model's confidence), as MOPO
+    /// penalises model-based rewards by their uncertainty: a transition the model is unsure of
+    /// pays less, so a policy is not drawn to where the model's errors are. The episode's
+    /// history (what the model is shown next) keeps the model's own reward; the step's
+    /// `info.uncertainty_penalty` says what was taken off.
+    pub fn set_uncertainty_penalty(&mut self, penalty: f32) {
+        self.uncertainty_penalty = penalty.max(0.0);
     }
 
     /// Hand every episode that ends to `sink` (see the module docs).
@@ -376,9 +388,13 @@ impl Env for ModelEnv {
             );
         }
         info.insert("reasoning".into(), p.reasoning);
+        let penalty = self.uncertainty_penalty * (1.0 - p.confidence.clamp(0.0, 1.0));
+        if penalty > 0.0 {
+            info.insert("uncertainty_penalty".into(), format!("{penalty:.4}"));
+        }
         Ok(StepResult {
             observation: p.next_state,
-            reward: p.reward,
+            reward: p.reward - penalty,
             done: p.done,
             truncated,
             success: p.success,
