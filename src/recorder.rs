@@ -44,6 +44,10 @@ pub fn recorded_step(
     provenance: dreamgym_buffer::Provenance,
 ) -> dreamgym_buffer::Step {
     let mut step = r.to_step(state, action.to_string());
+    // a model env's reward shaped by an uncertainty penalty: the record keeps the prediction
+    if let Some(reward) = r.info.get("model_reward").and_then(|v| v.parse().ok()) {
+        step.reward = reward;
+    }
     step.provenance = provenance;
     step.reasoning = r.info.get("reasoning").cloned();
     step
@@ -274,5 +278,33 @@ fn write_loop(mut buffer: BufferAppender, rx: &Receiver<Message>, stats: &Record
         for reply in barriers {
             let _ = reply.send(synced.as_ref().map(|b| *b).map_err(|e| e.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_step_keeps_the_models_reward_not_the_penalised_one() {
+        let result = |info: &[(&str, &str)]| dreamgym_sim::StepResult {
+            observation: Default::default(),
+            reward: 0.7,
+            done: true,
+            truncated: false,
+            success: true,
+            info: info
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let synthetic = dreamgym_buffer::Provenance::Synthetic;
+        let shaped = result(&[("uncertainty_penalty", "0.3000"), ("model_reward", "1")]);
+        let step = recorded_step(&shaped, Default::default(), "go", synthetic);
+        assert_eq!(step.reward, 1.0);
+        assert!(dreamgym_buffer::is_success(step.done, step.reward));
+        // without a penalty the reward is the step's own
+        let plain = recorded_step(&result(&[]), Default::default(), "go", synthetic);
+        assert_eq!(plain.reward, 0.7);
     }
 }

@@ -429,6 +429,9 @@ fn the_uncertainty_penalty_pays_less_where_the_model_is_unsure() {
         let obs = sim.reset_to(&train[0].task).unwrap();
         let r = sim.step(&obs.admissible[0]).unwrap();
         assert_eq!(r.info.contains_key("uncertainty_penalty"), penalty > 0.0);
+        if penalty > 0.0 {
+            assert_eq!(r.info["model_reward"], "1", "the prediction, for records");
+        }
         assert!(r.done && r.success, "the penalty changes the reward only");
         r.reward
     };

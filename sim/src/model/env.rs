@@ -165,7 +165,8 @@ impl ModelEnv {
     /// penalises model-based rewards by their uncertainty: a transition the model is unsure of
     /// pays less, so a policy is not drawn to where the model's errors are. The episode's
     /// history (what the model is shown next) keeps the model's own reward; the step's
-    /// `info.uncertainty_penalty` says what was taken off.
+    /// `info.uncertainty_penalty` says what was taken off and `info.model_reward` what the model
+    /// predicted (what a recording keeps).
     pub fn set_uncertainty_penalty(&mut self, penalty: f32) {
         self.uncertainty_penalty = penalty.max(0.0);
     }
@@ -391,6 +392,9 @@ impl Env for ModelEnv {
         let penalty = self.uncertainty_penalty * (1.0 - p.confidence.clamp(0.0, 1.0));
         if penalty > 0.0 {
             info.insert("uncertainty_penalty".into(), format!("{penalty:.4}"));
+            // what the model predicted, for records of experience (whose success is read off
+            // the reward): the penalty shapes learning, it is not what happened
+            info.insert("model_reward".into(), p.reward.to_string());
         }
         Ok(StepResult {
             observation: p.next_state,
