@@ -20,8 +20,8 @@
 //!
 //! The headline ([`Headline`]): real_only's converged success, DreamGym's success as a share of
 //! it, and DreamGym-S2R's saving factor (see `crate::saving`), each over the seeds with 95%
-//! t-intervals. Seeds are independent and may run in parallel (`--jobs`, one process each); the summary does not
-//! depend on how many ran at once.
+//! t-intervals. Seeds are independent and may run in parallel (`--jobs`, one process each);
+//! the summary does not depend on how many ran at once.
 
 use crate::envs::EnvFactory;
 use crate::methods::{Method, Played, Switches};
@@ -318,7 +318,7 @@ pub struct EfficiencySummary {
 }
 
 /// What one seed produced: per method, one point per budget (in budget order).
-type SeedPoints = BTreeMap<String, Vec<SeedPoint>>;
+pub(crate) type SeedPoints = BTreeMap<String, Vec<SeedPoint>>;
 
 /// The methods of the experiment, as the summary keys them.
 const METHODS: [&str; 5] = [
@@ -345,10 +345,25 @@ struct WrittenPoint {
     seeds: Vec<SeedPoint>,
 }
 
-/// The summary of a finished (or partial) experiment recomputed from the per-seed points of
-/// its `summary.json` — the curves, the headline and the notes as this version computes them,
-/// training nothing (e.g. after an upgrade that adds a figure).
-pub fn resummarise(path: &std::path::Path) -> Result<EfficiencySummary> {
+/// A written summary's settings and per-seed points.
+pub(crate) struct WrittenPoints {
+    /// Env id.
+    pub(crate) env: String,
+    /// Settings.
+    pub(crate) config: EfficiencyConfig,
+    /// Backend used.
+    pub(crate) backend: String,
+    /// Wall-clock seconds of the run that wrote it.
+    pub(crate) seconds: f64,
+    /// The seeds done, in the configuration's order.
+    pub(crate) seeds_done: Vec<u64>,
+    /// Their points, each seed checked to have one per method and budget of `config`.
+    pub(crate) done: BTreeMap<u64, SeedPoints>,
+}
+
+/// Reads the per-seed points of the `summary.json` at `path` (refusing a seed that misses a
+/// point).
+pub(crate) fn read_points(path: &std::path::Path) -> Result<WrittenPoints> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let w: Written = serde_json::from_str(&text).with_context(|| {
@@ -383,9 +398,24 @@ pub fn resummarise(path: &std::path::Path) -> Result<EfficiencySummary> {
             );
         }
     }
+    Ok(WrittenPoints {
+        env: w.env,
+        config: w.config,
+        backend: w.backend,
+        seconds: w.seconds,
+        seeds_done: w.seeds_done,
+        done,
+    })
+}
+
+/// The summary of a finished (or partial) experiment recomputed from the per-seed points of
+/// its `summary.json` — the curves, the headline and the notes as this version computes them,
+/// training nothing (e.g. after an upgrade that adds a figure).
+pub fn resummarise(path: &std::path::Path) -> Result<EfficiencySummary> {
+    let w = read_points(path)?;
     let mut summary = EfficiencySummary::before_any_seed(w.env, w.config, w.backend);
     summary.seeds_done = w.seeds_done;
-    summary.update(&done, std::time::Instant::now());
+    summary.update(&w.done, std::time::Instant::now());
     summary.seconds = w.seconds;
     Ok(summary)
 }
@@ -492,7 +522,7 @@ fn run_seed(
 
 impl EfficiencySummary {
     /// The summary of an experiment with no seed done yet.
-    fn before_any_seed(env: String, config: EfficiencyConfig, backend: String) -> Self {
+    pub(crate) fn before_any_seed(env: String, config: EfficiencyConfig, backend: String) -> Self {
         Self {
             env,
             notes: notes(&config),
@@ -508,7 +538,7 @@ impl EfficiencySummary {
     }
 
     /// Brings the curves and the headline up to date with the seeds in `done`.
-    fn update(&mut self, done: &BTreeMap<u64, SeedPoints>, started: std::time::Instant) {
+    pub(crate) fn update(&mut self, done: &BTreeMap<u64, SeedPoints>, started: std::time::Instant) {
         let order: Vec<&SeedPoints> = self.seeds_done.iter().filter_map(|s| done.get(s)).collect();
         let mut curves = BTreeMap::new();
         for method in METHODS {

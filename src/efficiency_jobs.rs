@@ -1,14 +1,15 @@
 //! `dreamgym efficiency --jobs N` with N > 1: each seed in a process of its own (this binary,
-//! `--jobs 1`, into `OUT/seeds/seed-S`), N at once, their per-seed points merged into
-//! `OUT/summary.json` and summarised as `--report-only` would.
+//! `--jobs 1`, into `OUT/seeds/seed-S`), N at once, their per-seed points read back and
+//! summarised together as `--report-only` does.
 //!
 //! Why processes and not threads: burn keeps process-wide state (the autodiff graph registry,
 //! the backend's RNG), and two learners updating at once in one process could, now and then,
 //! accumulate a gradient in another order — a seed's figures then depended on `--jobs`. In a
 //! process of its own a seed gives what `--jobs 1` gives, bit for bit.
 
-use crate::efficiency::{EfficiencyConfig, EfficiencySummary, resummarise};
+use crate::efficiency::{EfficiencyConfig, EfficiencySummary, SeedPoints, read_points};
 use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Runs the seeds of `cfg` in child processes, `jobs` at once; `seed_done` gets the merged
@@ -26,7 +27,9 @@ pub fn run(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel::<(u64, Result<PathBuf>)>();
-    let mut finished: Vec<(u64, PathBuf)> = vec![];
+    let mut done: BTreeMap<u64, SeedPoints> = BTreeMap::new();
+    let mut summary =
+        EfficiencySummary::before_any_seed(env_id.into(), cfg.clone(), backend.into());
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..jobs.clamp(1, cfg.run.seeds.len()) {
             let tx = tx.clone();
@@ -49,15 +52,31 @@ pub fn run(
         }
         drop(tx);
         for (seed, result) in rx {
-            finished.push((seed, result.with_context(|| format!("seed {seed}"))?));
-            let summary = merge(cfg, out, &finished, started)?;
+            let child = result
+                .and_then(|dir| read_points(&dir.join("summary.json")))
+                .with_context(|| format!("seed {seed}"));
+            // a seed that failed, or whose summary cannot be read, stops the seeds not started
+            let child =
+                child.inspect_err(|_| failed.store(true, std::sync::atomic::Ordering::SeqCst))?;
+            done.extend(child.done);
+            // the backend the seeds ran on (not the choice given, e.g. `auto`)
+            summary.backend = child.backend;
+            // in the configuration's seed order, whatever order they finished in
+            summary.seeds_done = cfg
+                .run
+                .seeds
+                .iter()
+                .copied()
+                .filter(|s| done.contains_key(s))
+                .collect();
+            summary.update(&done, started);
             if !summary.complete {
                 seed_done(&summary)?;
             }
         }
         Ok(())
     })?;
-    merge(cfg, out, &finished, started)
+    Ok(summary)
 }
 
 /// One seed in a child process; returns its output directory.
@@ -99,58 +118,4 @@ fn run_child(
         );
     }
     Ok(dir)
-}
-
-/// The summary of the seeds `finished` so far: their per-seed points side by side in the
-/// configuration's seed order, written to `out/summary.json` and summarised from there.
-fn merge(
-    cfg: &EfficiencyConfig,
-    out: &Path,
-    finished: &[(u64, PathBuf)],
-    started: std::time::Instant,
-) -> Result<EfficiencySummary> {
-    let mut merged: Option<serde_json::Value> = None;
-    for &seed in &cfg.run.seeds {
-        let Some((_, dir)) = finished.iter().find(|(s, _)| *s == seed) else {
-            continue;
-        };
-        let path = dir.join("summary.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let one: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-        match &mut merged {
-            None => merged = Some(one),
-            Some(m) => {
-                let curves = m["curves"]
-                    .as_object_mut()
-                    .context("a summary without curves")?;
-                for (method, curve) in curves.iter_mut() {
-                    let points = curve.as_array_mut().context("a curve that is not a list")?;
-                    for (i, point) in points.iter_mut().enumerate() {
-                        let theirs = one["curves"][method][i]["seeds"].as_array().cloned();
-                        let Some(theirs) = theirs else {
-                            bail!("{}: no point {i} of {method}", path.display());
-                        };
-                        point["seeds"]
-                            .as_array_mut()
-                            .context("a point without seeds")?
-                            .extend(theirs);
-                    }
-                }
-                m["seeds_done"]
-                    .as_array_mut()
-                    .context("a summary without seeds_done")?
-                    .push(seed.into());
-            }
-        }
-    }
-    let mut merged = merged.context("no seed finished")?;
-    merged["config"] = serde_json::to_value(cfg)?;
-    merged["seconds"] = started.elapsed().as_secs_f64().into();
-    let path = out.join("summary.json");
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(&path, serde_json::to_string_pretty(&merged)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    resummarise(&path)
 }

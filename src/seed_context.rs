@@ -457,12 +457,12 @@ impl SeedContext<'_> {
             RetrievalMode::Off
         };
         let retrievable = self.cfg.retrievable;
-        let real_shown: Vec<Trajectory> = if retrievable.admits(Provenance::Real) {
-            real.to_vec()
+        let real_shown = if retrievable.admits(Provenance::Real) {
+            real
         } else {
-            vec![]
+            &[]
         };
-        let index = Arc::new(RwLock::new(Retrieval::new(&real_shown, mode)));
+        let index = Arc::new(RwLock::new(Retrieval::new(real_shown, mode)));
         let retained = (mode != RetrievalMode::Off && retrievable.admits(Provenance::Synthetic))
             .then(|| RetainedEpisodes {
                 sink: EpisodeSink::default(),

@@ -7,6 +7,24 @@ use dreamgym_buffer::{BufferConfig, CapacityOnOpen, ReplayBuffer, TailRule};
 /// Capacity of a buffer created without `--capacity`.
 const DEFAULT_CAPACITY: usize = 1_000_000;
 
+/// Opens the buffer log at `path` as it was logged, with `capacity` where the log records
+/// none, and what recovery found; a path with no log is an error (reading commands must never
+/// create an empty buffer at a mistyped path).
+pub(crate) fn open_existing(
+    path: &std::path::Path,
+    capacity: usize,
+) -> Result<(ReplayBuffer, dreamgym_buffer::Recovery)> {
+    if !path.exists() {
+        bail!("{}: no such buffer", path.display());
+    }
+    let cfg = BufferConfig {
+        capacity,
+        ..Default::default()
+    };
+    ReplayBuffer::open_as_logged(path, cfg)
+        .with_context(|| format!("opening buffer {}", path.display()))
+}
+
 /// Runs one `buffer` subcommand.
 pub fn run(cmd: BufferCmd) -> Result<()> {
     let cfg = |capacity| BufferConfig {
@@ -15,11 +33,7 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
     };
     match cmd {
         BufferCmd::Stats { buffer, json } => {
-            if !buffer.exists() {
-                bail!("{}: no such buffer", buffer.display());
-            }
-            let (b, rec) = ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY))
-                .with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let (b, rec) = open_existing(&buffer, DEFAULT_CAPACITY)?;
             let s = b.stats();
             if json {
                 println!(
@@ -66,18 +80,15 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
             Ok(())
         }
         BufferCmd::Export { buffer, out } => {
-            // exporting must neither create a log at a mistyped path nor overwrite the log it reads
-            if !buffer.exists() {
-                bail!("{}: no such buffer", buffer.display());
-            }
+            // exporting must neither create a log at a mistyped path (`open_existing` refuses
+            // it) nor overwrite the log it reads
             if crate::files::same_file(&buffer, &out) {
                 bail!(
                     "{} is the buffer being exported: give another output file",
                     out.display()
                 );
             }
-            let (b, _) = ReplayBuffer::open_as_logged(&buffer, cfg(DEFAULT_CAPACITY))
-                .with_context(|| format!("opening buffer {}", buffer.display()))?;
+            let (b, _) = open_existing(&buffer, DEFAULT_CAPACITY)?;
             let n = b.export_jsonl(&out)?;
             println!(
                 "exported {n} trajectories ({} steps) to {}",

@@ -3,7 +3,7 @@
 
 use crate::cli::ModelCmd;
 use crate::envs::EnvFactory;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use dreamgym_sim::model::retrieval::{Retrievable, Retrieval, RetrievalMode};
 use dreamgym_sim::policy::BehaviourPolicy;
 use dreamgym_sim::{Env, TaskSpec};
@@ -58,19 +58,9 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
 }
 
 /// The episodes of the replay buffer at `path` (which must exist: a mistyped path is not an
-/// empty buffer).
+/// empty buffer), none evicted.
 fn buffer_trajectories(path: &Path) -> Result<Vec<dreamgym_buffer::Trajectory>> {
-    if !path.exists() {
-        bail!("{}: no such buffer", path.display());
-    }
-    let (b, _) = dreamgym_buffer::ReplayBuffer::open_as_logged(
-        path,
-        dreamgym_buffer::BufferConfig {
-            capacity: usize::MAX,
-            ..Default::default()
-        },
-    )
-    .with_context(|| format!("opening buffer {}", path.display()))?;
+    let (b, _) = crate::commands::buffer::open_existing(path, usize::MAX)?;
     Ok(b.trajectories())
 }
 

@@ -380,6 +380,8 @@ pub fn evaluate_with_index(
             } else {
                 &mut seen_acc
             };
+            let done_right = p.done == s.done;
+            let reward_right = (p.reward - s.reward).abs() < 1e-3;
             for acc in [&mut all, part] {
                 acc.n += 1;
                 acc.rejected += rejected as usize;
@@ -389,10 +391,9 @@ pub fn evaluate_with_index(
                 acc.closed_exact += (exact && !reveals) as usize;
                 acc.f1 += f1(&p.next_state.lines, &s.next_state.lines);
                 acc.adm += same_set(&p.next_state.admissible, &s.next_state.admissible) as usize;
-                acc.done += (p.done == s.done) as usize;
+                acc.done += done_right as usize;
                 acc.conf += p.confidence as f64;
-                let reward_right = !s.reward_known || (p.reward - s.reward).abs() < 1e-3;
-                let right = exact && p.done == s.done && reward_right;
+                let right = exact && done_right && (!s.reward_known || reward_right);
                 let c = f64::from(p.confidence).clamp(0.0, 1.0);
                 let bin = &mut acc.bins[((c * BINS as f64) as usize).min(BINS - 1)];
                 bin.n += 1;
@@ -402,7 +403,7 @@ pub fn evaluate_with_index(
                     continue;
                 }
                 acc.rewarded += 1;
-                acc.reward += ((p.reward - s.reward).abs() < 1e-3) as usize;
+                acc.reward += reward_right as usize;
                 acc.abs_r += (p.reward - s.reward).abs() as f64;
                 if !real_success {
                     acc.not_success += 1;
@@ -421,6 +422,8 @@ pub fn evaluate_with_index(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use dreamgym_buffer::{Observation, Step};
 
     #[test]
     fn calibration_error_is_the_weighted_gap_per_bin() {
@@ -456,9 +459,6 @@ mod tests {
         assert!(calibration(&honest, 10).0.abs() < 1e-9);
         assert_eq!(calibration(&[Bin::default(); BINS], 0).0, 0.0);
     }
-
-    use super::*;
-    use dreamgym_buffer::{Observation, Step};
 
     fn step(lines: &[&str], action: &str, next: &[&str]) -> Step {
         let obs = |l: &[&str]| Observation {
