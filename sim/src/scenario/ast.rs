@@ -25,6 +25,9 @@ pub struct ScenarioFile {
     pub types: Vec<TypeDef>,
     /// Predicates (relations) the state is made of.
     pub predicates: Vec<PredicateDef>,
+    /// Numeric fluents: integers per binding of their parameters (disk use, counts, prices).
+    #[serde(default)]
+    pub fluents: Vec<FluentDef>,
     /// The objects of the world.
     pub objects: Vec<ObjectDef>,
     /// Places connected as a graph (optional).
@@ -61,6 +64,24 @@ pub struct PredicateDef {
     /// Type of each argument.
     #[serde(default)]
     pub params: Vec<String>,
+}
+
+/// A numeric fluent: `disk(host)` holds an integer in `[min, max]` for every host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Fluent")]
+pub struct FluentDef {
+    /// Fluent name (distinct from every predicate's).
+    pub name: String,
+    /// Type of each argument.
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// Smallest value: changes that would go below it stop at it.
+    pub min: i64,
+    /// Largest value: changes that would go above it stop at it.
+    pub max: i64,
+    /// The value where neither `init` nor a setup sets one (default 0; must lie in the range).
+    #[serde(default)]
+    pub default: i64,
 }
 
 /// An attribute value of an object.
@@ -224,8 +245,13 @@ pub enum SetupStep {
         #[serde(default, rename = "where")]
         filter: Option<String>,
     },
-    /// Add facts (atoms, `not atom` removes), with variables substituted.
+    /// Add facts (atoms, `not atom` removes) and set fluents (`disk(?h) := 40`), with
+    /// variables substituted.
     Assert(Vec<String>),
+    /// Run one of the alternatives (each a list of statements), chosen uniformly at random. An
+    /// alternative that chooses variables must choose the same ones, of the same types, in the
+    /// same order as the others.
+    OneOf(Vec<Vec<SetupStep>>),
     /// Run the inner steps `times` times (e.g. lock `Knob("locked")` random doors).
     Repeat {
         /// How many times.

@@ -148,7 +148,7 @@ impl Env for ScenarioEnv {
             Some(a) => {
                 inst.apply(a, &mut self.state);
                 info.insert("valid".into(), "true".into());
-                inst.actions()[a as usize].message.clone()
+                inst.message(a, &self.state)
             }
             None => {
                 info.insert("valid".into(), "false".into());

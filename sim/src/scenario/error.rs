@@ -37,7 +37,8 @@ impl<'a> Locator<'a> {
     }
 
     /// Byte offset of `needle` (quoted in the source) after the quoted `anchors` in order, plus
-    /// `offset` bytes into it; falls back to the last anchor found, then to the start.
+    /// `offset` bytes into it; then of `needle` unquoted after the anchors (a keyword such as
+    /// `OneOf`); falls back to the last anchor found, then to the start.
     pub fn offset_of(&self, anchors: &[&str], needle: &str, offset: usize) -> usize {
         let mut pos = 0;
         let mut found_anchor = None;
@@ -50,6 +51,7 @@ impl<'a> Locator<'a> {
         match self
             .find_quoted(pos, needle)
             .or_else(|| self.find_quoted(0, needle))
+            .or_else(|| self.src[pos..].find(needle).map(|i| pos + i))
         {
             Some(p) => p + offset.min(needle.len()),
             None => found_anchor.unwrap_or(0),

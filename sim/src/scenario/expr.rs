@@ -1,5 +1,17 @@
 //! The small expression language inside scenario strings: literals (`at(?o, ?r)`, `not open(?c)`,
-//! `?o.color = red`, `?i.price <= ?t.budget`) and text templates (`"take {o} from {r.name}"`).
+//! `?o.color = red`, `?i.price <= ?t.budget`), the items built from them (disjunction groups
+//! `(a or b, c)`, `not exists(...)`, numeric fluents `disk(?h) >= 90` / `disk(?h) += 10`, and in
+//! effects `when(cond => effects)` / `forall(cond => effects)`), and text templates
+//! (`"take {o} from {r.name}"`, `"disk at {disk(h)}%"`).
+//!
+//! Grammar of a condition or effect string (`or` binds loosest inside a group):
+//! ```text
+//! list  := item ("," item)*
+//! item  := "(" list ("or" list)* ")" | "not" "exists" "(" list ")"
+//!        | ("when" | "forall") "(" list "=>" list ")" | literal
+//! literal := ["not"] pred "(" terms ")" | fluent "(" terms ")" op value | term cmp term
+//! ```
+//! `not`, `exists`, `when`, `forall` and `or` are keywords in these positions.
 
 /// A term in a literal.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +68,68 @@ pub enum Literal {
         /// Right side.
         rhs: Term,
     },
+    /// `(a, b or c)`: holds when one of the alternatives (each a conjunction) holds.
+    Any(Vec<Vec<(Literal, usize)>>),
+    /// `not exists(a, b)`: no binding of the variables first named inside makes all of them hold.
+    NotExists(Vec<(Literal, usize)>),
+    /// `when(cond => effects)` (`forall: false`) or `forall(cond => effects)` (its new variables
+    /// range over every binding that satisfies `cond`): effects applied where `cond` held before
+    /// the action. Effects only.
+    When {
+        /// `forall(...)`: the condition may name new variables.
+        forall: bool,
+        /// The condition, evaluated in the state before the action.
+        cond: Vec<(Literal, usize)>,
+        /// The effects.
+        effects: Vec<(Literal, usize)>,
+    },
+    /// `fluent(args) op value`: a numeric fluent compared.
+    NumCmp {
+        /// The fluent.
+        fluent: FluentRef,
+        /// Operator.
+        op: CmpOp,
+        /// Right side.
+        rhs: NumTerm,
+    },
+    /// `fluent(args) += value` (also `-=`, `:=`): a numeric fluent changed. Effects and setup only.
+    NumSet {
+        /// The fluent.
+        fluent: FluentRef,
+        /// How it changes.
+        op: SetOp,
+        /// By / to what.
+        rhs: NumTerm,
+    },
+}
+
+/// A numeric fluent applied to its arguments, `disk(?h)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FluentRef {
+    /// Fluent name.
+    pub name: String,
+    /// Arguments (`?var` or object ids).
+    pub args: Vec<Term>,
+}
+
+/// A value on the right of a numeric comparison or change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NumTerm {
+    /// A number or an attribute (`?h.capacity`).
+    Term(Term),
+    /// Another fluent's value.
+    Fluent(FluentRef),
+}
+
+/// How a numeric effect changes a fluent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOp {
+    /// `:=`
+    Assign,
+    /// `+=`
+    Add,
+    /// `-=`
+    Sub,
 }
 
 /// A parse error at a byte offset of the string.
@@ -183,6 +257,8 @@ impl<'a> Lexer<'a> {
             (CmpOp::Ge, 2)
         } else if rest.starts_with("==") {
             (CmpOp::Eq, 2)
+        } else if rest.starts_with("=>") {
+            return None;
         } else if rest.starts_with('=') {
             (CmpOp::Eq, 1)
         } else if rest.starts_with('<') {
@@ -194,6 +270,112 @@ impl<'a> Lexer<'a> {
         };
         self.pos += n;
         Some(op)
+    }
+    /// `:=`, `+=` or `-=`.
+    fn set_op(&mut self) -> Option<SetOp> {
+        self.skip_ws();
+        let rest = &self.s[self.pos..];
+        let op = if rest.starts_with(":=") {
+            SetOp::Assign
+        } else if rest.starts_with("+=") {
+            SetOp::Add
+        } else if rest.starts_with("-=") {
+            SetOp::Sub
+        } else {
+            return None;
+        };
+        self.pos += 2;
+        Some(op)
+    }
+    /// Consume the keyword `k` when it is the next word.
+    fn keyword(&mut self, k: &str) -> bool {
+        let save = self.pos;
+        if self.ident() == Some(k) {
+            return true;
+        }
+        self.pos = save;
+        false
+    }
+    /// The argument list after `name(` up to `)`.
+    fn args(&mut self) -> Result<Vec<Term>, ParseError> {
+        let mut args = vec![];
+        if !self.eat(')') {
+            loop {
+                args.push(self.term()?);
+                if self.eat(')') {
+                    break;
+                }
+                if !self.eat(',') {
+                    return self.err("expected `,` or `)` in the argument list");
+                }
+            }
+        }
+        Ok(args)
+    }
+    /// A list of items, up to (not including) `)`, `or`, `=>` or the end of the string.
+    fn list(&mut self, depth: usize) -> Result<Vec<(Literal, usize)>, ParseError> {
+        let mut out = vec![];
+        loop {
+            self.skip_ws();
+            let at = self.pos;
+            out.push((self.item(depth)?, at));
+            if !self.eat(',') {
+                return Ok(out);
+            }
+        }
+    }
+    /// One item: a group of alternatives, `not exists(..)`, `when(..)`/`forall(..)` or a literal.
+    fn item(&mut self, depth: usize) -> Result<Literal, ParseError> {
+        const MAX_DEPTH: usize = 8;
+        if depth > MAX_DEPTH {
+            return self.err(format!(
+                "conditions nest too deeply (at most {MAX_DEPTH} levels)"
+            ));
+        }
+        if self.eat('(') {
+            let mut alts = vec![self.list(depth + 1)?];
+            while self.keyword("or") {
+                alts.push(self.list(depth + 1)?);
+            }
+            if !self.eat(')') {
+                return self.err("expected `,`, `or` or `)` in the group");
+            }
+            return Ok(Literal::Any(alts));
+        }
+        let save = self.pos;
+        match self.ident() {
+            Some("not") if self.keyword("exists") => {
+                if !self.eat('(') {
+                    return self.err("expected `(` after `not exists`");
+                }
+                let inner = self.list(depth + 1)?;
+                if !self.eat(')') {
+                    return self.err("expected `,` or `)` closing `not exists(`");
+                }
+                return Ok(Literal::NotExists(inner));
+            }
+            Some(w @ ("when" | "forall")) if self.eat('(') => {
+                let cond = self.list(depth + 1)?;
+                self.skip_ws();
+                if !self.s[self.pos..].starts_with("=>") {
+                    return self.err(format!(
+                        "expected `,` or `=>` between the condition and the effects of `{w}(...)`"
+                    ));
+                }
+                self.pos += 2;
+                let effects = self.list(depth + 1)?;
+                if !self.eat(')') {
+                    return self.err(format!("expected `,` or `)` closing `{w}(`"));
+                }
+                return Ok(Literal::When {
+                    forall: w == "forall",
+                    cond,
+                    effects,
+                });
+            }
+            _ => self.pos = save,
+        }
+        self.literal()
     }
     fn literal(&mut self) -> Result<Literal, ParseError> {
         self.skip_ws();
@@ -221,17 +403,35 @@ impl<'a> Lexer<'a> {
             }
             return self.err(format!("expected `(` after predicate `{word}`"));
         }
-        let mut args = vec![];
-        if !self.eat(')') {
-            loop {
-                args.push(self.term()?);
-                if self.eat(')') {
-                    break;
-                }
-                if !self.eat(',') {
-                    return self.err("expected `,` or `)` in the argument list");
-                }
+        let args = self.args()?;
+        let fluent = || FluentRef {
+            name: word.to_string(),
+            args: args.clone(),
+        };
+        let op_at = self.pos;
+        if let Some(op) = self.set_op() {
+            if neg {
+                self.pos = op_at;
+                return self.err("`not` cannot apply to a numeric change");
             }
+            let rhs = self.num_term()?;
+            return Ok(Literal::NumSet {
+                fluent: fluent(),
+                op,
+                rhs,
+            });
+        }
+        if let Some(op) = self.op() {
+            if neg {
+                self.pos = op_at;
+                return self.err("`not` cannot apply to a comparison (use the opposite operator)");
+            }
+            let rhs = self.num_term()?;
+            return Ok(Literal::NumCmp {
+                fluent: fluent(),
+                op,
+                rhs,
+            });
         }
         Ok(Literal::Atom {
             neg,
@@ -239,36 +439,69 @@ impl<'a> Lexer<'a> {
             args,
         })
     }
+    /// The value after a numeric operator: a fluent `f(args)` or a term.
+    fn num_term(&mut self) -> Result<NumTerm, ParseError> {
+        let save = self.pos;
+        if let Some(name) = self.ident()
+            && self.eat('(')
+        {
+            let args = self.args()?;
+            return Ok(NumTerm::Fluent(FluentRef {
+                name: name.to_string(),
+                args,
+            }));
+        }
+        self.pos = save;
+        Ok(NumTerm::Term(self.term()?))
+    }
     fn cmp_rest(&mut self, lhs: Term) -> Result<Literal, ParseError> {
         let Some(op) = self.op() else {
             return self.err("expected a comparison operator (=, !=, <, <=, >, >=)");
         };
-        let rhs = self.term()?;
-        Ok(Literal::Cmp { op, lhs, rhs })
+        match self.num_term()? {
+            NumTerm::Term(rhs) => Ok(Literal::Cmp { op, lhs, rhs }),
+            // `90 <= disk(?h)` is `disk(?h) >= 90`
+            NumTerm::Fluent(fluent) => Ok(Literal::NumCmp {
+                fluent,
+                op: op.flipped(),
+                rhs: NumTerm::Term(lhs),
+            }),
+        }
     }
 }
 
-/// Parse a comma-separated list of literals; each comes with its byte offset in `s`.
+impl CmpOp {
+    /// The operator with its sides swapped (`a < b` is `b > a`).
+    pub fn flipped(self) -> CmpOp {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::Le => CmpOp::Ge,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::Ge => CmpOp::Le,
+            other => other,
+        }
+    }
+}
+
+/// Parse a comma-separated list of items; each comes with its byte offset in `s`.
 /// An empty (or all-blank) string is the empty list.
 pub fn parse_literals(s: &str) -> Result<Vec<(Literal, usize)>, ParseError> {
     let mut lx = Lexer { s, pos: 0 };
-    let mut out = vec![];
+    lx.skip_ws();
+    if lx.pos == s.len() {
+        return Ok(vec![]);
+    }
+    let out = lx.list(0)?;
     lx.skip_ws();
     if lx.pos == s.len() {
         return Ok(out);
     }
-    loop {
-        lx.skip_ws();
-        let at = lx.pos;
-        out.push((lx.literal()?, at));
-        lx.skip_ws();
-        if lx.pos == s.len() {
-            return Ok(out);
-        }
-        if !lx.eat(',') {
-            return lx.err("expected `,` between literals or the end of the condition");
-        }
+    let save = lx.pos;
+    if lx.keyword("or") {
+        lx.pos = save;
+        return lx.err("a disjunction needs parentheses: `(a or b)`");
     }
+    lx.err("expected `,` between literals or the end of the condition")
 }
 
 /// A piece of a text template.
@@ -280,6 +513,8 @@ pub enum Piece {
     Var(String),
     /// `{x.attr}`: an attribute (`name`, `type` or a declared attribute) of the object bound to `x`.
     Attr(String, String),
+    /// `{disk(h)}`: the value of a numeric fluent (arguments: variables or object ids).
+    Fluent(String, Vec<String>),
 }
 
 /// Parse a text template with `{var}` / `{var.attr}` holes (`{{` and `}}` are literal braces).
@@ -312,14 +547,36 @@ pub fn parse_template(s: &str) -> Result<Vec<(Piece, usize)>, ParseError> {
                 let inner = s[i + 1..i + end].trim().trim_start_matches('?');
                 let valid =
                     |w: &str| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_');
+                let fluent = inner.strip_suffix(')').and_then(|x| x.split_once('('));
                 let piece = match inner.split_once('.') {
+                    _ if fluent.is_some() => {
+                        let (name, args) = fluent.unwrap();
+                        let args: Vec<String> = args
+                            .split(',')
+                            .map(|a| a.trim().trim_start_matches('?').to_string())
+                            .filter(|a| !a.is_empty())
+                            .collect();
+                        let ids_ok = args.iter().all(|a| {
+                            a.chars()
+                                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                        });
+                        if !valid(name.trim()) || !ids_ok {
+                            return Err(ParseError {
+                                offset: i,
+                                message: format!(
+                                    "expected `{{fluent(var, ...)}}`, found `{{{inner}}}`"
+                                ),
+                            });
+                        }
+                        Piece::Fluent(name.trim().into(), args)
+                    }
                     Some((v, a)) if valid(v) && valid(a) => Piece::Attr(v.into(), a.into()),
                     None if valid(inner) => Piece::Var(inner.into()),
                     _ => {
                         return Err(ParseError {
                             offset: i,
                             message: format!(
-                                "expected `{{var}}` or `{{var.attr}}`, found `{{{inner}}}`"
+                                "expected `{{var}}`, `{{var.attr}}` or `{{fluent(var)}}`, found `{{{inner}}}`"
                             ),
                         });
                     }

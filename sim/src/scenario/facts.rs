@@ -8,6 +8,8 @@ pub type ObjId = u16;
 pub type TypeId = u16;
 /// Index of a predicate.
 pub type PredId = u16;
+/// Index of a numeric fluent (a ground fluent is a [`Fact`] whose `pred` is this).
+pub type FluentId = u16;
 /// Largest predicate arity.
 pub const MAX_ARITY: usize = 4;
 
@@ -39,20 +41,139 @@ impl Fact {
     }
 }
 
-/// A conjunction of dynamic facts (by index in the instance's fact universe).
+/// A conjunction of dynamic facts (by index in the instance's fact universe), numeric tests, and
+/// conjunctions that must not hold (what a `not exists` grounds to).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conj {
     /// Facts that must hold.
     pub pos: Vec<u32>,
     /// Facts that must not hold.
     pub neg: Vec<u32>,
+    /// Numeric tests that must hold.
+    pub num: Vec<NumTest>,
+    /// Conjunctions none of which may hold.
+    pub forbid: Vec<Conj>,
 }
 
 impl Conj {
     /// Whether the conjunction holds in `state`.
     #[inline]
     pub fn holds(&self, state: &[u64]) -> bool {
-        self.pos.iter().all(|&f| bit(state, f)) && !self.neg.iter().any(|&f| bit(state, f))
+        self.pos.iter().all(|&f| bit(state, f))
+            && !self.neg.iter().any(|&f| bit(state, f))
+            && self.num.iter().all(|t| t.holds(state))
+            && !self.forbid.iter().any(|c| c.holds(state))
+    }
+
+    /// Whether it holds in every state (nothing to test).
+    pub fn is_true(&self) -> bool {
+        self.pos.is_empty() && self.neg.is_empty() && self.num.is_empty() && self.forbid.is_empty()
+    }
+
+    /// Both conjunctions at once.
+    pub fn and(&self, other: &Conj) -> Conj {
+        let mut c = self.clone();
+        c.pos.extend(&other.pos);
+        c.neg.extend(&other.neg);
+        c.num.extend(other.num.iter().cloned());
+        c.forbid.extend(other.forbid.iter().cloned());
+        c
+    }
+}
+
+/// A ground fluent's place in a state: its word counted from the end of the state vector (fluent
+/// values follow the fact bits, so the position does not depend on how many facts an instance
+/// adds).
+pub type FluentSlot = u32;
+
+/// The value of a fluent in a state.
+#[inline]
+pub fn value(state: &[u64], slot: FluentSlot) -> i64 {
+    state[state.len() - slot as usize] as i64
+}
+
+/// A numeric value in a ground test or change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NumVal {
+    /// A constant.
+    Const(i64),
+    /// A fluent's value.
+    Fluent(FluentSlot),
+}
+
+impl NumVal {
+    /// Its value in `state`.
+    #[inline]
+    pub fn get(&self, state: &[u64]) -> i64 {
+        match *self {
+            NumVal::Const(c) => c,
+            NumVal::Fluent(s) => value(state, s),
+        }
+    }
+}
+
+/// A ground numeric comparison `fluent op value`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumTest {
+    /// The fluent.
+    pub fluent: FluentSlot,
+    /// Operator.
+    pub op: super::expr::CmpOp,
+    /// Right side.
+    pub rhs: NumVal,
+}
+
+impl NumTest {
+    /// Whether it holds in `state`.
+    #[inline]
+    pub fn holds(&self, state: &[u64]) -> bool {
+        compare_ints(self.op, value(state, self.fluent), self.rhs.get(state))
+    }
+}
+
+/// `a op b` on integers.
+#[inline]
+pub fn compare_ints(op: super::expr::CmpOp, a: i64, b: i64) -> bool {
+    use super::expr::CmpOp::*;
+    match op {
+        Eq => a == b,
+        Ne => a != b,
+        Lt => a < b,
+        Le => a <= b,
+        Gt => a > b,
+        Ge => a >= b,
+    }
+}
+
+/// A ground numeric change, clamped to the fluent's range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NumEffect {
+    /// The fluent.
+    pub fluent: FluentSlot,
+    /// How.
+    pub op: super::expr::SetOp,
+    /// By / to what.
+    pub rhs: NumVal,
+    /// Smallest value.
+    pub min: i64,
+    /// Largest value.
+    pub max: i64,
+}
+
+impl NumEffect {
+    /// Apply the change to `state` (reading the value and the right side from it as it is now).
+    #[inline]
+    pub fn apply(&self, state: &mut [u64]) {
+        use super::expr::SetOp::*;
+        let (now, by) = (value(state, self.fluent), self.rhs.get(state));
+        let next = match self.op {
+            Assign => by,
+            Add => now.saturating_add(by),
+            Sub => now.saturating_sub(by),
+        }
+        .clamp(self.min, self.max);
+        let i = state.len() - self.fluent as usize;
+        state[i] = next as u64;
     }
 }
 

@@ -1,9 +1,10 @@
 //! Grounding a world: every action schema and render rule over all objects, fixed predicates
 //! evaluated and pruned, every other fact given a bit (the result is a [`Grounding`]).
 
-use super::facts::{Conj, Fact, ObjId};
+use super::facts::{Conj, Fact, FluentSlot, ObjId};
+use super::ground_cond::CondGrounder;
 use super::grounding::{GroundAction, GroundLine, Grounding};
-use super::solve::{Holds, Solver, ground_atom};
+use super::solve::Solver;
 use super::world::{CLit, CSetup, CTerm, World};
 use std::collections::{HashMap, HashSet};
 
@@ -29,6 +30,7 @@ fn setup_preds(steps: &[CSetup], out: &mut HashSet<u16>) {
                 }
             }
             CSetup::Repeat { steps, .. } => setup_preds(steps, out),
+            CSetup::OneOf(alts) => alts.iter().for_each(|a| setup_preds(a, out)),
             _ => {}
         }
     }
@@ -65,6 +67,17 @@ impl Grounding {
         let active = vec![true; w.objects.len()];
         let solver = Solver { w, active: &active };
         let holds = |f: &Fact| fixed[f.pred as usize].then(|| fixed_facts.contains(f));
+        let fluents = ground_fluents(w);
+        let fluent_slot: HashMap<Fact, FluentSlot> = fluents
+            .iter()
+            .enumerate()
+            .map(|(k, (f, _))| (*f, (fluents.len() - k) as FluentSlot))
+            .collect();
+        let cg = CondGrounder {
+            solver: &solver,
+            holds: &holds,
+            fluent_slot: &fluent_slot,
+        };
         let mut table = FactTable::default();
         // state facts of the world's initial state first, in a stable order
         let mut init: Vec<Fact> = w
@@ -77,9 +90,8 @@ impl Grounding {
         for f in init {
             table.intern(f);
         }
-        let (mut actions, wildcard_deletes) =
-            ground_actions(w, &solver, &holds, &fixed, &mut table);
-        let lines = ground_lines(w, &solver, &holds, &fixed, &mut table);
+        let (mut actions, wildcard_deletes) = ground_actions(w, &cg, &mut table);
+        let lines = ground_lines(w, &cg, &mut table);
         // `not p(_)` deletes every state fact that matches (all facts are known now)
         for (ai, pred, pat) in wildcard_deletes {
             for (i, f) in table.facts.iter().enumerate() {
@@ -114,8 +126,36 @@ impl Grounding {
             lines,
             fixed,
             fixed_facts,
+            fluents,
+            fluent_slot,
         }
     }
+}
+
+/// Every ground fluent (each fluent over every tuple of objects of its parameter types) with its
+/// default value, in declaration, then object order.
+fn ground_fluents(w: &World) -> Vec<(Fact, i64)> {
+    fn tuples(w: &World, params: &[u16], prefix: &mut Vec<ObjId>, out: &mut Vec<Vec<ObjId>>) {
+        let Some((&t, rest)) = params.split_first() else {
+            out.push(prefix.clone());
+            return;
+        };
+        for &o in &w.objects_of[t as usize] {
+            prefix.push(o);
+            tuples(w, rest, prefix, out);
+            prefix.pop();
+        }
+    }
+    let mut out = vec![];
+    for (id, f) in w.fluents.iter().enumerate() {
+        let mut all = vec![];
+        tuples(w, &f.params, &mut vec![], &mut all);
+        out.extend(
+            all.iter()
+                .map(|args| (Fact::new(id as u16, args), f.default)),
+        );
+    }
+    out
 }
 
 /// Per predicate: fixed — never changed by an action's effect or a task's setup, so evaluated
@@ -155,13 +195,12 @@ impl FactTable {
 /// A `not p(_)` effect of action `.0`: predicate `.1` with these arguments (`None`: any).
 type WildcardDelete = (usize, u16, Vec<Option<ObjId>>);
 
-/// Every action schema ground over every binding its fixed preconditions allow; effects with `_`
-/// are returned to be resolved once all facts are known.
+/// Every action schema ground over every binding its fixed preconditions allow (one ground action
+/// per alternative of its preconditions, in order); effects with `_` are returned to be resolved
+/// once all facts are known.
 fn ground_actions(
     w: &World,
-    solver: &Solver,
-    holds: &Holds,
-    fixed: &[bool],
+    cg: &CondGrounder,
     table: &mut FactTable,
 ) -> (Vec<GroundAction>, Vec<WildcardDelete>) {
     let mut actions = vec![];
@@ -170,100 +209,92 @@ fn ground_actions(
         let lits: Vec<CLit> = a.pre.iter().map(|(l, _)| l.clone()).collect();
         let types: Vec<u16> = a.vars.iter().map(|v| v.1).collect();
         let mut b = vec![None; types.len()];
-        solver.solve(&lits, &types, &mut b, holds, &mut |b| {
+        cg.solver.solve(&lits, &types, &mut b, cg.holds, &mut |b| {
             let full: Vec<ObjId> = b.iter().map(|x| x.expect("all slots bound")).collect();
-            let mut ga = GroundAction {
-                text: w.fill(&a.text, &full),
-                objects: objects_of(b, lits.iter().chain(&a.effects).cloned()),
-                pre: Conj::default(),
-                fail: vec![],
-                otherwise: a.otherwise.as_ref().map(|m| w.fill(m, &full)),
-                del: vec![],
-                add: vec![],
-                message: a
-                    .message
-                    .as_ref()
-                    .map_or_else(String::new, |m| w.fill(m, &full)),
-            };
+            let ids = &mut |f: Fact| Some(table.intern(f));
+            let pre = cg.dnf(&lits, b, ids);
+            let mut fail = vec![];
             for (l, msg) in &a.pre {
-                if let CLit::Atom { neg, pred, args } = l {
-                    if fixed[*pred as usize] {
-                        continue;
-                    }
-                    let f = table
-                        .intern(ground_atom(*pred, args, b).expect("preconditions have no `_`"));
-                    if *neg {
-                        ga.pre.neg.push(f)
-                    } else {
-                        ga.pre.pos.push(f)
-                    }
-                    if let Some(m) = msg {
-                        ga.fail.push((f, !*neg, w.fill(m, &full)));
+                if let Some(m) = msg {
+                    let d = cg.dnf(std::slice::from_ref(l), b, ids);
+                    if !d.iter().any(Conj::is_true) {
+                        fail.push((d, w.fill(m, &full)));
                     }
                 }
             }
-            for e in &a.effects {
-                if let CLit::Atom { neg, pred, args } = e {
-                    match ground_atom(*pred, args, b) {
-                        Some(f) if *neg => ga.del.push(table.intern(f)),
-                        Some(f) => ga.add.push(table.intern(f)),
-                        None => wildcard_deletes.push((
-                            actions.len(),
-                            *pred,
-                            args.iter()
-                                .map(|x| match x {
-                                    CTerm::Var(s) => b[*s],
-                                    CTerm::Obj(o) => Some(*o),
-                                    CTerm::Wild => None,
-                                })
-                                .collect(),
-                        )),
-                    }
+            let eff = cg.effects(&a.effects, b, ids);
+            let (message, message_values) = match &a.message {
+                Some(m) => live(w, cg, m, &full),
+                None => (String::new(), vec![]),
+            };
+            let first = actions.len();
+            for conj in pre {
+                actions.push(GroundAction {
+                    text: w.fill(&a.text, &full),
+                    objects: objects_of(b, lits.iter().chain(&a.effects).cloned()),
+                    pre: conj,
+                    fail: fail.clone(),
+                    otherwise: a.otherwise.as_ref().map(|m| w.fill(m, &full)),
+                    del: eff.del.clone(),
+                    add: eff.add.clone(),
+                    num: eff.num.clone(),
+                    when: eff.when.clone(),
+                    message: message.clone(),
+                    message_values: message_values.clone(),
+                });
+            }
+            for ai in first..actions.len() {
+                for (pred, pat) in &eff.wildcard {
+                    wildcard_deletes.push((ai, *pred, pat.clone()));
                 }
             }
-            actions.push(ga);
             true
         });
     }
     (actions, wildcard_deletes)
 }
 
-/// Every render rule ground over every binding its fixed conditions allow.
-fn ground_lines(
+/// A template filled for a binding, its fluent values left as holes read from the state.
+fn live(
     w: &World,
-    solver: &Solver,
-    holds: &Holds,
-    fixed: &[bool],
-    table: &mut FactTable,
-) -> Vec<GroundLine> {
+    cg: &CondGrounder,
+    t: &super::world::Template,
+    full: &[ObjId],
+) -> (String, Vec<(usize, FluentSlot)>) {
+    let (text, holes) = w.fill_live(t, full);
+    let holes = holes
+        .into_iter()
+        .map(|(at, f)| (at, cg.fluent_slot[&f]))
+        .collect();
+    (text, holes)
+}
+
+/// Every render rule ground over every binding its fixed conditions allow.
+fn ground_lines(w: &World, cg: &CondGrounder, table: &mut FactTable) -> Vec<GroundLine> {
     let mut lines = vec![];
     for r in &w.render {
         let mut b = vec![];
-        solver.solve(&r.when.lits, &r.when.var_types, &mut b, holds, &mut |b| {
-            let full: Vec<ObjId> = b.iter().map(|x| x.unwrap_or(0)).collect();
-            let mut when = Conj::default();
-            for l in &r.when.lits {
-                if let CLit::Atom { neg, pred, args } = l {
-                    if fixed[*pred as usize] {
-                        continue;
-                    }
-                    let f = table.intern(
-                        ground_atom(*pred, args, b).expect("render conditions have no `_`"),
-                    );
-                    if *neg {
-                        when.neg.push(f)
-                    } else {
-                        when.pos.push(f)
-                    }
+        cg.solver.solve(
+            &r.when.lits,
+            &r.when.var_types,
+            &mut b,
+            cg.holds,
+            &mut |b| {
+                let full: Vec<ObjId> = b.iter().map(|x| x.unwrap_or(0)).collect();
+                let when = cg.dnf(&r.when.lits, b, &mut |f| Some(table.intern(f)));
+                if when.is_empty() {
+                    return true;
                 }
-            }
-            lines.push(GroundLine {
-                when,
-                objects: objects_of(b, r.when.lits.iter().cloned()),
-                text: w.fill(&r.line, &full),
-            });
-            true
-        });
+                let (text, values) = live(w, cg, &r.line, &full);
+                lines.push(GroundLine {
+                    when,
+                    objects: objects_of(b, r.when.lits.iter().cloned()),
+                    text,
+                    values,
+                });
+                true
+            },
+        );
     }
     lines
 }

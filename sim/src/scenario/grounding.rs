@@ -6,7 +6,7 @@
 //! only masks out the ground actions and lines that involve objects it does not use, which makes a
 //! reset cost microseconds instead of a full grounding. (How it is computed: `ground.rs`.)
 
-use super::facts::{Conj, Fact, ObjId};
+use super::facts::{Conj, Dnf, Fact, FluentSlot, NumEffect, ObjId, value};
 use std::collections::{HashMap, HashSet};
 
 /// A ground action.
@@ -18,27 +18,65 @@ pub struct GroundAction {
     pub objects: Vec<ObjId>,
     /// Preconditions on state facts.
     pub pre: Conj,
-    /// Failure messages in precondition order: (fact, must hold, message).
-    pub fail: Vec<(u32, bool, String)>,
+    /// Failure messages in precondition order: the precondition (ground) and its message.
+    pub fail: Vec<(Dnf, String)>,
     /// Message when no keyed failure message applies.
     pub otherwise: Option<String>,
     /// Facts deleted.
     pub del: Vec<u32>,
     /// Facts added.
     pub add: Vec<u32>,
-    /// Success feedback.
+    /// Numeric changes, in order, after the deletes and adds.
+    pub num: Vec<NumEffect>,
+    /// Conditional effects (their conditions read the state before the action).
+    pub when: Vec<CondEffect>,
+    /// Success feedback (fluent values filled in from the state after the action).
     pub message: String,
+    /// Where fluent values go in `message`.
+    pub message_values: Vec<(usize, FluentSlot)>,
+}
+
+/// A ground conditional effect of an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CondEffect {
+    /// When it fires: any of these, checked before the action changes anything (it fires once
+    /// even when several hold).
+    pub when: Dnf,
+    /// Facts deleted.
+    pub del: Vec<u32>,
+    /// Facts added.
+    pub add: Vec<u32>,
+    /// Numeric changes.
+    pub num: Vec<NumEffect>,
+}
+
+/// `text` with the fluent values of `state` inserted at `values`' byte offsets.
+pub fn show(text: &str, values: &[(usize, FluentSlot)], state: &[u64]) -> String {
+    if values.is_empty() {
+        return text.to_string();
+    }
+    let mut s = String::with_capacity(text.len() + 4 * values.len());
+    let mut at = 0;
+    for &(pos, slot) in values {
+        s.push_str(&text[at..pos]);
+        s.push_str(&value(state, slot).to_string());
+        at = pos;
+    }
+    s.push_str(&text[at..]);
+    s
 }
 
 /// A ground render line.
 #[derive(Debug, Clone)]
 pub struct GroundLine {
-    /// When it shows.
-    pub when: Conj,
+    /// When it shows (any of these).
+    pub when: Dnf,
     /// The objects it involves.
     pub objects: Vec<ObjId>,
     /// The text.
     pub text: String,
+    /// Where fluent values go in the text.
+    pub values: Vec<(usize, FluentSlot)>,
 }
 
 /// The shared grounding of a world.
@@ -64,4 +102,9 @@ pub struct Grounding {
     pub fixed: Vec<bool>,
     /// The world's facts of fixed predicates.
     pub fixed_facts: HashSet<Fact>,
+    /// Every ground fluent, with its default value, in slot order: the `k`-th has slot
+    /// `fluents.len() - k` (counted from the end of a state).
+    pub fluents: Vec<(Fact, i64)>,
+    /// The slot of each ground fluent.
+    pub fluent_slot: HashMap<Fact, FluentSlot>,
 }

@@ -2,8 +2,9 @@
 //! form (fact bitsets, ground actions, ground render lines, ground goal) that the engine steps fast.
 
 pub use super::facts::{Conj, Dnf, bit, dnf_holds};
-use super::grounding::{GroundAction, Grounding};
-use super::solve::{Solver, ground_atom};
+use super::ground_cond::CondGrounder;
+use super::grounding::{GroundAction, Grounding, show};
+use super::solve::{Facts, Solver, ground_atom};
 use super::world::{
     CCount, CLit, CSetup, Cond, Fact, Level, ObjId, PlaceWhat, TaskTemplate, World,
 };
@@ -50,8 +51,10 @@ pub struct Instance {
     pub partial: Vec<Dnf>,
     /// Step limit.
     pub max_steps: u32,
-    /// Words in a state bitset.
+    /// Words in a state: the fact bits, then one word per ground fluent.
     pub words: usize,
+    /// Words of fact bits at the start of a state.
+    pub fact_words: usize,
 }
 
 /// Picks the template and level for a request.
@@ -95,8 +98,25 @@ struct Setup<'a> {
     t: &'a TaskTemplate,
     level: &'a Level,
     facts: HashSet<Fact>,
+    /// Fluent values set so far (the others have their default).
+    values: HashMap<Fact, i64>,
     active: Vec<bool>,
     binding: Vec<Option<ObjId>>,
+}
+
+/// During setup every fact and fluent value is known.
+impl Facts for Setup<'_> {
+    fn holds(&self, f: &Fact) -> Option<bool> {
+        Some(self.facts.contains(f))
+    }
+    fn value(&self, f: &Fact) -> Option<i64> {
+        Some(
+            self.values
+                .get(f)
+                .copied()
+                .unwrap_or(self.w.fluents[f.pred as usize].default),
+        )
+    }
 }
 
 impl Setup<'_> {
@@ -115,16 +135,48 @@ impl Setup<'_> {
         }
     }
 
-    fn holds_fn(&self) -> impl Fn(&Fact) -> Option<bool> + '_ {
-        |f: &Fact| Some(self.facts.contains(f))
-    }
-
     fn cond_ok(&self, c: &Cond, b: &[Option<ObjId>]) -> bool {
         let s = Solver {
             w: self.w,
             active: &self.active,
         };
-        s.exists(&c.lits, &c.var_types, b, &self.holds_fn())
+        s.exists(&c.lits, &c.var_types, b, self)
+    }
+
+    /// Facts added or removed, fluents set, as an `Assert` says.
+    fn assert(&mut self, lits: &[CLit]) {
+        for l in lits {
+            match l {
+                CLit::Atom { neg, pred, args } => {
+                    let f = ground_atom(*pred, args, &self.binding)
+                        .expect("Assert atoms are ground after substitution");
+                    if *neg {
+                        self.facts.remove(&f);
+                    } else {
+                        self.facts.insert(f);
+                    }
+                }
+                CLit::NumSet { fluent, op, rhs } => {
+                    let s = Solver {
+                        w: self.w,
+                        active: &self.active,
+                    };
+                    let f = s
+                        .ground_fluent(fluent, &self.binding)
+                        .expect("Assert fluents are ground after substitution");
+                    let now = self.value(&f).unwrap_or(0);
+                    let by = s.num_value(rhs, &self.binding, self).unwrap_or(0);
+                    let info = &self.w.fluents[fluent.id as usize];
+                    let next = match op {
+                        super::expr::SetOp::Assign => by,
+                        super::expr::SetOp::Add => now.saturating_add(by),
+                        super::expr::SetOp::Sub => now.saturating_sub(by),
+                    };
+                    self.values.insert(f, next.clamp(info.min, info.max));
+                }
+                _ => unreachable!("Assert takes atoms and fluent changes (checked when compiled)"),
+            }
+        }
     }
 
     fn run(&mut self, steps: &[CSetup], rng: &mut impl rand::Rng) -> Result<(), SetupError> {
@@ -219,18 +271,10 @@ impl Setup<'_> {
                         self.facts.insert(Fact::new(*pred, &[it, at]));
                     }
                 }
-                CSetup::Assert(lits) => {
-                    for l in lits {
-                        if let CLit::Atom { neg, pred, args } = l {
-                            let f = ground_atom(*pred, args, &self.binding)
-                                .expect("Assert atoms are ground after substitution");
-                            if *neg {
-                                self.facts.remove(&f);
-                            } else {
-                                self.facts.insert(f);
-                            }
-                        }
-                    }
+                CSetup::Assert(lits) => self.assert(lits),
+                CSetup::OneOf(alts) => {
+                    let pick = rng.random_range(0..alts.len());
+                    self.run(&alts[pick], rng)?;
                 }
                 CSetup::Repeat { times, steps } => {
                     for _ in 0..self.count(times) {
@@ -259,6 +303,7 @@ pub fn instantiate(
             t,
             level,
             facts: w.init.iter().copied().collect(),
+            values: w.init_values.iter().copied().collect(),
             active: vec![true; w.objects.len()],
             binding: vec![None; t.vars.len()],
         };
@@ -309,7 +354,13 @@ pub fn instantiate(
         origin: TaskOrigin::Seed,
     };
     Ok(Instance::new(
-        w, t, level, task, &active, &facts, &s.binding,
+        w,
+        t,
+        level,
+        task,
+        &active,
+        (&facts, &s.values),
+        &s.binding,
     ))
 }
 
@@ -320,7 +371,7 @@ impl Instance {
         level: &Level,
         task: Task,
         active: &[bool],
-        facts: &HashSet<Fact>,
+        (facts, values): (&HashSet<Fact>, &HashMap<Fact, i64>),
         task_binding: &[Option<ObjId>],
     ) -> Instance {
         let g = w.grounding().clone();
@@ -345,10 +396,14 @@ impl Instance {
             };
             init_ids.push(id);
         }
-        let words = (g.facts.len() + extra.len()).div_ceil(64).max(1);
+        let fact_words = (g.facts.len() + extra.len()).div_ceil(64).max(1);
+        let words = fact_words + g.fluents.len();
         let mut init = vec![0u64; words];
         for i in init_ids {
             init[(i >> 6) as usize] |= 1 << (i & 63);
+        }
+        for (k, (f, default)) in g.fluents.iter().enumerate() {
+            init[fact_words + k] = values.get(f).copied().unwrap_or(*default) as u64;
         }
         let solver = Solver { w, active };
         let fixed_holds = |f: &Fact| {
@@ -358,29 +413,21 @@ impl Instance {
                 None
             }
         };
-        let id = |f: &Fact| g.index.get(f).or_else(|| extra_index.get(f)).copied();
+        let cg = CondGrounder {
+            solver: &solver,
+            holds: &fixed_holds,
+            fluent_slot: &g.fluent_slot,
+        };
+        let id = |f: Fact| g.index.get(&f).or_else(|| extra_index.get(&f)).copied();
         let dnf = |c: &Cond| -> Dnf {
             let mut out = vec![];
             let mut b: Vec<Option<ObjId>> = task_binding.to_vec();
             b.resize(c.var_types.len().max(b.len()), None);
             solver.solve(&c.lits, &c.var_types, &mut b, &fixed_holds, &mut |b| {
-                let mut conj = Conj::default();
-                for l in &c.lits {
-                    if let CLit::Atom { neg, pred, args } = l {
-                        let f = ground_atom(*pred, args, b).expect("conditions have no `_`");
-                        if g.fixed[f.pred as usize] {
-                            continue;
-                        }
-                        match (id(&f), neg) {
-                            (Some(i), false) => conj.pos.push(i),
-                            (Some(i), true) => conj.neg.push(i),
-                            (None, false) => return true, // can never hold
-                            (None, true) => {}
-                        }
+                for conj in cg.dnf(&c.lits, b, &mut |f| id(f)) {
+                    if !out.contains(&conj) {
+                        out.push(conj);
                     }
-                }
-                if !out.contains(&conj) {
-                    out.push(conj);
                 }
                 true
             });
@@ -398,6 +445,7 @@ impl Instance {
             line_on,
             max_steps: level.max_steps,
             words,
+            fact_words,
         }
     }
 
@@ -446,7 +494,7 @@ impl Instance {
     /// Indices of the applicable ground actions in `state`, in ground order.
     pub fn applicable(&self, state: &[u64], out: &mut Vec<u32>) {
         out.clear();
-        for (wi, &word) in state.iter().enumerate() {
+        for (wi, &word) in state[..self.fact_words].iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
                 let f = wi * 64 + bits.trailing_zeros() as usize;
@@ -466,16 +514,46 @@ impl Instance {
         out.sort_unstable();
     }
 
-    /// Apply a ground action to a state (deletes first, then adds).
+    /// Apply a ground action to a state: the conditional effects that fire are chosen on the
+    /// state before it, then every delete, every add, and the numeric changes in order.
     #[inline]
     pub fn apply(&self, a: u32, state: &mut [u64]) {
         let a = &self.g.actions[a as usize];
-        for &f in &a.del {
-            state[(f >> 6) as usize] &= !(1 << (f & 63));
+        let del = |state: &mut [u64], fs: &[u32]| {
+            for &f in fs {
+                state[(f >> 6) as usize] &= !(1 << (f & 63));
+            }
+        };
+        let add = |state: &mut [u64], fs: &[u32]| {
+            for &f in fs {
+                state[(f >> 6) as usize] |= 1 << (f & 63);
+            }
+        };
+        if a.when.is_empty() {
+            del(state, &a.del);
+            add(state, &a.add);
+            a.num.iter().for_each(|e| e.apply(state));
+        } else {
+            let fired: Vec<&super::grounding::CondEffect> = a
+                .when
+                .iter()
+                .filter(|c| dnf_holds(&c.when, state))
+                .collect();
+            del(state, &a.del);
+            fired.iter().for_each(|c| del(state, &c.del));
+            add(state, &a.add);
+            fired.iter().for_each(|c| add(state, &c.add));
+            a.num.iter().for_each(|e| e.apply(state));
+            for c in fired {
+                c.num.iter().for_each(|e| e.apply(state));
+            }
         }
-        for &f in &a.add {
-            state[(f >> 6) as usize] |= 1 << (f & 63);
-        }
+    }
+
+    /// The feedback of ground action `a` that has just run, reaching `state`.
+    pub fn message(&self, a: u32, state: &[u64]) -> String {
+        let a = &self.g.actions[a as usize];
+        show(&a.message, &a.message_values, state)
     }
 
     /// Whether the goal holds.
@@ -503,8 +581,8 @@ impl Instance {
             .lines
             .iter()
             .zip(&self.line_on)
-            .filter(|(l, on)| **on && l.when.holds(state))
-            .map(|(l, _)| l.text.clone())
+            .filter(|(l, on)| **on && dnf_holds(&l.when, state))
+            .map(|(l, _)| show(&l.text, &l.values, state))
             .collect()
     }
 
@@ -514,8 +592,8 @@ impl Instance {
             return self.g.default_fail.clone();
         };
         let a = &self.g.actions[a as usize];
-        for (f, positive, m) in &a.fail {
-            if bit(state, *f) != *positive {
+        for (pre, m) in &a.fail {
+            if !dnf_holds(pre, state) {
                 return m.clone();
             }
         }

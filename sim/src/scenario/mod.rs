@@ -7,6 +7,7 @@ pub mod error;
 pub mod expr;
 pub mod facts;
 mod ground;
+pub mod ground_cond;
 pub mod grounding;
 pub mod instance;
 pub mod planner;

@@ -73,6 +73,28 @@ pub fn h_add(inst: &Instance, state: &[u64], cost: &mut Vec<u32>) -> Option<u32>
                     changed = true;
                 }
             }
+            // a conditional effect: the action, plus the cheapest way to make its condition true
+            for c in &a.when {
+                let cc = c
+                    .when
+                    .iter()
+                    .map(|w| {
+                        w.pos
+                            .iter()
+                            .fold(pc, |s, &f| s.saturating_add(cost[f as usize]))
+                    })
+                    .min()
+                    .unwrap_or(INF);
+                if cc >= INF {
+                    continue;
+                }
+                for &f in &c.add {
+                    if cc < cost[f as usize] {
+                        cost[f as usize] = cc;
+                        changed = true;
+                    }
+                }
+            }
         }
         if !changed {
             break;

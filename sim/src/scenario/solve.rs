@@ -1,10 +1,28 @@
 //! Backtracking search for the bindings that satisfy a list of literals.
 
 use super::expr::CmpOp;
-use super::world::{CLit, CTerm, CVal, Fact, ObjId, TypeId, World, compare};
+use super::world::{CFluent, CLit, CNum, CTerm, CVal, Fact, ObjId, TypeId, World, compare};
 
-/// Whether a fact holds: `Some(b)` when the caller can tell, `None` to defer the literal.
-pub type Holds<'a> = dyn Fn(&Fact) -> Option<bool> + 'a;
+/// What is known of a state while solving: whether a fact holds and a fluent's value, `None`
+/// where the caller cannot tell (the literal is deferred). Any `Fn(&Fact) -> Option<bool>` is one
+/// that knows no fluent values.
+pub trait Facts {
+    /// Whether the fact holds, if known.
+    fn holds(&self, f: &Fact) -> Option<bool>;
+    /// The ground fluent's value, if known.
+    fn value(&self, _fluent: &Fact) -> Option<i64> {
+        None
+    }
+}
+
+impl<F: Fn(&Fact) -> Option<bool>> Facts for F {
+    fn holds(&self, f: &Fact) -> Option<bool> {
+        self(f)
+    }
+}
+
+/// The state knowledge solvers take.
+pub type Holds<'a> = dyn Facts + 'a;
 
 /// Enumerates bindings of variable slots over the active objects of each slot's type.
 pub struct Solver<'a> {
@@ -33,8 +51,47 @@ impl Solver<'_> {
         match l {
             CLit::Atom { neg, pred, args } => {
                 let f = ground_atom(*pred, args, b)?;
-                holds(&f).map(|h| h != *neg)
+                holds.holds(&f).map(|h| h != *neg)
             }
+            CLit::Any(alts) => {
+                let mut unknown = false;
+                for alt in alts {
+                    match self.check_all(alt, b, holds) {
+                        Some(true) => return Some(true),
+                        Some(false) => {}
+                        None => unknown = true,
+                    }
+                }
+                if unknown { None } else { Some(false) }
+            }
+            CLit::NotExists { lits, base, local } => {
+                let mut inner: Vec<Option<ObjId>> = b[..*base].to_vec();
+                inner.resize(base + local.len(), None);
+                let mut unknown = false;
+                let mut found = false;
+                self.each_binding(local, *base, &mut inner, &mut |bi| {
+                    match self.check_all(lits, bi, holds) {
+                        Some(true) => found = true,
+                        Some(false) => {}
+                        None => unknown = true,
+                    }
+                    !found
+                });
+                if found {
+                    Some(false)
+                } else if unknown {
+                    None
+                } else {
+                    Some(true)
+                }
+            }
+            CLit::NumCmp { fluent, op, rhs } => {
+                let a = self.fluent_value(fluent, b, holds)?;
+                let c = self.num_value(rhs, b, holds)?;
+                Some(super::facts::compare_ints(*op, a, c))
+            }
+            // effects: never conditions
+            CLit::NumSet { .. } | CLit::When { .. } => Some(true),
             CLit::Cmp { op, lhs, rhs } => {
                 let obj = |v: &CVal| match v {
                     CVal::Var(s) => b[*s],
@@ -54,6 +111,63 @@ impl Solver<'_> {
                     _ => false,
                 })
             }
+        }
+    }
+
+    /// All literals at once: true when all hold, false when one fails, `None` otherwise.
+    pub fn check_all(&self, lits: &[CLit], b: &[Option<ObjId>], holds: &Holds) -> Option<bool> {
+        let mut unknown = false;
+        for l in lits {
+            match self.check(l, b, holds) {
+                Some(true) => {}
+                Some(false) => return Some(false),
+                None => unknown = true,
+            }
+        }
+        if unknown { None } else { Some(true) }
+    }
+
+    /// Every binding of the slots `base..` (types `local`) over the active objects; `f` returns
+    /// false to stop.
+    fn each_binding(
+        &self,
+        local: &[TypeId],
+        base: usize,
+        b: &mut Vec<Option<ObjId>>,
+        f: &mut dyn FnMut(&[Option<ObjId>]) -> bool,
+    ) -> bool {
+        let Some(i) = (0..local.len()).find(|&i| b[base + i].is_none()) else {
+            return f(b);
+        };
+        for &o in &self.w.objects_of[local[i] as usize] {
+            if !self.active[o as usize] {
+                continue;
+            }
+            b[base + i] = Some(o);
+            let go_on = self.each_binding(local, base, b, f);
+            b[base + i] = None;
+            if !go_on {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The ground fluent under a binding (`None` while an argument is unbound).
+    pub fn ground_fluent(&self, f: &CFluent, b: &[Option<ObjId>]) -> Option<Fact> {
+        ground_atom(f.id, &f.args, b)
+    }
+
+    fn fluent_value(&self, f: &CFluent, b: &[Option<ObjId>], holds: &Holds) -> Option<i64> {
+        holds.value(&self.ground_fluent(f, b)?)
+    }
+
+    /// A numeric value under a binding, if known.
+    pub fn num_value(&self, n: &CNum, b: &[Option<ObjId>], holds: &Holds) -> Option<i64> {
+        match n {
+            CNum::Const(c) => Some(*c),
+            CNum::Attr(s, a) => self.w.int_attr((*b.get(*s)?)?, a),
+            CNum::Fluent(f) => self.fluent_value(f, b, holds),
         }
     }
 

@@ -1,11 +1,11 @@
 //! The compiled, checked form of a scenario file.
 
 use super::ast::AttrValue;
-use super::expr::CmpOp;
+use super::expr::{CmpOp, SetOp};
 use petgraph::graph::{NodeIndex, UnGraph};
 use std::collections::{BTreeMap, HashMap};
 
-pub use super::facts::{Fact, MAX_ARITY, ObjId, PredId, TypeId};
+pub use super::facts::{Fact, FluentId, MAX_ARITY, ObjId, PredId, TypeId};
 
 /// A term of a compiled atom.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,26 @@ pub enum CVal {
     Lit(AttrValue),
 }
 
+/// A numeric fluent applied to its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CFluent {
+    /// Which fluent.
+    pub id: FluentId,
+    /// Arguments (variable slots or objects; never `_`).
+    pub args: Vec<CTerm>,
+}
+
+/// A numeric value in a compiled comparison or change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CNum {
+    /// A constant.
+    Const(i64),
+    /// An integer attribute of the object in a slot.
+    Attr(usize, String),
+    /// A fluent's value.
+    Fluent(CFluent),
+}
+
 /// A compiled literal.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CLit {
@@ -52,17 +72,77 @@ pub enum CLit {
         /// Right.
         rhs: CVal,
     },
+    /// Alternatives: holds when one of them (each a conjunction) holds.
+    Any(Vec<Vec<CLit>>),
+    /// No binding of the local slots `base..base + local.len()` makes every literal hold.
+    NotExists {
+        /// The literals (outer slots below `base`, local ones from it).
+        lits: Vec<CLit>,
+        /// First local slot.
+        base: usize,
+        /// Types of the local slots.
+        local: Vec<TypeId>,
+    },
+    /// A numeric fluent compared with a value.
+    NumCmp {
+        /// The fluent.
+        fluent: CFluent,
+        /// Operator.
+        op: CmpOp,
+        /// Right side.
+        rhs: CNum,
+    },
+    /// A numeric fluent changed (effects and setup).
+    NumSet {
+        /// The fluent.
+        fluent: CFluent,
+        /// How.
+        op: SetOp,
+        /// By / to what.
+        rhs: CNum,
+    },
+    /// A conditional effect: for every binding of the local slots under which `cond` holds
+    /// before the action, `effects` apply.
+    When {
+        /// The condition.
+        cond: Vec<CLit>,
+        /// First local slot.
+        base: usize,
+        /// Types of the local slots (empty for `when`).
+        local: Vec<TypeId>,
+        /// The effects (atoms and numeric changes).
+        effects: Vec<CLit>,
+    },
+}
+
+fn term_slots(args: &[CTerm], v: &mut Vec<usize>) {
+    v.extend(args.iter().filter_map(|a| match a {
+        CTerm::Var(s) => Some(*s),
+        _ => None,
+    }))
+}
+
+fn num_slots(n: &CNum, v: &mut Vec<usize>) {
+    match n {
+        CNum::Const(_) => {}
+        CNum::Attr(s, _) => v.push(*s),
+        CNum::Fluent(f) => term_slots(&f.args, v),
+    }
 }
 
 impl CLit {
-    /// Variable slots used by the literal.
+    /// Variable slots used by the literal (for `not exists` and `when`, the outer ones only).
     pub fn vars(&self) -> Vec<usize> {
         let mut v = vec![];
+        self.collect_vars(&mut v);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn collect_vars(&self, v: &mut Vec<usize>) {
         match self {
-            CLit::Atom { args, .. } => v.extend(args.iter().filter_map(|a| match a {
-                CTerm::Var(s) => Some(*s),
-                _ => None,
-            })),
+            CLit::Atom { args, .. } => term_slots(args, v),
             CLit::Cmp { lhs, rhs, .. } => {
                 for x in [lhs, rhs] {
                     if let CVal::Var(s) | CVal::Attr(s, _) = x {
@@ -70,8 +150,29 @@ impl CLit {
                     }
                 }
             }
+            CLit::Any(alts) => alts.iter().flatten().for_each(|l| l.collect_vars(v)),
+            CLit::NotExists { lits, base, .. } => {
+                let mut inner = vec![];
+                lits.iter().for_each(|l| l.collect_vars(&mut inner));
+                v.extend(inner.into_iter().filter(|s| s < base));
+            }
+            CLit::When {
+                cond,
+                base,
+                effects,
+                ..
+            } => {
+                let mut inner = vec![];
+                cond.iter()
+                    .chain(effects)
+                    .for_each(|l| l.collect_vars(&mut inner));
+                v.extend(inner.into_iter().filter(|s| s < base));
+            }
+            CLit::NumCmp { fluent, rhs, .. } | CLit::NumSet { fluent, rhs, .. } => {
+                term_slots(&fluent.args, v);
+                num_slots(rhs, v);
+            }
         }
-        v
     }
 }
 
@@ -84,6 +185,8 @@ pub enum TPiece {
     Id(usize),
     /// An attribute (`name`, `type` or declared) of the object in a slot.
     Attr(usize, String),
+    /// The value of a numeric fluent (render lines and action messages only).
+    Fluent(CFluent),
 }
 
 /// A compiled text template.
@@ -216,8 +319,10 @@ pub enum CSetup {
         /// Number of task slots at this point (`it` is this slot, `at` the next).
         base: usize,
     },
-    /// Facts to add / remove.
+    /// Facts to add / remove, fluents to set.
     Assert(Vec<CLit>),
+    /// Run one of the alternatives, chosen uniformly at random.
+    OneOf(Vec<Vec<CSetup>>),
     /// Repeat.
     Repeat {
         /// Times.
@@ -278,6 +383,21 @@ pub struct PlaceGraph {
     pub order: Vec<ObjId>,
 }
 
+/// A numeric fluent: an integer per binding of its parameters, kept within `[min, max]`.
+#[derive(Debug, Clone)]
+pub struct FluentInfo {
+    /// Name.
+    pub name: String,
+    /// Argument types.
+    pub params: Vec<TypeId>,
+    /// Smallest value (changes are clamped to it).
+    pub min: i64,
+    /// Largest value (changes are clamped to it).
+    pub max: i64,
+    /// Value where nothing sets one.
+    pub default: i64,
+}
+
 /// A compiled scenario.
 #[derive(Debug, Clone)]
 pub struct World {
@@ -301,6 +421,10 @@ pub struct World {
     pub places: Option<PlaceGraph>,
     /// Initial facts.
     pub init: Vec<Fact>,
+    /// Numeric fluents.
+    pub fluents: Vec<FluentInfo>,
+    /// Initial fluent values (a `Fact` whose `pred` is the fluent id).
+    pub init_values: Vec<(Fact, i64)>,
     /// Actions.
     pub actions: Vec<ActionSchema>,
     /// Render rules.
@@ -339,7 +463,7 @@ impl World {
     }
 
     /// Fill a template with the objects bound to its slots.
-    pub fn fill(&self, t: &Template, binding: &[ObjId]) -> String {
+    pub fn fill(&self, t: &[TPiece], binding: &[ObjId]) -> String {
         let mut s = String::new();
         for p in t {
             match p {
@@ -350,9 +474,50 @@ impl World {
                         s.push_str(&val.to_string());
                     }
                 }
+                // compiled only where a state is known: see `fill_live`
+                TPiece::Fluent(_) => {}
             }
         }
         s
+    }
+
+    /// Fill a template whose fluent values are read from the state when it is shown: the text,
+    /// and where each value goes (byte offset, ground fluent).
+    pub fn fill_live(&self, t: &Template, binding: &[ObjId]) -> (String, Vec<(usize, Fact)>) {
+        let mut holes = vec![];
+        let mut s = String::new();
+        for p in t {
+            if let TPiece::Fluent(f) = p {
+                holes.push((s.len(), self.ground_fluent(f, binding)));
+            } else {
+                s.push_str(&self.fill(std::slice::from_ref(p), binding));
+            }
+        }
+        (s, holes)
+    }
+
+    /// The ground fluent of `f` under a full binding.
+    pub fn ground_fluent(&self, f: &CFluent, binding: &[ObjId]) -> Fact {
+        let args: Vec<ObjId> = f
+            .args
+            .iter()
+            .map(|a| match a {
+                CTerm::Var(s) => binding[*s],
+                CTerm::Obj(o) => *o,
+                CTerm::Wild => unreachable!("fluent arguments are never `_`"),
+            })
+            .collect();
+        Fact::new(f.id, &args)
+    }
+
+    /// An integer attribute's value (a number attribute rounded toward zero).
+    pub fn int_attr(&self, o: ObjId, attr: &str) -> Option<i64> {
+        match self.attr(o, attr)? {
+            AttrValue::Int(i) => Some(i),
+            AttrValue::Float(x) => Some(x as i64),
+            AttrValue::Str(s) => s.parse().ok(),
+            AttrValue::Bool(_) => None,
+        }
     }
 
     /// Display a fact as `pred(a, b)`.

@@ -11,6 +11,7 @@ use super::ast::{self, AttrValue, Count, ScenarioFile, SetupStep};
 use super::error::{Locator, ScenarioError};
 use super::expr::{self, CmpOp, Literal, Piece, Term};
 use super::world::*;
+use exprs::Role;
 use petgraph::graph::UnGraph;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -100,9 +101,12 @@ impl Compiler<'_> {
         }
         self.unique(f.types.iter().map(|t| t.name.as_str()), "types", "type")?;
         self.unique(
-            f.predicates.iter().map(|p| p.name.as_str()),
+            f.predicates
+                .iter()
+                .map(|p| p.name.as_str())
+                .chain(f.fluents.iter().map(|x| x.name.as_str())),
             "predicates",
-            "predicate",
+            "predicate or fluent name",
         )?;
         self.unique(
             f.objects.iter().map(|o| o.id.as_str()),
@@ -134,6 +138,8 @@ impl Compiler<'_> {
             obj_index: HashMap::new(),
             places: None,
             init: vec![],
+            fluents: vec![],
+            init_values: vec![],
             actions: vec![],
             render: vec![],
             tasks: vec![],
@@ -154,6 +160,7 @@ impl Compiler<'_> {
             })
         };
         let pred_index = self.predicates(&f, &mut w, &ty)?;
+        let fluent_index = self.fluents(&f, &mut w, &ty)?;
         self.objects(&f, &mut w, &ty)?;
         mark_dynamic_predicates(&f, &mut w, &pred_index);
         let mut init = vec![];
@@ -162,6 +169,7 @@ impl Compiler<'_> {
                 w: &w,
                 loc: self.loc,
                 pred_index: &pred_index,
+                fluent_index: &fluent_index,
                 type_index: &type_index,
             };
             f.places
@@ -173,10 +181,12 @@ impl Compiler<'_> {
             w: &w,
             loc: self.loc,
             pred_index: &pred_index,
+            fluent_index: &fluent_index,
             type_index: &type_index,
         };
+        let mut init_values = vec![];
         for s in &f.init {
-            init.extend(cx.init_facts(s)?);
+            init.extend(cx.init_facts(s, &mut init_values)?);
         }
         let actions = f
             .actions
@@ -202,6 +212,7 @@ impl Compiler<'_> {
             ));
         }
         w.init = init;
+        w.init_values = init_values;
         w.actions = actions;
         w.render = render;
         w.tasks = tasks;
@@ -281,6 +292,18 @@ impl Compiler<'_> {
     ) -> R<HashMap<String, PredId>> {
         let mut pred_index = HashMap::new();
         for p in &f.predicates {
+            if KEYWORDS.contains(&p.name.as_str()) {
+                return Err(self.loc.error(
+                    &["predicates"],
+                    &p.name,
+                    0,
+                    format!(
+                        "`{}` is a keyword of conditions and effects ({}); name the predicate otherwise",
+                        p.name,
+                        KEYWORDS.join(", ")
+                    ),
+                ));
+            }
             if p.params.len() > MAX_ARITY {
                 return Err(self.loc.error(
                     &["predicates"],
@@ -306,6 +329,52 @@ impl Compiler<'_> {
             });
         }
         Ok(pred_index)
+    }
+
+    /// The numeric fluents and their index.
+    fn fluents(
+        &self,
+        f: &ScenarioFile,
+        w: &mut World,
+        ty: &dyn Fn(&str, &[&str]) -> R<TypeId>,
+    ) -> R<HashMap<String, FluentId>> {
+        let mut index = HashMap::new();
+        for x in &f.fluents {
+            let err = |m: String| Err(self.loc.error(&["fluents"], &x.name, 0, m));
+            if KEYWORDS.contains(&x.name.as_str()) {
+                return err(format!(
+                    "`{}` is a keyword of conditions and effects",
+                    x.name
+                ));
+            }
+            if x.params.len() > MAX_ARITY {
+                return err(format!(
+                    "fluent `{}` has {} parameters; at most {MAX_ARITY} are supported",
+                    x.name,
+                    x.params.len()
+                ));
+            }
+            if x.min > x.max || !(x.min..=x.max).contains(&x.default) {
+                return err(format!(
+                    "fluent `{}`: need min <= default <= max, found min {}, default {}, max {}",
+                    x.name, x.min, x.default, x.max
+                ));
+            }
+            let params = x
+                .params
+                .iter()
+                .map(|t| ty(t, &["fluents", &x.name]))
+                .collect::<R<Vec<_>>>()?;
+            index.insert(x.name.clone(), w.fluents.len() as FluentId);
+            w.fluents.push(FluentInfo {
+                name: x.name.clone(),
+                params,
+                min: x.min,
+                max: x.max,
+                default: x.default,
+            });
+        }
+        Ok(index)
     }
 
     /// The objects, their index by id and the objects of each type (subtypes included).
@@ -366,16 +435,28 @@ impl Compiler<'_> {
     }
 }
 
-/// A predicate some action's effect names can change: it is not static.
+/// Words with a meaning of their own in conditions and effects, so no predicate or fluent may
+/// take them as a name.
+const KEYWORDS: [&str; 5] = ["not", "exists", "when", "forall", "or"];
+
+/// A predicate some action's effect names (conditional ones included) can change: it is not
+/// static.
 fn mark_dynamic_predicates(f: &ScenarioFile, w: &mut World, pred_index: &HashMap<String, PredId>) {
-    for e in f.actions.iter().flat_map(|a| &a.effect) {
-        for (l, _) in expr::parse_literals(e).unwrap_or_default() {
-            if let Literal::Atom { pred, .. } = l
-                && let Some(&p) = pred_index.get(&pred)
-            {
-                w.preds[p as usize].is_static = false;
+    fn mark(lits: &[(Literal, usize)], w: &mut World, pred_index: &HashMap<String, PredId>) {
+        for (l, _) in lits {
+            match l {
+                Literal::Atom { pred, .. } => {
+                    if let Some(&p) = pred_index.get(pred) {
+                        w.preds[p as usize].is_static = false;
+                    }
+                }
+                Literal::When { effects, .. } => mark(effects, w, pred_index),
+                _ => {}
             }
         }
+    }
+    for e in f.actions.iter().flat_map(|a| &a.effect) {
+        mark(&expr::parse_literals(e).unwrap_or_default(), w, pred_index);
     }
 }
 
@@ -389,40 +470,59 @@ struct Cx<'a> {
     w: &'a World,
     loc: &'a Locator<'a>,
     pred_index: &'a HashMap<String, PredId>,
+    fluent_index: &'a HashMap<String, FluentId>,
     type_index: &'a HashMap<String, TypeId>,
 }
 
 impl Cx<'_> {
-    /// The facts of one `init` entry: positive ground atoms only.
-    fn init_facts(&self, s: &str) -> R<Vec<Fact>> {
+    /// The facts of one `init` entry (positive ground atoms), its fluent values into `values`.
+    fn init_facts(&self, s: &str, values: &mut Vec<(Fact, i64)>) -> R<Vec<Fact>> {
+        let ground_only = || {
+            self.loc.error(
+                &["init"],
+                s,
+                0,
+                "init facts must be ground: object ids, no `?variables`",
+            )
+        };
+        let objs_of = |args: &[CTerm]| -> R<Vec<ObjId>> {
+            args.iter()
+                .map(|a| match a {
+                    CTerm::Obj(o) => Ok(*o),
+                    _ => Err(ground_only()),
+                })
+                .collect()
+        };
         let mut facts = vec![];
-        for l in self.literals(&["init"], s, &mut Scope::default(), false)? {
-            let CLit::Atom {
-                neg: false,
-                pred,
-                args,
-            } = l
-            else {
-                return Err(self.loc.error(
-                    &["init"],
-                    s,
-                    0,
-                    "init facts must be positive ground atoms like `at(apple, table)`",
-                ));
-            };
-            let mut objs = vec![];
-            for a in args {
-                let CTerm::Obj(o) = a else {
-                    return Err(self.loc.error(
-                        &["init"],
-                        s,
-                        0,
-                        "init facts must be positive ground atoms like `at(apple, table)`",
-                    ));
-                };
-                objs.push(o);
+        for l in self.literals(&["init"], s, &mut Scope::default(), false, Role::Init)? {
+            match l {
+                CLit::Atom { pred, args, .. } => facts.push(Fact::new(pred, &objs_of(&args)?)),
+                CLit::NumCmp {
+                    fluent,
+                    rhs: CNum::Const(v),
+                    ..
+                }
+                | CLit::NumSet {
+                    fluent,
+                    rhs: CNum::Const(v),
+                    ..
+                } => {
+                    let info = &self.w.fluents[fluent.id as usize];
+                    if !(info.min..=info.max).contains(&v) {
+                        return Err(self.loc.error(
+                            &["init"],
+                            s,
+                            0,
+                            format!(
+                                "{v} is outside the range of `{}` ({}..={})",
+                                info.name, info.min, info.max
+                            ),
+                        ));
+                    }
+                    values.push((Fact::new(fluent.id, &objs_of(&fluent.args)?), v));
+                }
+                _ => unreachable!("init items are checked by role"),
             }
-            facts.push(Fact::new(pred, &objs));
         }
         Ok(facts)
     }

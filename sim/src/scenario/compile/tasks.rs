@@ -60,7 +60,7 @@ impl Cx<'_> {
                 Some(m) => Some(self.template(anchors, m, &scope)?),
                 None => None,
             };
-            for l in self.literals(anchors, p, &mut scope, false)? {
+            for l in self.literals(anchors, p, &mut scope, false, Role::Cond)? {
                 pre.push((l, msg.clone()));
             }
         }
@@ -76,17 +76,7 @@ impl Cx<'_> {
         }
         let mut effects = vec![];
         for e in &a.effect {
-            for l in self.literals(anchors, e, &mut scope, false)? {
-                if let CLit::Cmp { .. } = l {
-                    return Err(self.loc.error(
-                        anchors,
-                        e,
-                        0,
-                        "effects must be atoms (`pred(..)` adds, `not pred(..)` deletes)",
-                    ));
-                }
-                effects.push(l);
-            }
+            effects.extend(self.literals(anchors, e, &mut scope, false, Role::Effect)?);
         }
         let otherwise = a
             .otherwise
@@ -96,7 +86,7 @@ impl Cx<'_> {
         let message = a
             .message
             .as_ref()
-            .map(|m| self.template(anchors, m, &scope))
+            .map(|m| self.template_live(anchors, m, &scope))
             .transpose()?;
         Ok(ActionSchema {
             name: a.name.clone(),
@@ -114,8 +104,8 @@ impl Cx<'_> {
         let anchors: &[&str] = &["render", &r.when];
         let when = self.cond(anchors, std::slice::from_ref(&r.when), &Scope::default())?;
         let mut sc = Scope::default();
-        self.literals(anchors, &r.when, &mut sc, true)?;
-        let line = self.template(&["render", &r.when], &r.line, &sc)?;
+        self.literals(anchors, &r.when, &mut sc, true, Role::Cond)?;
+        let line = self.template_live(&["render", &r.when], &r.line, &sc)?;
         Ok(RenderRule { when, line })
     }
 
@@ -178,20 +168,17 @@ impl Cx<'_> {
                 SetupStep::Assert(facts) => {
                     let mut lits = vec![];
                     for f in facts {
-                        for l in self.literals(anchors, f, &mut scope.clone(), false)? {
-                            if !matches!(l, CLit::Atom { .. }) {
-                                return Err(self.loc.error(
-                                    anchors,
-                                    f,
-                                    0,
-                                    "Assert takes atoms (`pred(..)` or `not pred(..)`)",
-                                ));
-                            }
-                            lits.push(l);
-                        }
+                        lits.extend(self.literals(
+                            anchors,
+                            f,
+                            &mut scope.clone(),
+                            false,
+                            Role::Assert,
+                        )?);
                     }
                     CSetup::Assert(lits)
                 }
+                SetupStep::OneOf(alts) => self.setup_one_of(alts, scope, anchors, levels)?,
                 SetupStep::Repeat { times, steps } => CSetup::Repeat {
                     times: self.count(times, anchors, levels)?,
                     steps: self.setup(steps, scope, anchors, levels)?,
@@ -199,6 +186,58 @@ impl Cx<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// `OneOf([[..], [..]])`: alternatives that must choose the same variables (so what follows
+    /// can name them whichever ran).
+    fn setup_one_of(
+        &self,
+        alts: &[Vec<SetupStep>],
+        scope: &mut Scope,
+        anchors: &[&str],
+        levels: &[ast::LevelDef],
+    ) -> R<CSetup> {
+        if alts.is_empty() {
+            return Err(self.loc.error(
+                anchors,
+                "OneOf",
+                0,
+                "OneOf needs at least one alternative",
+            ));
+        }
+        let before = scope.vars.len();
+        let mut chosen: Option<Vec<(String, TypeId)>> = None;
+        let mut out = vec![];
+        for (i, alt) in alts.iter().enumerate() {
+            let mut sc = scope.clone();
+            out.push(self.setup(alt, &mut sc, anchors, levels)?);
+            let new = sc.vars[before..].to_vec();
+            match &chosen {
+                None => chosen = Some(new),
+                Some(first) if *first != new => {
+                    let show = |v: &[(String, TypeId)]| {
+                        v.iter()
+                            .map(|(n, _)| format!("?{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    return Err(self.loc.error(
+                        anchors,
+                        "OneOf",
+                        0,
+                        format!(
+                            "OneOf alternative {} chooses [{}] but alternative 1 chooses [{}]: every alternative must choose the same variables, of the same types, in the same order",
+                            i + 1,
+                            show(&new),
+                            show(first)
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        scope.vars.extend(chosen.unwrap_or_default());
+        Ok(CSetup::OneOf(out))
     }
 
     /// `Choose(var, type, where)`: a new task variable of a type, optionally filtered.
