@@ -30,7 +30,7 @@ fn collect_keys_doors(out: &Path, episodes: usize, extra: &[&str]) {
 
 #[test]
 fn scenario_check_accepts_shipped_scenarios() {
-    for s in ["household.ron", "webshop.ron", "keys_doors.ron"] {
+    for s in ["household.ron", "webshop.ron", "keys_doors.ron", "oncall.ron"] {
         let (ok, out, err) = run(bin().args(["scenario", "check"]).arg(scenario(s)));
         assert!(ok, "{s}: {err}");
         assert!(out.contains("task templates:"), "{out}");
@@ -63,6 +63,21 @@ fn scenario_check_expert_reports_every_level_and_warns() {
         "{out}"
     );
     assert!(!out.contains("pickup level 1: the expert"), "{out}");
+}
+
+/// The scenario written in the language's second edition (numeric fluents, conditional effects,
+/// `not exists`, `OneOf`): the expert solves every instance of 100 at every level, with no
+/// warning.
+#[test]
+fn oncall_passes_the_expert_check_at_every_level() {
+    let (ok, out, err) = run(bin()
+        .args(["scenario", "check", "--expert", "100"])
+        .arg(scenario("oncall.ron")));
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains('%')).collect();
+    assert_eq!(rows.len(), 5, "{out}");
+    assert!(rows.iter().all(|r| r.contains("100.0%")), "{out}");
+    assert!(out.contains("no warnings"), "{out}");
 }
 
 /// Each broken copy must fail with `file:line:col` pointing at the broken spot and a clear message.

@@ -12,7 +12,7 @@ fn scenario(name: &str) -> PathBuf {
         .join(name)
 }
 
-const SCENARIOS: [&str; 3] = ["keys_doors.ron", "household.ron", "webshop.ron"];
+const SCENARIOS: [&str; 4] = ["keys_doors.ron", "household.ron", "webshop.ron", "oncall.ron"];
 
 fn difficulties(env: &ScenarioEnv) -> Vec<u32> {
     let mut d: Vec<u32> = env
@@ -141,7 +141,7 @@ fn admissible_actions_apply_and_others_fail_cleanly() {
                 }
                 let r = env.step("this is not an action at all").unwrap();
                 assert_eq!(r.info["valid"], "false");
-                assert_eq!(r.observation.feedback, "Nothing happens.");
+                assert_eq!(r.observation.feedback, env.world().default_fail);
                 if r.truncated {
                     break;
                 }
