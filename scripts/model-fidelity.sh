@@ -5,13 +5,19 @@
 # instances of training, other actions) and 300 on new instances (100 each of expert,
 # noisy-expert:0.3, random; seed 2). `dreamgym model eval` reports all 450, the 150 on training
 # instances ("seen tasks") and the 300 on new ones ("unseen tasks").
+# Usage: bash scripts/model-fidelity.sh [OUT]; SCENARIOS="oncall" limits it to those scenarios,
+# DREAMGYM_BIN=PATH uses that binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/dreamgym"
+bin="${DREAMGYM_BIN:-}"
+if [ -z "$bin" ]; then
+    cargo build --release --quiet
+    bin="${CARGO_TARGET_DIR:-target}/release/dreamgym"
+fi
 out="${1:-data/fidelity}"
 mkdir -p "$out"
-for s in household webshop keys_doors; do
+# SCENARIOS="oncall" runs only the scenarios named
+for s in ${SCENARIOS:-household webshop keys_doors oncall}; do
     : > "$out/train-$s.jsonl"
     : > "$out/held-$s.jsonl"
     for p in expert noisy-expert:0.3 random; do

@@ -30,7 +30,12 @@ fn collect_keys_doors(out: &Path, episodes: usize, extra: &[&str]) {
 
 #[test]
 fn scenario_check_accepts_shipped_scenarios() {
-    for s in ["household.ron", "webshop.ron", "keys_doors.ron", "oncall.ron"] {
+    for s in [
+        "household.ron",
+        "webshop.ron",
+        "keys_doors.ron",
+        "oncall.ron",
+    ] {
         let (ok, out, err) = run(bin().args(["scenario", "check"]).arg(scenario(s)));
         assert!(ok, "{s}: {err}");
         assert!(out.contains("task templates:"), "{out}");

@@ -12,7 +12,12 @@ fn scenario(name: &str) -> PathBuf {
         .join(name)
 }
 
-const SCENARIOS: [&str; 4] = ["keys_doors.ron", "household.ron", "webshop.ron", "oncall.ron"];
+const SCENARIOS: [&str; 4] = [
+    "keys_doors.ron",
+    "household.ron",
+    "webshop.ron",
+    "oncall.ron",
+];
 
 fn difficulties(env: &ScenarioEnv) -> Vec<u32> {
     let mut d: Vec<u32> = env
