@@ -190,13 +190,22 @@ impl NativeModel {
     ) -> Option<Prediction> {
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         let mut best: Option<(&Rule, Observation, Vec<Option<u32>>)> = None;
+        // a weak success (one its visible state often did not bring) only when nothing else applies
+        let mut weak = None;
         let mut rest = cands.iter();
         for &ri in rest.by_ref() {
             let r = &self.rules[ri];
             if let Some((obs, b)) = self.apply(vocab, query, r, ctx) {
+                if r.weak_success() {
+                    weak = weak.or(Some((r, obs, b)));
+                    continue;
+                }
                 best = Some((r, obs, b));
                 break;
             }
+        }
+        if best.is_none() {
+            best = weak;
         }
         // a paying or ending step: rules that pay differently may match too (partial credit is
         // a sum of criteria); take the one with an example most like the query
@@ -254,7 +263,20 @@ impl NativeModel {
                 let _ = write!(why, " Nearest retrieved transition: `{}`.", e.action);
             }
             let reward = self.reward_of(r, ctx, &mut why);
-            let conf = r.support as f32 / (r.support as f32 + 1.0);
+            let mut conf = r.support as f32 / (r.support as f32 + 1.0);
+            if r.succeeds() && r.record.1 > 0 {
+                let (held, tried) = r.record;
+                let _ = write!(
+                    why,
+                    " Where this rule applies in training, {held} of {tried} such steps succeeded{}.",
+                    if r.weak_success() {
+                        "; no other rule explains this step, so it is predicted with that as its confidence"
+                    } else {
+                        ""
+                    }
+                );
+                conf *= r.record_share();
+            }
             return Some(Prediction {
                 reasoning: why,
                 next_state: obs,

@@ -10,7 +10,8 @@ impl NativeModel {
     }
 
     /// Fit; `rules = false` keeps only the exact memory (the "without rule induction" ablation).
-    pub fn fit_with(trajectories: &[Trajectory], rules: bool) -> Self {
+    pub fn fit_with(trajectories: &[Trajectory], rules_on: bool) -> Self {
+        let rules = rules_on;
         let mut m = NativeModel {
             use_rules: rules,
             ..Default::default()
@@ -60,7 +61,40 @@ impl NativeModel {
         for list in m.by_action.values_mut() {
             list.sort_by(|&a, &b| rules[b].rank().cmp(&rules[a].rank()).then(a.cmp(&b)));
         }
+        if rules_on {
+            m.score_successes(trajectories);
+        }
         m
+    }
+
+    /// Tries every rule that predicts a success on each training transition of its action form
+    /// and records how often the real step was a success where the rule applies: where a hidden
+    /// cause decides (a restart that works after a crash and fails after a bad configuration,
+    /// the two looking alike), the record shows it.
+    fn score_successes(&mut self, trajectories: &[Trajectory]) {
+        let succeeding: Vec<bool> = self.rules.iter().map(Rule::succeeds).collect();
+        if !succeeding.contains(&true) {
+            return;
+        }
+        let mut record = vec![(0u32, 0u32); self.rules.len()];
+        for t in trajectories {
+            for (i, s) in t.steps.iter().enumerate() {
+                if !s.reward_known {
+                    continue;
+                }
+                let ctx = ModelContext::at_step(t, i);
+                let (vocab, query, cands) = self.query(&ctx);
+                for &ri in cands.iter().filter(|&&ri| succeeding[ri]) {
+                    if self.apply(&vocab, &query, &self.rules[ri], &ctx).is_some() {
+                        record[ri].1 += 1;
+                        record[ri].0 += u32::from(dreamgym_buffer::is_success(s.done, s.reward));
+                    }
+                }
+            }
+        }
+        for (r, rec) in self.rules.iter_mut().zip(record) {
+            r.record = rec;
+        }
     }
 
     /// Number of transitions learned from.
@@ -264,6 +298,7 @@ impl NativeModel {
                 var_cols: vec![],
                 relations: vec![],
                 example: s.action.clone(),
+                record: (0, 0),
             });
             let r = self.rules.len() - 1;
             let form = ActionForm::new(shape[0].1, ex.segs[0].1.first().copied());

@@ -117,9 +117,39 @@ pub(super) struct Rule {
     /// (`?price < ?budget`), or words never equal (`?wanted_colour != ?chosen_colour`).
     pub(super) relations: Vec<(u32, u32, Relation)>,
     pub(super) example: String,
+    /// For a rule whose outcome is a success: over the training transitions where it applies,
+    /// how many were successes, of how many (`NativeModel::score_successes`). A success that
+    /// the same visible state often did not bring (a hidden cause decided) is weak.
+    pub(super) record: (u32, u32),
 }
 
+/// A success rule tried on at least this many training transitions...
+const MIN_TRIED: u32 = 5;
+/// ...that succeeded on fewer than this share of them is weak: it is predicted only when no other
+/// rule explains the step, and then with its record as confidence.
+const STRONG_SUCCESS: f32 = 0.9;
+
 impl Rule {
+    /// Whether the rule predicts a success.
+    pub(super) fn succeeds(&self) -> bool {
+        dreamgym_buffer::is_success(self.done, self.reward)
+    }
+
+    /// The share of the transitions it applies to that went as it says (1 without a record).
+    pub(super) fn record_share(&self) -> f32 {
+        let (held, tried) = self.record;
+        if tried == 0 {
+            1.0
+        } else {
+            held as f32 / tried as f32
+        }
+    }
+
+    /// A success the same visible state often did not bring (see `record`).
+    pub(super) fn weak_success(&self) -> bool {
+        self.succeeds() && self.record.1 >= MIN_TRIED && self.record_share() < STRONG_SUCCESS
+    }
+
     pub(super) fn derive(&mut self, words: &Interner) {
         let mut var_of: HashMap<&Vec<u32>, u32> = HashMap::new();
         self.pattern = self
