@@ -67,12 +67,17 @@ pub fn h_add(inst: &Instance, state: &[u64], cost: &mut Vec<u32>) -> Option<u32>
             if pc >= INF {
                 continue;
             }
-            for &f in &a.add {
-                if pc < cost[f as usize] {
-                    cost[f as usize] = pc;
-                    changed = true;
+            let lower = |cost: &mut [u32], adds: &[u32], c: u32| {
+                let mut lowered = false;
+                for &f in adds {
+                    if c < cost[f as usize] {
+                        cost[f as usize] = c;
+                        lowered = true;
+                    }
                 }
-            }
+                lowered
+            };
+            changed |= lower(cost, &a.add, pc);
             // a conditional effect: the action, plus the cheapest way to make its condition true
             for c in &a.when {
                 let cc = c
@@ -85,14 +90,8 @@ pub fn h_add(inst: &Instance, state: &[u64], cost: &mut Vec<u32>) -> Option<u32>
                     })
                     .min()
                     .unwrap_or(INF);
-                if cc >= INF {
-                    continue;
-                }
-                for &f in &c.add {
-                    if cc < cost[f as usize] {
-                        cost[f as usize] = cc;
-                        changed = true;
-                    }
+                if cc < INF {
+                    changed |= lower(cost, &c.add, cc);
                 }
             }
         }

@@ -292,30 +292,7 @@ impl Compiler<'_> {
     ) -> R<HashMap<String, PredId>> {
         let mut pred_index = HashMap::new();
         for p in &f.predicates {
-            if KEYWORDS.contains(&p.name.as_str()) {
-                return Err(self.loc.error(
-                    &["predicates"],
-                    &p.name,
-                    0,
-                    format!(
-                        "`{}` is a keyword of conditions and effects ({}); name the predicate otherwise",
-                        p.name,
-                        KEYWORDS.join(", ")
-                    ),
-                ));
-            }
-            if p.params.len() > MAX_ARITY {
-                return Err(self.loc.error(
-                    &["predicates"],
-                    &p.name,
-                    0,
-                    format!(
-                        "predicate `{}` has {} parameters; at most {MAX_ARITY} are supported",
-                        p.name,
-                        p.params.len()
-                    ),
-                ));
-            }
+            self.name_and_arity("predicates", "predicate", &p.name, p.params.len())?;
             let params = p
                 .params
                 .iter()
@@ -331,6 +308,23 @@ impl Compiler<'_> {
         Ok(pred_index)
     }
 
+    /// A predicate's or fluent's name is not a keyword and it has at most `MAX_ARITY` parameters.
+    fn name_and_arity(&self, section: &str, what: &str, name: &str, arity: usize) -> R<()> {
+        let err = |m: String| Err(self.loc.error(&[section], name, 0, m));
+        if KEYWORDS.contains(&name) {
+            return err(format!(
+                "`{name}` is a keyword of conditions and effects ({}); name the {what} otherwise",
+                KEYWORDS.join(", ")
+            ));
+        }
+        if arity > MAX_ARITY {
+            return err(format!(
+                "{what} `{name}` has {arity} parameters; at most {MAX_ARITY} are supported"
+            ));
+        }
+        Ok(())
+    }
+
     /// The numeric fluents and their index.
     fn fluents(
         &self,
@@ -340,24 +334,16 @@ impl Compiler<'_> {
     ) -> R<HashMap<String, FluentId>> {
         let mut index = HashMap::new();
         for x in &f.fluents {
-            let err = |m: String| Err(self.loc.error(&["fluents"], &x.name, 0, m));
-            if KEYWORDS.contains(&x.name.as_str()) {
-                return err(format!(
-                    "`{}` is a keyword of conditions and effects",
-                    x.name
-                ));
-            }
-            if x.params.len() > MAX_ARITY {
-                return err(format!(
-                    "fluent `{}` has {} parameters; at most {MAX_ARITY} are supported",
-                    x.name,
-                    x.params.len()
-                ));
-            }
+            self.name_and_arity("fluents", "fluent", &x.name, x.params.len())?;
             if x.min > x.max || !(x.min..=x.max).contains(&x.default) {
-                return err(format!(
-                    "fluent `{}`: need min <= default <= max, found min {}, default {}, max {}",
-                    x.name, x.min, x.default, x.max
+                return Err(self.loc.error(
+                    &["fluents"],
+                    &x.name,
+                    0,
+                    format!(
+                        "fluent `{}`: need min <= default <= max, found min {}, default {}, max {}",
+                        x.name, x.min, x.default, x.max
+                    ),
                 ));
             }
             let params = x
