@@ -130,7 +130,7 @@ fn textworld_express_adapter_runs_and_its_gold_path_succeeds() {
 
 /// The native model on TextWorldExpress coin worlds it never saw (issue 19's development set,
 /// `scripts/twx-fidelity.sh`): trained on 210 trajectories of seed-1 worlds, evaluated on 120 of
-/// seed-2 worlds. Measured 2026-12-04: unseen next-state exact 0.676 (revealing 0.018), reward
+/// seed-2 worlds. Measured 2026-12-04: unseen next-state exact 0.753 (revealing 0.018), reward
 /// accuracy 0.993, false success 0.000; the threshold holds what is reached, not the target
 /// (0.9 x (1 - revealing)).
 #[test]
@@ -163,7 +163,7 @@ fn the_native_model_on_unseen_textworld_express_coin_worlds() {
     let unseen = &v["unseen_tasks"];
     let get = |k: &str| unseen[k].as_f64().unwrap_or_else(|| panic!("no {k}: {v}"));
     assert!(get("transitions") > 1000.0, "{v}");
-    assert!(get("next_state_exact") >= 0.62, "{v}");
+    assert!(get("next_state_exact") >= 0.70, "{v}");
     assert!(get("reward_accuracy") >= 0.98, "{v}");
     assert!(get("false_success_rate") <= 0.005, "{v}");
 }

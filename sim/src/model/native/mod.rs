@@ -17,7 +17,7 @@
 //!    Lines of the state that the transition keeps but whose words show up in the outcome (the
 //!    id of an option being selected) are kept as context preconditions that bind those words.
 //!    Relations that hold between a rule's variables in every example (numeric order, never
-//!    equal) are conditions too; a rule may not keep a line of a kind its action form always
+//!    equal, equal but for case) are conditions too; a rule may not keep a line of a kind its action form always
 //!    removed; among matching rules that pay differently, the one with the most similar example
 //!    wins. A rule that predicts a success but, tried on the training transitions of its action
 //!    form, held on fewer than 90% of the steps it applies to (a hidden cause decided) is weak:
@@ -321,6 +321,89 @@ mod tests {
         let seen = predict(&down("billing", true));
         assert!(seen.success, "{}", seen.reasoning);
         assert!(seen.confidence > 0.8, "{}", seen.reasoning);
+    }
+
+    /// TextWorld writes the action's `west` as `West` in the line it changes: the rule must open
+    /// the door the action names, never the first closed door it sees.
+    #[test]
+    fn a_word_the_action_names_binds_the_same_word_capitalised() {
+        let dirs = ["north", "south", "east", "west"];
+        let cap = |d: &str| format!("{}{}", d[..1].to_uppercase(), &d[1..]);
+        let room = |doors: &[(&str, &str, bool)]| Observation {
+            lines: std::iter::once("[t0] text: You are in the hall".to_string())
+                .chain(doors.iter().enumerate().map(|(i, (d, name, open))| {
+                    let how = if *open { "an open" } else { "a closed" };
+                    format!(
+                        "[t{}] text: To the {} you see {how} {name} door",
+                        i + 1,
+                        cap(d)
+                    )
+                }))
+                .collect(),
+            instruction: "explore".into(),
+            admissible: doors
+                .iter()
+                .map(|(d, ..)| format!("open door to {d}"))
+                .collect(),
+            feedback: String::new(),
+        };
+        let names = ["oak", "pine", "glass", "steel", "screen", "barn"];
+        let mut episodes = vec![];
+        for (i, a) in dirs.iter().enumerate() {
+            for (j, b) in dirs.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let (na, nb) = (names[(i + j) % 6], names[(i + 2 * j + 1) % 6]);
+                // open one door of the two, first or second: the line's position tells nothing
+                for first in [true, false] {
+                    let (d, n) = if first { (a, na) } else { (b, nb) };
+                    let before = room(&[(a, na, false), (b, nb, false)]);
+                    let mut after = room(&[(a, na, first), (b, nb, !first)]);
+                    after.feedback = format!("You open the {n} door.");
+                    episodes.push(episode(vec![Step {
+                        state: before,
+                        action: format!("open door to {d}"),
+                        reward: 0.0,
+                        next_state: after,
+                        done: false,
+                        truncated: false,
+                        reasoning: None,
+                        provenance: dreamgym_buffer::Provenance::Real,
+                        reward_known: true,
+                    }]));
+                }
+            }
+        }
+        let model = NativeModel::fit(&episodes);
+        let task = super::super::test_task("explore");
+        let predict = |state: &Observation, action: &str| {
+            model.predict_native(&ModelContext {
+                task: &task,
+                history: &[],
+                state,
+                action,
+                retrieved: &[],
+            })
+        };
+        // two doors never seen: the named one opens
+        let state = room(&[("north", "maple", false), ("east", "cedar", false)]);
+        let p = predict(&state, "open door to north");
+        let want = room(&[("north", "maple", true), ("east", "cedar", false)]);
+        assert_eq!(p.next_state.lines, want.lines, "{}", p.reasoning);
+        // the named door second: the door to the east, which the rule's pattern fits first, is
+        // never the one opened (matching does not backtrack on the relation, so the rule does
+        // not apply here and the model says so)
+        let state = room(&[("east", "cedar", false), ("north", "maple", false)]);
+        let p = predict(&state, "open door to north");
+        assert!(
+            !p.next_state
+                .lines
+                .iter()
+                .any(|l| l.contains("an open cedar door")),
+            "{}",
+            p.reasoning
+        );
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub(super) enum Relation {
     Greater,
     /// Never the same word.
     Differ,
+    /// The same word but for case, as the action's `west` and a line's `West`: a rule about the
+    /// door to the west must not open the one to the south.
+    SameFolded,
 }
 
 /// A lifted rule.
@@ -250,9 +253,17 @@ impl Rule {
                     }
                     _ => None,
                 };
+                let folded = |x: &u32, y: &u32| {
+                    words.words[*x as usize].eq_ignore_ascii_case(&words.words[*y as usize])
+                };
+                let same_folded = self.columns[cu]
+                    .iter()
+                    .zip(&self.columns[cw])
+                    .all(|(x, y)| x != y && folded(x, y));
                 let relation = match order {
                     Some(std::cmp::Ordering::Less) => Some(Relation::Less),
                     Some(std::cmp::Ordering::Greater) => Some(Relation::Greater),
+                    _ if same_folded => Some(Relation::SameFolded),
                     _ => self.columns[cu]
                         .iter()
                         .zip(&self.columns[cw])
@@ -277,6 +288,7 @@ impl Rule {
                 Relation::Differ => p != q,
                 Relation::Less => matches!((num(p), num(q)), (Some(a), Some(b)) if a < b),
                 Relation::Greater => matches!((num(p), num(q)), (Some(a), Some(b)) if a > b),
+                Relation::SameFolded => v.word(p).eq_ignore_ascii_case(v.word(q)),
             }
         })
     }
