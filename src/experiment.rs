@@ -175,10 +175,17 @@ fn offline_data(
         return Ok(dreamgym_buffer::jsonl::read_file(&offline_path)?);
     }
     let data = match &cfg.offline {
+        // as `dreamgym run --offline`: episodes on held-out instances are left out
         Some(p) => {
-            let data = dreamgym_buffer::jsonl::read_file(p)?;
-            factory.check_offline(p, &data)?;
-            data
+            let given = crate::pipeline::GivenOffline::load(p, factory)?;
+            if given.held_out_left_out > 0 {
+                tracing::info!(
+                    "{}: {} episode(s) on held-out instances left out of the seed data",
+                    p.display(),
+                    given.held_out_left_out
+                );
+            }
+            given.trajectories
         }
         None => collect_offline(factory.open().as_mut(), &cfg.run, cfg.seed)?,
     };

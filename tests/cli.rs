@@ -912,6 +912,43 @@ fn train_refuses_offline_data_of_another_scenario() {
     }
 }
 
+/// `train` with `offline: FILE` keeps only the file's episodes on training instances, as `run
+/// --offline` does, so its held-out evaluation stays honest.
+#[test]
+fn train_leaves_held_out_instances_out_of_given_offline_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.jsonl");
+    collect_keys_doors(&data, 30, &["--seed", "3"]);
+    let given = dreamgym_buffer::jsonl::read_file(&data).unwrap();
+    let training = given
+        .iter()
+        .filter(|t| dreamgym_policy::rollout::on_training_instance(t))
+        .count();
+    assert!(
+        training < given.len() && training > 0,
+        "the data must hold both kinds"
+    );
+    let cfg = dir.path().join("exp.ron");
+    std::fs::write(
+        &cfg,
+        format!(
+            "(env: \"scenario:{}\", offline: Some({:?}), run: (iterations: 1, eval_episodes: 2, policy: (num_steps: 8, num_envs: 2)))",
+            scenario("keys_doors.ron").display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (ok, _, err) = run(&mut train_experiment(&cfg, &out, &[]));
+    assert!(ok, "{err}");
+    let kept = dreamgym_buffer::jsonl::read_file(&out.join("offline.jsonl")).unwrap();
+    assert_eq!(kept.len(), training);
+    assert!(
+        kept.iter()
+            .all(|t| dreamgym_policy::rollout::on_training_instance(t))
+    );
+}
+
 /// Output piped into a reader that stops early (`dreamgym ... | head -1`) ends the command
 /// quietly, as other CLI tools do, instead of a panic on the broken pipe.
 #[cfg(unix)]
