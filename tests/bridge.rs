@@ -126,6 +126,10 @@ fn textworld_express_adapter_runs_and_its_gold_path_succeeds() {
             .iter()
             .any(|a| a == "look around")
     );
+    // `dreamgym run` resets with 64-bit seeds; TextWorldExpress takes a Java int
+    let mut env = shipped("twx:coin:numLocations=5,includeDoors=1");
+    let obs = env.reset(&TaskSpec::default(), 0x9e37_79b9_7f4a_7c15).unwrap();
+    assert!(!obs.lines.is_empty());
 }
 
 /// The native model on TextWorldExpress coin worlds it never saw (issue 19's development set,

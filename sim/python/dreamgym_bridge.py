@@ -250,7 +250,9 @@ class TWX:
         return {"lines": lines, "instruction": info.get("taskDescription", ""), "admissible": sorted(info["validActions"]), "feedback": feedback}
 
     def reset(self, seed):
-        obs, info = self.env.reset(seed=seed, gameFold="train", generateGoldPath=True)
+        # TextWorldExpress takes a Java int: larger seeds (dreamgym's are 64-bit) wrap into its
+        # range; smaller ones are passed as they are
+        obs, info = self.env.reset(seed=seed % 2_147_483_647, gameFold="train", generateGoldPath=True)
         self.gold = list(self.env.getGoldActionSequence())
         self.pos = 1 if self.gold and self.gold[0] == "look around" else 0
         self.on_path = True
