@@ -128,7 +128,9 @@ fn textworld_express_adapter_runs_and_its_gold_path_succeeds() {
     );
     // `dreamgym run` resets with 64-bit seeds; TextWorldExpress takes a Java int
     let mut env = shipped("twx:coin:numLocations=5,includeDoors=1");
-    let obs = env.reset(&TaskSpec::default(), 0x9e37_79b9_7f4a_7c15).unwrap();
+    let obs = env
+        .reset(&TaskSpec::default(), 0x9e37_79b9_7f4a_7c15)
+        .unwrap();
     assert!(!obs.lines.is_empty());
 }
 

@@ -164,17 +164,22 @@ impl NumEffect {
     /// Apply the change to `state` (reading the value and the right side from it as it is now).
     #[inline]
     pub fn apply(&self, state: &mut [u64]) {
-        use super::expr::SetOp::*;
         let (now, by) = (value(state, self.fluent), self.rhs.get(state));
-        let next = match self.op {
-            Assign => by,
-            Add => now.saturating_add(by),
-            Sub => now.saturating_sub(by),
-        }
-        .clamp(self.min, self.max);
+        let next = changed(self.op, now, by, self.min, self.max);
         let i = state.len() - self.fluent as usize;
         state[i] = next as u64;
     }
+}
+
+/// A fluent's value `now` changed by `op` with `by`, kept within `[min, max]`.
+pub fn changed(op: super::expr::SetOp, now: i64, by: i64, min: i64, max: i64) -> i64 {
+    use super::expr::SetOp::*;
+    match op {
+        Assign => by,
+        Add => now.saturating_add(by),
+        Sub => now.saturating_sub(by),
+    }
+    .clamp(min, max)
 }
 
 /// Whether fact `f` is set in a state bitset.

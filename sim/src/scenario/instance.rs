@@ -167,12 +167,8 @@ impl Setup<'_> {
                     let now = self.value(&f).unwrap_or(0);
                     let by = s.num_value(rhs, &self.binding, self).unwrap_or(0);
                     let info = &self.w.fluents[fluent.id as usize];
-                    let next = match op {
-                        super::expr::SetOp::Assign => by,
-                        super::expr::SetOp::Add => now.saturating_add(by),
-                        super::expr::SetOp::Sub => now.saturating_sub(by),
-                    };
-                    self.values.insert(f, next.clamp(info.min, info.max));
+                    let next = super::facts::changed(*op, now, by, info.min, info.max);
+                    self.values.insert(f, next);
                 }
                 _ => unreachable!("Assert takes atoms and fluent changes (checked when compiled)"),
             }
