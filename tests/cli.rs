@@ -886,21 +886,12 @@ fn train_refuses_offline_data_of_another_scenario() {
     let h = std::fs::read_to_string(&household).unwrap();
     std::fs::write(&mixed, format!("{k}{}", h.lines().next().unwrap())).unwrap();
     for (data, accepted) in [(&keys, true), (&mixed, false)] {
-        let cfg = dir.path().join("exp.ron");
-        std::fs::write(
+        let cfg = keys_doors_experiment_on(dir.path(), data);
+        let (ok, _, err) = run(&mut train_experiment(
             &cfg,
-            format!(
-                "(env: \"scenario:{}\", offline: Some({:?}), run: (iterations: 1, eval_episodes: 2, policy: (num_steps: 8, num_envs: 2)))",
-                scenario("keys_doors.ron").display(),
-                data.display()
-            ),
-        )
-        .unwrap();
-        let (ok, _, err) = run(bin()
-            .args(["train", "--backend", "cpu", "--quiet", "--config"])
-            .arg(&cfg)
-            .arg("--out")
-            .arg(dir.path().join(format!("out{accepted}"))));
+            &dir.path().join(format!("out{accepted}")),
+            &[],
+        ));
         assert_eq!(ok, accepted, "{err}");
         if !accepted {
             assert!(
@@ -910,6 +901,21 @@ fn train_refuses_offline_data_of_another_scenario() {
             );
         }
     }
+}
+
+/// A one-iteration keys_doors experiment config in `dir` whose seed data is the file `data`.
+fn keys_doors_experiment_on(dir: &Path, data: &Path) -> PathBuf {
+    let cfg = dir.join("exp.ron");
+    std::fs::write(
+        &cfg,
+        format!(
+            "(env: \"scenario:{}\", offline: Some({:?}), run: (iterations: 1, eval_episodes: 2, policy: (num_steps: 8, num_envs: 2)))",
+            scenario("keys_doors.ron").display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    cfg
 }
 
 /// `train` with `offline: FILE` keeps only the file's episodes on training instances, as `run
@@ -928,16 +934,7 @@ fn train_leaves_held_out_instances_out_of_given_offline_data() {
         training < given.len() && training > 0,
         "the data must hold both kinds"
     );
-    let cfg = dir.path().join("exp.ron");
-    std::fs::write(
-        &cfg,
-        format!(
-            "(env: \"scenario:{}\", offline: Some({:?}), run: (iterations: 1, eval_episodes: 2, policy: (num_steps: 8, num_envs: 2)))",
-            scenario("keys_doors.ron").display(),
-            data.display()
-        ),
-    )
-    .unwrap();
+    let cfg = keys_doors_experiment_on(dir.path(), &data);
     let out = dir.path().join("out");
     let (ok, _, err) = run(&mut train_experiment(&cfg, &out, &[]));
     assert!(ok, "{err}");
