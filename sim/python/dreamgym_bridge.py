@@ -8,6 +8,7 @@ Everything a library prints goes to stderr: the protocol owns stdout.
 """
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -196,6 +197,67 @@ class BabyAI:
 
 
 # ------------------------------------------------------------------------------- TextWorldExpress
+class CoinExplorer:
+    """A deterministic expert for TextWorldExpress's coin game.
+
+    TextWorldExpress makes coin's gold path by a random walk from an unseeded generator, so the
+    same seed gave other expert episodes in every process (and `collect`, `run` other data). This
+    explorer is a function of what the agent has seen: take the coin when it is in view; else open
+    a closed door of this room; else move to the nearest room not yet visited (breadth-first over
+    the rooms seen so far, directions in alphabetical order); it follows on from any state, so a
+    noisy expert's random steps do not end it.
+    """
+
+    # "To the North you see the kitchen", "Through an open wood door, to the East you see the hallway"
+    NEIGHBOUR = re.compile(r"to the (\w+) you see the ([^.]+?)(?:\.|$)", re.IGNORECASE | re.MULTILINE)
+    ROOM = re.compile(r"You are in the ([^.]+?)(?:\.|$)", re.MULTILINE)
+    # "To the East you see a closed wood door" (the game's valid actions list every door action)
+    CLOSED = re.compile(r"to the (\w+) you see an? closed", re.IGNORECASE)
+
+    def __init__(self):
+        self.visited = set()
+        self.exits = {}  # room -> {direction: room}
+        self.room = None
+        self.closed = []  # directions of the closed doors in view
+
+    def observe(self, look):
+        """Notes the room the agent is in and the rooms it sees through open ways."""
+        m = self.ROOM.search(look)
+        if not m:
+            return
+        self.room = m.group(1).strip()
+        self.visited.add(self.room)
+        exits = self.exits.setdefault(self.room, {})
+        for d, r in self.NEIGHBOUR.findall(look):
+            exits[d.lower()] = r.strip()
+        self.closed = sorted(d.lower() for d in self.CLOSED.findall(look))
+
+    def act(self, valid):
+        """The next action, or None when nothing is left to explore."""
+        if "take coin" in valid:
+            return "take coin"
+        doors = [f"open door to {d}" for d in self.closed if f"open door to {d}" in valid]
+        if doors:
+            return doors[0]
+        # breadth-first from here over known exits, to the nearest room not yet visited
+        first_step = {self.room: None}
+        frontier = [self.room]
+        while frontier:
+            nxt = []
+            for r in frontier:
+                for d in sorted(self.exits.get(r, {})):
+                    to = self.exits[r][d]
+                    if to in first_step:
+                        continue
+                    first_step[to] = first_step[r] or f"move {d}"
+                    if to not in self.visited:
+                        step = first_step[to]
+                        return step if step in valid else None
+                    nxt.append(to)
+            frontier = nxt
+        return None
+
+
 class TWX:
     def __init__(self, env_id, params, difficulty=1):
         from textworld_express import TextWorldExpressEnv
@@ -257,6 +319,10 @@ class TWX:
         self.pos = 1 if self.gold and self.gold[0] == "look around" else 0
         self.on_path = True
         self.steps = 0
+        self.valid = list(info["validActions"])
+        self.explorer = CoinExplorer() if self.game == "coin" else None
+        if self.explorer:
+            self.explorer.observe(info["look"])
         task_params = {"game": self.game, "params": self.game_params}
         if self.difficulty > 1:
             task_params["difficulty"] = str(self.difficulty)
@@ -270,6 +336,9 @@ class TWX:
         elif action not in ("look around", "inventory"):
             self.on_path = False
         obs, reward, done, info = self.env.step(action)
+        self.valid = list(info["validActions"])
+        if self.explorer:
+            self.explorer.observe(info["look"])
         success = bool(info.get("tasksuccess"))
         truncated = bool(done and not success and not info.get("taskfailure") and self.steps >= self.step_limit)
         return {
@@ -282,6 +351,8 @@ class TWX:
         }
 
     def expert(self):
+        if self.explorer:
+            return self.explorer.act(self.valid)
         if not self.on_path or self.pos >= len(self.gold):
             return None
         return self.gold[self.pos]
