@@ -942,7 +942,7 @@ fn train_leaves_held_out_instances_out_of_given_offline_data() {
     assert_eq!(kept.len(), training);
     assert!(
         kept.iter()
-            .all(|t| dreamgym_policy::rollout::on_training_instance(t))
+            .all(dreamgym_policy::rollout::on_training_instance)
     );
 }
 
