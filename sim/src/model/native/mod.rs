@@ -30,6 +30,11 @@
 //!    just so (a place seen empty) is confirmed; otherwise a rule's outcome gets the place's lines
 //!    and the objects a source saw there, however many (shape-free). A cheap test comes first:
 //!    the line the action's words alone determine must be in some source.
+//!    **The instance's own steps** come next, where memory's outcomes for the exact step
+//!    disagree only in what they show (what a closed container holds differs between worlds
+//!    that look alike): real steps of this task instance that took the action and changed lines
+//!    the state still shows decide instead of the majority, when they agree (`instance`; steps
+//!    that paid nothing only).
 //! 4. **Rules read as sets** when no rule of the exact shape applies: a removed pattern takes away
 //!    every line it fits, so leaving a place with three objects works with a rule learnt on one.
 //! 5. **Line rewrites** when no rule applies (egocentric views, where an action rewrites every
@@ -44,12 +49,14 @@
 //! line (or go last). Fidelity compares states as sets of lines.
 //!
 //! Files, in the order a prediction uses them: `tokens` (words), `rule` (the lifted rules and
-//! the query), `memory` (exact memory), `fit` (learning from trajectories), `matching` (rule
-//! patterns against a query), `apply` (a matched rule's outcome, recall, rules read as sets),
-//! `stages` (`predict`: the stages in order).
+//! the query), `memory` (exact memory), `instance` (this instance's own steps where memory
+//! disagrees), `fit` (learning from trajectories), `matching` (rule patterns against a query),
+//! `apply` (a matched rule's outcome, recall, rules read as sets), `stages` (`predict`: the
+//! stages in order).
 
 mod apply;
 mod fit;
+mod instance;
 mod matching;
 mod memory;
 mod rule;

@@ -99,6 +99,17 @@ impl NativeModel {
         {
             return p;
         }
+        // where the training data disagree only about what this exact step shows (what a
+        // hidden part of the world held), this instance's own real experience of it decides
+        if admissible
+            && self
+                .memory
+                .get(&key)
+                .is_some_and(|outcomes| disagree_on_what_is_shown(outcomes, &ctx.state.lines))
+            && let Some(p) = Self::by_instance(ctx)
+        {
+            return p;
+        }
         if let Some(p) = memory() {
             return p;
         }
@@ -212,4 +223,21 @@ impl ExperienceModel for NativeModel {
     fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
         Ok(self.predict_native(ctx))
     }
+}
+
+/// Whether the outcomes remembered for one state and action take away the same lines of it and
+/// differ only in what they add (what a container held): a hidden part of the world decided what
+/// is shown, not whether the action worked.
+fn disagree_on_what_is_shown(outcomes: &[Remembered], state: &[String]) -> bool {
+    let Some((first, rest)) = outcomes.split_first() else {
+        return false;
+    };
+    let removed = diff(state, &first.next.lines);
+    !rest.is_empty()
+        && !removed.is_empty()
+        && rest.iter().all(|o| {
+            diff(state, &o.next.lines) == removed
+                && o.reward == first.reward
+                && o.done == first.done
+        })
 }
