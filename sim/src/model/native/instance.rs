@@ -80,6 +80,7 @@ fn same_change(a: &Step, b: &Step) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::episode;
     use super::*;
 
     const KITCHEN: &str = "[t0] text: You are in the kitchen";
@@ -111,16 +112,6 @@ mod tests {
             provenance: Provenance::Real,
             reward_known: true,
         }
-    }
-
-    fn episode(steps: Vec<Step>) -> Trajectory {
-        serde_json::from_value(serde_json::json!({
-            "task": {"id": "t", "instruction": "cook a meal"},
-            "env_id": "test", "seed": 0, "provenance": "real", "policy": "test",
-            "steps": steps,
-            "outcome": {"success": false, "total_reward": 0.0, "length": steps.len(), "truncated": false},
-        }))
-        .unwrap()
     }
 
     const CLOSED: &str = "a drawer that is closed";

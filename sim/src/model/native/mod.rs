@@ -217,7 +217,9 @@ mod tests {
         }
     }
 
-    fn episode(steps: Vec<Step>) -> Trajectory {
+    /// One real trajectory of `steps` (a task whose instruction the steps' states do not need
+    /// to share: the model reads the states').
+    pub(super) fn episode(steps: Vec<Step>) -> Trajectory {
         serde_json::from_value(serde_json::json!({
             "task": {"id": "t", "instruction": "tidy up"},
             "env_id": "test", "seed": 0, "provenance": "real", "policy": "test",
