@@ -469,6 +469,28 @@ pub enum BufferCmd {
         /// Output JSONL.
         out: PathBuf,
     },
+    /// Replay synthetic episodes that succeeded in the experience model in the real env, and
+    /// count how many the real env confirms (does the policy exploit the model's errors?). Spends
+    /// real env steps, counted in the output.
+    Replay {
+        /// Buffer log file (a run's `OUT/buffer.dglog`).
+        buffer: PathBuf,
+        /// The real env (default: the env id the buffer's real episodes name).
+        #[arg(long)]
+        env: Option<String>,
+        /// How many synthetic successes to draw.
+        #[arg(long, default_value_t = 200)]
+        episodes: usize,
+        /// Seed of the draw.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A command that speaks the bridge protocol, for `bridge:` envs (docs/bridge.md).
+        #[arg(long)]
+        bridge_cmd: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cut a log at its first corrupted record (after an error from `stats`).
     Repair {
         /// Buffer log file.

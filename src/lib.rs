@@ -25,4 +25,5 @@ pub mod seed_context;
 pub mod serve;
 pub mod sft;
 pub mod stats;
+pub mod synthetic_replay;
 pub mod task_families;

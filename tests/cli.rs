@@ -1091,3 +1091,55 @@ fn model_eval_retrieves_from_a_runs_buffer_by_provenance() {
     let (ok, _, err) = run(&mut train_experiment(&cfg, &out, &["--resume"]));
     assert!(!ok && err.contains("retrievable"), "{err}");
 }
+
+/// `buffer replay` plays a buffer's synthetic successes in the real env: one that the real env
+/// repeats is confirmed; one whose last action does nothing in the real env is not, and that
+/// action is named as where it first went wrong.
+#[test]
+fn buffer_replay_confirms_what_the_real_env_repeats_and_names_where_the_rest_went_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("real.jsonl");
+    collect_keys_doors(&jsonl, 2, &["--policy", "expert"]);
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let real: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let synthetic = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        v["trajectory"]["provenance"] = "synthetic".into();
+        for s in v["trajectory"]["steps"].as_array_mut().unwrap() {
+            s["provenance"] = "synthetic".into();
+        }
+        v
+    };
+    let repeated = synthetic(&real[0]);
+    // the model said the last step reached the goal; in the real env the action does nothing
+    let mut wrong = synthetic(&real[1]);
+    let steps = wrong["trajectory"]["steps"].as_array_mut().unwrap();
+    let last = steps.len() - 1;
+    steps[last]["action"] = "dance on the table".into();
+    let real_steps = real[0]["trajectory"]["steps"].as_array().unwrap().len() + last + 1;
+    let all: Vec<String> = real
+        .iter()
+        .chain([&repeated, &wrong])
+        .map(|v| v.to_string())
+        .collect();
+    std::fs::write(&jsonl, all.join("\n") + "\n").unwrap();
+    let buf = dir.path().join("b.dglog");
+    assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&jsonl)).0);
+    let (ok, out, err) = run(bin()
+        .args(["buffer", "replay", "--json", "--episodes", "10"])
+        .arg(&buf));
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["synthetic_successes"], 2, "{r}");
+    assert_eq!(r["replayed"], 2, "{r}");
+    assert_eq!(r["confirmed"], 1, "{r}");
+    assert_eq!(r["real_steps"], real_steps, "{r}");
+    assert_eq!(
+        r["first_wrong"],
+        serde_json::json!([["dance on the table", 1]]),
+        "{r}"
+    );
+}

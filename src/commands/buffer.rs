@@ -97,6 +97,65 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
             );
             Ok(())
         }
+        BufferCmd::Replay {
+            buffer,
+            env,
+            episodes,
+            seed,
+            bridge_cmd,
+            json,
+        } => {
+            let (b, _) = open_existing(&buffer, DEFAULT_CAPACITY)?;
+            let trajectories = b.trajectories();
+            let env = match env {
+                Some(e) => crate::envs::env_id_of(&e),
+                None => trajectories
+                    .iter()
+                    .find(|t| t.provenance == dreamgym_buffer::Provenance::Real)
+                    .map(|t| t.env_id.clone())
+                    .with_context(|| {
+                        format!(
+                            "{}: no real episode names the env; give --env",
+                            buffer.display()
+                        )
+                    })?,
+            };
+            let factory = crate::envs::EnvFactory::new(&env, bridge_cmd.as_deref())?;
+            let r = crate::synthetic_replay::replay_synthetic_successes(
+                &trajectories,
+                &factory,
+                episodes,
+                seed,
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "synthetic successes in the buffer: {}; drawn {} (seed {seed}); replayed in {env}: {}",
+                    r.synthetic_successes, r.drawn, r.replayed
+                );
+                if r.no_real_instance + r.other_start > 0 {
+                    println!(
+                        "  not replayable: {} with no real episode of their instance, {} whose real reset showed another first state",
+                        r.no_real_instance, r.other_start
+                    );
+                }
+                println!(
+                    "confirmed by the real env: {} of {} ({:.3}); real steps spent: {}",
+                    r.confirmed,
+                    r.replayed,
+                    r.confirmed_share(),
+                    r.real_steps
+                );
+                if !r.first_wrong.is_empty() {
+                    println!("where the others first went wrong (the real state differed after):");
+                    for (action, n) in r.first_wrong.iter().take(10) {
+                        println!("  {n:>5}  {action}");
+                    }
+                }
+            }
+            Ok(())
+        }
         BufferCmd::Repair { buffer } => {
             let (_, rec) = ReplayBuffer::open_with(
                 &buffer,

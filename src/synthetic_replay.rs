@@ -1,0 +1,142 @@
+//! Replaying synthetic successes in the real env: does the real env confirm what the policy
+//! learnt to exploit in the experience model?
+//!
+//! A model's false-success rate on real held-out episodes is measured where the data go; a
+//! policy trained in the model goes elsewhere, and may learn to reach states where the model's
+//! rules — each right on the data — add up to a success the real env would not give. This
+//! draws synthetic episodes that succeeded in the model from a run's buffer, resets the real env
+//! to the same task instance (the reset of a real episode of that instance in the buffer, checked
+//! against the synthetic episode's first state), plays the same actions, and counts how many
+//! succeed; for the others, the action after which the real state first differed from the
+//! model's. Real steps are spent here, outside any training budget, and are counted.
+
+use crate::envs::EnvFactory;
+use anyhow::Result;
+use dreamgym_buffer::{Provenance, Trajectory};
+use dreamgym_sim::TaskSpec;
+use rand::SeedableRng;
+use rand::seq::index;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// What replaying synthetic successes found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReplayReport {
+    /// Synthetic episodes that succeeded in the model, in the buffer.
+    pub synthetic_successes: usize,
+    /// How many were drawn.
+    pub drawn: usize,
+    /// Drawn episodes whose task instance no real episode in the buffer reset (not replayable).
+    pub no_real_instance: usize,
+    /// Drawn episodes whose real reset did not show the synthetic episode's first state.
+    pub other_start: usize,
+    /// Episodes replayed in the real env.
+    pub replayed: usize,
+    /// Replayed episodes that succeeded in the real env too.
+    pub confirmed: usize,
+    /// For the replayed episodes that did not succeed: the action after which the real state
+    /// first differed from the model's, with how often (most frequent first).
+    pub first_wrong: Vec<(String, usize)>,
+    /// Real env steps spent.
+    pub real_steps: usize,
+}
+
+impl ReplayReport {
+    /// The share of replayed synthetic successes the real env confirmed.
+    pub fn confirmed_share(&self) -> f64 {
+        self.confirmed as f64 / self.replayed.max(1) as f64
+    }
+}
+
+/// Replay `n` synthetic successes of `trajectories` (drawn with `seed`) in envs from `factory`.
+pub fn replay_synthetic_successes(
+    trajectories: &[Trajectory],
+    factory: &EnvFactory,
+    n: usize,
+    seed: u64,
+) -> Result<ReplayReport> {
+    // how each task instance was reset in the real env
+    let mut resets: HashMap<&str, (TaskSpec, u64)> = HashMap::new();
+    for t in trajectories
+        .iter()
+        .filter(|t| t.provenance == Provenance::Real && !t.steps.is_empty())
+    {
+        resets.entry(t.task.id.as_str()).or_insert_with(|| {
+            let spec = TaskSpec {
+                template: t.task.params.get("template").cloned(),
+                difficulty: Some(t.task.difficulty),
+                posed: None,
+            };
+            (spec, t.seed)
+        });
+    }
+    let successes: Vec<&Trajectory> = trajectories
+        .iter()
+        .filter(|t| {
+            t.provenance == Provenance::Synthetic && t.outcome.success && !t.steps.is_empty()
+        })
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut picked: Vec<usize> =
+        index::sample(&mut rng, successes.len(), n.min(successes.len())).into_vec();
+    picked.sort_unstable();
+    let mut report = ReplayReport {
+        synthetic_successes: successes.len(),
+        drawn: picked.len(),
+        no_real_instance: 0,
+        other_start: 0,
+        replayed: 0,
+        confirmed: 0,
+        first_wrong: vec![],
+        real_steps: 0,
+    };
+    let mut wrong: BTreeMap<String, usize> = BTreeMap::new();
+    let mut env = factory.open();
+    for t in picked.into_iter().map(|i| successes[i]) {
+        let Some((spec, reset_seed)) = resets.get(t.task.id.as_str()) else {
+            report.no_real_instance += 1;
+            continue;
+        };
+        let first = env.reset(spec, *reset_seed)?;
+        if !same_lines(&first.lines, &t.steps[0].state.lines) {
+            report.other_start += 1;
+            continue;
+        }
+        report.replayed += 1;
+        let mut first_diff: Option<&str> = None;
+        let mut success = false;
+        for s in &t.steps {
+            let r = env.step(&s.action)?;
+            report.real_steps += 1;
+            if first_diff.is_none() && !same_lines(&r.observation.lines, &s.next_state.lines) {
+                first_diff = Some(&s.action);
+            }
+            if r.done || r.truncated {
+                success = r.success;
+                break;
+            }
+        }
+        if success {
+            report.confirmed += 1;
+        } else {
+            // the states all matched: the model's reward or `done` was what differed
+            let at = first_diff.unwrap_or_else(|| &t.steps[t.steps.len() - 1].action);
+            *wrong.entry(at.to_string()).or_default() += 1;
+        }
+    }
+    report.first_wrong = wrong.into_iter().collect();
+    report
+        .first_wrong
+        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(report)
+}
+
+/// Whether two states hold the same lines (fidelity compares states as sets of lines).
+fn same_lines(a: &[String], b: &[String]) -> bool {
+    let mut a: Vec<&String> = a.iter().collect();
+    let mut b: Vec<&String> = b.iter().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
