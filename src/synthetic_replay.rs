@@ -8,7 +8,8 @@
 //! to the same task instance (the reset of a real episode of that instance in the buffer, checked
 //! against the synthetic episode's first state), plays the same actions, and counts how many
 //! succeed; for the others, the action after which the real state first differed from the
-//! model's. Real steps are spent here, outside any training budget, and are counted.
+//! model's (or the real episode ended and the model's went on). Real steps are spent here,
+//! outside any training budget, and are counted.
 
 use crate::envs::EnvFactory;
 use anyhow::Result;
@@ -36,7 +37,8 @@ pub struct ReplayReport {
     /// Replayed episodes that succeeded in the real env too.
     pub confirmed: usize,
     /// For the replayed episodes that did not succeed: the action after which the real state
-    /// first differed from the model's, with how often (most frequent first).
+    /// first differed from the model's, or the real episode ended before the model's, with how
+    /// often (most frequent first).
     pub first_wrong: Vec<(String, usize)>,
     /// Real env steps spent.
     pub real_steps: usize,
@@ -106,13 +108,19 @@ pub fn replay_synthetic_successes(
         report.replayed += 1;
         let mut first_diff: Option<&str> = None;
         let mut success = false;
-        for s in &t.steps {
+        for (i, s) in t.steps.iter().enumerate() {
             let r = env.step(&s.action)?;
             report.real_steps += 1;
-            if first_diff.is_none() && !same_lines(&r.observation.lines, &s.next_state.lines) {
+            let ended = r.done || r.truncated;
+            // a real episode that ends before the model's did (a terminal failure the model
+            // did not predict) went wrong there too
+            let ended_early = ended && i + 1 < t.steps.len();
+            if first_diff.is_none()
+                && (ended_early || !same_lines(&r.observation.lines, &s.next_state.lines))
+            {
                 first_diff = Some(&s.action);
             }
-            if r.done || r.truncated {
+            if ended {
                 success = r.success;
                 break;
             }

@@ -148,7 +148,9 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
                     r.real_steps
                 );
                 if !r.first_wrong.is_empty() {
-                    println!("where the others first went wrong (the real state differed after):");
+                    println!(
+                        "where the others first went wrong (after it the real state differed, or the real episode ended):"
+                    );
                     for (action, n) in r.first_wrong.iter().take(10) {
                         println!("  {n:>5}  {action}");
                     }
