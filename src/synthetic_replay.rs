@@ -15,6 +15,7 @@ use crate::envs::EnvFactory;
 use anyhow::Result;
 use dreamgym_buffer::{Provenance, Trajectory};
 use dreamgym_sim::TaskSpec;
+use dreamgym_sim::model::fidelity::same_set;
 use rand::SeedableRng;
 use rand::seq::index;
 use rand_chacha::ChaCha8Rng;
@@ -101,7 +102,7 @@ pub fn replay_synthetic_successes(
             continue;
         };
         let first = env.reset(spec, *reset_seed)?;
-        if !same_lines(&first.lines, &t.steps[0].state.lines) {
+        if !same_set(&first.lines, &t.steps[0].state.lines) {
             report.other_start += 1;
             continue;
         }
@@ -116,7 +117,7 @@ pub fn replay_synthetic_successes(
             // did not predict) went wrong there too
             let ended_early = ended && i + 1 < t.steps.len();
             if first_diff.is_none()
-                && (ended_early || !same_lines(&r.observation.lines, &s.next_state.lines))
+                && (ended_early || !same_set(&r.observation.lines, &s.next_state.lines))
             {
                 first_diff = Some(&s.action);
             }
@@ -138,13 +139,4 @@ pub fn replay_synthetic_successes(
         .first_wrong
         .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(report)
-}
-
-/// Whether two states hold the same lines (fidelity compares states as sets of lines).
-fn same_lines(a: &[String], b: &[String]) -> bool {
-    let mut a: Vec<&String> = a.iter().collect();
-    let mut b: Vec<&String> = b.iter().collect();
-    a.sort_unstable();
-    b.sort_unstable();
-    a == b
 }

@@ -203,7 +203,9 @@ fn reveals(s: &dreamgym_buffer::Step, shown: &str) -> bool {
         .any(|l| !context.contains(&entity(l)))
 }
 
-fn same_set(a: &[String], b: &[String]) -> bool {
+/// Whether two states hold the same lines, as sets: the comparison behind `next_state_exact`
+/// (and `admissible_exact`), for other tools that must judge a predicted state the same way.
+pub fn same_set(a: &[String], b: &[String]) -> bool {
     a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
 }
 

@@ -17,38 +17,41 @@ impl NativeModel {
     /// `None` when no retrieved step of the action applies here.
     pub(super) fn by_instance(ctx: &ModelContext) -> Option<Prediction> {
         let state = &ctx.state.lines;
-        let mut applicable = ctx.retrieved.iter().filter(|s| {
-            s.action == ctx.action
-                && s.state.instruction == ctx.state.instruction
-                && s.provenance == Provenance::Real
-                && s.reward == 0.0
-                && !s.done
-                && s.state.lines != s.next_state.lines
-                && diff(&s.state.lines, &s.next_state.lines)
-                    .iter()
-                    .all(|l| state.contains(l))
-                && !diff(&s.next_state.lines, &s.state.lines)
-                    .iter()
-                    .any(|l| state.contains(l))
-        });
-        let step = applicable.next()?;
+        // each applicable step with what it took away and what it added
+        let mut applicable = ctx
+            .retrieved
+            .iter()
+            .filter(|s| {
+                s.action == ctx.action
+                    && s.state.instruction == ctx.state.instruction
+                    && s.provenance == Provenance::Real
+                    && s.reward == 0.0
+                    && !s.done
+                    && s.state.lines != s.next_state.lines
+            })
+            .map(|s| {
+                let removed = diff(&s.state.lines, &s.next_state.lines);
+                let added = diff(&s.next_state.lines, &s.state.lines);
+                (s, removed, added)
+            })
+            .filter(|(_, removed, added)| {
+                removed.iter().all(|l| state.contains(l))
+                    && !added.iter().any(|l| state.contains(l))
+            });
+        let (step, removed, added) = applicable.next()?;
         // the instance's own steps must agree too
         let mut count = 1;
-        for other in applicable {
-            if !same_change(step, other) {
+        for (_, r, a) in applicable {
+            if r != removed || a != added {
                 return None;
             }
             count += 1;
         }
-        let removed: Vec<usize> = diff(&step.state.lines, &step.next_state.lines)
+        let removed: Vec<usize> = removed
             .iter()
             .filter_map(|l| state.iter().position(|x| x == *l))
             .collect();
-        let added = diff(&step.next_state.lines, &step.state.lines)
-            .into_iter()
-            .cloned()
-            .collect();
-        let lines = splice(state, &removed, added);
+        let lines = splice(state, &removed, added.into_iter().cloned().collect());
         let admissible = if step.state.lines == *state {
             step.next_state.admissible.clone()
         } else {
@@ -70,12 +73,6 @@ impl NativeModel {
             confidence: 0.9,
         })
     }
-}
-
-/// Whether two steps changed the same lines into the same lines.
-fn same_change(a: &Step, b: &Step) -> bool {
-    diff(&a.state.lines, &a.next_state.lines) == diff(&b.state.lines, &b.next_state.lines)
-        && diff(&a.next_state.lines, &a.state.lines) == diff(&b.next_state.lines, &b.state.lines)
 }
 
 #[cfg(test)]

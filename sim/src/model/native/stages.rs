@@ -22,7 +22,8 @@ impl NativeModel {
         let admissible = ctx.state.admissible.iter().any(|a| a == ctx.action);
         // 1. exact memory
         let key = fingerprint(Some(&ctx.state.instruction), &ctx.state.lines, ctx.action);
-        let remembered = self.memory.get(&key).map(|outcomes| {
+        let outcomes = self.memory.get(&key);
+        let remembered = outcomes.map(|outcomes| {
             let total: usize = outcomes.iter().map(|o| o.count).sum();
             (
                 outcomes.iter().max_by_key(|o| o.count).expect("non-empty"),
@@ -102,10 +103,7 @@ impl NativeModel {
         // where the training data disagree only about what this exact step shows (what a
         // hidden part of the world held), this instance's own real experience of it decides
         if admissible
-            && self
-                .memory
-                .get(&key)
-                .is_some_and(|outcomes| disagree_on_what_is_shown(outcomes, &ctx.state.lines))
+            && outcomes.is_some_and(|o| disagree_on_what_is_shown(o, &ctx.state.lines))
             && let Some(p) = Self::by_instance(ctx)
         {
             return p;
