@@ -149,9 +149,10 @@ fn textworld_express_adapter_runs_and_its_expert_succeeds_the_same_way_every_tim
 
 /// The native model on TextWorldExpress coin worlds it never saw (issue 19's development set,
 /// `scripts/twx-fidelity.sh`): trained on 210 trajectories of seed-1 worlds, evaluated on 120 of
-/// seed-2 worlds. Measured 2026-12-04 with the bridge's deterministic coin expert: unseen
-/// next-state exact 0.728 (revealing 0.027), reward accuracy 0.987, false success 0.000 (the same
-/// every time); the threshold holds what is reached, not the target (0.9 x (1 - revealing)).
+/// seed-2 worlds. Measured 2026-12-04 with the bridge's deterministic coin expert and the
+/// native model's undoing pairs: unseen next-state exact 0.809 (0.728 before the pairs;
+/// revealing 0.027), reward accuracy 0.987, false success 0.000 (the same every time); the
+/// threshold holds what is reached, not the target (0.9 x (1 - revealing)).
 #[test]
 fn the_native_model_on_unseen_textworld_express_coin_worlds() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +183,7 @@ fn the_native_model_on_unseen_textworld_express_coin_worlds() {
     let unseen = &v["unseen_tasks"];
     let get = |k: &str| unseen[k].as_f64().unwrap_or_else(|| panic!("no {k}: {v}"));
     assert!(get("transitions") > 1000.0, "{v}");
-    assert!(get("next_state_exact") >= 0.70, "{v}");
+    assert!(get("next_state_exact") >= 0.78, "{v}");
     assert!(get("reward_accuracy") >= 0.98, "{v}");
     assert!(get("false_success_rate") <= 0.005, "{v}");
 }

@@ -36,6 +36,7 @@ impl NativeModel {
             }
             if rules {
                 m.views.learn_returns(&t.steps);
+                m.undoing.learn(&t.steps);
             }
         }
         m.additive.fit();

@@ -62,6 +62,7 @@ mod memory;
 mod rule;
 mod stages;
 mod tokens;
+mod undo;
 
 use super::additive_reward::AdditiveRewards;
 use super::line_rewrite::LineRewrites;
@@ -109,6 +110,8 @@ pub struct NativeModel {
     additive: AdditiveRewards,
     /// The admissible actions of each set of state lines seen (for recalled states).
     views: ViewIndex,
+    /// Pairs of actions where the second went back to the state before the first.
+    undoing: undo::Undoing,
 }
 
 #[cfg(test)]

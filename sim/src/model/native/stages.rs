@@ -2,11 +2,24 @@
 //! every stage reads.
 
 use super::*;
+use crate::model::fidelity::same_set;
 
 impl NativeModel {
     /// The native prediction (never fails: unexplained actions get the failure semantics).
     pub fn predict_native(&self, ctx: &ModelContext) -> Prediction {
         let mut p = self.predict_by_stages(ctx);
+        // an action that undoes a change this episode made shows what the episode showed before
+        // (what the stages guessed from other episodes may be another world's); the reward and
+        // `done` stay the stages'
+        if p.reward == 0.0
+            && !p.done
+            && self.use_rules
+            && ctx.state.admissible.iter().any(|a| a == ctx.action)
+            && let Some(u) = self.undoing.predict(ctx)
+            && !same_set(&u.next_state.lines, &p.next_state.lines)
+        {
+            p = u;
+        }
         // the admissible actions of a state are those a training state with the same lines
         // always had (rules only know the changes they saw)
         if p.next_state.lines != ctx.state.lines
