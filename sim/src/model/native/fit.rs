@@ -29,6 +29,7 @@ impl NativeModel {
                 }
                 m.learn(s, &mut index);
                 if rules {
+                    m.analogies.learn(s);
                     m.rewrites.learn(s);
                     m.additive.learn(s);
                     m.views.learn(&s.next_state);

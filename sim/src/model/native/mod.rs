@@ -54,6 +54,7 @@
 //! `apply` (a matched rule's outcome, recall, rules read as sets), `stages` (`predict`: the
 //! stages in order).
 
+mod analogy;
 mod apply;
 mod fit;
 mod instance;
@@ -112,6 +113,8 @@ pub struct NativeModel {
     views: ViewIndex,
     /// Pairs of actions where the second went back to the state before the first.
     undoing: undo::Undoing,
+    /// What each action changed in training, for merging into states no rule fits.
+    analogies: analogy::Analogies,
 }
 
 #[cfg(test)]

@@ -141,7 +141,11 @@ impl NativeModel {
                 confidence: r.confidence,
             };
         }
-        // 6. failure semantics
+        // 6. the same action in another world, its edits merged into this state
+        if admissible && let Some(p) = self.analogies.predict(ctx) {
+            return p;
+        }
+        // 7. failure semantics
         Self::failure(ctx, admissible)
     }
 

@@ -128,11 +128,9 @@ impl Undoing {
         }
         // the latest change this action is known to undo
         let (j, r) = history.iter().enumerate().rev().find_map(|(j, h)| {
-            if h.state.lines == h.next_state.lines {
-                return None;
-            }
+            // (the cheap tests first: most pairs were never trusted)
             let r = self.pairs.get(&pair(&h.action, ctx.action))?;
-            r.trusted().then_some((j, r))
+            (r.trusted() && h.state.lines != h.next_state.lines).then_some((j, r))
         })?;
         let from = &history[j];
         let took = diff(&from.state.lines, &from.next_state.lines);

@@ -1,0 +1,544 @@
+//! Analogy: the same action in another world, its edits merged into this state. Free text
+//! defeats rules of a fixed shape — "a counter that has a raw red potato, a red apple, and a
+//! cookbook on it" and the same counter with a yellow potato differ in length, so no rule learnt
+//! on one matches the other. But taking the cookbook edits the counter's sentence the same way in
+//! both. For each line a training step of the same action changed, the model finds the line of
+//! this state most like it (same kind, at least [`MIN_LIKENESS`] of its words in order) and
+//! merges the two edits word by word, as `diff3` merges two branches of a file: what this world
+//! differs in (the yellow potato) and what the action did (the cookbook and its comma gone) must
+//! touch different words, or the example is not used. Inserted lines come as they are; a line
+//! the example removed must be in this state (nearly) word for word.
+//!
+//! It is tried last, before the failure semantics, on admissible actions: examples that paid or
+//! ended an episode are not used (rewards stay with the stages that learnt them), and among
+//! examples that merge, the one whose lines differ least from this state's wins.
+
+use super::*;
+use crate::model::lines::line_kind;
+
+/// Most examples kept per action (each with a different change).
+const MAX_PER_ACTION: usize = 24;
+
+/// Least share of an example line's words a state line must have, in order, to stand for it.
+const MIN_LIKENESS: f32 = 0.6;
+
+/// Longest line (in words) merged; longer lines (web pages) are left to the other stages.
+const MAX_WORDS: usize = 160;
+
+/// A line with its words: their spans, spacing and hashes (compared as numbers), and the
+/// hashes sorted (for a cheap bound on how alike two lines can be).
+#[derive(Debug, Clone)]
+struct Text {
+    text: String,
+    spans: Vec<(u32, u32, bool)>,
+    hashes: Vec<u64>,
+    sorted: Vec<u64>,
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Text {
+    fn new(text: &str) -> Self {
+        let base = text.as_ptr() as usize;
+        let mut spans = vec![];
+        let mut hashes = vec![];
+        for (w, space) in tokens(text) {
+            let start = w.as_ptr() as usize - base;
+            spans.push((start as u32, (start + w.len()) as u32, space));
+            hashes.push(word_hash(w));
+        }
+        let mut sorted = hashes.clone();
+        sorted.sort_unstable();
+        Text {
+            text: text.to_string(),
+            spans,
+            hashes,
+            sorted,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    fn word(&self, i: usize) -> Word<'_> {
+        let (a, b, space) = self.spans[i];
+        (&self.text[a as usize..b as usize], space)
+    }
+
+    fn words(&self, range: std::ops::Range<usize>) -> Vec<Word<'_>> {
+        range.map(|i| self.word(i)).collect()
+    }
+}
+
+fn word_hash(w: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    w.hash(&mut h);
+    h.finish()
+}
+
+/// What one training step of an action changed.
+#[derive(Debug, Clone, PartialEq)]
+struct Example {
+    /// Pairs of a line it removed and the line of the same kind it added in its place (most
+    /// alike), then removed lines with no counterpart (`None`).
+    changed: Vec<(Text, Option<Text>)>,
+    /// Added lines with no removed counterpart.
+    added: Vec<String>,
+    /// Admissible actions it took away and brought.
+    admissible: (Vec<String>, Vec<String>),
+    /// The feedback.
+    feedback: String,
+}
+
+/// Examples of each action text's changes, from the training steps that paid nothing and did
+/// not end an episode.
+#[derive(Debug, Default)]
+pub(super) struct Analogies {
+    by_action: FxHashMap<String, Vec<Example>>,
+}
+
+/// A word and whether a space comes before it.
+type Word<'a> = (&'a str, bool);
+
+/// One side's edit of a base text: base words `start..end` become `with`.
+#[derive(Debug, Clone, PartialEq)]
+struct Edit<'a> {
+    start: usize,
+    end: usize,
+    with: Vec<Word<'a>>,
+}
+
+impl Analogies {
+    /// Keeps what a training step changed, if it paid nothing, ended nothing and changed lines.
+    pub(super) fn learn(&mut self, s: &Step) {
+        if s.reward != 0.0 || s.done || s.state.lines == s.next_state.lines {
+            return;
+        }
+        let list = self.by_action.entry(s.action.clone()).or_default();
+        if list.len() >= MAX_PER_ACTION {
+            return;
+        }
+        let removed = diff(&s.state.lines, &s.next_state.lines);
+        let mut added: Vec<Text> = diff(&s.next_state.lines, &s.state.lines)
+            .into_iter()
+            .map(|l| Text::new(l))
+            .collect();
+        let mut changed = vec![];
+        for r in removed {
+            let r = Text::new(r);
+            let best = added
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| line_kind(&a.text) == line_kind(&r.text))
+                .map(|(i, a)| (i, likeness(&r, a)))
+                .max_by(|x, y| x.1.total_cmp(&y.1));
+            let partner = best.map(|(i, _)| added.remove(i));
+            changed.push((r, partner));
+        }
+        let example = Example {
+            changed,
+            added: added.into_iter().map(|t| t.text).collect(),
+            admissible: (
+                diff(&s.state.admissible, &s.next_state.admissible)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                diff(&s.next_state.admissible, &s.state.admissible)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+            ),
+            feedback: s.next_state.feedback.clone(),
+        };
+        if !list.contains(&example) {
+            list.push(example);
+        }
+    }
+
+    /// The state after the action, by the example of it that merges into this state with the
+    /// fewest differences (see the module docs); `None` when no example merges.
+    pub(super) fn predict(&self, ctx: &ModelContext) -> Option<Prediction> {
+        let examples = self.by_action.get(ctx.action)?;
+        let state: Vec<Text> = ctx.state.lines.iter().map(|l| Text::new(l)).collect();
+        // the examples whose lines this state has, fewest differing words first; the first that
+        // merges wins
+        let mut matched: Vec<(usize, &Example, Vec<usize>)> = examples
+            .iter()
+            .filter_map(|e| {
+                let (lines, cost) = match_example(e, &state)?;
+                Some((cost, e, lines))
+            })
+            .collect();
+        matched.sort_by_key(|(cost, ..)| *cost);
+        let (cost, best, lines) = matched
+            .into_iter()
+            .find_map(|(cost, e, at)| Some((cost, e, apply_example(e, &state, &at)?)))?;
+        let mut admissible: Vec<String> = ctx
+            .state
+            .admissible
+            .iter()
+            .filter(|a| !best.admissible.0.contains(a))
+            .cloned()
+            .collect();
+        for a in &best.admissible.1 {
+            if !admissible.contains(a) {
+                admissible.push(a.clone());
+            }
+        }
+        admissible.sort();
+        Some(Prediction {
+            reasoning: format!(
+                "No rule of this state's shape explains `{}`; a training step of the same action changed lines like these, and its edits merge word by word into this state's ({cost} word(s) differ). Reward 0.",
+                ctx.action
+            ),
+            next_state: Observation {
+                lines,
+                admissible,
+                feedback: best.feedback.clone(),
+                instruction: ctx.state.instruction.clone(),
+            },
+            reward: 0.0,
+            done: false,
+            success: false,
+            confidence: 0.5,
+        })
+    }
+}
+
+/// For each line an example changed, the line of this state that stands for it (the most
+/// alike unused line of the same kind, bounded cheaply before the exact count), and how many
+/// words they differ in, in all; `None` when a line has no counterpart here.
+fn match_example(e: &Example, state: &[Text]) -> Option<(Vec<usize>, usize)> {
+    let mut at = Vec::with_capacity(e.changed.len());
+    let mut cost = 0;
+    for (removed, added) in &e.changed {
+        if removed.len() > MAX_WORDS {
+            return None;
+        }
+        let kind = line_kind(&removed.text);
+        let mut best: Option<(usize, f32, usize)> = None;
+        for (i, t) in state.iter().enumerate() {
+            if at.contains(&i) || t.len() > MAX_WORDS || line_kind(&t.text) != kind {
+                continue;
+            }
+            let longer = removed.len().max(t.len()) as f32;
+            let floor = best.map_or(MIN_LIKENESS, |b| b.1.max(MIN_LIKENESS));
+            if (shared(&removed.sorted, &t.sorted) as f32) < floor * longer {
+                continue;
+            }
+            let common = common_len(&removed.hashes, &t.hashes);
+            let like = common as f32 / longer;
+            if like >= floor && best.is_none_or(|b| like > b.1) {
+                best = Some((i, like, common));
+            }
+        }
+        let (i, like, common) = best?;
+        // a removed line must be this one, near enough word for word
+        if added.is_none() && like < 0.9 {
+            return None;
+        }
+        at.push(i);
+        cost += removed.len() + state[i].len() - 2 * common;
+    }
+    Some((at, cost))
+}
+
+/// The state with an example's changes merged into the lines `at` stands for them; `None` when
+/// an edit of this world and one of the action's touch the same words.
+fn apply_example(e: &Example, state: &[Text], at: &[usize]) -> Option<Vec<String>> {
+    let mut lines: Vec<Option<String>> = state.iter().map(|t| Some(t.text.clone())).collect();
+    for ((removed, added), &i) in e.changed.iter().zip(at) {
+        lines[i] = match added {
+            None => None,
+            Some(added) => {
+                let (ours, theirs) = (edits(removed, &state[i]), edits(removed, added));
+                Some(render(&merge(removed, ours, theirs)?))
+            }
+        };
+    }
+    let mut out: Vec<String> = lines.into_iter().flatten().collect();
+    for a in &e.added {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    Some(out)
+}
+
+/// How many words two sorted word lists share (counted with multiplicity): a bound on their
+/// longest common subsequence.
+fn shared(a: &[u64], b: &[u64]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The share of the longer line's words that a longest common subsequence keeps.
+fn likeness(a: &Text, b: &Text) -> f32 {
+    if a.len() == 0 {
+        return 0.0;
+    }
+    common_len(&a.hashes, &b.hashes) as f32 / a.len().max(b.len()) as f32
+}
+
+/// The length of a longest common subsequence of two word lists (two rows of the table: most
+/// calls only rank lines).
+fn common_len(a: &[u64], b: &[u64]) -> usize {
+    let mut prev = vec![0u16; b.len() + 1];
+    let mut row = vec![0u16; b.len() + 1];
+    for x in a {
+        for (j, y) in b.iter().enumerate() {
+            row[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                row[j].max(prev[j + 1])
+            };
+        }
+        std::mem::swap(&mut prev, &mut row);
+    }
+    prev[b.len()] as usize
+}
+
+/// The pairs of positions of a longest common subsequence of two word lists.
+fn common(a: &[u64], b: &[u64]) -> Vec<(usize, usize)> {
+    let (n, m) = (a.len(), b.len());
+    // suffix lengths: len[i][j] = LCS of a[i..] and b[j..]
+    let mut len = vec![0u16; (n + 1) * (m + 1)];
+    let at = |i: usize, j: usize| i * (m + 1) + j;
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            len[at(i, j)] = if a[i] == b[j] {
+                len[at(i + 1, j + 1)] + 1
+            } else {
+                len[at(i + 1, j)].max(len[at(i, j + 1)])
+            };
+        }
+    }
+    let (mut i, mut j, mut pairs) = (0, 0, vec![]);
+    while i < n && j < m {
+        if a[i] == b[j] {
+            pairs.push((i, j));
+            i += 1;
+            j += 1;
+        } else if len[at(i + 1, j)] >= len[at(i, j + 1)] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    pairs
+}
+
+/// The edits that turn `base` into `other`, from their longest common subsequence.
+fn edits<'a>(base: &Text, other: &'a Text) -> Vec<Edit<'a>> {
+    let mut out = vec![];
+    let (mut i, mut j) = (0, 0);
+    let pairs = common(&base.hashes, &other.hashes);
+    for (bi, oj) in pairs.into_iter().chain([(base.len(), other.len())]) {
+        if bi > i || oj > j {
+            out.push(Edit {
+                start: i,
+                end: bi,
+                with: other.words(j..oj),
+            });
+        }
+        (i, j) = (bi + 1, oj + 1);
+    }
+    out
+}
+
+/// The three-way merge of two sides' edits of `base`: `None` when they touch the same words
+/// (an insertion inside the other side's replaced words counts); insertions at one place go
+/// ours first.
+fn merge<'a>(base: &'a Text, ours: Vec<Edit<'a>>, theirs: Vec<Edit<'a>>) -> Option<Vec<Word<'a>>> {
+    for o in &ours {
+        for t in &theirs {
+            if o == t {
+                continue;
+            }
+            let inside = |p: usize, e: &Edit| e.start < p && p < e.end;
+            let overlap = o.start < t.end && t.start < o.end;
+            let point_inside = (o.start == o.end && inside(o.start, t))
+                || (t.start == t.end && inside(t.start, o));
+            if overlap || point_inside {
+                return None;
+            }
+        }
+    }
+    let mut all: Vec<(Edit, u8)> = ours.into_iter().map(|e| (e, 0)).collect();
+    for t in theirs {
+        if !all.iter().any(|(e, _)| *e == t) {
+            all.push((t, 1));
+        }
+    }
+    all.sort_by_key(|(e, side)| (e.start, e.end, *side));
+    let mut out = vec![];
+    let mut p = 0;
+    for (e, _) in all {
+        if e.start < p {
+            return None;
+        }
+        out.extend(base.words(p..e.start));
+        out.extend(e.with);
+        p = e.end;
+    }
+    out.extend(base.words(p..base.len()));
+    Some(out)
+}
+
+/// Words back to text.
+fn render(words: &[Word]) -> String {
+    let mut s = String::new();
+    for (i, (w, space)) in words.iter().enumerate() {
+        if *space && i > 0 {
+            s.push(' ');
+        }
+        s.push_str(w);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merged(base: &str, ours: &str, theirs: &str) -> Option<String> {
+        let (b, o, t) = (Text::new(base), Text::new(ours), Text::new(theirs));
+        merge(&b, edits(&b, &o), edits(&b, &t)).map(|w| render(&w))
+    }
+
+    #[test]
+    fn a_world_difference_and_the_action_edit_merge_when_apart() {
+        // taking the cookbook from a counter whose potato is another colour here
+        assert_eq!(
+            merged(
+                "a counter that has a raw yellow potato, a red apple, and a cookbook on it",
+                "a counter that has a raw red potato, a red apple, and a cookbook on it",
+                "a counter that has a raw yellow potato, and a red apple on it",
+            )
+            .as_deref(),
+            Some("a counter that has a raw red potato, and a red apple on it")
+        );
+        // both sides add at the end of the inventory: this world's item first
+        assert_eq!(
+            merged(
+                "Inventory: a cookbook",
+                "Inventory: a cookbook a knife",
+                "Inventory: a cookbook a red potato",
+            )
+            .as_deref(),
+            Some("Inventory: a cookbook a knife a red potato")
+        );
+    }
+
+    #[test]
+    fn edits_of_the_same_words_conflict() {
+        assert_eq!(
+            merged(
+                "the fridge is closed",
+                "the fridge is broken",
+                "the fridge is open"
+            ),
+            None
+        );
+        // an insertion inside the words the other side replaces
+        assert_eq!(merged("a b c d", "a b x c d", "a y d"), None);
+    }
+
+    #[test]
+    fn the_longest_common_subsequence_by_hand() {
+        let (a, b) = (Text::new("a b c b d a b"), Text::new("b d c a b a"));
+        // LCS length 4 (e.g. b c a b)
+        assert_eq!(common_len(&a.hashes, &b.hashes), 4);
+        assert_eq!(common(&a.hashes, &b.hashes).len(), 4);
+        assert_eq!(shared(&a.sorted, &b.sorted), 6);
+    }
+
+    fn step(state: &[&str], action: &str, next: &[&str]) -> Step {
+        let obs = |lines: &[&str]| Observation {
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            instruction: "cook".into(),
+            admissible: vec![action.to_string()],
+            feedback: String::new(),
+        };
+        Step {
+            state: obs(state),
+            action: action.into(),
+            reward: 0.0,
+            next_state: obs(next),
+            done: false,
+            truncated: false,
+            reasoning: None,
+            provenance: dreamgym_buffer::Provenance::Real,
+            reward_known: true,
+        }
+    }
+
+    #[test]
+    fn an_example_of_the_action_predicts_a_state_of_another_length() {
+        let mut analogies = Analogies::default();
+        analogies.learn(&step(
+            &[
+                "text: a counter that has a raw yellow potato, and a cookbook on it",
+                "[inventory] inventory: a knife",
+            ],
+            "take cookbook",
+            &[
+                "text: a counter that has a raw yellow potato on it",
+                "[inventory] inventory: a knife a cookbook",
+            ],
+        ));
+        let state = Observation {
+            lines: vec![
+                "text: a counter that has a sliced green hot pepper, and a cookbook on it".into(),
+                "[inventory] inventory: a knife some salt".into(),
+            ],
+            instruction: "cook".into(),
+            admissible: vec!["take cookbook".into()],
+            feedback: String::new(),
+        };
+        let task = crate::model::test_task("cook");
+        let p = analogies
+            .predict(&ModelContext {
+                task: &task,
+                history: &[],
+                state: &state,
+                action: "take cookbook",
+                retrieved: &[],
+            })
+            .expect("the example merges");
+        assert_eq!(
+            p.next_state.lines,
+            vec![
+                "text: a counter that has a sliced green hot pepper on it",
+                "[inventory] inventory: a knife some salt a cookbook",
+            ]
+        );
+        assert_eq!((p.reward, p.done), (0.0, false));
+        // another action has no example
+        let other = ModelContext {
+            task: &task,
+            history: &[],
+            state: &state,
+            action: "take knife",
+            retrieved: &[],
+        };
+        assert!(analogies.predict(&other).is_none());
+    }
+}
