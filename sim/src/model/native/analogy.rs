@@ -22,6 +22,12 @@ const MAX_PER_ACTION: usize = 24;
 /// Least share of an example line's words a state line must have, in order, to stand for it.
 const MIN_LIKENESS: f32 = 0.6;
 
+/// Most other actions of the same first word whose examples are renamed for one prediction.
+const MAX_RENAMED_ACTIONS: usize = 12;
+
+/// Most examples of each such action renamed.
+const MAX_RENAMED_EXAMPLES: usize = 8;
+
 /// Longest line (in words) merged; longer lines (web pages) are left to the other stages.
 const MAX_WORDS: usize = 160;
 
@@ -101,6 +107,8 @@ struct Example {
 #[derive(Debug, Default)]
 pub(super) struct Analogies {
     by_action: FxHashMap<String, Vec<Example>>,
+    /// The actions with examples (and their words), by their first word.
+    by_verb: FxHashMap<String, Vec<(String, Text)>>,
 }
 
 /// A word and whether a space comes before it.
@@ -120,7 +128,12 @@ impl Analogies {
         if s.reward != 0.0 || s.done || s.state.lines == s.next_state.lines {
             return;
         }
-        let list = self.by_action.entry(s.action.clone()).or_default();
+        let list = self.by_action.entry(s.action.clone()).or_insert_with(|| {
+            let verb = tokens(&s.action).first().map_or("", |w| w.0).to_string();
+            let action = (s.action.clone(), Text::new(&s.action));
+            self.by_verb.entry(verb).or_default().push(action);
+            vec![]
+        });
         if list.len() >= MAX_PER_ACTION {
             return;
         }
@@ -132,11 +145,13 @@ impl Analogies {
         let mut changed = vec![];
         for r in removed {
             let r = Text::new(r);
+            // its counterpart, if some added line of its kind is alike enough to be one
             let best = added
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| line_kind(&a.text) == line_kind(&r.text))
                 .map(|(i, a)| (i, likeness(&r, a)))
+                .filter(|(_, like)| *like >= MIN_LIKENESS)
                 .max_by(|x, y| x.1.total_cmp(&y.1));
             let partner = best.map(|(i, _)| added.remove(i));
             changed.push((r, partner));
@@ -164,21 +179,20 @@ impl Analogies {
     /// The state after the action, by the example of it that merges into this state with the
     /// fewest differences (see the module docs); `None` when no example merges.
     pub(super) fn predict(&self, ctx: &ModelContext) -> Option<Prediction> {
-        let examples = self.by_action.get(ctx.action)?;
         let state: Vec<Text> = ctx.state.lines.iter().map(|l| Text::new(l)).collect();
-        // the examples whose lines this state has, fewest differing words first; the first that
-        // merges wins
-        let mut matched: Vec<(usize, &Example, Vec<usize>)> = examples
-            .iter()
-            .filter_map(|e| {
-                let (lines, cost) = match_example(e, &state)?;
-                Some((cost, e, lines))
-            })
-            .collect();
-        matched.sort_by_key(|(cost, ..)| *cost);
-        let (cost, best, lines) = matched
-            .into_iter()
-            .find_map(|(cost, e, at)| Some((cost, e, apply_example(e, &state, &at)?)))?;
+        // the same action first
+        let same = self
+            .by_action
+            .get(ctx.action)
+            .and_then(|examples| best_merge(examples.iter(), &state));
+        let (cost, best, lines, like) = match same {
+            Some((cost, e, lines)) => (cost, e.clone(), lines, None),
+            None => {
+                // then the most alike actions of the same verb, their words renamed to this one's
+                let (cost, e, lines, other) = self.renamed_merge(ctx, &state)?;
+                (cost, e, lines, Some(other))
+            }
+        };
         let mut admissible: Vec<String> = ctx
             .state
             .admissible
@@ -194,8 +208,9 @@ impl Analogies {
         admissible.sort();
         Some(Prediction {
             reasoning: format!(
-                "No rule of this state's shape explains `{}`; a training step of the same action changed lines like these, and its edits merge word by word into this state's ({cost} word(s) differ). Reward 0.",
-                ctx.action
+                "No rule of this state's shape explains `{}`; a training step of {} changed lines like these, and its edits merge word by word into this state's ({cost} word(s) differ). Reward 0.",
+                ctx.action,
+                like.map_or("the same action".to_string(), |a| format!("`{a}` (its words renamed to this action's)"))
             ),
             next_state: Observation {
                 lines,
@@ -211,36 +226,194 @@ impl Analogies {
     }
 }
 
+/// The example of the fewest differing words that merges into the state, with its lines.
+fn best_merge<'e>(
+    examples: impl Iterator<Item = &'e Example>,
+    state: &[Text],
+) -> Option<(usize, &'e Example, Vec<String>)> {
+    let mut matched: Vec<(usize, &Example, Vec<usize>)> = examples
+        .filter_map(|e| {
+            let (lines, cost) = match_example(e, state)?;
+            Some((cost, e, lines))
+        })
+        .collect();
+    matched.sort_by_key(|(cost, ..)| *cost);
+    matched
+        .into_iter()
+        .find_map(|(cost, e, at)| Some((cost, e, apply_example(e, state, &at)?)))
+}
+
+impl Analogies {
+    /// The best merge among examples of other actions of the same first word, each renamed:
+    /// the words its action has where this action has others (`cookbook` for `red apple`) are
+    /// replaced by this action's throughout its lines. Actions whose words differ otherwise
+    /// (one has words the other lacks), and renamings that would collide (this action's words
+    /// already in the example, the example's in this state), are not used.
+    fn renamed_merge(
+        &self,
+        ctx: &ModelContext,
+        state: &[Text],
+    ) -> Option<(usize, Example, Vec<String>, String)> {
+        let action = Text::new(ctx.action);
+        if action.len() == 0 {
+            return None;
+        }
+        let others = self.by_verb.get(action.word(0).0)?;
+        let mut ranked: Vec<(usize, &String, &Text)> = others
+            .iter()
+            .filter(|(a, _)| a != ctx.action)
+            .map(|(a, t)| (common_len(&t.hashes, &action.hashes), a, t))
+            .collect();
+        ranked.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(y.1)));
+        // the removed lines of each usable example renamed and matched first (most are not
+        // like this state's); the rest of an example is renamed only when its turn comes
+        let mut renamings: Vec<(&String, Renames)> = vec![];
+        let mut matched: Vec<(usize, usize, &Example, Vec<usize>)> = vec![];
+        for (_, other, other_text) in ranked.into_iter().take(MAX_RENAMED_ACTIONS) {
+            let renames: Renames = edits(other_text, &action)
+                .into_iter()
+                .map(|e| (Text::new(&render(&other_text.words(e.start..e.end))), Text::new(&render(&e.with))))
+                .collect();
+            if renames.iter().any(|(from, to)| from.len() == 0 || to.len() == 0)
+                || renames.iter().any(|(from, _)| ctx.state.lines.iter().any(|l| l.contains(from.text.as_str())))
+            {
+                continue;
+            }
+            for e in self.by_action[other].iter().take(MAX_RENAMED_EXAMPLES) {
+                if e.collides(&renames) {
+                    continue;
+                }
+                let removed: Vec<Text> = e.changed.iter().map(|(r, _)| r.renamed(&renames)).collect();
+                let paired = e.changed.iter().map(|(_, a)| a.is_some());
+                if let Some((at, cost)) = match_lines(removed.iter().zip(paired), state) {
+                    matched.push((cost, renamings.len(), e, at));
+                }
+            }
+            renamings.push((other, renames));
+        }
+        matched.sort_by_key(|(cost, ..)| *cost);
+        matched.into_iter().find_map(|(cost, k, e, at)| {
+            let (other, renames) = &renamings[k];
+            let e = e.renamed(renames);
+            let lines = apply_example(&e, state, &at)?;
+            Some((cost, e, lines, (*other).clone()))
+        })
+    }
+}
+
+/// Pairs of words of another action and the words this action has in their place.
+type Renames = Vec<(Text, Text)>;
+
+impl Example {
+    /// Whether a new name is already in this example's lines (the renamed text would be
+    /// ambiguous).
+    fn collides(&self, renames: &Renames) -> bool {
+        let mut lines = self
+            .changed
+            .iter()
+            .flat_map(|(r, a)| std::iter::once(r).chain(a.iter()));
+        lines.any(|l| renames.iter().any(|(_, to)| l.text.contains(to.text.as_str())))
+    }
+
+    /// This example with `renames` applied to its lines, admissible actions and feedback.
+    fn renamed(&self, renames: &Renames) -> Example {
+        let all = |v: &[String]| v.iter().map(|x| rename(x, renames)).collect::<Vec<_>>();
+        Example {
+            changed: self
+                .changed
+                .iter()
+                .map(|(r, a)| (r.renamed(renames), a.as_ref().map(|a| a.renamed(renames))))
+                .collect(),
+            added: all(&self.added),
+            admissible: (all(&self.admissible.0), all(&self.admissible.1)),
+            feedback: rename(&self.feedback, renames),
+        }
+    }
+}
+
+impl Text {
+    /// This text with every whole-word occurrence of each rename's first words replaced by
+    /// its second.
+    fn renamed(&self, renames: &Renames) -> Text {
+        let mut out: Vec<Word> = Vec::with_capacity(self.len());
+        let mut changed = false;
+        let mut i = 0;
+        'words: while i < self.len() {
+            for (from, to) in renames {
+                if self.hashes[i..].starts_with(&from.hashes) {
+                    let space = self.word(i).1;
+                    for k in 0..to.len() {
+                        let (w, sp) = to.word(k);
+                        out.push((w, if k == 0 { space } else { sp }));
+                    }
+                    i += from.len();
+                    changed = true;
+                    continue 'words;
+                }
+            }
+            out.push(self.word(i));
+            i += 1;
+        }
+        if changed {
+            Text::new(&render(&out))
+        } else {
+            self.clone()
+        }
+    }
+}
+
+/// `text` renamed (see [`Text::renamed`]).
+fn rename(text: &str, renames: &Renames) -> String {
+    Text::new(text).renamed(renames).text
+}
+
 /// For each line an example changed, the line of this state that stands for it (the most
 /// alike unused line of the same kind, bounded cheaply before the exact count), and how many
 /// words they differ in, in all; `None` when a line has no counterpart here.
 fn match_example(e: &Example, state: &[Text]) -> Option<(Vec<usize>, usize)> {
-    let mut at = Vec::with_capacity(e.changed.len());
+    match_lines(e.changed.iter().map(|(r, a)| (r, a.is_some())), state)
+}
+
+/// [`match_example`] over an example's removed lines, each with whether it has a counterpart.
+fn match_lines<'t>(
+    changed: impl ExactSizeIterator<Item = (&'t Text, bool)>,
+    state: &[Text],
+) -> Option<(Vec<usize>, usize)> {
+    let mut at = Vec::with_capacity(changed.len());
     let mut cost = 0;
-    for (removed, added) in &e.changed {
+    for (removed, paired) in changed {
         if removed.len() > MAX_WORDS {
             return None;
         }
         let kind = line_kind(&removed.text);
+        // candidates by their bound (shared words over the longer line's), best first: the exact
+        // count stops once no bound can beat the best found
+        let mut bounds: Vec<(f32, usize)> = state
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| !at.contains(i) && t.len() <= MAX_WORDS && line_kind(&t.text) == kind)
+            .map(|(i, t)| {
+                let longer = removed.len().max(t.len()) as f32;
+                (shared(&removed.sorted, &t.sorted) as f32 / longer, i)
+            })
+            .filter(|(bound, _)| *bound >= MIN_LIKENESS)
+            .collect();
+        bounds.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
         let mut best: Option<(usize, f32, usize)> = None;
-        for (i, t) in state.iter().enumerate() {
-            if at.contains(&i) || t.len() > MAX_WORDS || line_kind(&t.text) != kind {
-                continue;
+        for (bound, i) in bounds {
+            if best.is_some_and(|b| bound <= b.1) {
+                break;
             }
-            let longer = removed.len().max(t.len()) as f32;
-            let floor = best.map_or(MIN_LIKENESS, |b| b.1.max(MIN_LIKENESS));
-            if (shared(&removed.sorted, &t.sorted) as f32) < floor * longer {
-                continue;
-            }
+            let t = &state[i];
             let common = common_len(&removed.hashes, &t.hashes);
-            let like = common as f32 / longer;
-            if like >= floor && best.is_none_or(|b| like > b.1) {
+            let like = common as f32 / removed.len().max(t.len()) as f32;
+            if like >= MIN_LIKENESS && best.is_none_or(|b| like > b.1 || (like == b.1 && i < b.0)) {
                 best = Some((i, like, common));
             }
         }
         let (i, like, common) = best?;
         // a removed line must be this one, near enough word for word
-        if added.is_none() && like < 0.9 {
+        if !paired && like < 0.9 {
             return None;
         }
         at.push(i);
@@ -372,11 +545,12 @@ fn merge<'a>(base: &'a Text, ours: Vec<Edit<'a>>, theirs: Vec<Edit<'a>>) -> Opti
             if o == t {
                 continue;
             }
-            let inside = |p: usize, e: &Edit| e.start < p && p < e.end;
+            // (an insertion strictly inside words the other side replaces touches them)
+            let touches = |p: usize, e: &Edit| e.start < p && p < e.end;
             let overlap = o.start < t.end && t.start < o.end;
-            let point_inside = (o.start == o.end && inside(o.start, t))
-                || (t.start == t.end && inside(t.start, o));
-            if overlap || point_inside {
+            let point = (o.start == o.end && touches(o.start, t))
+                || (t.start == t.end && touches(t.start, o));
+            if overlap || point {
                 return None;
             }
         }
