@@ -210,7 +210,9 @@ impl Analogies {
             reasoning: format!(
                 "No rule of this state's shape explains `{}`; a training step of {} changed lines like these, and its edits merge word by word into this state's ({cost} word(s) differ). Reward 0.",
                 ctx.action,
-                like.map_or("the same action".to_string(), |a| format!("`{a}` (its words renamed to this action's)"))
+                like.map_or("the same action".to_string(), |a| format!(
+                    "`{a}` (its words renamed to this action's)"
+                ))
             ),
             next_state: Observation {
                 lines,
@@ -246,9 +248,10 @@ fn best_merge<'e>(
 impl Analogies {
     /// The best merge among examples of other actions of the same first word, each renamed:
     /// the words its action has where this action has others (`cookbook` for `red apple`) are
-    /// replaced by this action's throughout its lines. Actions whose words differ otherwise
-    /// (one has words the other lacks), and renamings that would collide (this action's words
-    /// already in the example, the example's in this state), are not used.
+    /// replaced by this action's throughout its lines. Actions that differ by words one lacks,
+    /// examples whose changed lines do not show the words renamed, and renamings that would
+    /// collide (this action's words already in the example, the example's in this state) are
+    /// not used.
     fn renamed_merge(
         &self,
         ctx: &ModelContext,
@@ -272,18 +275,31 @@ impl Analogies {
         for (_, other, other_text) in ranked.into_iter().take(MAX_RENAMED_ACTIONS) {
             let renames: Renames = edits(other_text, &action)
                 .into_iter()
-                .map(|e| (Text::new(&render(&other_text.words(e.start..e.end))), Text::new(&render(&e.with))))
+                .map(|e| {
+                    (
+                        Text::new(&render(&other_text.words(e.start..e.end))),
+                        Text::new(&render(&e.with)),
+                    )
+                })
                 .collect();
-            if renames.iter().any(|(from, to)| from.len() == 0 || to.len() == 0)
-                || renames.iter().any(|(from, _)| ctx.state.lines.iter().any(|l| l.contains(from.text.as_str())))
+            if renames
+                .iter()
+                .any(|(from, to)| from.len() == 0 || to.len() == 0)
+                || renames.iter().any(|(from, _)| {
+                    ctx.state
+                        .lines
+                        .iter()
+                        .any(|l| l.contains(from.text.as_str()))
+                })
             {
                 continue;
             }
             for e in self.by_action[other].iter().take(MAX_RENAMED_EXAMPLES) {
-                if e.collides(&renames) {
+                if e.collides(&renames) || !e.mentions(&renames) {
                     continue;
                 }
-                let removed: Vec<Text> = e.changed.iter().map(|(r, _)| r.renamed(&renames)).collect();
+                let removed: Vec<Text> =
+                    e.changed.iter().map(|(r, _)| r.renamed(&renames)).collect();
                 let paired = e.changed.iter().map(|(_, a)| a.is_some());
                 if let Some((at, cost)) = match_lines(removed.iter().zip(paired), state) {
                     matched.push((cost, renamings.len(), e, at));
@@ -312,7 +328,26 @@ impl Example {
             .changed
             .iter()
             .flat_map(|(r, a)| std::iter::once(r).chain(a.iter()));
-        lines.any(|l| renames.iter().any(|(_, to)| l.text.contains(to.text.as_str())))
+        lines.any(|l| {
+            renames
+                .iter()
+                .any(|(_, to)| l.text.contains(to.text.as_str()))
+        })
+    }
+
+    /// Whether each renamed span occurs in a line this example changed: renaming words its
+    /// lines do not show would apply another action's change unrenamed.
+    fn mentions(&self, renames: &Renames) -> bool {
+        renames.iter().all(|(from, _)| {
+            self.changed
+                .iter()
+                .flat_map(|(r, a)| std::iter::once(r).chain(a.iter()))
+                .any(|l| {
+                    l.hashes
+                        .windows(from.len())
+                        .any(|w| w == from.hashes.as_slice())
+                })
+        })
     }
 
     /// This example with `renames` applied to its lines, admissible actions and feedback.
@@ -662,6 +697,66 @@ mod tests {
             provenance: dreamgym_buffer::Provenance::Real,
             reward_known: true,
         }
+    }
+
+    #[test]
+    fn renaming_replaces_whole_words_only() {
+        let renames: Renames = vec![(Text::new("red apple"), Text::new("cookbook"))];
+        assert_eq!(
+            rename("a red apple, a red applesauce and a red apple", &renames),
+            "a cookbook, a red applesauce and a cookbook"
+        );
+    }
+
+    #[test]
+    fn another_action_of_the_verb_is_renamed_to_this_one() {
+        let mut analogies = Analogies::default();
+        analogies.learn(&step(
+            &[
+                "text: a shelf that has some salt on it",
+                "[inventory] inventory: a red apple",
+            ],
+            "put red apple in shelf",
+            &[
+                "text: a shelf that has some salt, and a red apple on it",
+                "[inventory] inventory: Your inventory is currently empty.",
+            ],
+        ));
+        let state = Observation {
+            lines: vec![
+                "text: a workbench that has some flour on it".into(),
+                "[inventory] inventory: a cookbook".into(),
+            ],
+            instruction: "cook".into(),
+            admissible: vec!["put cookbook in workbench".into()],
+            feedback: String::new(),
+        };
+        let task = crate::model::test_task("cook");
+        let ctx = |action| ModelContext {
+            task: &task,
+            history: &[],
+            state: &state,
+            action,
+            retrieved: &[],
+        };
+        let p = analogies
+            .predict(&ctx("put cookbook in workbench"))
+            .expect("the renamed example merges");
+        assert_eq!(
+            p.next_state.lines,
+            vec![
+                "text: a workbench that has some flour, and a cookbook on it",
+                "[inventory] inventory: Your inventory is currently empty.",
+            ]
+        );
+        assert!(
+            p.reasoning.contains("`put red apple in shelf`"),
+            "{}",
+            p.reasoning
+        );
+        // an action that lacks a word of the example's (`in`): the span renamed, "red apple in
+        // shelf", is in none of the example's lines
+        assert!(analogies.predict(&ctx("put cookbook workbench")).is_none());
     }
 
     #[test]
