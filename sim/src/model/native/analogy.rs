@@ -109,7 +109,14 @@ pub(super) struct Analogies {
     by_action: FxHashMap<String, Vec<Example>>,
     /// The actions with examples (and their words), by their first word.
     by_verb: FxHashMap<String, Vec<(String, Text)>>,
+    /// The confidence of a merge of the same action's example and of a renamed one: the share
+    /// right when each training step is predicted from the other examples ([`Self::calibrate`];
+    /// 0.5 before).
+    confidence: Option<[f32; 2]>,
 }
+
+/// Most training steps [`Analogies::calibrate`] predicts.
+const CALIBRATION_STEPS: usize = 1000;
 
 /// A word and whether a space comes before it.
 type Word<'a> = (&'a str, bool);
@@ -137,40 +144,7 @@ impl Analogies {
         if list.len() >= MAX_PER_ACTION {
             return;
         }
-        let removed = diff(&s.state.lines, &s.next_state.lines);
-        let mut added: Vec<Text> = diff(&s.next_state.lines, &s.state.lines)
-            .into_iter()
-            .map(|l| Text::new(l))
-            .collect();
-        let mut changed = vec![];
-        for r in removed {
-            let r = Text::new(r);
-            // its counterpart, if some added line of its kind is alike enough to be one
-            let best = added
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| line_kind(&a.text) == line_kind(&r.text))
-                .map(|(i, a)| (i, likeness(&r, a)))
-                .filter(|(_, like)| *like >= MIN_LIKENESS)
-                .max_by(|x, y| x.1.total_cmp(&y.1));
-            let partner = best.map(|(i, _)| added.remove(i));
-            changed.push((r, partner));
-        }
-        let example = Example {
-            changed,
-            added: added.into_iter().map(|t| t.text).collect(),
-            admissible: (
-                diff(&s.state.admissible, &s.next_state.admissible)
-                    .into_iter()
-                    .cloned()
-                    .collect(),
-                diff(&s.next_state.admissible, &s.state.admissible)
-                    .into_iter()
-                    .cloned()
-                    .collect(),
-            ),
-            feedback: s.next_state.feedback.clone(),
-        };
+        let example = Example::of(s);
         if !list.contains(&example) {
             list.push(example);
         }
@@ -179,20 +153,7 @@ impl Analogies {
     /// The state after the action, by the example of it that merges into this state with the
     /// fewest differences (see the module docs); `None` when no example merges.
     pub(super) fn predict(&self, ctx: &ModelContext) -> Option<Prediction> {
-        let state: Vec<Text> = ctx.state.lines.iter().map(|l| Text::new(l)).collect();
-        // the same action first
-        let same = self
-            .by_action
-            .get(ctx.action)
-            .and_then(|examples| best_merge(examples.iter(), &state));
-        let (cost, best, lines, like) = match same {
-            Some((cost, e, lines)) => (cost, e.clone(), lines, None),
-            None => {
-                // then the most alike actions of the same verb, their words renamed to this one's
-                let (cost, e, lines, other) = self.renamed_merge(ctx, &state)?;
-                (cost, e, lines, Some(other))
-            }
-        };
+        let (cost, best, lines, like) = self.merged(&ctx.state.lines, ctx.action, None)?;
         let mut admissible: Vec<String> = ctx
             .state
             .admissible
@@ -210,9 +171,10 @@ impl Analogies {
             reasoning: format!(
                 "No rule of this state's shape explains `{}`; a training step of {} changed lines like these, and its edits merge word by word into this state's ({cost} word(s) differ). Reward 0.",
                 ctx.action,
-                like.map_or("the same action".to_string(), |a| format!(
-                    "`{a}` (its words renamed to this action's)"
-                ))
+                like.as_ref()
+                    .map_or("the same action".to_string(), |a| format!(
+                        "`{a}` (its words renamed to this action's)"
+                    ))
             ),
             next_state: Observation {
                 lines,
@@ -223,8 +185,61 @@ impl Analogies {
             reward: 0.0,
             done: false,
             success: false,
-            confidence: 0.5,
+            confidence: self.confidence.map_or(0.5, |c| c[like.is_some() as usize]),
         })
+    }
+
+    /// The best merge for `action` from a state of `lines`: the same action's examples (but
+    /// `exclude`) first, then renamed ones (the other action is returned with those).
+    fn merged(
+        &self,
+        lines: &[String],
+        action: &str,
+        exclude: Option<&Example>,
+    ) -> Option<(usize, Example, Vec<String>, Option<String>)> {
+        let state: Vec<Text> = lines.iter().map(|l| Text::new(l)).collect();
+        let same = self.by_action.get(action).and_then(|examples| {
+            best_merge(examples.iter().filter(|e| Some(*e) != exclude), &state)
+        });
+        match same {
+            Some((cost, e, lines)) => Some((cost, e.clone(), lines, None)),
+            None => {
+                // then the most alike actions of the same verb, their words renamed to this one's
+                let (cost, e, lines, other) = self.renamed_merge(action, lines, &state)?;
+                Some((cost, e, lines, Some(other)))
+            }
+        }
+    }
+
+    /// Sets the confidence of each kind of merge to the share of training steps it predicts
+    /// right from the other examples (each step's own change left out, as where the stage is
+    /// used no memory or rule knew it; Laplace-smoothed), over up to [`CALIBRATION_STEPS`]
+    /// steps spread over the data.
+    pub(super) fn calibrate(&mut self, trajectories: &[Trajectory]) {
+        let usable = |s: &&Step| {
+            s.reward_known && s.reward == 0.0 && !s.done && s.state.lines != s.next_state.lines
+        };
+        let total = trajectories
+            .iter()
+            .flat_map(|t| &t.steps)
+            .filter(usable)
+            .count();
+        let stride = total.div_ceil(CALIBRATION_STEPS).max(1);
+        let mut counts = [(0u32, 0u32); 2];
+        for s in trajectories
+            .iter()
+            .flat_map(|t| &t.steps)
+            .filter(usable)
+            .step_by(stride)
+        {
+            let own = Example::of(s);
+            if let Some((_, _, lines, other)) = self.merged(&s.state.lines, &s.action, Some(&own)) {
+                let c = &mut counts[other.is_some() as usize];
+                c.0 += crate::model::fidelity::same_set(&lines, &s.next_state.lines) as u32;
+                c.1 += 1;
+            }
+        }
+        self.confidence = Some(counts.map(|(right, n)| (right as f32 + 1.0) / (n as f32 + 2.0)));
     }
 }
 
@@ -254,17 +269,18 @@ impl Analogies {
     /// not used.
     fn renamed_merge(
         &self,
-        ctx: &ModelContext,
+        action_text: &str,
+        lines: &[String],
         state: &[Text],
     ) -> Option<(usize, Example, Vec<String>, String)> {
-        let action = Text::new(ctx.action);
+        let action = Text::new(action_text);
         if action.len() == 0 {
             return None;
         }
         let others = self.by_verb.get(action.word(0).0)?;
         let mut ranked: Vec<(usize, &String, &Text)> = others
             .iter()
-            .filter(|(a, _)| a != ctx.action)
+            .filter(|(a, _)| a != action_text)
             .map(|(a, t)| (common_len(&t.hashes, &action.hashes), a, t))
             .collect();
         ranked.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(y.1)));
@@ -285,12 +301,9 @@ impl Analogies {
             if renames
                 .iter()
                 .any(|(from, to)| from.len() == 0 || to.len() == 0)
-                || renames.iter().any(|(from, _)| {
-                    ctx.state
-                        .lines
-                        .iter()
-                        .any(|l| l.contains(from.text.as_str()))
-                })
+                || renames
+                    .iter()
+                    .any(|(from, _)| lines.iter().any(|l| l.contains(from.text.as_str())))
             {
                 continue;
             }
@@ -321,6 +334,44 @@ impl Analogies {
 type Renames = Vec<(Text, Text)>;
 
 impl Example {
+    /// What a training step changed.
+    fn of(s: &Step) -> Example {
+        let removed = diff(&s.state.lines, &s.next_state.lines);
+        let mut added: Vec<Text> = diff(&s.next_state.lines, &s.state.lines)
+            .into_iter()
+            .map(|l| Text::new(l))
+            .collect();
+        let mut changed = vec![];
+        for r in removed {
+            let r = Text::new(r);
+            // its counterpart, if some added line of its kind is alike enough to be one
+            let best = added
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| line_kind(&a.text) == line_kind(&r.text))
+                .map(|(i, a)| (i, likeness(&r, a)))
+                .filter(|(_, like)| *like >= MIN_LIKENESS)
+                .max_by(|x, y| x.1.total_cmp(&y.1));
+            let partner = best.map(|(i, _)| added.remove(i));
+            changed.push((r, partner));
+        }
+        Example {
+            changed,
+            added: added.into_iter().map(|t| t.text).collect(),
+            admissible: (
+                diff(&s.state.admissible, &s.next_state.admissible)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                diff(&s.next_state.admissible, &s.state.admissible)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+            ),
+            feedback: s.next_state.feedback.clone(),
+        }
+    }
+
     /// Whether a new name is already in this example's lines (the renamed text would be
     /// ambiguous).
     fn collides(&self, renames: &Renames) -> bool {

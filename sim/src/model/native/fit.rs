@@ -65,6 +65,7 @@ impl NativeModel {
         }
         if rules_on {
             m.score_successes(trajectories);
+            m.analogies.calibrate(trajectories);
         }
         m
     }

@@ -42,8 +42,16 @@
 //!    text with its id's words masked) in training, unless a shape present has always meant the
 //!    action changes nothing (a wall in front); reward and done come from the shapes that lines
 //!    naming the task's object had when episodes paid (`line_rewrite.rs`).
-//! 6. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
+//! 6. **Analogy** (`analogy`) when nothing above explains an admissible action: a training step
+//!    of the same action — else of one of the same first word, its words renamed to this
+//!    action's — is merged into this state line by line, word by word (a three-way merge of
+//!    this world's differences and the action's edits; edits of the same words refuse it).
+//! 7. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
 //!    rule explains, leaves the state unchanged with reward 0; the latter with a low confidence.
+//!
+//! After the stages, **undoing** (`undo`) corrects what a prediction that pays nothing shows: an
+//! action that in training restored the state before another one (`move west` after `move
+//! east`) undoes that step's change on the state as this episode shows it.
 //!
 //! Predicted lines keep the current state's order; added lines take the place of the first removed
 //! line (or go last). Fidelity compares states as sets of lines.
@@ -51,7 +59,8 @@
 //! Files, in the order a prediction uses them: `tokens` (words), `rule` (the lifted rules and
 //! the query), `memory` (exact memory), `instance` (this instance's own steps where memory
 //! disagrees), `fit` (learning from trajectories), `matching` (rule patterns against a query),
-//! `apply` (a matched rule's outcome, recall, rules read as sets), `stages` (`predict`: the
+//! `apply` (a matched rule's outcome, recall, rules read as sets), `analogy` (merging another
+//! world's step), `undo` (pairs of actions that undo each other), `stages` (`predict`: the
 //! stages in order).
 
 mod analogy;
