@@ -425,7 +425,7 @@ pub fn evaluate_with_index(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dreamgym_buffer::{Observation, Step};
+    use dreamgym_buffer::Step;
 
     #[test]
     fn calibration_error_is_the_weighted_gap_per_bin() {
@@ -463,23 +463,8 @@ mod tests {
     }
 
     fn step(lines: &[&str], action: &str, next: &[&str]) -> Step {
-        let obs = |l: &[&str]| Observation {
-            lines: l.iter().map(|s| s.to_string()).collect(),
-            instruction: "find the knife".into(),
-            admissible: vec![],
-            feedback: String::new(),
-        };
-        Step {
-            state: obs(lines),
-            action: action.into(),
-            reward: 0.0,
-            next_state: obs(next),
-            done: false,
-            truncated: false,
-            reasoning: None,
-            provenance: dreamgym_buffer::Provenance::Real,
-            reward_known: true,
-        }
+        let obs = |l: &[&str]| super::super::test_observation(l, "find the knife");
+        super::super::test_step(obs(lines), action, obs(next))
     }
 
     #[test]

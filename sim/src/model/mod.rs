@@ -93,6 +93,33 @@ pub enum ModelError {
     },
 }
 
+/// A real step for unit tests: `state`, `action`, `next`, reward 0, not done.
+#[cfg(test)]
+pub(crate) fn test_step(state: Observation, action: &str, next: Observation) -> Step {
+    Step {
+        state,
+        action: action.into(),
+        reward: 0.0,
+        next_state: next,
+        done: false,
+        truncated: false,
+        reasoning: None,
+        provenance: dreamgym_buffer::Provenance::Real,
+        reward_known: true,
+    }
+}
+
+/// An observation for unit tests: `lines` under `instruction`, no admissible actions listed.
+#[cfg(test)]
+pub(crate) fn test_observation(lines: &[&str], instruction: &str) -> Observation {
+    Observation {
+        lines: lines.iter().map(|l| l.to_string()).collect(),
+        instruction: instruction.into(),
+        admissible: vec![],
+        feedback: String::new(),
+    }
+}
+
 /// A task for unit tests: id `t`, level 1, the given instruction.
 #[cfg(test)]
 pub(crate) fn test_task(instruction: &str) -> Task {

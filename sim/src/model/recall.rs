@@ -318,7 +318,7 @@ pub(super) fn recall_place(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dreamgym_buffer::{Provenance, Task};
+    use dreamgym_buffer::Task;
 
     fn obs(lines: &[&str], admissible: &[&str]) -> Observation {
         Observation {
@@ -329,19 +329,7 @@ mod tests {
         }
     }
 
-    fn step(state: Observation, action: &str, next: Observation) -> Step {
-        Step {
-            state,
-            action: action.into(),
-            reward: 0.0,
-            next_state: next,
-            done: false,
-            truncated: false,
-            reasoning: None,
-            provenance: Provenance::Real,
-            reward_known: true,
-        }
-    }
+    use super::super::test_step as step;
 
     fn task() -> Task {
         super::super::test_task("put a mug in/on shelf 1")

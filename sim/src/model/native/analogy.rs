@@ -732,22 +732,10 @@ mod tests {
 
     fn step(state: &[&str], action: &str, next: &[&str]) -> Step {
         let obs = |lines: &[&str]| Observation {
-            lines: lines.iter().map(|l| l.to_string()).collect(),
-            instruction: "cook".into(),
             admissible: vec![action.to_string()],
-            feedback: String::new(),
+            ..crate::model::test_observation(lines, "cook")
         };
-        Step {
-            state: obs(state),
-            action: action.into(),
-            reward: 0.0,
-            next_state: obs(next),
-            done: false,
-            truncated: false,
-            reasoning: None,
-            provenance: dreamgym_buffer::Provenance::Real,
-            reward_known: true,
-        }
+        crate::model::test_step(obs(state), action, obs(next))
     }
 
     #[test]

@@ -98,17 +98,11 @@ mod tests {
     fn open_fridge(drawer: &str, holds: &str) -> Step {
         let mut next = kitchen(&format!("an open fridge that contains {holds}"), drawer);
         next.feedback = format!("You open the fridge. It contains {holds}.");
-        Step {
-            state: kitchen("a fridge that is closed", drawer),
-            action: "open fridge".into(),
-            reward: 0.0,
-            next_state: next,
-            done: false,
-            truncated: false,
-            reasoning: None,
-            provenance: Provenance::Real,
-            reward_known: true,
-        }
+        crate::model::test_step(
+            kitchen("a fridge that is closed", drawer),
+            "open fridge",
+            next,
+        )
     }
 
     const CLOSED: &str = "a drawer that is closed";

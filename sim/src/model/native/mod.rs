@@ -219,17 +219,7 @@ mod tests {
     fn go(from: Observation, to: (&str, u32)) -> Step {
         let mut next = at(to, &[]);
         next.feedback = format!("You arrive at {} {}.", to.0, to.1);
-        Step {
-            state: from,
-            action: format!("go to {} {}", to.0, to.1),
-            reward: 0.0,
-            next_state: next,
-            done: false,
-            truncated: false,
-            reasoning: None,
-            provenance: dreamgym_buffer::Provenance::Real,
-            reward_known: true,
-        }
+        crate::model::test_step(from, &format!("go to {} {}", to.0, to.1), next)
     }
 
     /// One real trajectory of `steps` (a task whose instruction the steps' states do not need

@@ -222,17 +222,7 @@ mod tests {
     }
 
     fn step(state: &Observation, action: &str, next: &Observation) -> Step {
-        Step {
-            state: state.clone(),
-            action: action.into(),
-            reward: 0.0,
-            next_state: next.clone(),
-            done: false,
-            truncated: false,
-            reasoning: None,
-            provenance: dreamgym_buffer::Provenance::Real,
-            reward_known: true,
-        }
+        crate::model::test_step(state.clone(), action, next.clone())
     }
 
     /// World `k`: a west room and an east room whose names and contents no other world shares.
