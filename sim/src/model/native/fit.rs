@@ -41,6 +41,7 @@ impl NativeModel {
             }
         }
         m.additive.fit();
+        m.undoing.finish();
         m.views.finish();
         let words = &m.words;
         for r in &mut m.rules {

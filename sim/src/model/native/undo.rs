@@ -42,6 +42,8 @@ struct Record {
     /// Per kind of line, over the states the second action restored from: lines shown, lines
     /// taken away.
     kinds: Vec<(String, u32, u32)>,
+    /// The two actions.
+    actions: (String, String),
 }
 
 impl Record {
@@ -63,6 +65,9 @@ impl Record {
 #[derive(Debug, Default)]
 pub(super) struct Undoing {
     pairs: FxHashMap<u64, Record>,
+    /// For each action, the actions it is trusted to undo (set by [`Self::finish`]): most
+    /// actions undo none, and a prediction for those costs one lookup.
+    undoes: FxHashMap<String, Vec<String>>,
 }
 
 /// The key of a pair: the action that changed the state, then the one taken after it.
@@ -104,6 +109,7 @@ impl Undoing {
                         seen: 0,
                         neutral: true,
                         kinds: vec![],
+                        actions: (steps[j].action.clone(), s.action.clone()),
                     });
                 r.seen += 1;
                 r.neutral &= s.reward == 0.0 && !s.done;
@@ -118,6 +124,21 @@ impl Undoing {
         }
     }
 
+    /// Indexes the trusted pairs by their second action; call after the last [`Self::learn`].
+    pub(super) fn finish(&mut self) {
+        self.undoes.clear();
+        for r in self.pairs.values().filter(|r| r.trusted()) {
+            let (first, then) = &r.actions;
+            self.undoes
+                .entry(then.clone())
+                .or_default()
+                .push(first.clone());
+        }
+        for firsts in self.undoes.values_mut() {
+            firsts.sort();
+        }
+    }
+
     /// The state the action goes back to, as this episode showed it, when training says this
     /// action undoes a change the episode made (see the module docs); reward 0, not done (the
     /// caller keeps its own).
@@ -127,10 +148,13 @@ impl Undoing {
             return None;
         }
         // the latest change this action is known to undo
+        let firsts = self.undoes.get(ctx.action)?;
         let (j, r) = history.iter().enumerate().rev().find_map(|(j, h)| {
-            // (the cheap tests first: most pairs were never trusted)
-            let r = self.pairs.get(&pair(&h.action, ctx.action))?;
-            (r.trusted() && h.state.lines != h.next_state.lines).then_some((j, r))
+            // (the cheap tests first)
+            if !firsts.contains(&h.action) || h.state.lines == h.next_state.lines {
+                return None;
+            }
+            Some((j, self.pairs.get(&pair(&h.action, ctx.action))?))
         })?;
         let from = &history[j];
         let took = diff(&from.state.lines, &from.next_state.lines);
