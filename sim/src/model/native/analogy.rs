@@ -205,7 +205,7 @@ impl Analogies {
             Some((cost, e, lines)) => Some((cost, e.clone(), lines, None)),
             None => {
                 // then the most alike actions of the same verb, their words renamed to this one's
-                let (cost, e, lines, other) = self.renamed_merge(action, lines, &state)?;
+                let (cost, e, lines, other) = self.renamed_merge(action, &state)?;
                 Some((cost, e, lines, Some(other)))
             }
         }
@@ -265,12 +265,11 @@ impl Analogies {
     /// the words its action has where this action has others (`cookbook` for `red apple`) are
     /// replaced by this action's throughout its lines. Actions that differ by words one lacks,
     /// examples whose changed lines do not show the words renamed, and renamings that would
-    /// collide (this action's words already in the example, the example's in this state) are
-    /// not used.
+    /// collide (this action's words already in the example) are not used, and lines of this
+    /// state that show the example's words are not matched.
     fn renamed_merge(
         &self,
         action_text: &str,
-        lines: &[String],
         state: &[Text],
     ) -> Option<(usize, Example, Vec<String>, String)> {
         let action = Text::new(action_text);
@@ -301,12 +300,12 @@ impl Analogies {
             if renames
                 .iter()
                 .any(|(from, to)| from.len() == 0 || to.len() == 0)
-                || renames
-                    .iter()
-                    .any(|(from, _)| lines.iter().any(|l| l.contains(from.text.as_str())))
             {
                 continue;
             }
+            // a line of this state that names what the example named stands for nothing
+            // renamed (the fridge beside the cupboard): such lines are not matched
+            let forbidden: Vec<&str> = renames.iter().map(|(from, _)| from.text.as_str()).collect();
             for e in self.by_action[other].iter().take(MAX_RENAMED_EXAMPLES) {
                 if e.collides(&renames) || !e.mentions(&renames) {
                     continue;
@@ -314,7 +313,8 @@ impl Analogies {
                 let removed: Vec<Text> =
                     e.changed.iter().map(|(r, _)| r.renamed(&renames)).collect();
                 let paired = e.changed.iter().map(|(_, a)| a.is_some());
-                if let Some((at, cost)) = match_lines(removed.iter().zip(paired), state) {
+                if let Some((at, cost)) = match_lines(removed.iter().zip(paired), state, &forbidden)
+                {
                     matched.push((cost, renamings.len(), e, at));
                 }
             }
@@ -457,13 +457,14 @@ fn rename(text: &str, renames: &Renames) -> String {
 /// alike unused line of the same kind, bounded cheaply before the exact count), and how many
 /// words they differ in, in all; `None` when a line has no counterpart here.
 fn match_example(e: &Example, state: &[Text]) -> Option<(Vec<usize>, usize)> {
-    match_lines(e.changed.iter().map(|(r, a)| (r, a.is_some())), state)
+    match_lines(e.changed.iter().map(|(r, a)| (r, a.is_some())), state, &[])
 }
 
 /// [`match_example`] over an example's removed lines, each with whether it has a counterpart.
 fn match_lines<'t>(
     changed: impl ExactSizeIterator<Item = (&'t Text, bool)>,
     state: &[Text],
+    forbidden: &[&str],
 ) -> Option<(Vec<usize>, usize)> {
     let mut at = Vec::with_capacity(changed.len());
     let mut cost = 0;
@@ -477,7 +478,12 @@ fn match_lines<'t>(
         let mut bounds: Vec<(f32, usize)> = state
             .iter()
             .enumerate()
-            .filter(|(i, t)| !at.contains(i) && t.len() <= MAX_WORDS && line_kind(&t.text) == kind)
+            .filter(|(i, t)| {
+                !at.contains(i)
+                    && t.len() <= MAX_WORDS
+                    && line_kind(&t.text) == kind
+                    && !forbidden.iter().any(|f| t.text.contains(f))
+            })
             .map(|(i, t)| {
                 let longer = removed.len().max(t.len()) as f32;
                 (shared(&removed.sorted, &t.sorted) as f32 / longer, i)
@@ -796,6 +802,40 @@ mod tests {
         // an action that lacks a word of the example's (`in`): the span renamed, "red apple in
         // shelf", is in none of the example's lines
         assert!(analogies.predict(&ctx("put cookbook workbench")).is_none());
+    }
+
+    #[test]
+    fn a_line_naming_what_the_example_named_is_left_alone() {
+        let mut analogies = Analogies::default();
+        analogies.learn(&step(
+            &["text: You also see a fridge that is closed"],
+            "open fridge",
+            &["text: You also see an open fridge, that is empty"],
+        ));
+        let state = crate::model::test_observation(
+            &[
+                "text: You also see a fridge that is closed",
+                "text: You also see a kitchen cupboard that is closed",
+            ],
+            "cook",
+        );
+        let task = crate::model::test_task("cook");
+        let p = analogies
+            .predict(&ModelContext {
+                task: &task,
+                history: &[],
+                state: &state,
+                action: "open kitchen cupboard",
+                retrieved: &[],
+            })
+            .expect("the renamed example merges into the cupboard's line");
+        assert_eq!(
+            p.next_state.lines,
+            vec![
+                "text: You also see a fridge that is closed",
+                "text: You also see an open kitchen cupboard, that is empty",
+            ]
+        );
     }
 
     #[test]
