@@ -130,9 +130,15 @@ struct Edit<'a> {
 }
 
 impl Analogies {
-    /// Keeps what a training step changed, if it paid nothing, ended nothing and changed lines.
+    /// Keeps what a training step changed, if it paid nothing, ended nothing and changed some
+    /// lines but not most: a step that replaced most of the state (a move to another place)
+    /// says nothing about another state's lines, which go too (rules read as sets, recall and
+    /// undoing handle those).
     pub(super) fn learn(&mut self, s: &Step) {
         if s.reward != 0.0 || s.done || s.state.lines == s.next_state.lines {
+            return;
+        }
+        if 2 * diff(&s.state.lines, &s.next_state.lines).len() > s.state.lines.len() {
             return;
         }
         let list = self.by_action.entry(s.action.clone()).or_insert_with(|| {

@@ -17,8 +17,25 @@ impl NativeModel {
             ..Default::default()
         };
         let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
+        let mut always_shown: Option<Vec<String>> = None;
         for t in trajectories {
             for s in &t.steps {
+                match &mut always_shown {
+                    None => {
+                        let mut kinds: Vec<String> = s
+                            .state
+                            .lines
+                            .iter()
+                            .map(|l| line_kind(l).to_string())
+                            .collect();
+                        kinds.sort();
+                        kinds.dedup();
+                        always_shown = Some(kinds);
+                    }
+                    Some(kinds) => {
+                        kinds.retain(|k| s.state.lines.iter().any(|l| line_kind(l) == k));
+                    }
+                }
                 if !s.reward_known {
                     // dynamics only: rules and memory carry rewards, which this step lacks
                     m.learn_unrewarded(s);
@@ -40,6 +57,7 @@ impl NativeModel {
                 m.undoing.learn(&t.steps);
             }
         }
+        m.always_shown = always_shown.unwrap_or_default();
         m.additive.fit();
         m.undoing.finish();
         m.views.finish();

@@ -124,6 +124,8 @@ pub struct NativeModel {
     undoing: undo::Undoing,
     /// What each action changed in training, for merging into states no rule fits.
     analogies: analogy::Analogies,
+    /// The kinds of line every training state showed (TextWorld's inventory).
+    always_shown: Vec<String>,
 }
 
 #[cfg(test)]

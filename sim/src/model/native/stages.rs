@@ -98,16 +98,19 @@ impl NativeModel {
         // 3. lifted rules: generalisations first, then the most specific, then the best supported;
         // 4. the same rules with removed lines read as sets (admissible actions only)
         let ruled = || {
-            self.by_rule(&vocab, &query, cands, ctx).or_else(|| {
-                admissible
-                    .then(|| self.by_rule_as_sets(&vocab, &query, cands, ctx))
-                    .flatten()
-            })
+            self.by_rule(&vocab, &query, cands, ctx)
+                .map(|p| (p, false))
+                .or_else(|| {
+                    admissible
+                        .then(|| self.by_rule_as_sets(&vocab, &query, cands, ctx))
+                        .flatten()
+                        .map(|p| (p, true))
+                })
         };
         let mut by_rules = None;
         // a place some source saw, that no rule of the right shape recalls
         if let Some(s) = sources.as_ref().filter(|_| seen)
-            && let Some(r) = by_rules.insert(ruled()).as_ref()
+            && let Some((r, _)) = by_rules.insert(ruled()).as_ref()
             && let Some(kinds) = self.brings.get(&ActionForm::of(&query.action.ids))
             && let Some(p) = recall::recall_place(s, ctx.state, r, &self.views, kinds)
         {
@@ -124,7 +127,25 @@ impl NativeModel {
         if let Some(p) = memory() {
             return p;
         }
-        if let Some(p) = by_rules.unwrap_or_else(ruled) {
+        if let Some((p, as_sets)) = by_rules.unwrap_or_else(ruled) {
+            // a rule read as sets drops what it cannot fill: where that leaves out a kind of
+            // line every training state showed (the inventory it rewrites) and it pays
+            // nothing, the same action's edits merged into this state's lines say more, when
+            // they merge
+            let lacks_a_kind = || {
+                self.always_shown
+                    .iter()
+                    .any(|k| !p.next_state.lines.iter().any(|l| line_kind(l) == k))
+            };
+            if as_sets
+                && p.reward == 0.0
+                && !p.done
+                && lacks_a_kind()
+                && let Some(a) = self.analogies.predict(ctx)
+                && !same_set(&a.next_state.lines, &p.next_state.lines)
+            {
+                return a;
+            }
             return p;
         }
         if let Some(p) = self.predict_unrewarded(ctx) {
