@@ -764,12 +764,18 @@ mod tests {
         let mut analogies = Analogies::default();
         analogies.learn(&step(
             &[
+                "text: You are in the pantry",
                 "text: a shelf that has some salt on it",
+                "text: a folding chair",
+                "text: a door to the west",
                 "[inventory] inventory: a red apple",
             ],
             "put red apple in shelf",
             &[
+                "text: You are in the pantry",
                 "text: a shelf that has some salt, and a red apple on it",
+                "text: a folding chair",
+                "text: a door to the west",
                 "[inventory] inventory: Your inventory is currently empty.",
             ],
         ));
@@ -814,9 +820,15 @@ mod tests {
     fn a_line_naming_what_the_example_named_is_left_alone() {
         let mut analogies = Analogies::default();
         analogies.learn(&step(
-            &["text: You also see a fridge that is closed"],
+            &[
+                "text: You are in the kitchen",
+                "text: You also see a fridge that is closed",
+            ],
             "open fridge",
-            &["text: You also see an open fridge, that is empty"],
+            &[
+                "text: You are in the kitchen",
+                "text: You also see an open fridge, that is empty",
+            ],
         ));
         let state = crate::model::test_observation(
             &[
@@ -849,12 +861,18 @@ mod tests {
         let mut analogies = Analogies::default();
         analogies.learn(&step(
             &[
+                "text: You are in the kitchen",
                 "text: a counter that has a raw yellow potato, and a cookbook on it",
+                "text: a stove",
+                "text: an oven",
                 "[inventory] inventory: a knife",
             ],
             "take cookbook",
             &[
+                "text: You are in the kitchen",
                 "text: a counter that has a raw yellow potato on it",
+                "text: a stove",
+                "text: an oven",
                 "[inventory] inventory: a knife a cookbook",
             ],
         ));
