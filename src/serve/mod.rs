@@ -13,7 +13,8 @@
 //!   `/step` (`{"action": {"action": "..."}, "episode_id": "..."}`) and `/state?episode_id=...`;
 //!   a `/reset` naming a live session's `episode_id` restarts that session.
 //! * `GET /health` (never needs the token), `GET /metadata`, `GET /schema`, `GET /stats` (ours:
-//!   sessions, what the recorder made durable, the curriculum's pool).
+//!   sessions, what the recorder made durable, the curriculum's pool — each family's recent
+//!   outcomes — and `curriculum_episodes`, every finished episode it was told of).
 //!
 //! **Errors** keep the session open: bad JSON, an unknown `type`, a step before reset or after the
 //! episode ended, an inadmissible action (unless `--inadmissible step`) are answered

@@ -238,9 +238,13 @@ async fn metadata(State(app): State<Shared>) -> axum::Json<Value> {
 async fn stats(State(app): State<Shared>) -> axum::Json<Value> {
     use std::sync::atomic::Ordering::Relaxed;
     let r = app.recorder.stats();
-    let (pool, failures) = match &app.source {
-        Source::Synthetic(w) => (w.pool_json(), serde_json::to_value(w.failures()).ok()),
-        Source::Real(_) => (Value::Null, None),
+    let (pool, heard, failures) = match &app.source {
+        Source::Synthetic(w) => (
+            w.pool_json(),
+            Some(w.heard()),
+            serde_json::to_value(w.failures()).ok(),
+        ),
+        Source::Real(_) => (Value::Null, None, None),
     };
     axum::Json(json!({
         "env": app.env_id,
@@ -252,6 +256,7 @@ async fn stats(State(app): State<Shared>) -> axum::Json<Value> {
         "durable_records": r.durable_records.load(Relaxed),
         "refused_episodes": r.refused.load(Relaxed),
         "curriculum": pool,
+        "curriculum_episodes": heard,
         "model_failures": failures,
     }))
 }

@@ -160,7 +160,14 @@ impl SyntheticWorld {
         }
     }
 
-    /// The pool as JSON (for `GET /stats`): each task family with its recent mean success.
+    /// How many finished curriculum episodes were reported, in all (the pool keeps only each
+    /// family's recent outcomes).
+    pub fn heard(&self) -> usize {
+        self.lock().finished
+    }
+
+    /// The pool as JSON (for `GET /stats`): each task family with its recent mean success
+    /// (`episodes`: the outcomes in its window, not all it had).
     pub fn pool_json(&self) -> serde_json::Value {
         let c = self.lock();
         c.pool
