@@ -780,13 +780,14 @@ mod tests {
             ],
         ));
         let state = Observation {
-            lines: vec![
-                "text: a workbench that has some flour on it".into(),
-                "[inventory] inventory: a cookbook".into(),
-            ],
-            instruction: "cook".into(),
             admissible: vec!["put cookbook in workbench".into()],
-            feedback: String::new(),
+            ..crate::model::test_observation(
+                &[
+                    "text: a workbench that has some flour on it",
+                    "[inventory] inventory: a cookbook",
+                ],
+                "cook",
+            )
         };
         let task = crate::model::test_task("cook");
         let ctx = |action| ModelContext {
@@ -877,13 +878,14 @@ mod tests {
             ],
         ));
         let state = Observation {
-            lines: vec![
-                "text: a counter that has a sliced green hot pepper, and a cookbook on it".into(),
-                "[inventory] inventory: a knife some salt".into(),
-            ],
-            instruction: "cook".into(),
             admissible: vec!["take cookbook".into()],
-            feedback: String::new(),
+            ..crate::model::test_observation(
+                &[
+                    "text: a counter that has a sliced green hot pepper, and a cookbook on it",
+                    "[inventory] inventory: a knife some salt",
+                ],
+                "cook",
+            )
         };
         let task = crate::model::test_task("cook");
         let p = analogies
