@@ -15,6 +15,7 @@
 
 use super::*;
 use crate::model::lines::line_kind;
+use std::hash::BuildHasher;
 
 /// Most examples kept per action (each with a different change).
 const MAX_PER_ACTION: usize = 24;
@@ -55,7 +56,7 @@ impl Text {
         for (w, space) in tokens(text) {
             let start = w.as_ptr() as usize - base;
             spans.push((start as u32, (start + w.len()) as u32, space));
-            hashes.push(word_hash(w));
+            hashes.push(rustc_hash::FxBuildHasher.hash_one(w));
         }
         let mut sorted = hashes.clone();
         sorted.sort_unstable();
@@ -79,13 +80,6 @@ impl Text {
     fn words(&self, range: std::ops::Range<usize>) -> Vec<Word<'_>> {
         range.map(|i| self.word(i)).collect()
     }
-}
-
-fn word_hash(w: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = rustc_hash::FxHasher::default();
-    w.hash(&mut h);
-    h.finish()
 }
 
 /// What one training step of an action changed.
@@ -378,14 +372,17 @@ impl Example {
         }
     }
 
+    /// The lines it changed: each removed line, and its counterpart where it has one.
+    fn changed_lines(&self) -> impl Iterator<Item = &Text> {
+        self.changed
+            .iter()
+            .flat_map(|(r, a)| std::iter::once(r).chain(a.iter()))
+    }
+
     /// Whether a new name is already in this example's lines (the renamed text would be
     /// ambiguous).
     fn collides(&self, renames: &Renames) -> bool {
-        let mut lines = self
-            .changed
-            .iter()
-            .flat_map(|(r, a)| std::iter::once(r).chain(a.iter()));
-        lines.any(|l| {
+        self.changed_lines().any(|l| {
             renames
                 .iter()
                 .any(|(_, to)| l.text.contains(to.text.as_str()))
@@ -396,14 +393,11 @@ impl Example {
     /// lines do not show would apply another action's change unrenamed.
     fn mentions(&self, renames: &Renames) -> bool {
         renames.iter().all(|(from, _)| {
-            self.changed
-                .iter()
-                .flat_map(|(r, a)| std::iter::once(r).chain(a.iter()))
-                .any(|l| {
-                    l.hashes
-                        .windows(from.len())
-                        .any(|w| w == from.hashes.as_slice())
-                })
+            self.changed_lines().any(|l| {
+                l.hashes
+                    .windows(from.len())
+                    .any(|w| w == from.hashes.as_slice())
+            })
         })
     }
 
@@ -750,6 +744,18 @@ mod tests {
         crate::model::test_step(obs(state), action, obs(next))
     }
 
+    /// What `analogies` predicts for `action` in `state`, with no history or retrieval.
+    fn predict(analogies: &Analogies, state: &Observation, action: &str) -> Option<Prediction> {
+        let task = crate::model::test_task(&state.instruction);
+        analogies.predict(&ModelContext {
+            task: &task,
+            history: &[],
+            state,
+            action,
+            retrieved: &[],
+        })
+    }
+
     #[test]
     fn renaming_replaces_whole_words_only() {
         let renames: Renames = vec![(Text::new("red apple"), Text::new("cookbook"))];
@@ -789,16 +795,7 @@ mod tests {
                 "cook",
             )
         };
-        let task = crate::model::test_task("cook");
-        let ctx = |action| ModelContext {
-            task: &task,
-            history: &[],
-            state: &state,
-            action,
-            retrieved: &[],
-        };
-        let p = analogies
-            .predict(&ctx("put cookbook in workbench"))
+        let p = predict(&analogies, &state, "put cookbook in workbench")
             .expect("the renamed example merges");
         assert_eq!(
             p.next_state.lines,
@@ -814,7 +811,7 @@ mod tests {
         );
         // an action that lacks a word of the example's (`in`): the span renamed, "red apple in
         // shelf", is in none of the example's lines
-        assert!(analogies.predict(&ctx("put cookbook workbench")).is_none());
+        assert!(predict(&analogies, &state, "put cookbook workbench").is_none());
     }
 
     #[test]
@@ -838,15 +835,7 @@ mod tests {
             ],
             "cook",
         );
-        let task = crate::model::test_task("cook");
-        let p = analogies
-            .predict(&ModelContext {
-                task: &task,
-                history: &[],
-                state: &state,
-                action: "open kitchen cupboard",
-                retrieved: &[],
-            })
+        let p = predict(&analogies, &state, "open kitchen cupboard")
             .expect("the renamed example merges into the cupboard's line");
         assert_eq!(
             p.next_state.lines,
@@ -887,16 +876,7 @@ mod tests {
                 "cook",
             )
         };
-        let task = crate::model::test_task("cook");
-        let p = analogies
-            .predict(&ModelContext {
-                task: &task,
-                history: &[],
-                state: &state,
-                action: "take cookbook",
-                retrieved: &[],
-            })
-            .expect("the example merges");
+        let p = predict(&analogies, &state, "take cookbook").expect("the example merges");
         assert_eq!(
             p.next_state.lines,
             vec![
@@ -906,13 +886,6 @@ mod tests {
         );
         assert_eq!((p.reward, p.done), (0.0, false));
         // another action has no example
-        let other = ModelContext {
-            task: &task,
-            history: &[],
-            state: &state,
-            action: "take knife",
-            retrieved: &[],
-        };
-        assert!(analogies.predict(&other).is_none());
+        assert!(predict(&analogies, &state, "take knife").is_none());
     }
 }

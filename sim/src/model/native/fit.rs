@@ -17,25 +17,8 @@ impl NativeModel {
             ..Default::default()
         };
         let mut index: HashMap<Vec<u32>, usize> = HashMap::new();
-        let mut always_shown: Option<Vec<String>> = None;
         for t in trajectories {
             for s in &t.steps {
-                match &mut always_shown {
-                    None => {
-                        let mut kinds: Vec<String> = s
-                            .state
-                            .lines
-                            .iter()
-                            .map(|l| line_kind(l).to_string())
-                            .collect();
-                        kinds.sort();
-                        kinds.dedup();
-                        always_shown = Some(kinds);
-                    }
-                    Some(kinds) => {
-                        kinds.retain(|k| s.state.lines.iter().any(|l| line_kind(l) == k));
-                    }
-                }
                 if !s.reward_known {
                     // dynamics only: rules and memory carry rewards, which this step lacks
                     m.learn_unrewarded(s);
@@ -57,7 +40,7 @@ impl NativeModel {
                 m.undoing.learn(&t.steps);
             }
         }
-        m.always_shown = always_shown.unwrap_or_default();
+        m.always_shown = kinds_always_shown(trajectories);
         m.additive.fit();
         m.undoing.finish();
         m.views.finish();
@@ -335,4 +318,23 @@ impl NativeModel {
             }
         }
     }
+}
+
+/// The kinds of line every state of `trajectories` shows, sorted (none without states).
+fn kinds_always_shown(trajectories: &[Trajectory]) -> Vec<String> {
+    let mut states = trajectories.iter().flat_map(|t| &t.steps).map(|s| &s.state);
+    let Some(first) = states.next() else {
+        return vec![];
+    };
+    let mut kinds: Vec<String> = first
+        .lines
+        .iter()
+        .map(|l| line_kind(l).to_string())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    for state in states {
+        kinds.retain(|k| state.lines.iter().any(|l| line_kind(l) == k));
+    }
+    kinds
 }

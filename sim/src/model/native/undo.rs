@@ -20,6 +20,7 @@
 //! stay with the stages that learnt them (dropping a box where the task wants it pays though
 //! it undoes picking it up), and a pair is trusted only where its returns never paid.
 
+use super::apply::splice;
 use super::*;
 use crate::model::fidelity::same_set;
 use crate::model::lines::line_kind;
@@ -72,11 +73,8 @@ pub(super) struct Undoing {
 
 /// The key of a pair: the action that changed the state, then the one taken after it.
 fn pair(first: &str, then: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = rustc_hash::FxHasher::default();
-    first.hash(&mut h);
-    then.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one((first, then))
 }
 
 /// Counts, per kind of line `s`'s state shows, its lines and those its next state lacks.
@@ -171,20 +169,9 @@ impl Undoing {
         }
         let goes =
             |l: &String| brought.contains(&l) || (since.contains(&l) && r.takes_away(line_kind(l)));
-        let mut lines: Vec<String> = Vec::with_capacity(now.len() + took.len());
-        let mut restored = false;
-        for l in now {
-            if !goes(l) {
-                lines.push(l.clone());
-            } else if !restored {
-                // what comes back takes the place of the first line that goes
-                lines.extend(took.iter().map(|l| (*l).clone()));
-                restored = true;
-            }
-        }
-        if !restored {
-            lines.extend(took.iter().map(|l| (*l).clone()));
-        }
+        let gone: Vec<usize> = (0..now.len()).filter(|&i| goes(&now[i])).collect();
+        // what comes back takes the place of the first line that goes
+        let lines = splice(now, &gone, took.into_iter().cloned().collect());
         let admissible = if same_set(&lines, &from.state.lines) {
             from.state.admissible.clone()
         } else {
