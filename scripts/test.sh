@@ -14,6 +14,12 @@ fi
 # no crate's modules import each other in a circle
 python3 scripts/module-cycles.py
 cargo test --workspace --lib --bins --tests --locked
+# the whole-episode property of the buffer log, ten times in a row (each run draws new cases)
+for run in 1 2 3 4 5 6 7 8 9 10; do
+    cargo test -p dreamgym-buffer --lib --locked --quiet \
+        appender::tests::a_log_cut_at_any_byte_recovers_whole_episodes_and_every_one_written \
+        || { echo "whole-episode property test failed on run $run" >&2; exit 1; }
+done
 cargo test --workspace --doc --locked
 # benchmarks are not run in CI, but they must keep compiling (dev profile: shares the test build)
 cargo build --workspace --benches --profile dev --locked

@@ -63,6 +63,13 @@ pub struct ServeArgs {
     /// Seconds without a request after which a session is closed.
     #[arg(long, default_value_t = 300)]
     pub idle_timeout: u64,
+    /// Connections open at once beyond --max-sessions (kept-alive HTTP clients, handshakes in
+    /// progress); one more is closed at once, so idle connections cannot take every file handle.
+    #[arg(long, default_value_t = 64)]
+    pub max_pending_connections: usize,
+    /// Seconds a new connection may take to send its first byte (its request or handshake).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub handshake_timeout: u64,
     /// What an inadmissible action gets: an error (no step taken) or a step the env fails.
     #[arg(long, value_enum, default_value = "error")]
     pub inadmissible: crate::serve::session::Inadmissible,
@@ -140,6 +147,11 @@ pub enum Command {
         /// Scenarios end theirs far sooner; this bounds bridged envs that never report `done`.
         #[arg(long, default_value_t = dreamgym_sim::policy::MAX_EPISODE_STEPS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         max_steps: usize,
+        /// Stop with an error once more than this share of task instances had an expert that
+        /// raised, hung or crashed (counted by kind; the instance is given up, or a noisy
+        /// expert's step played at random).
+        #[arg(long, default_value_t = 0.5, value_parser = parse_share)]
+        max_expert_failure_share: f64,
     },
     /// Experience models.
     Model {
@@ -150,64 +162,13 @@ pub enum Command {
     /// The whole DreamGym job on one env: offline seed data (collected if not given), the native
     /// experience model, curriculum training in it, sim-to-real, the real-only and behaviour-cloning
     /// baselines, ablations, held-out evaluation over seeds; writes OUT/summary.json and report.html.
-    Run {
-        /// A scenario file (scenarios/household.ron) or an env id (scenario:PATH, bridge:NAME).
-        env: String,
-        /// Settings in RON (see `pipeline::RunConfig`; fields not given take the embedded defaults).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Output directory.
-        #[arg(long, default_value = "runs/latest")]
-        out: PathBuf,
-        /// auto | wgpu | cpu
-        #[arg(long, default_value = "auto")]
-        backend: String,
-        /// Seeds, comma-separated (overrides the config).
-        #[arg(long, value_delimiter = ',')]
-        seeds: Option<Vec<u64>>,
-        /// Policy iterations (overrides the config).
-        #[arg(long)]
-        iterations: Option<usize>,
-        /// Skip the ablations.
-        #[arg(long)]
-        no_ablations: bool,
-        /// Do not write the run's experience to OUT/buffer.dglog (about 1.9 KB per transition).
-        #[arg(long)]
-        no_buffer: bool,
-        /// Offline seed data (real trajectories, JSONL) for every seed instead of collecting it;
-        /// episodes on held-out instances are left out (and counted in the report's notes).
-        #[arg(long, value_name = "FILE.jsonl")]
-        offline: Option<PathBuf>,
-    },
+    Run(crate::commands::run::RunArgs),
     /// How many real interactions DreamGym saves: real_only trained at a ladder of real budgets
     /// up to convergence (one run per budget), DreamGym with no online real step, DreamGym-S2R
     /// at small real budgets, over several seeds; writes summary.json (headline figures: real
     /// only's converged success, DreamGym's share of it, the saving factor), report.html and
     /// efficiency.svg (success against real interactions, log axis).
-    Efficiency {
-        /// A scenario file (scenarios/household.ron) or an env id (scenario:PATH, bridge:NAME).
-        env: String,
-        /// Settings in RON (see `efficiency::EfficiencyConfig`; e.g.
-        /// experiments/efficiency-household.ron).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Output directory.
-        #[arg(long, default_value = "runs/efficiency")]
-        out: PathBuf,
-        /// auto | wgpu | cpu
-        #[arg(long, default_value = "auto")]
-        backend: String,
-        /// Seeds, comma-separated (overrides the config).
-        #[arg(long, value_delimiter = ',')]
-        seeds: Option<Vec<u64>>,
-        /// Seeds run at once (each on its own thread; results do not depend on it).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-        jobs: u16,
-        /// Train nothing: recompute the headline, report and plot of OUT from the per-seed
-        /// points in OUT/summary.json (e.g. after an upgrade).
-        #[arg(long)]
-        report_only: bool,
-    },
+    Efficiency(crate::commands::efficiency::EfficiencyArgs),
     /// Serve an env over the OpenEnv protocol (WebSocket /ws and HTTP) for trainers in any
     /// language: the real env, or with --model a synthetic one (an experience model fit on
     /// --offline real trajectories, the curriculum choosing the tasks). Every episode played is
@@ -215,30 +176,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// One DreamGym training run from an experiment file, checkpointed every iteration: seed
     /// data, the native model, the policy in it with the curriculum, then optional sim-to-real.
-    Train {
-        /// Experiment file (RON), e.g. experiments/keys-doors.ron
-        #[arg(long)]
-        config: PathBuf,
-        /// Output directory (default: runs/<config file name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue from OUT/checkpoint.bin.
-        #[arg(long)]
-        resume: bool,
-        /// Stop after this many iterations now (resumable).
-        #[arg(long)]
-        stop_after: Option<usize>,
-        /// auto | wgpu | cpu
-        #[arg(long, default_value = "auto")]
-        backend: String,
-        /// No progress bar.
-        #[arg(long)]
-        quiet: bool,
-        /// Do not keep the run's experience in OUT/buffer.dglog (a run started without it
-        /// resumes without it).
-        #[arg(long)]
-        no_buffer: bool,
-    },
+    Train(crate::commands::train::TrainArgs),
     /// Train and evaluate policies with the burn learner (PPO, GRPO) in a real env.
     Policy {
         /// The policy command.
@@ -491,11 +429,21 @@ pub enum BufferCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Cut a log at its first corrupted record (after an error from `stats`).
+    /// Repair a log after an error from `stats`: skip damaged stretches (resynchronising at the
+    /// next valid record), drop the episodes the damage broke and records that cannot be read,
+    /// keep everything else, and report what was skipped.
     Repair {
         /// Buffer log file.
         buffer: PathBuf,
     },
+}
+
+/// A share in [0, 1] (clap value parser).
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{text}`: expected a share in [0, 1]")),
+    }
 }
 
 /// Run a parsed command line.
@@ -515,6 +463,7 @@ pub fn run(cli: Cli) -> Result<()> {
             workers,
             bridge_cmd,
             max_steps,
+            max_expert_failure_share,
         } => commands::collect::run(
             &env,
             bridge_cmd.as_deref(),
@@ -525,60 +474,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 seed,
                 workers,
                 max_steps,
+                max_expert_failure_share,
             },
             &out,
         ),
         Command::Buffer { cmd } => commands::buffer::run(cmd),
         Command::Data { cmd } => commands::data::run(cmd),
         Command::Policy { cmd } => commands::policy::run(cmd),
-        Command::Train {
-            config,
-            out,
-            resume,
-            stop_after,
-            backend,
-            quiet,
-            no_buffer,
-        } => commands::train::run(
-            &config, out, resume, stop_after, &backend, quiet, !no_buffer,
-        ),
+        Command::Train(args) => commands::train::run(args),
         Command::Serve(args) => commands::serve::run(args),
-        Command::Run {
-            env,
-            config,
-            out,
-            backend,
-            seeds,
-            iterations,
-            no_ablations,
-            no_buffer,
-            offline,
-        } => commands::run::run(
-            &env,
-            config.as_deref(),
-            &out,
-            &backend,
-            (seeds, iterations, no_ablations),
-            !no_buffer,
-            offline.as_deref(),
-        ),
-        Command::Efficiency {
-            env,
-            config,
-            out,
-            backend,
-            seeds,
-            jobs,
-            report_only,
-        } => commands::efficiency::run(
-            &env,
-            config.as_deref(),
-            &out,
-            &backend,
-            seeds,
-            usize::from(jobs),
-            report_only,
-        ),
+        Command::Run(args) => commands::run::run(args),
+        Command::Efficiency(args) => commands::efficiency::run(args),
         Command::Model { cmd } => commands::model::run(cmd),
     }
 }

@@ -4,7 +4,7 @@
 use crate::envs::EnvFactory;
 use anyhow::{Context, Result, anyhow};
 use dreamgym_buffer::{JsonlWriter, Trajectory};
-use dreamgym_sim::policy::{BehaviourPolicy, collect_episode_limited};
+use dreamgym_sim::policy::{BehaviourPolicy, ExpertFaults, collect_episode_limited};
 use dreamgym_sim::{EnvError, TaskSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -26,6 +26,19 @@ pub struct CollectSummary {
     /// Episodes not written because the expert had no plan for their task instance (an
     /// unsolvable instance): counted, not fatal.
     pub skipped: usize,
+    /// The expert's failures (raised, timed out, crashed) and the instances given up for them.
+    pub expert_faults: ExpertFaults,
+}
+
+/// What a worker sends the writer for episode `i`.
+struct Collected {
+    i: usize,
+    /// The episode; `None` where its instance was skipped (no plan) or given up (expert failure).
+    trajectory: Result<Option<Trajectory>>,
+    /// The expert's failures in it.
+    faults: ExpertFaults,
+    /// The failure that gave the instance up, as text.
+    fault: Option<String>,
 }
 
 /// The reset seed of episode `i` of a run with `seed`.
@@ -47,6 +60,9 @@ pub struct CollectPlan {
     /// Steps after which an episode the env has not ended is cut (marked truncated): a bridged
     /// env that never reports `done` must not make a collection run forever.
     pub max_steps: usize,
+    /// Largest share of task instances on which the expert may fail (raise, hang, crash) before
+    /// collection stops as an error.
+    pub max_expert_failure_share: f64,
 }
 
 /// Collect `plan.episodes` episodes with `plan.workers` environments in parallel. Episode `i`
@@ -66,6 +82,7 @@ pub fn collect(
         seed,
         workers,
         max_steps,
+        max_expert_failure_share,
     } = plan;
     let mut w = JsonlWriter::create(out)?;
     let terminal = progress && std::io::stderr().is_terminal();
@@ -88,9 +105,9 @@ pub fn collect(
         .expect("valid template"),
     );
     let next = AtomicUsize::new(0);
-    // `Ok(None)`: an instance the expert could not solve, skipped
-    let (tx, rx) = channel::<(usize, Result<Option<Trajectory>>)>();
+    let (tx, rx) = channel::<Collected>();
     let mut s = CollectSummary::default();
+    let mut last_fault = String::new();
     let workers = workers.clamp(1, episodes.max(1));
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..workers {
@@ -105,6 +122,11 @@ pub fn collect(
                     }
                     let ep_seed = episode_seed(seed, i);
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(ep_seed ^ 0x5eed_5eed);
+                    let mut faults = ExpertFaults {
+                        attempted: 1,
+                        ..ExpertFaults::default()
+                    };
+                    let mut fault = None;
                     let t = match collect_episode_limited(
                         env.as_mut(),
                         spec,
@@ -112,13 +134,27 @@ pub fn collect(
                         policy,
                         &mut rng,
                         max_steps,
+                        &mut faults,
                     ) {
                         Ok(t) => Ok(Some(t)),
                         Err(EnvError::NoPlan { .. }) => Ok(None),
+                        // the instance is given up (the env restarted where it had to); the
+                        // next one is collected
+                        Err(e @ EnvError::Expert { .. }) => {
+                            faults.abandoned += 1;
+                            fault = Some(e.to_string());
+                            Ok(None)
+                        }
                         Err(e) => Err(e).with_context(|| format!("episode {i} (seed {ep_seed})")),
                     };
                     let failed = t.is_err();
-                    if tx.send((i, t)).is_err() || failed {
+                    let sent = tx.send(Collected {
+                        i,
+                        trajectory: t,
+                        faults,
+                        fault,
+                    });
+                    if sent.is_err() || failed {
                         // stop this worker; the writer reports the first error
                         next.store(episodes, Ordering::Relaxed);
                         return;
@@ -130,12 +166,27 @@ pub fn collect(
         // write in episode order as results arrive
         let mut pending: BTreeMap<usize, Option<Trajectory>> = BTreeMap::new();
         let mut want = 0;
-        for (i, t) in rx {
-            let t = t?;
-            pending.insert(i, t);
+        for c in rx {
+            let t = c.trajectory?;
+            s.expert_faults.add(&c.faults);
+            if let Some(f) = c.fault {
+                last_fault = f;
+            } else if c.faults.faulty > 0 {
+                last_fault = "a noisy expert's step failed and was played at random".into();
+            }
+            if let Err(m) = s
+                .expert_faults
+                .check(max_expert_failure_share, envs.id(), &last_fault)
+            {
+                // the other workers stop at their next episode
+                next.store(episodes, Ordering::Relaxed);
+                return Err(anyhow!(m));
+            }
+            let skipped = t.is_none() && c.faults.abandoned == 0;
+            pending.insert(c.i, t);
+            s.skipped += skipped as usize;
             while let Some(t) = pending.remove(&want) {
                 let Some(t) = t else {
-                    s.skipped += 1;
                     want += 1;
                     bar.inc(1);
                     continue;
@@ -149,7 +200,7 @@ pub fn collect(
                 lines.iteration(want, episodes, t.steps.len() as u64);
                 bar.set_message(format!(
                     "success {:.0}%",
-                    100.0 * s.successes as f64 / s.episodes as f64
+                    100.0 * s.successes as f64 / s.episodes.max(1) as f64
                 ));
             }
         }

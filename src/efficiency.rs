@@ -33,6 +33,7 @@ use crate::seed_context::{SeedContext, collect_offline};
 use crate::stats::{mean_ci, t_interval};
 use anyhow::{Context, Result};
 use dreamgym_policy::SelectedDevice;
+use dreamgym_sim::policy::ExpertFaults;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -433,7 +434,7 @@ pub fn run(
     let started = std::time::Instant::now();
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("efficiency settings: {e}"))?;
-    let factory = EnvFactory::new(env_id, None)?;
+    let factory = EnvFactory::new(env_id, cfg.run.bridge_cmd.as_deref())?;
     let mut summary = EfficiencySummary::before_any_seed(
         env_id.to_string(),
         cfg.clone(),
@@ -484,7 +485,12 @@ fn run_seed(
         "seed {seed}: collecting {} offline episodes",
         cfg.run.offline_episodes
     ));
-    let offline = collect_offline(factory.open().as_mut(), &cfg.run, seed)?;
+    let offline = collect_offline(
+        factory.open().as_mut(),
+        &cfg.run,
+        seed,
+        &mut ExpertFaults::default(),
+    )?;
     let ctx = SeedContext::new(&cfg.run, factory, device, seed, offline, progress, None);
     let mut out = SeedPoints::new();
     let mut keep = |name: &str, played: &Played| {

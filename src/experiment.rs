@@ -13,6 +13,7 @@ use dreamgym_policy::{
 };
 use dreamgym_sim::Env;
 use dreamgym_sim::model::retrieval::Retrievable;
+use dreamgym_sim::policy::ExpertFaults;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -187,7 +188,12 @@ fn offline_data(
             }
             given.trajectories
         }
-        None => collect_offline(factory.open().as_mut(), &cfg.run, cfg.seed)?,
+        None => collect_offline(
+            factory.open().as_mut(),
+            &cfg.run,
+            cfg.seed,
+            &mut ExpertFaults::default(),
+        )?,
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut w = JsonlWriter::create(&offline_path)?;
@@ -229,7 +235,7 @@ pub fn train(
     opts: TrainOptions,
 ) -> Result<()> {
     let _lock = crate::run_lock::RunLock::acquire(out)?;
-    let factory = EnvFactory::new(&cfg.env, None)?;
+    let factory = EnvFactory::new(&cfg.env, cfg.run.bridge_cmd.as_deref())?;
     cfg.run
         .policy
         .validate()

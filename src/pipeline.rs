@@ -14,6 +14,7 @@ use dreamgym_curriculum::DifficultyPoint;
 use dreamgym_policy::{SelectedDevice, Split, TaskSampler};
 use dreamgym_sim::model::fidelity;
 use dreamgym_sim::model::retrieval::{Retrievable, RetrievalMode};
+use dreamgym_sim::policy::ExpertFaults;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -169,9 +170,10 @@ pub fn run(
     let started = std::time::Instant::now();
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("run settings: {e}"))?;
-    let factory = EnvFactory::new(env_id, None)?;
+    let factory = EnvFactory::new(env_id, cfg.bridge_cmd.as_deref())?;
     let mut results: BTreeMap<String, Vec<SeedResult>> = BTreeMap::new();
     let mut offline_total = (0usize, 0u64);
+    let mut faults = ExpertFaults::default();
     // the summary so far: written after every seed, returned after the last
     let mut notes = run_notes(cfg, &factory);
     if let Some(g) = given {
@@ -192,7 +194,7 @@ pub fn run(
                     "seed {seed}: collecting {} offline episodes",
                     cfg.offline_episodes
                 ));
-                collect_offline(env.as_mut(), cfg, seed)?
+                collect_offline(env.as_mut(), cfg, seed, &mut faults)?
             }
         };
         let recording = recorder.map(|r| Recording::new(r.clone()));
@@ -205,7 +207,7 @@ pub fn run(
         // real held-out episodes the model's fidelity is measured on (first seed)
         let heldout = if k == 0 && cfg.fidelity_episodes > 0 {
             progress.phase("measuring the experience model's fidelity on real held-out episodes");
-            let (heldout, fidelity) = heldout_fidelity(&ctx, env.as_mut(), seed)?;
+            let (heldout, fidelity) = heldout_fidelity(&ctx, env.as_mut(), seed, &mut faults)?;
             summary.fidelity = fidelity;
             heldout
         } else {
@@ -213,7 +215,7 @@ pub fn run(
         };
         play_methods(&ctx, k == 0, &heldout, &mut summary, &mut results)?;
         summary.seeds_done.push(seed);
-        summary.update(&results, offline_total, started);
+        summary.update(&results, offline_total, &faults, started);
         if !summary.complete {
             seed_done(&summary)?;
         }
@@ -253,6 +255,7 @@ fn heldout_fidelity(
     ctx: &SeedContext<'_>,
     env: &mut dyn dreamgym_sim::Env,
     seed: u64,
+    faults: &mut ExpertFaults,
 ) -> Result<(Vec<dreamgym_buffer::Trajectory>, serde_json::Value)> {
     let held = TaskSampler {
         spec: ctx.spec.clone(),
@@ -264,6 +267,8 @@ fn heldout_fidelity(
         ctx.cfg.fidelity_episodes,
         ctx.cfg.offline_mix,
         seed ^ 0xf1d,
+        ctx.cfg.max_expert_failure_share,
+        faults,
     )?;
     let model = ctx.model(true)?;
     let fidelity = serde_json::to_value(fidelity::evaluate(
@@ -392,6 +397,7 @@ impl RunSummary {
         &mut self,
         results: &BTreeMap<String, Vec<SeedResult>>,
         offline_total: (usize, u64),
+        faults: &ExpertFaults,
         started: std::time::Instant,
     ) {
         let n = self.seeds_done.len().max(1);
@@ -401,6 +407,7 @@ impl RunSummary {
             "real_steps_per_seed": offline_total.1 / n as u64,
             "mix": {"expert": round3(mix.expert), "noisy_expert": round3(mix.noisy), "random": round3(mix.random), "noise": mix.noise},
             "instances": "training split only (fold != 0)",
+            "expert_faults": faults,
         });
         self.methods = results
             .iter()

@@ -114,6 +114,13 @@ pub struct RunConfig {
     /// without an admissible action) before a training run in it is stopped as an error; above
     /// 5% a warning says so.
     pub max_model_failure_share: f32,
+    /// Largest share of the offline collection's task instances on which the env's expert may
+    /// fail (raise, hang, crash; counted by kind, the instance abandoned or the step played at
+    /// random) before the run stops as an error naming the env and the failure.
+    pub max_expert_failure_share: f64,
+    /// For `bridge:NAME` envs: the command that runs your own bridge (docs/bridge.md) instead of
+    /// the shipped Python one; `--bridge-cmd` on the command line overrides it.
+    pub bridge_cmd: Option<String>,
 }
 
 impl RunConfig {
@@ -156,6 +163,13 @@ impl RunConfig {
             return bad(
                 "max_model_failure_share",
                 self.max_model_failure_share.to_string(),
+                "a share in [0, 1]",
+            );
+        }
+        if !share(self.max_expert_failure_share) {
+            return bad(
+                "max_expert_failure_share",
+                self.max_expert_failure_share.to_string(),
                 "a share in [0, 1]",
             );
         }
@@ -212,6 +226,9 @@ impl RunConfig {
         if let Err(e) = self.policy.validate() {
             return bad("policy", e, "a valid learner configuration");
         }
+        if let Err(e) = self.curriculum.validate() {
+            return bad("curriculum", e, "a valid curriculum configuration");
+        }
         Ok(())
     }
 }
@@ -248,6 +265,8 @@ impl Default for RunConfig {
             bc_warm_start: true,
             bc_epochs: 20,
             max_model_failure_share: 0.5,
+            max_expert_failure_share: 0.5,
+            bridge_cmd: None,
         }
     }
 }

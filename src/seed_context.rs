@@ -20,7 +20,9 @@ use dreamgym_sim::model::env::{
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
 use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
-use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
+use dreamgym_sim::policy::{
+    BehaviourPolicy, ExpertFaults, MAX_EPISODE_STEPS, collect_episode_limited,
+};
 use dreamgym_sim::{Env, TaskSpec};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,19 +30,27 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 /// Collects `n` episodes on instances of `sampler`'s split with the configured behaviour mix.
+///
+/// Instances the expert cannot solve are skipped and another is drawn, as `collect` does; so are
+/// instances given up because the expert failed (raised, hung, crashed: counted by kind in
+/// `faults`; a noisy expert's failed step turns random and its episode goes on). More than
+/// `max_expert_failure_share` of the instances with an expert failure, or a family where the
+/// expert solves almost nothing, is an error naming the env and the failure, not an endless loop.
 pub fn collect_split(
     env: &mut dyn Env,
     sampler: &TaskSampler,
     n: usize,
     mix: OfflineMix,
     seed: u64,
+    max_expert_failure_share: f64,
+    faults: &mut ExpertFaults,
 ) -> Result<Vec<Trajectory>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let total = (mix.expert + mix.noisy + mix.random).max(1e-6);
     let mut out = Vec::with_capacity(n);
-    // instances the expert cannot solve are skipped (another is drawn), as `collect` does; a
-    // family where it solves almost none is an error, not an endless loop
+    let mut here = ExpertFaults::default();
     let mut skipped = 0;
+    let mut last_fault = String::new();
     for i in 0..n {
         let share = i as f32 / n.max(1) as f32;
         let policy = if share < mix.expert / total {
@@ -52,27 +62,81 @@ pub fn collect_split(
         };
         loop {
             let (_, instance) = sampler.reset(env, &mut rng)?;
-            match collect_episode(env, &sampler.spec, instance, policy, &mut rng) {
+            here.attempted += 1;
+            let given_up = skipped + here.abandoned;
+            let result = collect_episode_limited(
+                env,
+                &sampler.spec,
+                instance,
+                policy,
+                &mut rng,
+                MAX_EPISODE_STEPS,
+                &mut here,
+            );
+            let context = |here: &ExpertFaults, skipped: usize| {
+                format!(
+                    "collecting offline episode {i} ({skipped} unsolvable instances skipped before; expert failures: {})",
+                    here.describe()
+                )
+            };
+            let collected = match result {
                 Ok(t) => {
                     out.push(t);
-                    break;
+                    true
                 }
-                Err(dreamgym_sim::EnvError::NoPlan { .. }) if skipped < 10 * n.max(1) => {
+                Err(dreamgym_sim::EnvError::NoPlan { .. }) if given_up < 10 * n.max(1) => {
                     skipped += 1;
+                    false
+                }
+                Err(e @ dreamgym_sim::EnvError::Expert { .. }) if given_up < 10 * n.max(1) => {
+                    here.abandoned += 1;
+                    last_fault = e.to_string();
+                    false
                 }
                 Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("collecting offline episode {i} ({skipped} unsolvable instances skipped before)")
-                    });
+                    faults.add(&here);
+                    return Err(e).with_context(|| context(&here, skipped));
                 }
+            };
+            if here.faulty > 0 && last_fault.is_empty() {
+                last_fault = "a noisy expert's step failed and was played at random".into();
+            }
+            if let Err(m) = here.check(max_expert_failure_share, env.id(), &last_fault) {
+                faults.add(&here);
+                return Err(anyhow::Error::msg(m)).with_context(|| context(&here, skipped));
+            }
+            if collected {
+                break;
             }
         }
+    }
+    // the share is judged on the whole collection too, however few instances it drew
+    if here.attempted < ExpertFaults::MIN_ATTEMPTS
+        && here.faulty as f64 > max_expert_failure_share * here.attempted as f64
+    {
+        faults.add(&here);
+        anyhow::bail!(
+            "{}: the expert failed on {} of {} task instances (> max_expert_failure_share {}): {}; the latest: {last_fault}",
+            env.id(),
+            here.faulty,
+            here.attempted,
+            max_expert_failure_share,
+            here.describe()
+        );
     }
     if skipped > 0 {
         tracing::warn!(
             "offline data: skipped {skipped} instances the expert could not solve (`dreamgym scenario check --expert N` shows where)"
         );
     }
+    if here.total() > 0 {
+        tracing::warn!(
+            "offline data on {}: the expert failed: {} (the latest: {last_fault})",
+            env.id(),
+            here.describe()
+        );
+    }
+    faults.add(&here);
     Ok(out)
 }
 
@@ -351,12 +415,21 @@ pub(crate) fn collect_offline(
     env: &mut dyn Env,
     cfg: &RunConfig,
     seed: u64,
+    faults: &mut ExpertFaults,
 ) -> Result<Vec<Trajectory>> {
     let train = TaskSampler {
         spec: task_of(cfg),
         split: Split::Train,
     };
-    collect_split(env, &train, cfg.offline_episodes, cfg.offline_mix, seed)
+    collect_split(
+        env,
+        &train,
+        cfg.offline_episodes,
+        cfg.offline_mix,
+        seed,
+        cfg.max_expert_failure_share,
+        faults,
+    )
 }
 
 impl SeedContext<'_> {
@@ -575,7 +648,10 @@ impl SeedContext<'_> {
             Some(g) => harder_starts(self.factory, g, &families, self.seed)?,
             None => vec![],
         };
-        let failures = Arc::new(ModelFailures::default());
+        // a model that cannot answer stops the run within a window of steps, not at the end
+        let failures = Arc::new(ModelFailures::with_limit(f64::from(
+            self.cfg.max_model_failure_share,
+        )));
         let (envs, retained) = self.model_envs(model, real, &starts, retrieval, &failures);
         Ok(SyntheticLoop {
             envs,
@@ -717,7 +793,13 @@ mod tests {
         };
         let device = dreamgym_policy::select_device(dreamgym_policy::BackendChoice::Cpu).unwrap();
         let progress = Progress::silent();
-        let offline = collect_offline(factory.open().as_mut(), &cfg, 1).unwrap();
+        let offline = collect_offline(
+            factory.open().as_mut(),
+            &cfg,
+            1,
+            &mut ExpertFaults::default(),
+        )
+        .unwrap();
         let ctx = SeedContext::new(&cfg, &factory, &device, 1, offline, &progress, None);
         let mut lp = ctx.synthetic_loop(true, false, true).unwrap();
         let mut trainer = ctx.start_with_envs(false, cfg.synthetic_envs).unwrap();

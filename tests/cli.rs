@@ -322,8 +322,13 @@ fn corrupted_buffer_is_reported_and_repairable() {
     assert!(err.contains("corrupted record at byte offset"), "{err}");
     let (ok, out, err) = run(bin().args(["buffer", "repair"]).arg(&buf));
     assert!(ok, "{err}");
-    assert!(out.contains("cut"), "{out}");
-    assert!(run(bin().args(["buffer", "stats"]).arg(&buf)).0);
+    assert!(out.contains("skipped 1 damaged stretch"), "{out}");
+    // the repair resynchronises after the damage: only the episode it broke is gone, not
+    // every record after it
+    let (ok, stats, err) = run(bin().args(["buffer", "stats", "--json"]).arg(&buf));
+    assert!(ok, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["stats"]["episodes"], 4, "{stats}");
 }
 
 #[test]
@@ -861,7 +866,7 @@ fn a_checksum_valid_undecodable_record_is_removed_by_repair() {
     assert!(!ok, "an undecodable record is reported");
     let (ok, out, err2) = run(bin().args(["buffer", "repair"]).arg(&buf));
     assert!(ok, "{err} / {err2}");
-    assert!(out.contains("Undecodable"), "{out}");
+    assert!(out.contains("dropped 1 whole record"), "{out}");
     let (ok, _, err) = run(bin().args(["buffer", "stats"]).arg(&buf));
     assert!(ok, "{err}");
 }
@@ -1120,9 +1125,15 @@ fn buffer_replay_confirms_what_the_real_env_repeats_and_names_where_the_rest_wen
     let last = steps.len() - 1;
     steps[last]["action"] = "dance on the table".into();
     let real_steps = real[0]["trajectory"]["steps"].as_array().unwrap().len() + last + 1;
+    // an instance the env cannot reset (its template is gone): counted, the others replayed
+    let mut gone = real[0].clone();
+    gone["trajectory"]["task"]["id"] = "keys_doors/gone/1".into();
+    gone["trajectory"]["task"]["params"]["template"] = "gone".into();
+    let mut gone_synthetic = synthetic(&real[0]);
+    gone_synthetic["trajectory"]["task"]["id"] = "keys_doors/gone/1".into();
     let all: Vec<String> = real
         .iter()
-        .chain([&repeated, &wrong])
+        .chain([&repeated, &wrong, &gone, &gone_synthetic])
         .map(|v| v.to_string())
         .collect();
     std::fs::write(&jsonl, all.join("\n") + "\n").unwrap();
@@ -1133,8 +1144,13 @@ fn buffer_replay_confirms_what_the_real_env_repeats_and_names_where_the_rest_wen
         .arg(&buf));
     assert!(ok, "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(r["synthetic_successes"], 2, "{r}");
+    assert_eq!(r["synthetic_successes"], 3, "{r}");
     assert_eq!(r["replayed"], 2, "{r}");
+    assert_eq!(r["env_errors"], 1, "{r}");
+    assert!(
+        r["first_env_error"].as_str().unwrap().contains("gone"),
+        "{r}"
+    );
     assert_eq!(r["confirmed"], 1, "{r}");
     assert_eq!(r["real_steps"], real_steps, "{r}");
     assert_eq!(
@@ -1142,4 +1158,36 @@ fn buffer_replay_confirms_what_the_real_env_repeats_and_names_where_the_rest_wen
         serde_json::json!([["dance on the table", 1]]),
         "{r}"
     );
+}
+
+/// A buffer with real episodes of two envs: `buffer replay` asks which one instead of picking
+/// the first it meets, and with `--env` replays only from that env's own resets.
+#[test]
+fn buffer_replay_on_a_buffer_of_two_envs_asks_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.jsonl");
+    collect_keys_doors(&keys, 2, &["--policy", "expert"]);
+    let house = dir.path().join("house.jsonl");
+    let (ok, _, err) = run(bin()
+        .args(["collect", "--env"])
+        .arg(format!("scenario:{}", scenario("household.ron").display()))
+        .args(["--episodes", "2", "--out"])
+        .arg(&house));
+    assert!(ok, "{err}");
+    let buf = dir.path().join("b.dglog");
+    assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&keys)).0);
+    assert!(run(bin().args(["buffer", "import"]).arg(&buf).arg(&house)).0);
+    let (ok, _, err) = run(bin().args(["buffer", "replay"]).arg(&buf));
+    assert!(!ok);
+    assert!(
+        err.contains("real episodes of 2 envs") && err.contains("give --env"),
+        "{err}"
+    );
+    let (ok, out, err) = run(bin()
+        .args(["buffer", "replay", "--json", "--env"])
+        .arg(scenario("keys_doors.ron"))
+        .arg(&buf));
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["env_errors"], 0, "{r}");
 }

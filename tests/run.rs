@@ -534,6 +534,34 @@ fn the_loop_survives_dead_end_states_and_stops_on_a_failing_model() {
     assert!(err.contains("rejected replies"), "{err}");
 }
 
+/// A model server that fails every request stops a long run within its first window of steps
+/// (about 20 failed requests), not after the whole synthetic phase (300 iterations here: about
+/// 24 minutes of failing requests).
+#[test]
+fn a_failing_model_server_stops_a_long_run_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("run.ron");
+    std::fs::write(
+        &cfg,
+        "(experience_model: Llm, seeds: [1], offline_episodes: 20, iterations: 300, synthetic_envs: 2, eval_episodes: 5, fidelity_episodes: 0, ablations: false, bc_epochs: 1, policy: (num_steps: 4), curriculum: (lambda: 0.0))",
+    )
+    .unwrap();
+    let failing = fixed_llm_server(500, "overloaded");
+    let t0 = std::time::Instant::now();
+    let o = run_keys_doors(&cfg, &dir.path().join("out"))
+        .env("DREAMGYM_LLM_URL", &failing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("of the last 20 steps"), "{err}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(120),
+        "{:?}: {err}",
+        t0.elapsed()
+    );
+}
+
 /// Offline collection skips instances the expert cannot solve: a keys_doors copy where
 /// picking up strands the agent (put_in_room unsolvable, goto and pickup fine) still yields
 /// the episodes asked for, all of solvable families.

@@ -26,7 +26,12 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    fn start_with_env(args: &[&str], vars: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+            .envs(vars.iter().copied())
             .arg("serve")
             .args(args)
             .args(["--addr", "127.0.0.1:0"])
@@ -609,4 +614,148 @@ fn a_killed_server_leaves_a_buffer_of_whole_episodes() {
         "{records} records recovered, {durable} were durable"
     );
     assert!(ended.values().sum::<usize>() >= 50);
+    // the kill may or may not have landed inside an episode's frames: cut the log the server
+    // wrote at seeded random offsets (and just before its end) as other kills would have, so
+    // that the test cannot pass by luck
+    let full = std::fs::read(&buffer).unwrap();
+    let probe = dir.path().join("cut.dglog");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut cuts: Vec<usize> = (1..=40)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % full.len() as u64) as usize
+        })
+        .collect();
+    cuts.extend((1..=8).map(|k| full.len().saturating_sub(97 * k)));
+    let mut last = 0;
+    for cut in cuts {
+        std::fs::write(&probe, &full[..cut]).unwrap();
+        // read_buffer asserts that every recovered episode is whole
+        let (_, prov, _) = read_buffer(&probe);
+        last = prov.values().sum::<usize>();
+    }
+    assert!(last > 0, "the cuts near the end kept records");
+}
+
+/// An OpenAI-compatible server whose every reply is not the JSON asked for: the LLM experience
+/// model rejects each prediction. Returns the child and its base URL.
+fn llm_that_never_answers(dir: &Path) -> (Child, String) {
+    let script = dir.join("bad_llm.py");
+    std::fs::write(
+        &script,
+        r#"
+import http.server, json
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = json.dumps({"id": "x", "object": "chat.completion", "choices": [{"index": 0,
+            "message": {"role": "assistant", "content": "this is not json"}, "finish_reason": "stop"}]}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#,
+    )
+    .unwrap();
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/v1", line.trim());
+    (child, url)
+}
+
+#[test]
+fn rejected_llm_replies_are_never_recorded_as_experience() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = scenario("keys_doors.ron");
+    let offline = dir.path().join("offline.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
+        .args(["collect", "--env", &env, "--episodes", "4", "--out"])
+        .arg(&offline)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (mut llm, url) = llm_that_never_answers(dir.path());
+    let buffer = dir.path().join("llm.dglog");
+    let server = Server::start_with_env(
+        &[
+            &env,
+            "--model",
+            "llm",
+            "--offline",
+            offline.to_str().unwrap(),
+            "--buffer",
+            buffer.to_str().unwrap(),
+        ],
+        &[("DREAMGYM_LLM_URL", &url)],
+    );
+    let played = server.py("play", &["--episodes", "2", "--seed", "1"]);
+    let stats = server.get("/stats");
+    server.stop();
+    let _ = llm.kill();
+    let _ = llm.wait();
+    assert!(
+        stats["model_failures"]["rejected"].as_u64().unwrap() >= 2,
+        "{stats} / {played}"
+    );
+    let (_, prov, _) = read_buffer(&buffer);
+    assert_eq!(
+        prov.get(&Provenance::Synthetic),
+        None,
+        "a rejected reply (action -> unchanged state) was recorded: {prov:?}"
+    );
+}
+
+/// Connections that send nothing neither exhaust the server's file handles nor outlive the
+/// handshake timeout: over the cap they are closed at once, under it after the timeout, and the
+/// server answers throughout the flood's aftermath.
+#[test]
+fn idle_connections_cannot_exhaust_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("idle.dglog");
+    let server = Server::start(&[
+        &scenario("keys_doors.ron"),
+        "--buffer",
+        buffer.to_str().unwrap(),
+        "--max-sessions",
+        "2",
+        "--max-pending-connections",
+        "8",
+        "--handshake-timeout",
+        "1",
+    ]);
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+        .unwrap()
+        .count();
+    assert!(
+        fds < 64,
+        "the server holds {fds} file handles with 300 idle connections"
+    );
+    // the ones under the cap are closed after the handshake timeout: the server answers again
+    std::thread::sleep(Duration::from_millis(1500));
+    let stats = server.get("/stats");
+    let c = &stats["connections"];
+    assert!(c["refused"].as_u64().unwrap() >= 280, "{stats}");
+    assert!(c["timed_out"].as_u64().unwrap() >= 8, "{stats}");
+    drop(idle);
+    assert_eq!(server.get("/health")["status"], "healthy");
+    server.stop();
 }

@@ -113,17 +113,18 @@ pub fn parse_line(text: &str, path: &Path, line_no: usize) -> Result<Trajectory,
 /// Read every trajectory of a JSONL file; the first bad line stops the read with a located error.
 pub fn read_file(path: &Path) -> Result<Vec<Trajectory>, JsonlError> {
     let mut out = Vec::new();
-    for_each_in_file(path, |t| {
+    for_each_in_file(path, |_, t| {
         out.push(t);
         Ok(())
     })?;
     Ok(out)
 }
 
-/// Stream the trajectories of a JSONL file to `f` without holding them all in memory.
+/// Stream the trajectories of a JSONL file to `f` (with their 1-based line numbers) without
+/// holding them all in memory.
 pub fn for_each_in_file(
     path: &Path,
-    mut f: impl FnMut(Trajectory) -> Result<(), JsonlError>,
+    mut f: impl FnMut(usize, Trajectory) -> Result<(), JsonlError>,
 ) -> Result<(), JsonlError> {
     let io = |source| JsonlError::Io {
         path: path.to_path_buf(),
@@ -150,7 +151,7 @@ pub fn for_each_in_file(
         if line.trim().is_empty() {
             continue;
         }
-        f(parse_line(line, path, i + 1)?)?;
+        f(i + 1, parse_line(line, path, i + 1)?)?;
     }
     Ok(())
 }

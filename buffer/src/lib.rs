@@ -14,7 +14,7 @@ pub use appender::BufferAppender;
 pub use embed::{Embedder, HashedNgramEmbedder, transition_text};
 pub use index::{ApproxIndex, ApproxParams, ExactIndex, Hit};
 pub use jsonl::{FORMAT_VERSION, JsonlError, JsonlWriter};
-pub use log::{DurableLog, FsyncPolicy, LogError, Recovery, TailRule};
+pub use log::{DurableLog, FsyncPolicy, LogError, Recovery, RepairReport, TailRule};
 pub use records::{
     Observation, Outcome, Provenance, Step, Task, TaskOrigin, Trajectory, is_success,
 };

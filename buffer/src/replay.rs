@@ -75,9 +75,14 @@ impl EpisodeMeta {
     }
 }
 
-/// A trajectory with a reward that is not a finite number could be written but never read back:
-/// every writer of the log refuses it whole.
+/// A trajectory with a reward that is not a finite number could be written but never read back,
+/// and one without a step would be counted and lost: every writer of the log refuses them whole.
 pub(crate) fn refuse_non_finite(t: &Trajectory) -> Result<(), BufferError> {
+    if t.steps.is_empty() {
+        return Err(BufferError::NoSteps {
+            task: t.task.id.clone(),
+        });
+    }
     match t.non_finite() {
         Some((field, value)) => Err(BufferError::NonFinite {
             task: t.task.id.clone(),
@@ -174,6 +179,12 @@ pub enum BufferError {
         field: String,
         /// The value.
         value: f32,
+    },
+    /// A trajectory without a step: a buffer keeps transitions, so it would be counted and lost.
+    #[error("task {task}: the trajectory has no steps; a buffer keeps transitions, refused")]
+    NoSteps {
+        /// The task id of the trajectory.
+        task: String,
     },
 }
 
@@ -385,15 +396,25 @@ impl ReplayBuffer {
             });
         }
         let episode = Arc::new(EpisodeMeta::of(self.next_episode, t, tags));
-        let mut ids = Vec::with_capacity(t.steps.len());
-        for (i, step) in t.steps.iter().enumerate() {
-            ids.push(self.push(BufferRecord {
+        let records: Vec<BufferRecord> = t
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| BufferRecord {
                 episode: episode.clone(),
                 t: i as u32,
                 step: step.clone(),
-            })?);
+            })
+            .collect();
+        // the episode reaches the log as one unit: after any crash it is there whole or not at all
+        if let Some(log) = &mut self.log {
+            let payloads: Vec<Vec<u8>> = records
+                .iter()
+                .map(|r| serde_json::to_vec(r).expect("buffer records always serialise"))
+                .collect();
+            log.append_unit(payloads.iter().map(Vec::as_slice))?;
         }
-        Ok(ids)
+        records.into_iter().map(|r| self.insert(r)).collect()
     }
 
     /// Append one record: logged first (when durable), then made visible.
@@ -497,6 +518,16 @@ impl ReplayBuffer {
             DurableLog::open(&path, self.config.fsync, TailRule::CutTailOnly, |_| Ok(()))?;
         self.log = Some(log);
         Ok(())
+    }
+
+    /// Repair the buffer log at `path` in place ([`DurableLog::repair`]): damaged stretches are
+    /// skipped and the records after them kept; an episode the damage broke, or a record that is
+    /// not a buffer entry, is dropped whole. The report counts both.
+    pub fn repair(path: &Path) -> Result<crate::log::RepairReport, BufferError> {
+        Ok(DurableLog::repair(path, |payload| {
+            parse_capacity_entry(payload).is_some()
+                || serde_json::from_slice::<BufferRecord>(payload).is_ok()
+        })?)
     }
 
     /// `n` records drawn uniformly with replacement.
@@ -623,7 +654,7 @@ impl ReplayBuffer {
     pub fn import_jsonl(&mut self, path: &Path) -> Result<(usize, usize), BufferError> {
         let (mut trajectories, mut steps) = (0, 0);
         let mut failure: Option<BufferError> = None;
-        let res = jsonl::for_each_in_file(path, |t| {
+        let res = jsonl::for_each_in_file(path, |line, t| {
             if failure.is_some() {
                 return Ok(());
             }
@@ -632,7 +663,15 @@ impl ReplayBuffer {
                     trajectories += 1;
                     steps += ids.len();
                 }
-                Err(e) => failure = Some(e),
+                // a refused trajectory is named by its line
+                Err(e) => {
+                    failure = Some(BufferError::Jsonl(JsonlError::BadLine {
+                        path: path.to_path_buf(),
+                        line,
+                        column: 1,
+                        message: e.to_string(),
+                    }))
+                }
             }
             Ok(())
         });
@@ -906,14 +945,46 @@ mod tests {
         let path = dir.path().join("buf.dglog");
         {
             let (mut b, _) = ReplayBuffer::open(&path, cfg(100)).unwrap();
-            b.push_trajectory(&traj(1, 4, Provenance::Real)).unwrap();
+            b.push_trajectory(&traj(1, 2, Provenance::Real)).unwrap();
+            b.push_trajectory(&traj(2, 4, Provenance::Real)).unwrap();
         }
         let len = std::fs::metadata(&path).unwrap().len();
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 7).unwrap();
         let (b, rec) = ReplayBuffer::open(&path, cfg(100)).unwrap();
-        assert_eq!(rec.records, 4, "the capacity entry and 3 complete records");
+        // the torn episode goes whole: its 3 complete records with its torn fourth
+        assert_eq!(
+            (rec.records, rec.unit_records_cut),
+            (3, 3),
+            "the capacity entry and the first episode; {rec}"
+        );
         assert!(rec.truncated_bytes > 0);
-        assert_eq!(b.len(), 3);
+        assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn a_trajectory_without_steps_is_refused_at_its_line_not_counted_and_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("buf.dglog");
+        let (mut b, _) = ReplayBuffer::open(&path, cfg(100)).unwrap();
+        let mut empty = traj(1, 1, Provenance::Real);
+        empty.steps.clear();
+        empty.outcome = Trajectory::outcome_from_steps(&[], false);
+        assert!(matches!(
+            b.push_trajectory(&empty),
+            Err(BufferError::NoSteps { .. })
+        ));
+        let jsonl = dir.path().join("t.jsonl");
+        let mut w = JsonlWriter::create(&jsonl).unwrap();
+        w.write(&traj(2, 2, Provenance::Real)).unwrap();
+        w.write(&empty).unwrap();
+        w.finish().unwrap();
+        let e = b.import_jsonl(&jsonl).unwrap_err().to_string();
+        assert!(e.contains("t.jsonl:2") || e.contains("line 2"), "{e}");
+        assert!(e.contains("no steps"), "{e}");
+        assert!(
+            e.contains("the 1 trajectories (2 steps) before it were committed"),
+            "{e}"
+        );
     }
 }

@@ -128,6 +128,30 @@ impl Default for CurriculumConfig {
     }
 }
 
+impl CurriculumConfig {
+    /// Checks every setting's range (NaN and infinities included): the first one outside is the
+    /// error, named as in the config (`curriculum.lambda`).
+    pub fn validate(&self) -> Result<(), String> {
+        let share = |name: &str, x: f32| {
+            if x.is_finite() && (0.0..=1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`curriculum.{name}` must be a share in [0, 1], got {x}"
+                ))
+            }
+        };
+        share("lambda", self.lambda)?;
+        share("min_value", self.min_value)?;
+        share("unseen_value", self.unseen_value)?;
+        share("floor", self.floor)?;
+        if self.window == 0 {
+            return Err("`curriculum.window` must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// Difficulty reached at one round.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DifficultyPoint {
@@ -468,5 +492,43 @@ mod tests {
             z.sample_batch(50, &mut rng).iter().all(|&i| i == 0),
             "lambda 0: seeds only"
         );
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        assert!(CurriculumConfig::default().validate().is_ok());
+        for (field, cfg) in [
+            (
+                "lambda",
+                CurriculumConfig {
+                    lambda: f32::NAN,
+                    ..Default::default()
+                },
+            ),
+            (
+                "lambda",
+                CurriculumConfig {
+                    lambda: 1.5,
+                    ..Default::default()
+                },
+            ),
+            (
+                "floor",
+                CurriculumConfig {
+                    floor: -0.1,
+                    ..Default::default()
+                },
+            ),
+            (
+                "window",
+                CurriculumConfig {
+                    window: 0,
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let e = cfg.validate().unwrap_err();
+            assert!(e.contains(&format!("curriculum.{field}")), "{e}");
+        }
     }
 }

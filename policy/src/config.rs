@@ -191,6 +191,7 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.gamma) || !(0.0..=1.0).contains(&self.gae_lambda) {
             return Err("`gamma` and `gae_lambda` must lie in [0, 1]".into());
         }
+        self.loss.validate()?;
         if self.algo == Algo::Grpo && self.group_size < 2 {
             return Err(
                 "`group_size` must be at least 2 for GRPO (advantages are relative to the group)"
@@ -225,6 +226,22 @@ mod tests {
                 .unwrap_err()
                 .contains("optimizer.weight_decay")
         );
+        // NaN coefficients are refused before training, not met mid-run
+        for (field, set) in [
+            (
+                "loss.clip",
+                (|c: &mut TrainConfig| c.loss.clip = f32::NAN) as fn(&mut TrainConfig),
+            ),
+            ("loss.max_grad_norm", |c| c.loss.max_grad_norm = f32::NAN),
+            ("loss.vf_coef", |c| c.loss.vf_coef = f32::NAN),
+            ("loss.ent_coef", |c| c.loss.ent_coef = f32::INFINITY),
+            ("loss.clip", |c| c.loss.clip = 0.0),
+        ] {
+            let mut bad = TrainConfig::default();
+            set(&mut bad);
+            let e = bad.validate().unwrap_err();
+            assert!(e.contains(field), "{field}: {e}");
+        }
         // a config without the field (an older checkpoint's header) reads as the defaults
         let old: TrainConfig = serde_json::from_str(r#"{"lr": 0.001}"#).unwrap();
         assert_eq!(old.optimizer, OptimizerConfig::default());

@@ -34,6 +34,50 @@ pub struct LossConfig {
     pub max_grad_norm: f32,
 }
 
+impl LossConfig {
+    /// Checks every coefficient's range (NaN and infinities included): the first one outside
+    /// is the error, named as in the config (`loss.clip`).
+    pub fn validate(&self) -> Result<(), String> {
+        let in_range = |name: &str, x: f32, ok: bool, allowed: &str| {
+            if x.is_finite() && ok {
+                Ok(())
+            } else {
+                Err(format!("`loss.{name}` must be {allowed}, got {x}"))
+            }
+        };
+        in_range(
+            "clip",
+            self.clip,
+            self.clip > 0.0,
+            "a number > 0 (e.g. 0.2)",
+        )?;
+        in_range(
+            "vf_coef",
+            self.vf_coef,
+            self.vf_coef >= 0.0,
+            "a number >= 0",
+        )?;
+        in_range(
+            "ent_coef",
+            self.ent_coef,
+            self.ent_coef >= 0.0,
+            "a number >= 0",
+        )?;
+        in_range(
+            "kl_coef",
+            self.kl_coef,
+            self.kl_coef >= 0.0,
+            "a number >= 0",
+        )?;
+        in_range(
+            "max_grad_norm",
+            self.max_grad_norm,
+            self.max_grad_norm > 0.0,
+            "a number > 0 (e.g. 0.5)",
+        )
+    }
+}
+
 impl Default for LossConfig {
     fn default() -> Self {
         LossConfig {

@@ -7,7 +7,7 @@
 //! stderr. A step either returns a whole result or an error — never half of one — and the episode
 //! in flight is over after a restart (reset again).
 
-use crate::env::{Env, EnvError, StepResult, TaskSpec};
+use crate::env::{Env, EnvError, ExpertFault, StepResult, TaskSpec};
 use dreamgym_buffer::{Observation, Task};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,6 +24,10 @@ pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Oldest protocol version still accepted.
 pub const OLDEST_PROTOCOL_VERSION: u32 = 1;
+
+/// How long a protocol 1 child's reply is watched for a repeated line behind it (each request
+/// of a protocol 1 child costs this much more; protocol 2's ids need no wait).
+const PROTOCOL_1_GRACE: Duration = Duration::from_millis(2);
 
 /// The shipped Python bridge, embedded so the binary works from any directory.
 pub const PYTHON_BRIDGE: &str = include_str!("../python/dreamgym_bridge.py");
@@ -97,6 +101,8 @@ pub struct BridgeEnv {
     task: Option<Task>,
     in_episode: bool,
     restarts: usize,
+    /// How many requests timed out (each also restarted the child).
+    timeouts: usize,
     /// The version the running child announced.
     protocol: u32,
     /// Id of the next request (sent to every child; v2 children echo it).
@@ -169,6 +175,7 @@ impl BridgeEnv {
             task: None,
             in_episode: false,
             restarts: 0,
+            timeouts: 0,
             protocol: PROTOCOL_VERSION,
             next_id: 1,
         }
@@ -342,13 +349,16 @@ impl BridgeEnv {
                 self,
                 format!("reading from the bridge failed during {what}: {e}"),
             )),
-            Err(RecvTimeoutError::Timeout) => Err(fail(
-                self,
-                format!(
-                    "the bridge did not answer {what} within {:.1}s (hung?)",
-                    timeout.as_secs_f64()
-                ),
-            )),
+            Err(RecvTimeoutError::Timeout) => {
+                self.timeouts += 1;
+                Err(fail(
+                    self,
+                    format!(
+                        "the bridge did not answer {what} within {:.1}s (hung?)",
+                        timeout.as_secs_f64()
+                    ),
+                ))
+            }
             Err(RecvTimeoutError::Disconnected) => Err(fail(
                 self,
                 format!("the bridge process exited during {what}"),
@@ -401,6 +411,24 @@ impl BridgeEnv {
             return Err(self.fail_and_restart(message));
         }
         let reply = self.read_reply(timeout, what)?;
+        if self.protocol < 2 {
+            // protocol 1 has no ids: a repeated reply can only be told by its arriving at all.
+            // It comes right behind the first (written back to back), so a short wait catches
+            // it before it could be read as the answer to the next request
+            let extra = {
+                let p = self.proc.as_ref().expect("spawned");
+                match p.lines.recv_timeout(PROTOCOL_1_GRACE) {
+                    Ok(Ok(line)) => Some(line),
+                    _ => None,
+                }
+            };
+            if let Some(line) = extra {
+                let shown: String = line.chars().take(200).collect();
+                return Err(self.fail_and_restart(format!(
+                    "protocol violation: right after its reply to {what} the bridge sent another line (a repeated reply? protocol 1 has no request ids to tell; speak protocol 2): {shown:?}"
+                )));
+            }
+        }
         if self.protocol >= 2 && reply.get("id").and_then(Value::as_u64) != Some(id) {
             return Err(self.fail_and_restart(format!(
                 "protocol violation: the reply to {what} (request id {id}) carries id {} (a stray or late reply; the bridge is out of step): {reply}",
@@ -566,7 +594,28 @@ impl Env for BridgeEnv {
                 env: self.id.clone(),
             });
         }
-        let v = self.request(json!({"op": "expert"}), self.cfg.step_timeout, "expert")?;
+        let (restarts, timeouts) = (self.restarts, self.timeouts);
+        let v = match self.request(json!({"op": "expert"}), self.cfg.step_timeout, "expert") {
+            Ok(v) => v,
+            Err(e) => {
+                let fault = if self.timeouts > timeouts {
+                    ExpertFault::TimedOut
+                } else if self.restarts > restarts || self.proc.is_none() {
+                    ExpertFault::Crashed
+                } else {
+                    ExpertFault::Raised
+                };
+                let message = match e {
+                    EnvError::Other { message, .. } => message,
+                    other => other.to_string(),
+                };
+                return Err(EnvError::Expert {
+                    env: self.id.clone(),
+                    fault,
+                    message,
+                });
+            }
+        };
         expert_reply(&v).map_err(|m| self.err(m))
     }
 }

@@ -91,6 +91,36 @@ impl StepResult {
     }
 }
 
+/// How an expert failed at a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpertFault {
+    /// It reported an error (BabyAI's bot raising `AssertionError`); the env is still usable and
+    /// the episode can go on.
+    Raised,
+    /// It did not answer within the step timeout; the env was restarted, the episode is over.
+    TimedOut,
+    /// Its process died or broke the protocol; the env was restarted, the episode is over.
+    Crashed,
+}
+
+impl ExpertFault {
+    /// Whether the episode in flight survived the fault (the env can take the next action).
+    pub fn episode_survives(self) -> bool {
+        self == ExpertFault::Raised
+    }
+}
+
+impl std::fmt::Display for ExpertFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExpertFault::Raised => "raised an error",
+            ExpertFault::TimedOut => "timed out",
+            ExpertFault::Crashed => "crashed",
+        })
+    }
+}
+
 /// Errors of environments.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
@@ -126,6 +156,18 @@ pub enum EnvError {
         instruction: String,
         /// Steps taken before the expert gave up.
         steps: usize,
+    },
+    /// The expert failed while asked for an action: it raised an error, did not answer in time,
+    /// or its process died. Collection counts it by [`ExpertFault`] and goes on (see
+    /// `policy::collect_episode_limited`); the message says what happened.
+    #[error("{env}: the expert {fault} ({message})")]
+    Expert {
+        /// Env id.
+        env: String,
+        /// Which kind of failure.
+        fault: ExpertFault,
+        /// What the env reported.
+        message: String,
     },
     /// Anything else (I/O, protocol, ...).
     #[error("{env}: {message}")]

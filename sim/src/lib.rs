@@ -8,6 +8,6 @@ pub mod policy;
 pub mod scenario;
 
 pub use bridge::{BridgeConfig, BridgeEnv};
-pub use env::{Env, EnvError, PosedTask, StepResult, TaskSpec};
-pub use policy::{BehaviourPolicy, collect_episode, collect_episode_limited};
+pub use env::{Env, EnvError, ExpertFault, PosedTask, StepResult, TaskSpec};
+pub use policy::{BehaviourPolicy, ExpertFaults, collect_episode, collect_episode_limited};
 pub use scenario::{ScenarioEnv, ScenarioError, World};

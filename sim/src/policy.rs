@@ -1,6 +1,6 @@
 //! Behaviour policies for offline data (expert, random, epsilon-noisy expert) and episode collection.
 
-use crate::env::{Env, EnvError, TaskSpec};
+use crate::env::{Env, EnvError, ExpertFault, TaskSpec};
 use dreamgym_buffer::{Provenance, Trajectory};
 use rand::RngExt;
 use std::str::FromStr;
@@ -56,6 +56,82 @@ impl FromStr for BehaviourPolicy {
     }
 }
 
+/// Expert failures met while collecting, by kind (see [`ExpertFault`]), and the task instances
+/// given up because of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExpertFaults {
+    /// Expert calls that reported an error (the noisy expert took a random action instead).
+    pub raised: usize,
+    /// Expert calls that did not answer in time (the env was restarted).
+    pub timed_out: usize,
+    /// Expert calls after which the env's process died or broke the protocol (restarted).
+    pub crashed: usize,
+    /// Task instances that met at least one fault (abandoned or played on).
+    pub faulty: usize,
+    /// Task instances given up because of a fault (any fault of the pure expert; a restart for
+    /// the noisy one): not collected, another instance is drawn where the collector can.
+    pub abandoned: usize,
+    /// Task instances the collector started (abandoned, skipped for no plan, or collected).
+    pub attempted: usize,
+}
+
+impl ExpertFaults {
+    /// Count one fault.
+    pub fn count(&mut self, fault: ExpertFault) {
+        match fault {
+            ExpertFault::Raised => self.raised += 1,
+            ExpertFault::TimedOut => self.timed_out += 1,
+            ExpertFault::Crashed => self.crashed += 1,
+        }
+    }
+
+    /// Faults of every kind.
+    pub fn total(&self) -> usize {
+        self.raised + self.timed_out + self.crashed
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &ExpertFaults) {
+        self.raised += other.raised;
+        self.timed_out += other.timed_out;
+        self.crashed += other.crashed;
+        self.faulty += other.faulty;
+        self.abandoned += other.abandoned;
+        self.attempted += other.attempted;
+    }
+
+    /// Counts as one line: "3 raised an error, 1 timed out, 0 crashed; 4 of 40 instances
+    /// affected, 2 abandoned".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} raised an error, {} timed out, {} crashed; {} of {} instances affected, {} abandoned",
+            self.raised, self.timed_out, self.crashed, self.faulty, self.attempted, self.abandoned
+        )
+    }
+
+    /// The error once more than `max_share` of the instances tried (at least
+    /// [`Self::MIN_ATTEMPTS`] of them, so that one early failure does not stop a run) had a fault
+    /// of the expert: either its instance was abandoned or (noisy expert) a step turned random.
+    /// `last` is the latest fault's text, so that the error names what went wrong.
+    pub fn check(&self, max_share: f64, env: &str, last: &str) -> Result<(), String> {
+        let faulty = self.faulty;
+        let share = faulty as f64 / self.attempted.max(1) as f64;
+        if self.attempted >= Self::MIN_ATTEMPTS && share > max_share {
+            return Err(format!(
+                "{env}: the expert failed on {faulty} of {} task instances ({:.0}% > max_expert_failure_share {:.0}%): {}; the latest: {last}",
+                self.attempted,
+                100.0 * share,
+                100.0 * max_share,
+                self.describe()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Instances tried before [`Self::check`] judges the share.
+    pub const MIN_ATTEMPTS: usize = 10;
+}
+
 /// The most steps [`collect_episode`] takes in one episode when the env sets no lower limit: a
 /// bridged env that never reports `done` would otherwise run forever. The scenarios' own limits
 /// are far lower (e.g. 50), so their episodes are unchanged.
@@ -70,11 +146,25 @@ pub fn collect_episode(
     policy: BehaviourPolicy,
     rng: &mut impl rand::Rng,
 ) -> Result<Trajectory, EnvError> {
-    collect_episode_limited(env, spec, seed, policy, rng, MAX_EPISODE_STEPS)
+    collect_episode_limited(
+        env,
+        spec,
+        seed,
+        policy,
+        rng,
+        MAX_EPISODE_STEPS,
+        &mut ExpertFaults::default(),
+    )
 }
 
 /// [`collect_episode`] cut at `max_steps` (at least 1) steps: the last step of an episode the env
 /// did not end by then is marked truncated.
+///
+/// Expert faults ([`EnvError::Expert`]) are counted in `faults` (by kind, and `faulty` once per
+/// episode): where the env survived the fault, the noisy expert takes a random admissible action
+/// for that step and the episode goes on; the pure expert, or any fault that restarted the env,
+/// gives the episode up and returns the error (the caller counts the instance as abandoned and
+/// draws the next). `faults.attempted` and `faults.abandoned` are the caller's to count.
 pub fn collect_episode_limited(
     env: &mut dyn Env,
     spec: &TaskSpec,
@@ -82,6 +172,7 @@ pub fn collect_episode_limited(
     policy: BehaviourPolicy,
     rng: &mut impl rand::Rng,
     max_steps: usize,
+    faults: &mut ExpertFaults,
 ) -> Result<Trajectory, EnvError> {
     let max_steps = max_steps.max(1);
     let mut obs = env.reset(spec, seed)?;
@@ -91,6 +182,21 @@ pub fn collect_episode_limited(
     })?;
     let mut steps = vec![];
     let mut success = false;
+    let mut faulted = false;
+    // counts a fault; whether the episode may go on with a random action instead
+    let mut fault = |e: &EnvError| -> bool {
+        match e {
+            EnvError::Expert { fault, .. } => {
+                faults.count(*fault);
+                if !faulted {
+                    faulted = true;
+                    faults.faulty += 1;
+                }
+                fault.episode_survives() && matches!(policy, BehaviourPolicy::NoisyExpert { .. })
+            }
+            _ => false,
+        }
+    };
     loop {
         let random =
             |rng: &mut dyn rand::Rng, obs: &dreamgym_buffer::Observation| -> Option<String> {
@@ -99,9 +205,9 @@ pub fn collect_episode_limited(
             };
         let action = match policy {
             BehaviourPolicy::Random => random(rng, &obs),
-            BehaviourPolicy::Expert => match env.expert_action()? {
-                Some(a) => Some(a),
-                None => {
+            BehaviourPolicy::Expert => match env.expert_action() {
+                Ok(Some(a)) => Some(a),
+                Ok(None) => {
                     return Err(EnvError::NoPlan {
                         env: env.id().to_string(),
                         task: task.id.clone(),
@@ -109,12 +215,20 @@ pub fn collect_episode_limited(
                         steps: steps.len(),
                     });
                 }
+                Err(e) => {
+                    fault(&e);
+                    return Err(e);
+                }
             },
             BehaviourPolicy::NoisyExpert { epsilon } => {
                 if rng.random_bool(epsilon) {
                     random(rng, &obs)
                 } else {
-                    env.expert_action()?.or_else(|| random(rng, &obs))
+                    match env.expert_action() {
+                        Ok(a) => a.or_else(|| random(rng, &obs)),
+                        Err(e) if fault(&e) => random(rng, &obs),
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         };

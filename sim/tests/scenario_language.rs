@@ -332,3 +332,17 @@ fn new_features_report_located_errors() {
         "syntax: expected `,` or `)` closing `not exists(`",
     );
 }
+
+#[test]
+fn two_levels_with_one_difficulty_are_refused_at_the_template() {
+    let src = OPS.replace(
+        r#"goal: ["disk(?h) < 15"],
+            levels: [Level(difficulty: 1)]),"#,
+        r#"goal: ["disk(?h) < 15"],
+            levels: [Level(difficulty: 1), Level(difficulty: 1, max_steps: Some(9))]),"#,
+    );
+    assert_ne!(src, OPS);
+    let e = compile(&src).unwrap_err().to_string();
+    assert!(e.contains("two levels with difficulty 1"), "{e}");
+    assert!(e.contains("ops.ron:"), "the file and line are named: {e}");
+}

@@ -2,7 +2,7 @@
 
 use crate::cli::BufferCmd;
 use anyhow::{Context, Result, bail};
-use dreamgym_buffer::{BufferConfig, CapacityOnOpen, ReplayBuffer, TailRule};
+use dreamgym_buffer::{BufferConfig, ReplayBuffer};
 
 /// Capacity of a buffer created without `--capacity`.
 const DEFAULT_CAPACITY: usize = 1_000_000;
@@ -16,6 +16,13 @@ pub(crate) fn open_existing(
 ) -> Result<(ReplayBuffer, dreamgym_buffer::Recovery)> {
     if !path.exists() {
         bail!("{}: no such buffer", path.display());
+    }
+    // an empty file is not a buffer: opening it would write a log header into it
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        bail!(
+            "{}: an empty file, not a buffer log (expected a file written by dreamgym, starting with DGBUFLOG)",
+            path.display()
+        );
     }
     let cfg = BufferConfig {
         capacity,
@@ -82,12 +89,11 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
         BufferCmd::Export { buffer, out } => {
             // exporting must neither create a log at a mistyped path (`open_existing` refuses
             // it) nor overwrite the log it reads
-            if crate::files::same_file(&buffer, &out) {
-                bail!(
-                    "{} is the buffer being exported: give another output file",
-                    out.display()
-                );
-            }
+            crate::files::refuse_output_over_input(
+                "buffer export",
+                ("OUT", &out),
+                &[("BUFFER", &buffer)],
+            )?;
             let (b, _) = open_existing(&buffer, DEFAULT_CAPACITY)?;
             let n = b.export_jsonl(&out)?;
             println!(
@@ -107,18 +113,23 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
         } => {
             let (b, _) = open_existing(&buffer, DEFAULT_CAPACITY)?;
             let trajectories = b.trajectories();
-            let env = match env {
-                Some(e) => crate::envs::env_id_of(&e),
-                None => trajectories
-                    .iter()
-                    .find(|t| t.provenance == dreamgym_buffer::Provenance::Real)
-                    .map(|t| t.env_id.clone())
-                    .with_context(|| {
-                        format!(
-                            "{}: no real episode names the env; give --env",
-                            buffer.display()
-                        )
-                    })?,
+            let envs = crate::synthetic_replay::real_envs(&trajectories);
+            let env = match (env, envs.len()) {
+                (Some(e), _) => crate::envs::env_id_of(&e),
+                (None, 1) => envs.keys().next().expect("one env").to_string(),
+                (None, 0) => bail!(
+                    "{}: no real episode names the env; give --env",
+                    buffer.display()
+                ),
+                (None, _) => bail!(
+                    "{}: the buffer holds real episodes of {} envs ({}); give --env to say which to replay in",
+                    buffer.display(),
+                    envs.len(),
+                    envs.iter()
+                        .map(|(e, n)| format!("{e}: {n} episodes"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
             let factory = crate::envs::EnvFactory::new(&env, bridge_cmd.as_deref())?;
             let r = crate::synthetic_replay::replay_synthetic_successes(
@@ -159,13 +170,20 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
             Ok(())
         }
         BufferCmd::Repair { buffer } => {
-            let (_, rec) = ReplayBuffer::open_with(
-                &buffer,
-                cfg(DEFAULT_CAPACITY),
-                TailRule::CutAtFirstBad,
-                CapacityOnOpen::AsLogged,
-            )?;
-            println!("{}: {rec}", buffer.display());
+            if !buffer.exists() {
+                bail!("{}: no such buffer", buffer.display());
+            }
+            let report = ReplayBuffer::repair(&buffer)
+                .with_context(|| format!("repairing {}", buffer.display()))?;
+            println!("{}: {report}", buffer.display());
+            // what a plain open now finds (nothing left to cut)
+            let (b, rec) = open_existing(&buffer, DEFAULT_CAPACITY)?;
+            println!(
+                "{}: {rec}; {} steps in {} episodes",
+                buffer.display(),
+                b.stats().records,
+                b.stats().episodes
+            );
             Ok(())
         }
     }

@@ -29,5 +29,8 @@ pub fn run(
             s.skipped
         );
     }
+    if s.expert_faults.total() > 0 {
+        println!("expert failures: {}", s.expert_faults.describe());
+    }
     Ok(())
 }

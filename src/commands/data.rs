@@ -76,8 +76,13 @@ fn import(
     if out.is_none() && buffer.is_none() {
         bail!("import-adp: give --out FILE.jsonl, --buffer PATH, or both");
     }
-    if out.is_some_and(|o| o == input || crate::files::same_file(o, input)) {
-        bail!("import-adp: --out is the input file {}", input.display());
+    if let Some(o) = out {
+        let mut inputs = vec![("INPUT", input)];
+        inputs.extend(buffer.map(|b| ("--buffer", b)));
+        crate::files::refuse_output_over_input("import-adp", ("--out", o), &inputs)?;
+    }
+    if let Some(b) = buffer {
+        crate::files::refuse_output_over_input("import-adp", ("--buffer", b), &[("INPUT", input)])?;
     }
     // everything is converted (and refused) before anything is written
     let (trajectories, report) = adp::read_file(input, opts, skip_invalid)?;
@@ -129,17 +134,15 @@ fn read_trajectories(input: &Path) -> Result<Vec<Trajectory>> {
         bail!("{}: no such file", input.display());
     }
     if input.extension().is_some_and(|e| e == "dglog") {
-        let (b, _) = ReplayBuffer::open_as_logged(input, BufferConfig::default())
-            .with_context(|| format!("opening buffer {}", input.display()))?;
+        let (b, _) =
+            crate::commands::buffer::open_existing(input, BufferConfig::default().capacity)?;
         return Ok(b.trajectories());
     }
     Ok(dreamgym_buffer::jsonl::read_file(input)?)
 }
 
 fn export(input: &Path, out: &Path) -> Result<()> {
-    if input == out || crate::files::same_file(input, out) {
-        bail!("export-adp: --out is the input file {}", input.display());
-    }
+    crate::files::refuse_output_over_input("export-adp", ("--out", out), &[("INPUT", input)])?;
     let trajectories = read_trajectories(input)?;
     let mut text = String::new();
     for (i, t) in trajectories.iter().enumerate() {

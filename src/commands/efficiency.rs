@@ -2,21 +2,62 @@
 
 use crate::efficiency::EfficiencyConfig;
 use anyhow::Result;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Runs the experiment (`EfficiencyConfig` from `config`, else the embedded defaults; `seeds`
-/// overrides its seeds) with `jobs` seeds at once, and writes `summary.json`, `report.html` and
-/// `efficiency.svg` to `out` (after every seed too, marked incomplete). With `report_only`,
-/// recomputes them from `out/summary.json`'s per-seed points instead, training nothing.
-pub fn run(
-    env: &str,
-    config: Option<&Path>,
-    out: &Path,
-    backend: &str,
-    seeds: Option<Vec<u64>>,
-    jobs: usize,
-    report_only: bool,
-) -> Result<()> {
+/// The flags of `dreamgym efficiency`.
+#[derive(clap::Args, Debug)]
+pub struct EfficiencyArgs {
+    /// A scenario file (scenarios/household.ron) or an env id (scenario:PATH, bridge:NAME).
+    pub env: String,
+    /// Settings in RON (see `efficiency::EfficiencyConfig`; e.g.
+    /// experiments/efficiency-household.ron).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "runs/efficiency")]
+    pub out: PathBuf,
+    /// auto | wgpu | cpu
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// Seeds, comma-separated (overrides the config).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Seeds run at once (each on its own thread; results do not depend on it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Train nothing: recompute the headline, report and plot of OUT from the per-seed
+    /// points in OUT/summary.json (e.g. after an upgrade).
+    #[arg(long)]
+    pub report_only: bool,
+    /// For bridge:NAME envs: the command that runs your own bridge (docs/bridge.md) instead of
+    /// the shipped Python one (overrides the config's `bridge_cmd`).
+    #[arg(long)]
+    pub bridge_cmd: Option<String>,
+}
+
+/// Runs the experiment (`EfficiencyConfig` from `--config`, else the embedded defaults; `--seeds`
+/// and `--bridge-cmd` override its own) with `--jobs` seeds at once, and writes `summary.json`,
+/// `report.html` and `efficiency.svg` to `--out` (after every seed too, marked incomplete). With
+/// `--report-only`, recomputes them from `out/summary.json`'s per-seed points instead, training
+/// nothing.
+pub fn run(args: EfficiencyArgs) -> Result<()> {
+    let EfficiencyArgs {
+        env,
+        config,
+        out,
+        backend,
+        seeds,
+        jobs,
+        report_only,
+        bridge_cmd,
+    } = args;
+    let (env, config, out, backend, jobs) = (
+        env.as_str(),
+        config.as_deref(),
+        out.as_path(),
+        backend.as_str(),
+        usize::from(jobs),
+    );
     if report_only {
         let _lock = crate::run_lock::RunLock::acquire(out)?;
         let summary = crate::efficiency::resummarise(&out.join("summary.json"))?;
@@ -40,6 +81,9 @@ pub fn run(
     };
     if let Some(s) = seeds {
         cfg.run.seeds = s;
+    }
+    if bridge_cmd.is_some() {
+        cfg.run.bridge_cmd = bridge_cmd;
     }
     let id = crate::envs::env_id_of(env);
     let _lock = crate::run_lock::RunLock::acquire(out)?;

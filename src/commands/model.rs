@@ -66,6 +66,11 @@ fn buffer_trajectories(path: &Path) -> Result<Vec<dreamgym_buffer::Trajectory>> 
 
 /// `dreamgym model export-sft`: chat-format training examples from trajectories.
 pub fn export_sft(data: &Path, out: &Path, k: usize, history: usize) -> Result<()> {
+    crate::files::refuse_output_over_input(
+        "model export-sft",
+        ("--out", out),
+        &[("--data", data)],
+    )?;
     let d = dreamgym_buffer::jsonl::read_file(data)?;
     let s = crate::sft::export(&d, out, k, history)?;
     println!(

@@ -1,22 +1,64 @@
 //! `dreamgym run`: the whole DreamGym comparison on one env, with its report.
 
 use anyhow::Result;
+use std::path::PathBuf;
 
-/// Runs the comparison (`RunConfig` from `config`, else the embedded defaults, with the flags'
-/// overrides: seeds, iterations, no ablations) and writes `summary.json` and `report.html` to
-/// `out`, and with `buffer` the run's experience to `out/buffer.dglog`; `offline` is the seed
-/// data of every seed when given.
-pub fn run(
-    env: &str,
-    config: Option<&std::path::Path>,
-    out: &std::path::Path,
-    backend: &str,
-    (seeds, iterations, no_ablations): (Option<Vec<u64>>, Option<usize>, bool),
-    buffer: bool,
-    offline: Option<&std::path::Path>,
-) -> Result<()> {
+/// The flags of `dreamgym run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// A scenario file (scenarios/household.ron) or an env id (scenario:PATH, bridge:NAME).
+    pub env: String,
+    /// Settings in RON (see `pipeline::RunConfig`; fields not given take the embedded defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// auto | wgpu | cpu
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// Seeds, comma-separated (overrides the config).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Policy iterations (overrides the config).
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// Skip the ablations.
+    #[arg(long)]
+    pub no_ablations: bool,
+    /// Do not write the run's experience to OUT/buffer.dglog (about 1.9 KB per transition).
+    #[arg(long)]
+    pub no_buffer: bool,
+    /// Offline seed data (real trajectories, JSONL) for every seed instead of collecting it;
+    /// episodes on held-out instances are left out (and counted in the report's notes).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub offline: Option<PathBuf>,
+    /// For bridge:NAME envs: the command that runs your own bridge (docs/bridge.md) instead of
+    /// the shipped Python one (overrides the config's `bridge_cmd`).
+    #[arg(long)]
+    pub bridge_cmd: Option<String>,
+}
+
+/// Runs the comparison (`RunConfig` from `--config`, else the embedded defaults, with the flags'
+/// overrides: seeds, iterations, no ablations, bridge command) and writes `summary.json` and
+/// `report.html` to `--out`, and unless `--no-buffer` the run's experience to
+/// `out/buffer.dglog`; `--offline` is the seed data of every seed when given.
+pub fn run(args: RunArgs) -> Result<()> {
     use crate::pipeline::RunConfig;
-    let mut cfg = match config {
+    let RunArgs {
+        env,
+        config,
+        out,
+        backend,
+        seeds,
+        iterations,
+        no_ablations,
+        no_buffer,
+        offline,
+        bridge_cmd,
+    } = args;
+    let (env, out, backend, buffer) = (env.as_str(), out.as_path(), backend.as_str(), !no_buffer);
+    let mut cfg = match config.as_deref() {
         Some(path) => crate::ron_file::load_checked::<RunConfig>(
             path,
             "a RunConfig, e.g. `(seeds: [1, 2, 3], iterations: 60)`",
@@ -33,9 +75,18 @@ pub fn run(
     if no_ablations {
         cfg.ablations = false;
     }
+    if bridge_cmd.is_some() {
+        cfg.bridge_cmd = bridge_cmd;
+    }
     let id = crate::envs::env_id_of(env);
     let given = offline
-        .map(|p| crate::pipeline::GivenOffline::load(p, &crate::envs::EnvFactory::new(&id, None)?))
+        .as_deref()
+        .map(|p| {
+            crate::pipeline::GivenOffline::load(
+                p,
+                &crate::envs::EnvFactory::new(&id, cfg.bridge_cmd.as_deref())?,
+            )
+        })
         .transpose()?;
     let _lock = crate::run_lock::RunLock::acquire(out)?;
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;

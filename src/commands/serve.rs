@@ -78,6 +78,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         buffer_seed,
         max_sessions: a.max_sessions,
         idle_timeout: Duration::from_secs(a.idle_timeout),
+        max_pending_connections: a.max_pending_connections,
+        handshake_timeout: Duration::from_secs(a.handshake_timeout),
         token,
         inadmissible: a.inadmissible,
         seed: a.seed,

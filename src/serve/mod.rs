@@ -33,6 +33,7 @@
 //! the model's prediction) run on the session's task inside `block_in_place`, so a slow env holds
 //! its own worker and never the others' I/O.
 
+mod connections;
 pub mod protocol;
 mod routes;
 pub mod session;
@@ -62,6 +63,11 @@ pub struct ServeConfig {
     pub max_sessions: usize,
     /// Sessions with no request for this long are closed.
     pub idle_timeout: Duration,
+    /// Connections open at once beyond the sessions' own (kept-alive HTTP connections, clients
+    /// in their handshake); one more is closed at once.
+    pub max_pending_connections: usize,
+    /// A connection that sends no byte for this long after its accept is closed.
+    pub handshake_timeout: Duration,
     /// The bearer token every request but `/health` must carry, if any.
     pub token: Option<String>,
     /// What an inadmissible action gets.

@@ -2,6 +2,7 @@
 //! bearer-token check, the idle reaper and the shutdown sequence.
 
 use super::ServeConfig;
+use super::connections::{ConnectionStats, GuardedListener};
 use super::protocol::{self, ErrorCode, Incoming, ResetRequest, ServeError};
 use super::session::{Ending, Inadmissible, Session, Source};
 use super::sessions::{HttpSessions, Slot, Slots, lock};
@@ -22,8 +23,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::block_in_place;
 
-/// Largest message a client may send (an action is a line of text).
-const MAX_MESSAGE: usize = 1 << 20;
+/// Largest message a client may send (an action is a line of text; a reset names a task): with
+/// the connection cap this bounds what half-sent frames can hold.
+const MAX_MESSAGE: usize = 256 << 10;
 
 /// The WebSocket read buffer (see `ws_upgrade`).
 const READ_BUFFER: usize = 8 << 10;
@@ -46,6 +48,8 @@ struct App {
     seed: u64,
     buffer: String,
     shutdown: watch::Receiver<bool>,
+    /// What the listener accepted, refused and timed out.
+    connections: Arc<ConnectionStats>,
     /// The env's calls may block for long (a bridged env's child, an LLM): run them in
     /// `block_in_place`. Fast envs (the scenario engine, the native model) run on the task:
     /// handing the worker over costs more than their step.
@@ -99,6 +103,16 @@ pub(super) async fn serve(cfg: ServeConfig, recorder: Recorder) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", cfg.addr))?;
     let local = listener.local_addr()?;
+    let connections = Arc::new(ConnectionStats::default());
+    // every session may hold a connection, and a few more may wait (a kept-alive HTTP client, a
+    // handshake); a connection silent for longer than a session may be is closed
+    let listener = GuardedListener::new(
+        listener,
+        cfg.max_sessions + cfg.max_pending_connections,
+        cfg.handshake_timeout,
+        cfg.idle_timeout + Duration::from_secs(30),
+        connections.clone(),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -116,6 +130,7 @@ pub(super) async fn serve(cfg: ServeConfig, recorder: Recorder) -> Result<()> {
         seed: cfg.seed,
         buffer: cfg.buffer.display().to_string(),
         shutdown: stop_rx,
+        connections,
         may_block,
     });
     let router = Router::new()
@@ -258,6 +273,11 @@ async fn stats(State(app): State<Shared>) -> axum::Json<Value> {
         "curriculum": pool,
         "curriculum_episodes": heard,
         "model_failures": failures,
+        "connections": {
+            "accepted": app.connections.accepted.load(Relaxed),
+            "refused": app.connections.refused.load(Relaxed),
+            "timed_out": app.connections.timed_out.load(Relaxed),
+        },
     }))
 }
 

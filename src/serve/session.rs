@@ -204,13 +204,17 @@ impl Session {
             Source::Synthetic(_) => Provenance::Synthetic,
         };
         let ep = self.episode.as_mut().expect("checked above");
-        // the state before the action moves into the step; the one after replaces it below
-        ep.steps.push(recorded_step(
-            &r,
-            std::mem::take(&mut ep.state),
-            action,
-            provenance,
-        ));
+        // the state before the action moves into the step; the one after replaces it below. A
+        // reply the experience model rejected (an LLM's cut or invalid reply: the state is
+        // unchanged, the episode cut) is not experience and is never recorded, as in `run`
+        if !r.info.contains_key("rejected") {
+            ep.steps.push(recorded_step(
+                &r,
+                std::mem::take(&mut ep.state),
+                action,
+                provenance,
+            ));
+        }
         ep.taken += 1;
         let over = r.done || r.truncated;
         let data = result_json(
@@ -286,7 +290,9 @@ fn env_error(e: &EnvError) -> ServeError {
         EnvError::NotReset { .. } | EnvError::EpisodeOver { .. } | EnvError::Task { .. } => {
             ErrorCode::Validation
         }
-        EnvError::NoPlan { .. } | EnvError::Other { .. } => ErrorCode::Execution,
+        EnvError::NoPlan { .. } | EnvError::Expert { .. } | EnvError::Other { .. } => {
+            ErrorCode::Execution
+        }
     };
     ServeError::new(code, e.to_string())
 }

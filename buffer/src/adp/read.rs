@@ -45,7 +45,19 @@ pub fn read_file(
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_string();
-        match convert(&value, opts) {
+        // an ADP trajectory without one action and its observation makes no transition: it
+        // would be counted here and lost in any buffer or export after
+        let converted = convert(&value, opts).and_then(|(t, dropped)| {
+            if t.steps.is_empty() {
+                Err(FieldError {
+                    field: "content".into(),
+                    message: "no action followed by an observation: a trajectory needs at least one transition".into(),
+                })
+            } else {
+                Ok((t, dropped))
+            }
+        });
+        match converted {
             Ok((t, dropped)) => {
                 report.trajectories += 1;
                 report.transitions += t.steps.len();

@@ -49,6 +49,10 @@ pub fn initial_states(real: &[Trajectory]) -> Vec<(Task, Observation)> {
 }
 
 /// Steps a model env could not use, counted across the envs that share it (see the module docs).
+/// With a limit ([`Self::with_limit`]), the envs stop with an error as soon as more than that
+/// share of the last [`FAILURE_WINDOW`] steps failed (judged from [`FAILURE_JUDGED`] steps on):
+/// a model server that fails every request ends a run after 20 requests, not after the whole
+/// synthetic phase.
 #[derive(Debug, Default)]
 pub struct ModelFailures {
     /// Steps whose prediction the model rejected.
@@ -57,9 +61,28 @@ pub struct ModelFailures {
     pub dead_ends: std::sync::atomic::AtomicU64,
     /// Steps predicted and used.
     pub predicted: std::sync::atomic::AtomicU64,
+    /// The largest share of failed steps over the window before the envs stop (none: never).
+    limit: Option<f64>,
+    /// Whether each of the last steps failed, and how many did.
+    recent: std::sync::Mutex<(std::collections::VecDeque<bool>, usize)>,
 }
 
+/// Steps over which [`ModelFailures::with_limit`] judges the failure share.
+pub const FAILURE_WINDOW: usize = 100;
+
+/// Steps in the window before the share is judged at all.
+pub const FAILURE_JUDGED: usize = 20;
+
 impl ModelFailures {
+    /// Counts that stop the envs once more than `max_share` of the last [`FAILURE_WINDOW`]
+    /// steps failed (judged once [`FAILURE_JUDGED`] steps are in the window).
+    pub fn with_limit(max_share: f64) -> Self {
+        Self {
+            limit: Some(max_share),
+            ..Self::default()
+        }
+    }
+
     /// The counts so far.
     pub fn counts(&self) -> FailureCounts {
         use std::sync::atomic::Ordering::Relaxed;
@@ -68,6 +91,34 @@ impl ModelFailures {
             dead_ends: self.dead_ends.load(Relaxed),
             predicted: self.predicted.load(Relaxed),
         }
+    }
+
+    /// Records whether a step failed; the error once the window's share passes the limit.
+    fn record(&self, failed: bool) -> Result<(), String> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let (window, failures) = &mut *recent;
+        window.push_back(failed);
+        *failures += failed as usize;
+        if window.len() > FAILURE_WINDOW {
+            *failures -= window.pop_front().unwrap_or(false) as usize;
+        }
+        let share = *failures as f64 / window.len() as f64;
+        if window.len() >= FAILURE_JUDGED && share > limit {
+            let c = self.counts();
+            return Err(format!(
+                "the experience model failed on {failures} of the last {} steps asked of it ({:.0}% > max_model_failure_share {:.0}%; {} rejected replies, {} states without an admissible action, {} usable predictions so far): stopped now rather than train on a model that cannot answer",
+                window.len(),
+                100.0 * share,
+                100.0 * limit,
+                c.rejected,
+                c.dead_ends,
+                c.predicted
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -331,6 +382,12 @@ impl Env for ModelEnv {
                 self.failures
                     .rejected
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.failures
+                    .record(true)
+                    .map_err(|message| EnvError::Other {
+                        env: self.id.clone(),
+                        message: format!("{message}; the latest: {e}"),
+                    })?;
                 let mut info = BTreeMap::new();
                 info.insert("rejected".into(), e.to_string());
                 return Ok(StepResult {
@@ -351,6 +408,12 @@ impl Env for ModelEnv {
             &self.failures.predicted
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.failures
+            .record(dead_end)
+            .map_err(|message| EnvError::Other {
+                env: self.id.clone(),
+                message,
+            })?;
         let truncated = dead_end || (!p.done && self.history.len() as u32 + 1 >= self.max_steps);
         let step = Step {
             state: state.clone(),
@@ -464,5 +527,50 @@ mod tests {
         assert_eq!((c.dead_ends, c.rejected, c.predicted), (1, 0, 0));
         // the next episode starts normally
         env.reset(&TaskSpec::default(), 1).unwrap();
+    }
+
+    #[test]
+    fn a_model_that_fails_every_step_stops_the_envs_within_one_window() {
+        let task = crate::model::test_task("do it");
+        let obs = Observation {
+            lines: vec!["[a] thing: a".into()],
+            instruction: "do it".into(),
+            admissible: vec!["go".into()],
+            feedback: String::new(),
+        };
+        let mut env = ModelEnv::new(Arc::new(DeadEnds), &[], 10);
+        let failures = Arc::new(ModelFailures::with_limit(0.5));
+        env.count_failures_in(failures.clone());
+        env.add_start(task, obs);
+        let mut stopped = None;
+        for episode in 0..(2 * FAILURE_WINDOW) as u64 {
+            env.reset(&TaskSpec::default(), episode).unwrap();
+            if let Err(e) = env.step("go") {
+                stopped = Some((episode, e.to_string()));
+                break;
+            }
+        }
+        let (at, e) = stopped.expect("the envs stop");
+        assert_eq!(
+            at as usize,
+            FAILURE_JUDGED - 1,
+            "as soon as the share is judged"
+        );
+        assert!(e.contains("failed on 20 of the last 20 steps"), "{e}");
+        // without a limit (serve) the envs go on
+        let mut env = ModelEnv::new(Arc::new(DeadEnds), &[], 10);
+        env.add_start(
+            crate::model::test_task("do it"),
+            Observation {
+                lines: vec!["[a] thing: a".into()],
+                instruction: "do it".into(),
+                admissible: vec!["go".into()],
+                feedback: String::new(),
+            },
+        );
+        for episode in 0..(2 * FAILURE_WINDOW) as u64 {
+            env.reset(&TaskSpec::default(), episode).unwrap();
+            assert!(env.step("go").is_ok());
+        }
     }
 }

@@ -364,8 +364,19 @@ impl Cx<'_> {
             .iter()
             .map(|p| self.cond(anchors, std::slice::from_ref(p), &scope))
             .collect::<R<Vec<_>>>()?;
-        let mut levels = vec![];
+        let mut levels: Vec<Level> = vec![];
         for l in &t.levels {
+            if levels.iter().any(|k| k.difficulty == l.difficulty) {
+                return Err(self.loc.error(
+                    anchors,
+                    &t.id,
+                    0,
+                    format!(
+                        "two levels with difficulty {}: each level of a template needs a difficulty of its own (a run or a curriculum names a level by it)",
+                        l.difficulty
+                    ),
+                ));
+            }
             if l.max_steps == Some(0) {
                 return Err(self.loc.error(
                     anchors,
