@@ -5,7 +5,7 @@
 //! (`--bridge-cmd`) runs the main job. Fake bridges are small Python scripts (plain `python3`).
 
 use dreamgym_sim::{
-    BehaviourPolicy, BridgeConfig, BridgeEnv, Env, EnvError, ExpertFault, ExpertFaults, TaskSpec,
+    BehaviourPolicy, BridgeConfig, BridgeEnv, EnvError, ExpertFault, ExpertFaults, TaskSpec,
     collect_episode_limited,
 };
 use rand::SeedableRng;

@@ -705,9 +705,9 @@ fn non_finite_rewards_are_refused_at_import_and_a_bom_is_accepted() {
 }
 
 /// `buffer export` neither overwrites the log it reads nor creates a log at a mistyped path, and
-/// an episode cut short by a crash is exported as no success.
+/// an episode cut short by a crash is not exported at all (the log keeps episodes whole).
 #[test]
-fn buffer_export_guards_its_input_and_never_calls_a_partial_episode_a_success() {
+fn buffer_export_guards_its_input_and_never_exports_a_partial_episode() {
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("t.jsonl");
     collect_keys_doors(&jsonl, 3, &["--policy", "expert"]);
@@ -716,7 +716,7 @@ fn buffer_export_guards_its_input_and_never_calls_a_partial_episode_a_success() 
     let before = std::fs::read(&buf).unwrap();
     let (ok, _, err) = run(bin().args(["buffer", "export"]).arg(&buf).arg(&buf));
     assert!(!ok);
-    assert!(err.contains("is the buffer being exported"), "{err}");
+    assert!(err.contains("is the same file as BUFFER"), "{err}");
     assert_eq!(std::fs::read(&buf).unwrap(), before, "the log is untouched");
     let typo = dir.path().join("typo.dglog");
     let (ok, _, err) = run(bin()
@@ -727,7 +727,8 @@ fn buffer_export_guards_its_input_and_never_calls_a_partial_episode_a_success() 
     assert!(err.contains("no such buffer"), "{err}");
     assert!(!typo.exists(), "no empty log created");
 
-    // cut the log inside the last episode, as a kill -9 during an import would
+    // cut the log inside the last episode, as a kill -9 during an import would: the episode
+    // goes whole (a unit of the log), the others export as they were
     let collected = dreamgym_buffer::jsonl::read_file(&jsonl).unwrap();
     let records: usize = collected.iter().map(|t| t.steps.len()).sum();
     assert!(collected.last().unwrap().steps.len() >= 3);
@@ -738,11 +739,20 @@ fn buffer_export_guards_its_input_and_never_calls_a_partial_episode_a_success() 
     let back = dir.path().join("back.jsonl");
     let (ok, _, err) = run(bin().args(["buffer", "export"]).arg(&buf).arg(&back));
     assert!(ok, "{err}");
+    assert!(
+        err.contains("whole record(s) of the unfinished episode"),
+        "{err}"
+    );
     let ts = dreamgym_buffer::jsonl::read_file(&back).unwrap();
-    let last = ts.last().unwrap();
-    assert!(!last.steps.last().unwrap().done, "the last episode was cut");
-    assert!(!last.outcome.success, "a partial episode is no success");
-    assert!(ts[0].outcome.success, "complete expert episodes still are");
+    assert_eq!(
+        ts.len(),
+        collected.len() - 1,
+        "the torn episode is gone whole"
+    );
+    for (a, b) in ts.iter().zip(&collected) {
+        assert_eq!((&a.task.id, a.steps.len()), (&b.task.id, b.steps.len()));
+        assert!(a.outcome.success, "complete expert episodes are successes");
+    }
 }
 
 /// Settings out of range (NaN included) are refused before anything runs, at the line and column

@@ -585,7 +585,10 @@ fn offline_collection_skips_unsolvable_instances() {
         random: 0.0,
         noise: 0.0,
     };
-    let data = dreamgym::pipeline::collect_split(env.as_mut(), &sampler, 30, mix, 5).unwrap();
+    let mut faults = dreamgym_sim::ExpertFaults::default();
+    let data =
+        dreamgym::pipeline::collect_split(env.as_mut(), &sampler, 30, mix, 5, 0.5, &mut faults)
+            .unwrap();
     assert_eq!(data.len(), 30);
     assert!(data.iter().all(|t| t.outcome.success));
     assert!(

@@ -110,10 +110,22 @@ pub struct LlmStats {
 pub struct LlmModel {
     cfg: LlmConfig,
     client: reqwest::Client,
-    rt: tokio::runtime::Runtime,
+    /// The model's own runtime (always `Some` until dropped; see the `Drop` impl).
+    rt: Option<tokio::runtime::Runtime>,
     sem: Arc<Semaphore>,
     stats: Arc<LlmStats>,
     name: String,
+}
+
+/// Dropping a tokio runtime blocks until its tasks end, which panics inside another runtime's
+/// async context (`dreamgym serve --model llm` drops its model there at shutdown): the model's
+/// runtime is shut down in the background instead (nothing of it is in flight by then).
+impl Drop for LlmModel {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -175,9 +187,15 @@ impl LlmModel {
             name: format!("llm:{}", cfg.model),
             cfg,
             client,
-            rt,
+            rt: Some(rt),
             stats: Arc::new(LlmStats::default()),
         })
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.rt
+            .as_ref()
+            .expect("the runtime lives until the model is dropped")
     }
 
     /// What the model has done so far.
@@ -375,7 +393,7 @@ impl TaskWriter for LlmModel {
             "task_variations",
         );
         let candidates = self
-            .rt
+            .runtime()
             .block_on(self.request(body, |c| parse_candidates(c, n)))?;
         let body = self.chat_body(
             TASK_SELECTION_SYSTEM,
@@ -384,7 +402,7 @@ impl TaskWriter for LlmModel {
             "task_selection",
         );
         let (reasoning, pick) = self
-            .rt
+            .runtime()
             .block_on(self.request(body, |c| parse_selection(c, candidates.len())))?;
         Ok(TaskVariation {
             instruction: candidates[pick].clone(),
@@ -401,7 +419,7 @@ impl ExperienceModel for LlmModel {
 
     fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
         let body = self.request_body(ctx);
-        self.rt.block_on(self.predict_async(body, ctx.state))
+        self.runtime().block_on(self.predict_async(body, ctx.state))
     }
 
     fn predict_batch(&self, ctxs: &[ModelContext]) -> Vec<Result<Prediction, ModelError>> {
@@ -409,6 +427,6 @@ impl ExperienceModel for LlmModel {
             .iter()
             .map(|c| self.predict_async(self.request_body(c), c.state))
             .collect();
-        self.rt.block_on(futures::future::join_all(jobs))
+        self.runtime().block_on(futures::future::join_all(jobs))
     }
 }
