@@ -16,7 +16,8 @@ python3 scripts/module-cycles.py
 cargo test --workspace --lib --bins --tests --locked
 # the whole-episode property of the buffer log, ten times in a row (each run draws new cases)
 for run in 1 2 3 4 5 6 7 8 9 10; do
-    cargo test -p dreamgym-buffer --lib --locked --quiet \
+    # --workspace, as above: the same features, so nothing is rebuilt (-p would rebuild deps)
+    cargo test --workspace --lib --locked --quiet \
         appender::tests::a_log_cut_at_any_byte_recovers_whole_episodes_and_every_one_written \
         || { echo "whole-episode property test failed on run $run" >&2; exit 1; }
 done

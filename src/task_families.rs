@@ -122,7 +122,7 @@ pub(crate) fn harder_starts(
             let obs = match sampler.reset(env.as_mut(), &mut rng) {
                 Ok((obs, _)) => obs,
                 Err(e) => {
-                    tracing::info!("no initial states at {:?}: {e}", sampler.spec);
+                    tracing::info!("no initial states at {}: {e}", sampler.spec);
                     break;
                 }
             };

@@ -221,36 +221,20 @@ fn a_users_own_bridge_runs_the_main_job() {
         "run2.ron",
         &format!("({TINY}, bridge_cmd: Some({command:?}))"),
     );
-    let (ok, _, err) = output(
-        bin()
-            .args([
-                "run",
-                "bridge:treasure",
-                "--backend",
-                "cpu",
-                "--no-buffer",
-                "--config",
-            ])
-            .arg(&cfg)
-            .arg("--out")
-            .arg(dir.path().join("out2")),
-    );
+    let run_treasure = |cfg: &Path, out: &str| {
+        output(
+            bin()
+                .args(["run", "bridge:treasure", "--backend", "cpu", "--no-buffer"])
+                .arg("--config")
+                .arg(cfg)
+                .arg("--out")
+                .arg(dir.path().join(out)),
+        )
+    };
+    let (ok, _, err) = run_treasure(&cfg, "out2");
     assert!(ok, "{err}");
     // without it, the shipped bridge does not know the env: the error says so
-    let (ok, _, err) = output(
-        bin()
-            .args([
-                "run",
-                "bridge:treasure",
-                "--backend",
-                "cpu",
-                "--no-buffer",
-                "--config",
-            ])
-            .arg(write(dir.path(), "run3.ron", &format!("({TINY})")))
-            .arg("--out")
-            .arg(dir.path().join("out3")),
-    );
+    let (ok, _, err) = run_treasure(&write(dir.path(), "run3.ron", &format!("({TINY})")), "out3");
     assert!(!ok);
     assert!(err.contains("treasure"), "{err}");
 }

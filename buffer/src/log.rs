@@ -252,15 +252,7 @@ impl DurableLog {
             .truncate(false)
             .open(path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LogError::Locked {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        lock(&file, path)?;
         let file_len = file.metadata().map_err(io)?.len();
         let mut recovery = Recovery::default();
         if file_len < HEADER_LEN {
@@ -286,21 +278,7 @@ impl DurableLog {
         } else {
             let mut head = [0u8; HEADER_LEN as usize];
             file.read_exact(&mut head).map_err(io)?;
-            if &head[..8] != MAGIC {
-                return Err(LogError::NotALog {
-                    path: path.to_path_buf(),
-                    reason: "bad magic bytes".into(),
-                });
-            }
-            let version = u32::from_le_bytes(head[8..12].try_into().unwrap());
-            if !(OLDEST_VERSION..=VERSION).contains(&version) {
-                return Err(LogError::NotALog {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "log version {version}, this build reads versions {OLDEST_VERSION} to {VERSION}"
-                    ),
-                });
-            }
+            let version = header_version(&head, path)?;
             recovery = scan(
                 &mut file,
                 path,
@@ -525,29 +503,15 @@ impl DurableLog {
         };
         // hold the lock while reading, so that no writer appends meanwhile
         let file = OpenOptions::new().read(true).open(path).map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LogError::Locked {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        lock(&file, path)?;
         let bytes = std::fs::read(path).map_err(io)?;
-        if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
+        if bytes.len() < HEADER_LEN as usize {
             return Err(LogError::NotALog {
                 path: path.to_path_buf(),
                 reason: "no log header to repair from".into(),
             });
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-        if !(OLDEST_VERSION..=VERSION).contains(&version) {
-            return Err(LogError::NotALog {
-                path: path.to_path_buf(),
-                reason: format!("log version {version}"),
-            });
-        }
+        let version = header_version(&bytes[..HEADER_LEN as usize], path)?;
         let mut report = RepairReport::default();
         let mut units: Vec<Vec<&[u8]>> = vec![];
         let mut unit: Vec<&[u8]> = vec![];
@@ -677,6 +641,39 @@ fn split_len(raw: u32, version: u32) -> (u32, bool) {
     } else {
         (raw, false)
     }
+}
+
+/// Takes the log's advisory lock, or says that another open log holds it.
+fn lock(file: &File, path: &Path) -> Result<(), LogError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The version of a file header (`head`: its first [`HEADER_LEN`] bytes), or why it is not the
+/// header of a log this build reads.
+fn header_version(head: &[u8], path: &Path) -> Result<u32, LogError> {
+    let not_a_log = |reason: String| LogError::NotALog {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if &head[..8] != MAGIC {
+        return Err(not_a_log("bad magic bytes".into()));
+    }
+    let version = u32::from_le_bytes(head[8..12].try_into().expect("a 12-byte header"));
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
+        return Err(not_a_log(format!(
+            "log version {version}, this build reads versions {OLDEST_VERSION} to {VERSION}"
+        )));
+    }
+    Ok(version)
 }
 
 fn header_bytes() -> [u8; HEADER_LEN as usize] {

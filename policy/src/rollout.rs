@@ -91,7 +91,12 @@ impl TaskSampler {
         }
         Err(PolicyError::NoInstance {
             env: env.id().to_string(),
-            split: format!("{:?}", self.split),
+            split: match self.split {
+                Split::Train => "training",
+                Split::HeldOut => "held-out",
+                Split::Any => "any",
+            }
+            .to_string(),
         })
     }
 }

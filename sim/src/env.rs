@@ -16,6 +16,28 @@ pub struct TaskSpec {
     pub posed: Option<PosedTask>,
 }
 
+/// As a reader says it: "template pickup, level 2", "any task, level 1", "the generated task
+/// \"...\"".
+impl std::fmt::Display for TaskSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(p) = &self.posed {
+            return write!(
+                f,
+                "the generated task {:?} (from {})",
+                p.instruction, p.base
+            );
+        }
+        match &self.template {
+            Some(t) => write!(f, "template {t}")?,
+            None => f.write_str("any task")?,
+        }
+        match self.difficulty {
+            Some(d) => write!(f, ", level {d}"),
+            None => f.write_str(", any level"),
+        }
+    }
+}
+
 /// 64-bit FNV-1a hash of `text`: stable across runs and platforms (file names, generated ids).
 pub(crate) fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -192,5 +214,32 @@ pub trait Env: Send {
     /// The expert's action in the current state, where the env has an expert.
     fn expert_action(&mut self) -> Result<Option<String>, EnvError> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PosedTask, TaskSpec};
+
+    #[test]
+    fn a_spec_reads_as_words_not_as_a_type() {
+        let spec = TaskSpec {
+            template: Some("pickup".into()),
+            difficulty: Some(2),
+            posed: None,
+        };
+        assert_eq!(spec.to_string(), "template pickup, level 2");
+        assert_eq!(TaskSpec::default().to_string(), "any task, any level");
+        let posed = TaskSpec {
+            posed: Some(PosedTask {
+                base: "kd/pickup/1".into(),
+                instruction: "pick up the red key".into(),
+            }),
+            ..TaskSpec::default()
+        };
+        assert_eq!(
+            posed.to_string(),
+            "the generated task \"pick up the red key\" (from kd/pickup/1)"
+        );
     }
 }

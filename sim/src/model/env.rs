@@ -345,7 +345,7 @@ impl Env for ModelEnv {
         if matching.is_empty() {
             return Err(EnvError::Task {
                 env: self.id.clone(),
-                message: format!("no real initial state matches {spec:?}"),
+                message: format!("no real initial state matches {spec}"),
             });
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -502,9 +502,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_state_without_actions_ends_the_episode_as_a_counted_dead_end() {
-        let task = crate::model::test_task("do it");
+    /// A model env of [`DeadEnds`] with one start, counting into `failures`.
+    fn dead_end_env(failures: &Arc<ModelFailures>) -> ModelEnv {
         let obs = Observation {
             lines: vec!["[a] thing: a".into()],
             instruction: "do it".into(),
@@ -512,9 +511,15 @@ mod tests {
             feedback: String::new(),
         };
         let mut env = ModelEnv::new(Arc::new(DeadEnds), &[], 10);
-        let failures = Arc::new(ModelFailures::default());
         env.count_failures_in(failures.clone());
-        env.add_start(task, obs);
+        env.add_start(crate::model::test_task("do it"), obs);
+        env
+    }
+
+    #[test]
+    fn a_state_without_actions_ends_the_episode_as_a_counted_dead_end() {
+        let failures = Arc::new(ModelFailures::default());
+        let mut env = dead_end_env(&failures);
         env.reset(&TaskSpec::default(), 0).unwrap();
         let r = env.step("go").unwrap();
         assert!(
@@ -531,17 +536,8 @@ mod tests {
 
     #[test]
     fn a_model_that_fails_every_step_stops_the_envs_within_one_window() {
-        let task = crate::model::test_task("do it");
-        let obs = Observation {
-            lines: vec!["[a] thing: a".into()],
-            instruction: "do it".into(),
-            admissible: vec!["go".into()],
-            feedback: String::new(),
-        };
-        let mut env = ModelEnv::new(Arc::new(DeadEnds), &[], 10);
         let failures = Arc::new(ModelFailures::with_limit(0.5));
-        env.count_failures_in(failures.clone());
-        env.add_start(task, obs);
+        let mut env = dead_end_env(&failures);
         let mut stopped = None;
         for episode in 0..(2 * FAILURE_WINDOW) as u64 {
             env.reset(&TaskSpec::default(), episode).unwrap();
@@ -558,16 +554,7 @@ mod tests {
         );
         assert!(e.contains("failed on 20 of the last 20 steps"), "{e}");
         // without a limit (serve) the envs go on
-        let mut env = ModelEnv::new(Arc::new(DeadEnds), &[], 10);
-        env.add_start(
-            crate::model::test_task("do it"),
-            Observation {
-                lines: vec!["[a] thing: a".into()],
-                instruction: "do it".into(),
-                admissible: vec!["go".into()],
-                feedback: String::new(),
-            },
-        );
+        let mut env = dead_end_env(&Arc::new(ModelFailures::default()));
         for episode in 0..(2 * FAILURE_WINDOW) as u64 {
             env.reset(&TaskSpec::default(), episode).unwrap();
             assert!(env.step("go").is_ok());
