@@ -1,7 +1,8 @@
-//! Small file operations the commands share: replacing a file whole, and telling whether two
-//! paths are one file.
+//! Small file operations the commands share: replacing a file whole, telling whether two paths
+//! are one file, and opening a buffer log that must already exist.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use dreamgym_buffer::{BufferConfig, ReplayBuffer};
 use std::io::Write;
 use std::path::Path;
 
@@ -53,6 +54,31 @@ pub fn refuse_output_over_input(
         }
     }
     Ok(())
+}
+
+/// Opens the buffer log at `path` as it was logged, with `capacity` where the log records
+/// none, and what recovery found; a path with no log is an error (reading commands must never
+/// create an empty buffer at a mistyped path).
+pub fn open_existing_buffer(
+    path: &std::path::Path,
+    capacity: usize,
+) -> Result<(ReplayBuffer, dreamgym_buffer::Recovery)> {
+    if !path.exists() {
+        bail!("{}: no such buffer", path.display());
+    }
+    // an empty file is not a buffer: opening it would write a log header into it
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        bail!(
+            "{}: an empty file, not a buffer log (expected a file written by dreamgym, starting with DGBUFLOG)",
+            path.display()
+        );
+    }
+    let cfg = BufferConfig {
+        capacity,
+        ..Default::default()
+    };
+    ReplayBuffer::open_as_logged(path, cfg)
+        .with_context(|| format!("opening buffer {}", path.display()))
 }
 
 #[cfg(test)]

@@ -7,31 +7,6 @@ use dreamgym_buffer::{BufferConfig, ReplayBuffer};
 /// Capacity of a buffer created without `--capacity`.
 const DEFAULT_CAPACITY: usize = 1_000_000;
 
-/// Opens the buffer log at `path` as it was logged, with `capacity` where the log records
-/// none, and what recovery found; a path with no log is an error (reading commands must never
-/// create an empty buffer at a mistyped path).
-pub(crate) fn open_existing(
-    path: &std::path::Path,
-    capacity: usize,
-) -> Result<(ReplayBuffer, dreamgym_buffer::Recovery)> {
-    if !path.exists() {
-        bail!("{}: no such buffer", path.display());
-    }
-    // an empty file is not a buffer: opening it would write a log header into it
-    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
-        bail!(
-            "{}: an empty file, not a buffer log (expected a file written by dreamgym, starting with DGBUFLOG)",
-            path.display()
-        );
-    }
-    let cfg = BufferConfig {
-        capacity,
-        ..Default::default()
-    };
-    ReplayBuffer::open_as_logged(path, cfg)
-        .with_context(|| format!("opening buffer {}", path.display()))
-}
-
 /// Runs one `buffer` subcommand.
 pub fn run(cmd: BufferCmd) -> Result<()> {
     let cfg = |capacity| BufferConfig {
@@ -40,7 +15,7 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
     };
     match cmd {
         BufferCmd::Stats { buffer, json } => {
-            let (b, rec) = open_existing(&buffer, DEFAULT_CAPACITY)?;
+            let (b, rec) = crate::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
             let s = b.stats();
             if json {
                 println!(
@@ -87,14 +62,14 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
             Ok(())
         }
         BufferCmd::Export { buffer, out } => {
-            // exporting must neither create a log at a mistyped path (`open_existing` refuses
+            // exporting must neither create a log at a mistyped path (`open_existing_buffer` refuses
             // it) nor overwrite the log it reads
             crate::files::refuse_output_over_input(
                 "buffer export",
                 ("OUT", &out),
                 &[("BUFFER", &buffer)],
             )?;
-            let (b, _) = open_existing(&buffer, DEFAULT_CAPACITY)?;
+            let (b, _) = crate::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
             let n = b.export_jsonl(&out)?;
             println!(
                 "exported {n} trajectories ({} steps) to {}",
@@ -111,7 +86,7 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
             bridge_cmd,
             json,
         } => {
-            let (b, _) = open_existing(&buffer, DEFAULT_CAPACITY)?;
+            let (b, _) = crate::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
             let trajectories = b.trajectories();
             let envs = crate::synthetic_replay::real_envs(&trajectories);
             let env = match (env, envs.len()) {
@@ -177,7 +152,7 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
                 .with_context(|| format!("repairing {}", buffer.display()))?;
             println!("{}: {report}", buffer.display());
             // what a plain open now finds (nothing left to cut)
-            let (b, rec) = open_existing(&buffer, DEFAULT_CAPACITY)?;
+            let (b, rec) = crate::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
             println!(
                 "{}: {rec}; {} steps in {} episodes",
                 buffer.display(),

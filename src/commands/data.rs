@@ -134,8 +134,7 @@ fn read_trajectories(input: &Path) -> Result<Vec<Trajectory>> {
         bail!("{}: no such file", input.display());
     }
     if input.extension().is_some_and(|e| e == "dglog") {
-        let (b, _) =
-            crate::commands::buffer::open_existing(input, BufferConfig::default().capacity)?;
+        let (b, _) = crate::files::open_existing_buffer(input, BufferConfig::default().capacity)?;
         return Ok(b.trajectories());
     }
     Ok(dreamgym_buffer::jsonl::read_file(input)?)

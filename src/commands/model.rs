@@ -60,7 +60,7 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
 /// The episodes of the replay buffer at `path` (which must exist: a mistyped path is not an
 /// empty buffer), none evicted.
 fn buffer_trajectories(path: &Path) -> Result<Vec<dreamgym_buffer::Trajectory>> {
-    let (b, _) = crate::commands::buffer::open_existing(path, usize::MAX)?;
+    let (b, _) = crate::files::open_existing_buffer(path, usize::MAX)?;
     Ok(b.trajectories())
 }
 
