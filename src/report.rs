@@ -72,11 +72,32 @@ pub fn html(s: &RunSummary) -> String {
         s.offline["real_steps_per_seed"],
         esc(&s.offline["mix"].to_string())
     );
+    if let Some(line) = expert_faults_line(&s.offline) {
+        let _ = write!(out, "<p>{}</p>", esc(&line));
+    }
     success_table(&mut out, s);
     training_charts(&mut out, s);
     fidelity_table(&mut out, s);
     notes_and_settings(&mut out, &s.notes, &s.config);
     out
+}
+
+/// What the env's expert failed on during the offline collection (`offline.expert_faults` of a
+/// summary), as a sentence; `None` where it never failed.
+pub fn expert_faults_line(offline: &serde_json::Value) -> Option<String> {
+    let f = &offline["expert_faults"];
+    let n = |k: &str| f[k].as_u64().unwrap_or(0);
+    (n("raised") + n("timed_out") + n("crashed") > 0).then(|| {
+        format!(
+            "the env's expert failed during the offline collection (all seeds, fidelity episodes included): {} raised an error, {} timed out, {} crashed; {} of {} instances affected, {} given up",
+            n("raised"),
+            n("timed_out"),
+            n("crashed"),
+            n("faulty"),
+            n("attempted"),
+            n("abandoned")
+        )
+    })
 }
 
 /// The held-out success of every method, with its interval and the interactions it used.

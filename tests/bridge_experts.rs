@@ -164,7 +164,7 @@ fn run_completes_where_the_expert_fails_on_some_instances() {
         &format!("({TINY}, max_expert_failure_share: 0.9)"),
     );
     let out = dir.path().join("out");
-    let (ok, _, err) = output(
+    let (ok, stdout, err) = output(
         bin()
             .args(["run", "bridge:walk", "--backend", "cpu", "--bridge-cmd"])
             .arg(faulty("raise", 2))
@@ -180,6 +180,11 @@ fn run_completes_where_the_expert_fails_on_some_instances() {
     assert!(f["raised"].as_u64().unwrap() > 0, "{f}");
     assert!(f["abandoned"].as_u64().unwrap() > 0, "{f}");
     assert_eq!(s["complete"], true);
+    // the console and the report say so too
+    let said = "the env's expert failed during the offline collection";
+    assert!(stdout.contains(said), "{stdout}");
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains(said));
 }
 
 /// The worked example of docs/bridge.md: a user's own env, served by their own program, runs

@@ -140,6 +140,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             m.synthetic_steps
         );
     }
+    if let Some(line) = crate::report::expert_faults_line(&summary.offline) {
+        println!("{line}");
+    }
     let experience = if buffer {
         format!(", and the run's experience to {}", buffer_path.display())
     } else {
