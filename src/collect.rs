@@ -174,9 +174,9 @@ pub fn collect(
             } else if c.faults.faulty > 0 {
                 last_fault = "a noisy expert's step failed and was played at random".into();
             }
-            if let Err(m) = s
-                .expert_faults
-                .check(max_expert_failure_share, envs.id(), &last_fault)
+            if let Err(m) =
+                s.expert_faults
+                    .check(max_expert_failure_share, envs.id(), &last_fault, false)
             {
                 // the other workers stop at their next episode
                 next.store(episodes, Ordering::Relaxed);

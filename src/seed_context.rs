@@ -101,7 +101,7 @@ pub fn collect_split(
             if here.faulty > 0 && last_fault.is_empty() {
                 last_fault = "a noisy expert's step failed and was played at random".into();
             }
-            if let Err(m) = here.check(max_expert_failure_share, env.id(), &last_fault) {
+            if let Err(m) = here.check(max_expert_failure_share, env.id(), &last_fault, false) {
                 faults.add(&here);
                 return Err(anyhow::Error::msg(m)).with_context(|| context(&here, skipped));
             }
@@ -111,18 +111,9 @@ pub fn collect_split(
         }
     }
     // the share is judged on the whole collection too, however few instances it drew
-    if here.attempted < ExpertFaults::MIN_ATTEMPTS
-        && here.faulty as f64 > max_expert_failure_share * here.attempted as f64
-    {
+    if let Err(m) = here.check(max_expert_failure_share, env.id(), &last_fault, true) {
         faults.add(&here);
-        anyhow::bail!(
-            "{}: the expert failed on {} of {} task instances (> max_expert_failure_share {}): {}; the latest: {last_fault}",
-            env.id(),
-            here.faulty,
-            here.attempted,
-            max_expert_failure_share,
-            here.describe()
-        );
+        anyhow::bail!(m);
     }
     if skipped > 0 {
         tracing::warn!(

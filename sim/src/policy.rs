@@ -112,11 +112,18 @@ impl ExpertFaults {
     /// The error once more than `max_share` of the instances tried (at least
     /// [`Self::MIN_ATTEMPTS`] of them, so that one early failure does not stop a run) had a fault
     /// of the expert: either its instance was abandoned or (noisy expert) a step turned random.
-    /// `last` is the latest fault's text, so that the error names what went wrong.
-    pub fn check(&self, max_share: f64, env: &str, last: &str) -> Result<(), String> {
+    /// A `finished` collection is judged however few instances it drew. `last` is the latest
+    /// fault's text, so that the error names what went wrong.
+    pub fn check(
+        &self,
+        max_share: f64,
+        env: &str,
+        last: &str,
+        finished: bool,
+    ) -> Result<(), String> {
         let faulty = self.faulty;
         let share = faulty as f64 / self.attempted.max(1) as f64;
-        if self.attempted >= Self::MIN_ATTEMPTS && share > max_share {
+        if (finished || self.attempted >= Self::MIN_ATTEMPTS) && share > max_share {
             return Err(format!(
                 "{env}: the expert failed on {faulty} of {} task instances ({:.0}% > max_expert_failure_share {:.0}%): {}; the latest: {last}",
                 self.attempted,
