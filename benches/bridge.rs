@@ -5,7 +5,7 @@
 //! Needs the venv: `bash scripts/setup-venv.sh`. Run: `cargo bench --bench bridge`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dreamgym::envs::{bridge_python, cache_dir};
+use dreamgym::support::envs::{bridge_python, cache_dir};
 use dreamgym_sim::{BridgeConfig, BridgeEnv, Env, TaskSpec};
 use rand::{RngExt, SeedableRng};
 use std::time::{Duration, Instant};

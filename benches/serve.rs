@@ -14,8 +14,8 @@
 //! `cargo bench --bench serve` (or `--profile dev` for a quick look; the dreamgym child is the
 //! binary of the same profile).
 
-use dreamgym::envs::{EnvFactory, bridge_python};
 use dreamgym::serve::synthetic::SyntheticWorld;
+use dreamgym::support::envs::{EnvFactory, bridge_python};
 use dreamgym_sim::{Env, TaskSpec};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the native model's fidelity table in the README: for each shipped scenario, 2,100
+# Reproduces the native model's fidelity table in docs/native-model.md: for each shipped scenario, 2,100
 # training trajectories (700 each of expert, noisy-expert:0.3, random; seed 1) and 450 held-out
 # ones: 150 new trajectories on training instances (noisy-expert:0.6, seed 1: the first 150
 # instances of training, other actions) and 300 on new instances (100 each of expert,

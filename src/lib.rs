@@ -1,29 +1,23 @@
-//! `dreamgym`: the CLI and the pipeline that wires the crates together.
+//! `dreamgym`: the CLI and the drivers that wire the crates together, sorted by job:
+//!
+//! * [`training`] — what one seed of a run trains with: the offline seed data, the experience
+//!   models fit on it, the DreamGym loop in the model (`training::synthetic`), training and
+//!   sim-to-real in the real env (`training::real`), the curriculum's task families, the config;
+//! * [`experiments`] — the drivers named after their commands (`run`, `train`, `efficiency`),
+//!   the methods they compare, the saving factor and the statistics;
+//! * [`report`] — the run and efficiency reports (HTML, charts);
+//! * [`record`] — recording episodes into the replay buffer, replaying synthetic successes in
+//!   the real env, SFT export;
+//! * [`serve`] — `dreamgym serve`: envs over the OpenEnv protocol;
+//! * [`support`] — env ids, RON files, run locks, output files, progress;
+//! * [`cli`] and [`commands`] — the command line: `cli` parses and dispatches, each command
+//!   owns its flags in `commands/`.
 
-pub mod charts;
 pub mod cli;
-pub mod collect;
 pub mod commands;
-pub mod efficiency;
-pub mod efficiency_jobs;
-pub mod efficiency_report;
-pub mod envs;
-pub mod experiment;
-pub mod files;
-pub mod html;
-pub mod methods;
-pub mod pipeline;
-pub mod progress;
-pub mod recorder;
-pub mod recording_env;
+pub mod experiments;
+pub mod record;
 pub mod report;
-pub mod ron_file;
-pub mod run_config;
-pub mod run_lock;
-pub mod saving;
-pub mod seed_context;
 pub mod serve;
-pub mod sft;
-pub mod stats;
-pub mod synthetic_replay;
-pub mod task_families;
+pub mod support;
+pub mod training;

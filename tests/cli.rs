@@ -815,6 +815,19 @@ fn out_of_range_settings_are_located_errors_not_panics() {
         err.contains(":1:44: `real_budget` is 18446744073709551615: expected at most 1000000000"),
         "{err}"
     );
+    // sim-to-real rounds are `dreamgym run`'s: `dreamgym train` refuses them, never ignores them
+    std::fs::write(
+        &exp,
+        "(env: \"scenario:scenarios/keys_doors.ron\", real_budget: 512, run: (s2r_rounds: 3))",
+    )
+    .unwrap();
+    let (ok, _, err) = run(bin()
+        .args(["train", "--backend", "cpu", "--config"])
+        .arg(&exp));
+    assert!(!ok);
+    assert!(err.contains("e.ron"), "{err}");
+    assert!(err.contains("s2r_rounds"), "{err}");
+    assert!(err.contains("3 / 0"), "{err}");
 }
 
 /// Two processes on one run directory: the second is refused at once with the reason, and the

@@ -570,25 +570,30 @@ fn offline_collection_skips_unsolvable_instances() {
     let dir = tempfile::tempdir().unwrap();
     let path = stranded_keys_doors(dir.path());
     let factory =
-        dreamgym::envs::EnvFactory::new(&format!("scenario:{}", path.display()), None).unwrap();
+        dreamgym::support::envs::EnvFactory::new(&format!("scenario:{}", path.display()), None)
+            .unwrap();
     let mut env = factory.open();
-    let sampler = dreamgym_policy::TaskSampler {
-        spec: dreamgym_sim::TaskSpec {
-            difficulty: Some(1),
-            ..dreamgym_sim::TaskSpec::default()
-        },
-        split: dreamgym_policy::Split::Train,
-    };
-    let mix = dreamgym::pipeline::OfflineMix {
+    let sampler = dreamgym_policy::TaskSampler::train(dreamgym_sim::TaskSpec {
+        difficulty: Some(1),
+        ..dreamgym_sim::TaskSpec::default()
+    });
+    let mix = dreamgym::experiments::run::OfflineMix {
         expert: 1.0,
         noisy: 0.0,
         random: 0.0,
         noise: 0.0,
     };
     let mut faults = dreamgym_sim::ExpertFaults::default();
-    let data =
-        dreamgym::pipeline::collect_split(env.as_mut(), &sampler, 30, mix, 5, 0.5, &mut faults)
-            .unwrap();
+    let data = dreamgym::experiments::run::collect_split(
+        env.as_mut(),
+        &sampler,
+        30,
+        mix,
+        5,
+        0.5,
+        &mut faults,
+    )
+    .unwrap();
     assert_eq!(data.len(), 30);
     assert!(data.iter().all(|t| t.outcome.success));
     assert!(

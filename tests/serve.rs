@@ -3,7 +3,7 @@
 //! against the same episodes played in-process; then load, limits, abuse and crashes, with the
 //! durable buffer read back after each.
 
-use dreamgym::envs::EnvFactory;
+use dreamgym::support::envs::EnvFactory;
 use dreamgym_buffer::{BufferConfig, Provenance, ReplayBuffer};
 use dreamgym_sim::{Env, TaskSpec};
 use serde_json::Value;

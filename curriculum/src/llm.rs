@@ -1,6 +1,6 @@
 //! Harder variants written by an LLM experience model — the paper's task generator: the same
 //! model with a task-generation prompt (candidate variations, then a selection;
-//! `dreamgym_sim::model::task_gen`). A variant is a new instruction played, in the experience
+//! `dreamgym_sim::model::llm::task_gen`). A variant is a new instruction played, in the experience
 //! model, from the real initial state of the task it was written for
 //! ([`PosedTask`]); its difficulty counts generations above the seed family's.
 //!
@@ -12,7 +12,7 @@
 use crate::{TaskVariant, VariantGenerator};
 use dreamgym_buffer::{Observation, Task};
 use dreamgym_sim::PosedTask;
-use dreamgym_sim::model::task_gen::{TaskSeed, TaskWriter};
+use dreamgym_sim::model::llm::task_gen::{TaskSeed, TaskWriter};
 use dreamgym_sim::model::words;
 use rand::RngExt;
 use std::collections::BTreeSet;
@@ -159,7 +159,7 @@ impl VariantGenerator for LlmVariants {
 mod tests {
     use super::*;
     use dreamgym_sim::model::ModelError;
-    use dreamgym_sim::model::task_gen::TaskVariation;
+    use dreamgym_sim::model::llm::task_gen::TaskVariation;
     use rand::SeedableRng;
     use std::sync::Mutex;
 

@@ -1,16 +1,23 @@
 //! Checkpoint files: the header schema ([`Header`]) and the file holding the run's header (config, network shape, vocabulary,
 //! counters, RNG state) as JSON, the model and the optimizer state as burnpack bytes, and a
 //! CRC-32 over everything. Written to a temporary file, synced and renamed into place, so a
-//! crash leaves the previous checkpoint intact.
+//! crash leaves the previous checkpoint intact. A learner is saved in it and resumed from it here
+//! (`Trainer::save_with_extra`, `Trainer::resume`), beside the format they read and write.
 //!
 //! Layout: `DGCKPT01`, then three length-prefixed (u64 LE) sections (header JSON, model, optimizer),
 //! then the CRC-32 (u32 LE) of all preceding bytes.
 
 use crate::PolicyError;
+use crate::backend::SelectedDevice;
 use crate::config::TrainConfig;
+use crate::net::PolicyNet;
 use crate::shape::NetShape;
 use crate::state::{Counters, RngState};
-use crate::text::Vocab;
+use crate::text::{Featurizer, Vocab};
+use crate::trainer::{Trainer, WEIGHT_INIT};
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::Write;
@@ -179,6 +186,169 @@ pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PolicyError> {
 /// The `extra` state saved with [`crate::Trainer::save_with_extra`] (null when none).
 pub fn checkpoint_extra(path: &Path) -> Result<serde_json::Value, PolicyError> {
     Ok(read_with_header(path)?.0.extra)
+}
+
+/// Saving a learner in this format and resuming one from it.
+impl Trainer {
+    /// Writes a checkpoint (atomically) to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), PolicyError> {
+        self.save_with_extra(path, serde_json::Value::Null)
+    }
+
+    /// Writes a checkpoint holding also `extra`, the state of whatever drives this trainer (read
+    /// back with [`checkpoint_extra`]), so both are saved in one atomic write.
+    pub fn save_with_extra(
+        &self,
+        path: &Path,
+        extra: serde_json::Value,
+    ) -> Result<(), PolicyError> {
+        let header = Header {
+            format: CHECKPOINT_FORMAT,
+            config: self.cfg.clone(),
+            shape: self.net.shape(),
+            vocab: self.featurizer.vocab().clone(),
+            vocab_fingerprint: self.featurizer.vocab().fingerprint(),
+            counters: self.counters,
+            rng: RngState::of(&self.rng),
+            reference: self.reference.is_some(),
+            extra,
+        };
+        let record_err = |e: burn::store::RecordError| PolicyError::Record {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        };
+        let model = self
+            .net
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(record_err)?;
+        let optimizer = self.optim.into_bytes().map_err(record_err)?;
+        let parts = CheckpointParts {
+            header: serde_json::to_vec(&header).expect("header serialises"),
+            model: model.to_vec(),
+            optimizer: optimizer.to_vec(),
+        };
+        write_atomic(path, &parts)
+    }
+
+    /// Resumes from a checkpoint. `expected_vocab`, when given, is the vocabulary this run would
+    /// build for its environment: a checkpoint over another vocabulary (another scenario) is an
+    /// error, as is one whose network `hidden` differs from `hidden` when given.
+    pub fn resume(
+        path: &Path,
+        device: &SelectedDevice,
+        expected_vocab: Option<&Vocab>,
+        hidden: Option<usize>,
+    ) -> Result<Self, PolicyError> {
+        let (header, parts) = read_with_header(path)?;
+        let mismatch =
+            |what: &str, checkpoint: String, run: String| PolicyError::MismatchedCheckpoint {
+                path: path.to_path_buf(),
+                what: what.to_string(),
+                checkpoint,
+                run,
+            };
+        if header.format != CHECKPOINT_FORMAT {
+            return Err(mismatch(
+                "format version",
+                header.format.to_string(),
+                CHECKPOINT_FORMAT.to_string(),
+            ));
+        }
+        let mut vocab = header.vocab.clone();
+        vocab.reindex();
+        if vocab.fingerprint() != header.vocab_fingerprint {
+            return Err(PolicyError::CorruptCheckpoint {
+                path: path.to_path_buf(),
+                why: "vocabulary does not match its fingerprint".into(),
+            });
+        }
+        if let Some(expected) = expected_vocab
+            && expected.fingerprint() != vocab.fingerprint()
+        {
+            return Err(mismatch(
+                "vocabulary (the scenario or its data differ)",
+                format!(
+                    "{} words, fingerprint {:08x}",
+                    vocab.known_words(),
+                    vocab.fingerprint()
+                ),
+                format!(
+                    "{} words, fingerprint {:08x}",
+                    expected.known_words(),
+                    expected.fingerprint()
+                ),
+            ));
+        }
+        if let Some(h) = hidden
+            && h != header.shape.hidden
+        {
+            return Err(mismatch(
+                "model size (hidden)",
+                header.shape.hidden.to_string(),
+                h.to_string(),
+            ));
+        }
+        let featurizer = Featurizer::new(vocab);
+        let shape = NetShape {
+            state_dim: featurizer.state_dim(),
+            action_dim: featurizer.action_dim(),
+            hidden: header.shape.hidden,
+        };
+        if shape != header.shape {
+            return Err(mismatch(
+                "network shape",
+                format!("{:?}", header.shape),
+                format!("{shape:?}"),
+            ));
+        }
+        let ad = device.autodiff();
+        let record_err = |e: burn::store::RecordError| PolicyError::Record {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        };
+        let record =
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts.model)).map_err(record_err)?;
+        // (drawing throwaway initial weights uses the shared RNG too: not while another thread
+        // seeds it)
+        let fresh = {
+            let _guard = WEIGHT_INIT.lock().unwrap_or_else(|e| e.into_inner());
+            PolicyNet::new(shape, &ad)
+        };
+        let net = fresh.try_load_record(record).map_err(record_err)?;
+        if net.shape() != shape {
+            return Err(mismatch(
+                "network shape",
+                format!("{:?}", net.shape()),
+                format!("{shape:?}"),
+            ));
+        }
+        let optim = header
+            .config
+            .optimizer
+            .adam()
+            .init()
+            .from_bytes(Bytes::from_bytes_vec(parts.optimizer))
+            .map_err(record_err)?;
+        let rng = header
+            .rng
+            .restore()
+            .ok_or_else(|| PolicyError::CorruptCheckpoint {
+                path: path.to_path_buf(),
+                why: "unreadable RNG state".into(),
+            })?;
+        Ok(Self::assemble(
+            header.config,
+            featurizer,
+            (device.kind, ad),
+            net,
+            optim,
+            header.reference,
+            rng,
+            header.counters,
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -146,6 +146,17 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Env steps one iteration collects, where a real budget is turned into iterations: PPO's
+    /// `num_envs` x `num_steps` exactly; GRPO's `groups` x `group_size` whole episodes, each
+    /// `episode_steps` long on average (the caller's estimate, e.g. the mean length of the
+    /// offline episodes; GRPO does not look at `num_steps`).
+    pub fn steps_per_iteration(&self, episode_steps: f64) -> f64 {
+        match self.algo {
+            Algo::Ppo => (self.num_envs * self.num_steps) as f64,
+            Algo::Grpo => (self.groups * self.group_size) as f64 * episode_steps.max(1.0),
+        }
+    }
+
     /// Defaults for GRPO (no critic).
     pub fn grpo() -> Self {
         let mut c = Self {
@@ -204,6 +215,26 @@ impl TrainConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn steps_per_iteration_is_ppos_rollout_and_grpos_episodes() {
+        let ppo = super::TrainConfig {
+            num_envs: 4,
+            num_steps: 64,
+            ..Default::default()
+        };
+        assert_eq!(ppo.steps_per_iteration(17.0), 256.0);
+        let grpo = super::TrainConfig {
+            groups: 3,
+            group_size: 5,
+            num_steps: 64,
+            ..super::TrainConfig::grpo()
+        };
+        // 15 episodes of 12 steps: num_steps plays no part
+        assert_eq!(grpo.steps_per_iteration(12.0), 180.0);
+        // a degenerate estimate still gives a step per episode
+        assert_eq!(grpo.steps_per_iteration(0.0), 15.0);
+    }
+
     use super::*;
 
     #[test]

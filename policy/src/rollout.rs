@@ -53,6 +53,30 @@ pub struct TaskSampler {
 const MAX_RESET_TRIES: usize = 200;
 
 impl TaskSampler {
+    /// Instances of `spec` from the training fold.
+    pub fn train(spec: TaskSpec) -> Self {
+        Self {
+            spec,
+            split: Split::Train,
+        }
+    }
+
+    /// Instances of `spec` from the held-out fold (evaluation).
+    pub fn held_out(spec: TaskSpec) -> Self {
+        Self {
+            spec,
+            split: Split::HeldOut,
+        }
+    }
+
+    /// Instances of `spec` from either fold.
+    pub fn any(spec: TaskSpec) -> Self {
+        Self {
+            spec,
+            split: Split::Any,
+        }
+    }
+
     /// Whether an instance with this first observation belongs to the split.
     pub fn accepts(&self, obs: &Observation) -> bool {
         match self.split {
@@ -385,14 +409,8 @@ mod tests {
         };
         let held = (0..1000).filter(|i| fold_of(&mk(*i)) == 0).count();
         assert!((150..250).contains(&held), "{held}");
-        let train = TaskSampler {
-            spec: TaskSpec::default(),
-            split: Split::Train,
-        };
-        let test = TaskSampler {
-            spec: TaskSpec::default(),
-            split: Split::HeldOut,
-        };
+        let train = TaskSampler::train(TaskSpec::default());
+        let test = TaskSampler::held_out(TaskSpec::default());
         for i in 0..100 {
             assert_ne!(train.accepts(&mk(i)), test.accepts(&mk(i)));
         }

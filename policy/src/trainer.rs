@@ -4,26 +4,22 @@
 
 use crate::PolicyError;
 use crate::backend::{BackendKind, SelectedDevice};
-use crate::checkpoint::{self, CHECKPOINT_FORMAT, CheckpointParts, Header, read_with_header};
 use crate::config::{Algo, TrainConfig};
 use crate::loss::{EpochPlan, Sample, bc_step, mean_stats, optimise, run_epochs};
 use crate::metrics::IterationMetrics;
 use crate::net::{NativeNet, PolicyNet};
 use crate::rollout::{Decided, EpisodePolicy, EpisodeStats, TaskSampler, run_episode};
 use crate::shape::NetShape;
-use crate::state::{Counters, RngState};
+use crate::state::Counters;
 use crate::text::EpisodeMemory;
 use crate::text::{Featurizer, Vocab};
-use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Device;
 use dreamgym_buffer::{Observation, Trajectory};
 use dreamgym_sim::Env;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use std::time::Instant;
 
 /// Evaluation result over a number of episodes.
@@ -90,7 +86,7 @@ fn mean(xs: impl Iterator<Item = f32>) -> f32 {
 }
 
 /// Held while a learner seeds the backend's process-wide RNG and draws its initial weights.
-static WEIGHT_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static WEIGHT_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The policy learner. A clone is an independent learner in the same state (network, optimizer
 /// moments, RNG, counters): e.g. several sim-to-real budgets continued from one policy.
@@ -100,14 +96,14 @@ pub struct Trainer {
     pub(crate) featurizer: Featurizer,
     backend: BackendKind,
     device: Device,
-    net: PolicyNet,
-    optim: ModuleOptimizer,
+    pub(crate) net: PolicyNet,
+    pub(crate) optim: ModuleOptimizer,
     /// The plain-Rust twin of `net` that rollouts run.
     pub(crate) native: NativeNet,
     /// GRPO's frozen reference policy for the KL penalty.
     pub(crate) reference: Option<NativeNet>,
     pub(crate) rng: ChaCha8Rng,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 impl Trainer {
@@ -132,21 +128,48 @@ impl Trainer {
             ad.seed(cfg.seed);
             PolicyNet::new(shape, &ad)
         };
-        let native = NativeNet::from_net(&net);
-        let reference = (cfg.loss.kl_coef != 0.0).then(|| native.clone());
         let optim = cfg.optimizer.adam().init();
-        Ok(Self {
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+        let reference = cfg.loss.kl_coef != 0.0;
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        Ok(Self::assemble(
             cfg,
             featurizer,
-            backend: device.kind,
-            device: ad,
+            (device.kind, ad),
+            net,
+            optim,
+            reference,
+            rng,
+            Counters::default(),
+        ))
+    }
+
+    /// The one place a learner is put together, fresh ([`Self::new`]) or from a checkpoint
+    /// (`resume`, in `checkpoint.rs`): the rollouts' plain-Rust twin of `net` and, with
+    /// `reference`, GRPO's KL reference are derived from `net` here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        cfg: TrainConfig,
+        featurizer: Featurizer,
+        (backend, device): (BackendKind, Device),
+        net: PolicyNet,
+        optim: ModuleOptimizer,
+        reference: bool,
+        rng: ChaCha8Rng,
+        counters: Counters,
+    ) -> Self {
+        let native = NativeNet::from_net(&net);
+        Self {
+            reference: reference.then(|| native.clone()),
+            cfg,
+            featurizer,
+            backend,
+            device,
             net,
             optim,
             native,
-            reference,
-            counters: Counters::default(),
-        })
+            rng,
+            counters,
+        }
     }
 
     /// The configuration.
@@ -413,169 +436,6 @@ impl Trainer {
             self.freeze_reference();
         }
         Ok(losses)
-    }
-
-    /// Writes a checkpoint (atomically) to `path`.
-    pub fn save(&self, path: &Path) -> Result<(), PolicyError> {
-        self.save_with_extra(path, serde_json::Value::Null)
-    }
-
-    /// Writes a checkpoint holding also `extra`, the state of whatever drives this trainer (read
-    /// back with [`checkpoint_extra`]), so both are saved in one atomic write.
-    pub fn save_with_extra(
-        &self,
-        path: &Path,
-        extra: serde_json::Value,
-    ) -> Result<(), PolicyError> {
-        let header = Header {
-            format: CHECKPOINT_FORMAT,
-            config: self.cfg.clone(),
-            shape: self.net.shape(),
-            vocab: self.featurizer.vocab().clone(),
-            vocab_fingerprint: self.featurizer.vocab().fingerprint(),
-            counters: self.counters,
-            rng: RngState::of(&self.rng),
-            reference: self.reference.is_some(),
-            extra,
-        };
-        let record_err = |e: burn::store::RecordError| PolicyError::Record {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        };
-        let model = self
-            .net
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(record_err)?;
-        let optimizer = self.optim.into_bytes().map_err(record_err)?;
-        let parts = CheckpointParts {
-            header: serde_json::to_vec(&header).expect("header serialises"),
-            model: model.to_vec(),
-            optimizer: optimizer.to_vec(),
-        };
-        checkpoint::write_atomic(path, &parts)
-    }
-
-    /// Resumes from a checkpoint. `expected_vocab`, when given, is the vocabulary this run would
-    /// build for its environment: a checkpoint over another vocabulary (another scenario) is an
-    /// error, as is one whose network `hidden` differs from `hidden` when given.
-    pub fn resume(
-        path: &Path,
-        device: &SelectedDevice,
-        expected_vocab: Option<&Vocab>,
-        hidden: Option<usize>,
-    ) -> Result<Self, PolicyError> {
-        let (header, parts) = read_with_header(path)?;
-        let mismatch =
-            |what: &str, checkpoint: String, run: String| PolicyError::MismatchedCheckpoint {
-                path: path.to_path_buf(),
-                what: what.to_string(),
-                checkpoint,
-                run,
-            };
-        if header.format != CHECKPOINT_FORMAT {
-            return Err(mismatch(
-                "format version",
-                header.format.to_string(),
-                CHECKPOINT_FORMAT.to_string(),
-            ));
-        }
-        let mut vocab = header.vocab.clone();
-        vocab.reindex();
-        if vocab.fingerprint() != header.vocab_fingerprint {
-            return Err(PolicyError::CorruptCheckpoint {
-                path: path.to_path_buf(),
-                why: "vocabulary does not match its fingerprint".into(),
-            });
-        }
-        if let Some(expected) = expected_vocab
-            && expected.fingerprint() != vocab.fingerprint()
-        {
-            return Err(mismatch(
-                "vocabulary (the scenario or its data differ)",
-                format!(
-                    "{} words, fingerprint {:08x}",
-                    vocab.known_words(),
-                    vocab.fingerprint()
-                ),
-                format!(
-                    "{} words, fingerprint {:08x}",
-                    expected.known_words(),
-                    expected.fingerprint()
-                ),
-            ));
-        }
-        if let Some(h) = hidden
-            && h != header.shape.hidden
-        {
-            return Err(mismatch(
-                "model size (hidden)",
-                header.shape.hidden.to_string(),
-                h.to_string(),
-            ));
-        }
-        let featurizer = Featurizer::new(vocab);
-        let shape = NetShape {
-            state_dim: featurizer.state_dim(),
-            action_dim: featurizer.action_dim(),
-            hidden: header.shape.hidden,
-        };
-        if shape != header.shape {
-            return Err(mismatch(
-                "network shape",
-                format!("{:?}", header.shape),
-                format!("{shape:?}"),
-            ));
-        }
-        let ad = device.autodiff();
-        let record_err = |e: burn::store::RecordError| PolicyError::Record {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        };
-        let record =
-            ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts.model)).map_err(record_err)?;
-        // (drawing throwaway initial weights uses the shared RNG too: not while another thread
-        // seeds it)
-        let fresh = {
-            let _guard = WEIGHT_INIT.lock().unwrap_or_else(|e| e.into_inner());
-            PolicyNet::new(shape, &ad)
-        };
-        let net = fresh.try_load_record(record).map_err(record_err)?;
-        if net.shape() != shape {
-            return Err(mismatch(
-                "network shape",
-                format!("{:?}", net.shape()),
-                format!("{shape:?}"),
-            ));
-        }
-        let optim = header
-            .config
-            .optimizer
-            .adam()
-            .init()
-            .from_bytes(Bytes::from_bytes_vec(parts.optimizer))
-            .map_err(record_err)?;
-        let rng = header
-            .rng
-            .restore()
-            .ok_or_else(|| PolicyError::CorruptCheckpoint {
-                path: path.to_path_buf(),
-                why: "unreadable RNG state".into(),
-            })?;
-        let native = NativeNet::from_net(&net);
-        Ok(Self {
-            reference: header.reference.then(|| native.clone()),
-            cfg: header.config,
-            featurizer,
-            backend: device.kind,
-            device: ad,
-            net,
-            optim,
-            native,
-            rng,
-            counters: header.counters,
-        })
     }
 }
 

@@ -11,7 +11,7 @@
 use dreamgym_buffer::jsonl;
 use dreamgym_sim::bridge::{reset_reply, step_reply};
 use dreamgym_sim::model::llm::parse_prediction;
-use dreamgym_sim::model::prompt::reply_json;
+use dreamgym_sim::model::llm::prompt::reply_json;
 use dreamgym_sim::policy::{BehaviourPolicy, collect_episode};
 use dreamgym_sim::{Env, ScenarioEnv, TaskSpec, World};
 use proptest::prelude::*;

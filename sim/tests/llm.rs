@@ -245,7 +245,7 @@ fn the_reasoning_ablation_drops_the_field_from_the_schema() {
 
 #[test]
 fn task_generation_writes_candidates_then_selects_one_and_retries_bad_replies() {
-    use dreamgym_sim::model::task_gen::{TaskSeed, TaskWriter};
+    use dreamgym_sim::model::llm::task_gen::{TaskSeed, TaskWriter};
     let server = serve(vec![
         // the variation stage: first cut at max_tokens, then valid
         completion(r#"{"candidates":[{"instruction":"pick up"#, "length"),

@@ -1,8 +1,69 @@
 //! `dreamgym buffer ...`: the durable replay buffer — import, stats, export, repair.
 
-use crate::cli::BufferCmd;
 use anyhow::{Context, Result, bail};
+use clap::Subcommand;
 use dreamgym_buffer::{BufferConfig, ReplayBuffer};
+use std::path::PathBuf;
+
+/// `dreamgym buffer ...`
+#[derive(Subcommand, Debug)]
+pub enum BufferCmd {
+    /// Show counts of a durable buffer (recovering it if needed).
+    Stats {
+        /// Buffer log file.
+        buffer: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append the trajectories of a JSONL file to a durable buffer (created if missing).
+    Import {
+        /// Buffer log file.
+        buffer: PathBuf,
+        /// JSONL file of trajectories.
+        jsonl: PathBuf,
+        /// Capacity (records); default: what the buffer's log says, 1,000,000 for a new buffer.
+        /// Real records are never evicted; the oldest synthetic ones make room.
+        #[arg(long)]
+        capacity: Option<usize>,
+    },
+    /// Write the live records of a durable buffer as trajectories in JSONL.
+    Export {
+        /// Buffer log file.
+        buffer: PathBuf,
+        /// Output JSONL.
+        out: PathBuf,
+    },
+    /// Replay synthetic episodes that succeeded in the experience model in the real env, and
+    /// count how many the real env confirms (does the policy exploit the model's errors?). Spends
+    /// real env steps, counted in the output.
+    Replay {
+        /// Buffer log file (a run's `OUT/buffer.dglog`).
+        buffer: PathBuf,
+        /// The real env (default: the env id the buffer's real episodes name).
+        #[arg(long)]
+        env: Option<String>,
+        /// How many synthetic successes to draw.
+        #[arg(long, default_value_t = 200)]
+        episodes: usize,
+        /// Seed of the draw.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A command that speaks the bridge protocol, for `bridge:` envs (docs/bridge.md).
+        #[arg(long)]
+        bridge_cmd: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repair a log after an error from `stats`: skip damaged stretches (resynchronising at the
+    /// next valid record), drop the episodes the damage broke and records that cannot be read,
+    /// keep everything else, and report what was skipped.
+    Repair {
+        /// Buffer log file.
+        buffer: PathBuf,
+    },
+}
 
 /// Capacity of a buffer created without `--capacity`.
 const DEFAULT_CAPACITY: usize = 1_000_000;
@@ -15,7 +76,7 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
     };
     match cmd {
         BufferCmd::Stats { buffer, json } => {
-            let (b, rec) = crate::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
+            let (b, rec) = crate::support::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
             let s = b.stats();
             if json {
                 println!(
@@ -64,12 +125,12 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
         BufferCmd::Export { buffer, out } => {
             // exporting must neither create a log at a mistyped path (`open_existing_buffer` refuses
             // it) nor overwrite the log it reads
-            crate::files::refuse_output_over_input(
+            crate::support::files::refuse_output_over_input(
                 "buffer export",
                 ("OUT", &out),
                 &[("BUFFER", &buffer)],
             )?;
-            let (b, _) = crate::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
+            let (b, _) = crate::support::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
             let n = b.export_jsonl(&out)?;
             println!(
                 "exported {n} trajectories ({} steps) to {}",
@@ -86,11 +147,11 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
             bridge_cmd,
             json,
         } => {
-            let (b, _) = crate::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
+            let (b, _) = crate::support::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
             let trajectories = b.trajectories();
-            let envs = crate::synthetic_replay::real_envs(&trajectories);
+            let envs = crate::record::replay::real_envs(&trajectories);
             let env = match (env, envs.len()) {
-                (Some(e), _) => crate::envs::env_id_of(&e),
+                (Some(e), _) => crate::support::envs::env_id_of(&e),
                 (None, 1) => envs.keys().next().expect("one env").to_string(),
                 (None, 0) => bail!(
                     "{}: no real episode names the env; give --env",
@@ -106,8 +167,8 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
                         .join(", ")
                 ),
             };
-            let factory = crate::envs::EnvFactory::new(&env, bridge_cmd.as_deref())?;
-            let r = crate::synthetic_replay::replay_synthetic_successes(
+            let factory = crate::support::envs::EnvFactory::new(&env, bridge_cmd.as_deref())?;
+            let r = crate::record::replay::replay_synthetic_successes(
                 &trajectories,
                 &factory,
                 episodes,
@@ -152,7 +213,7 @@ pub fn run(cmd: BufferCmd) -> Result<()> {
                 .with_context(|| format!("repairing {}", buffer.display()))?;
             println!("{}: {report}", buffer.display());
             // what a plain open now finds (nothing left to cut)
-            let (b, rec) = crate::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
+            let (b, rec) = crate::support::files::open_existing_buffer(&buffer, DEFAULT_CAPACITY)?;
             println!(
                 "{}: {rec}; {} steps in {} episodes",
                 buffer.display(),

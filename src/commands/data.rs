@@ -79,10 +79,14 @@ fn import(
     if let Some(o) = out {
         let mut inputs = vec![("INPUT", input)];
         inputs.extend(buffer.map(|b| ("--buffer", b)));
-        crate::files::refuse_output_over_input("import-adp", ("--out", o), &inputs)?;
+        crate::support::files::refuse_output_over_input("import-adp", ("--out", o), &inputs)?;
     }
     if let Some(b) = buffer {
-        crate::files::refuse_output_over_input("import-adp", ("--buffer", b), &[("INPUT", input)])?;
+        crate::support::files::refuse_output_over_input(
+            "import-adp",
+            ("--buffer", b),
+            &[("INPUT", input)],
+        )?;
     }
     // everything is converted (and refused) before anything is written
     let (trajectories, report) = adp::read_file(input, opts, skip_invalid)?;
@@ -134,14 +138,19 @@ fn read_trajectories(input: &Path) -> Result<Vec<Trajectory>> {
         bail!("{}: no such file", input.display());
     }
     if input.extension().is_some_and(|e| e == "dglog") {
-        let (b, _) = crate::files::open_existing_buffer(input, BufferConfig::default().capacity)?;
+        let (b, _) =
+            crate::support::files::open_existing_buffer(input, BufferConfig::default().capacity)?;
         return Ok(b.trajectories());
     }
     Ok(dreamgym_buffer::jsonl::read_file(input)?)
 }
 
 fn export(input: &Path, out: &Path) -> Result<()> {
-    crate::files::refuse_output_over_input("export-adp", ("--out", out), &[("INPUT", input)])?;
+    crate::support::files::refuse_output_over_input(
+        "export-adp",
+        ("--out", out),
+        &[("INPUT", input)],
+    )?;
     let trajectories = read_trajectories(input)?;
     let mut text = String::new();
     for (i, t) in trajectories.iter().enumerate() {
@@ -157,7 +166,7 @@ fn export(input: &Path, out: &Path) -> Result<()> {
         text.push_str(&serde_json::to_string(&v)?);
         text.push('\n');
     }
-    crate::files::replace_file(out, &text)?;
+    crate::support::files::replace_file(out, &text)?;
     println!(
         "exported {} trajectories as ADP {} to {}",
         trajectories.len(),

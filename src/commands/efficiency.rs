@@ -1,6 +1,6 @@
 //! `dreamgym efficiency`: real interactions saved, against real_only trained to convergence.
 
-use crate::efficiency::EfficiencyConfig;
+use crate::experiments::efficiency::EfficiencyConfig;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -59,9 +59,9 @@ pub fn run(args: EfficiencyArgs) -> Result<()> {
         usize::from(jobs),
     );
     if report_only {
-        let _lock = crate::run_lock::RunLock::acquire(out)?;
-        let summary = crate::efficiency::resummarise(&out.join("summary.json"))?;
-        let id = crate::envs::env_id_of(env);
+        let _lock = crate::support::run_lock::RunLock::acquire(out)?;
+        let summary = crate::experiments::efficiency::resummarise(&out.join("summary.json"))?;
+        let id = crate::support::envs::env_id_of(env);
         if summary.env != id {
             anyhow::bail!(
                 "{}: the summary is of {}, not {id}",
@@ -72,7 +72,7 @@ pub fn run(args: EfficiencyArgs) -> Result<()> {
         return finish(out, &summary);
     }
     let mut cfg = match config {
-        Some(path) => crate::ron_file::load_checked::<EfficiencyConfig>(
+        Some(path) => crate::support::ron_file::load_checked::<EfficiencyConfig>(
             path,
             "an EfficiencyConfig, e.g. `(real_budgets: [5000, 20000], s2r_budgets: [1000], run: (seeds: [1, 2, 3]))`",
             EfficiencyConfig::validate,
@@ -85,30 +85,32 @@ pub fn run(args: EfficiencyArgs) -> Result<()> {
     if bridge_cmd.is_some() {
         cfg.run.bridge_cmd = bridge_cmd;
     }
-    let id = crate::envs::env_id_of(env);
-    let _lock = crate::run_lock::RunLock::acquire(out)?;
+    let id = crate::support::envs::env_id_of(env);
+    let _lock = crate::support::run_lock::RunLock::acquire(out)?;
     if jobs > 1 && cfg.run.seeds.len() > 1 {
         cfg.validate()
             .map_err(|e| anyhow::anyhow!("efficiency settings: {e}"))?;
-        let summary = crate::efficiency_jobs::run(&id, &cfg, backend, out, jobs, &mut |partial| {
-            crate::efficiency_report::write(out, partial)
-        })?;
+        let summary =
+            crate::experiments::jobs::run(&id, &cfg, backend, out, jobs, &mut |partial| {
+                crate::report::efficiency::write(out, partial)
+            })?;
         return finish(out, &summary);
     }
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
-    let progress = crate::progress::Progress::new(cfg.planned_iterations(), false);
-    let summary = crate::efficiency::run(&id, &cfg, &device, &progress, &mut |partial| {
-        crate::efficiency_report::write(out, partial)?;
-        progress.partial_written(&partial.seeds_done, &out.join("summary.json"));
-        Ok(())
-    })?;
+    let progress = crate::support::progress::Progress::new(cfg.planned_iterations(), false);
+    let summary =
+        crate::experiments::efficiency::run(&id, &cfg, &device, &progress, &mut |partial| {
+            crate::report::efficiency::write(out, partial)?;
+            progress.partial_written(&partial.seeds_done, &out.join("summary.json"));
+            Ok(())
+        })?;
     progress.finish();
     finish(out, &summary)
 }
 
 /// Writes the summary, report and plot and prints the curves and the headline.
-fn finish(out: &Path, summary: &crate::efficiency::EfficiencySummary) -> Result<()> {
-    crate::efficiency_report::write(out, summary)?;
+fn finish(out: &Path, summary: &crate::experiments::efficiency::EfficiencySummary) -> Result<()> {
+    crate::report::efficiency::write(out, summary)?;
     println!(
         "{:<14}{:>10}{:>14}{:>10}{:>20}",
         "method", "budget", "real inter.", "success", "95% CI"

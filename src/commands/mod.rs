@@ -1,5 +1,5 @@
-//! The bodies of the CLI's commands, one file per command (the clap types and the dispatch are
-//! in `cli.rs`):
+//! The CLI's commands, one file per command, each with its flags (clap types) and its body
+//! (`cli.rs` holds the top-level command and the dispatch; `flags` the flags several share):
 //!
 //! * `scenario` — `scenario check` and `play`
 //! * `collect` — `collect`
@@ -16,6 +16,7 @@ pub mod buffer;
 pub mod collect;
 pub mod data;
 pub mod efficiency;
+pub mod flags;
 pub mod model;
 pub mod policy;
 pub mod run;

@@ -1,13 +1,96 @@
 //! `dreamgym model ...`: the experience models — fidelity of the native model on held-out data,
 //! a check of an LLM server, and SFT data for an LLM experience model.
 
-use crate::cli::ModelCmd;
-use crate::envs::EnvFactory;
+use crate::support::envs::EnvFactory;
 use anyhow::{Result, bail};
+use clap::Subcommand;
 use dreamgym_sim::model::retrieval::{Retrievable, Retrieval, RetrievalMode};
 use dreamgym_sim::policy::BehaviourPolicy;
 use dreamgym_sim::{Env, TaskSpec};
 use std::path::Path;
+use std::path::PathBuf;
+
+/// `dreamgym model ...`
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Roll out a few synthetic episodes through the LLM model at $DREAMGYM_LLM_URL and report,
+    /// as JSON, how many replies were valid, truncated or rejected (a structural check).
+    LlmCheck {
+        /// Env whose real expert episodes give the initial states.
+        #[arg(long)]
+        env: String,
+        /// Synthetic episodes.
+        #[arg(long, default_value_t = 2)]
+        episodes: usize,
+        /// Steps per episode.
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Token limit per reply.
+        #[arg(long, default_value_t = 512)]
+        max_tokens: u32,
+        /// Attempts per prediction.
+        #[arg(long, default_value_t = 2)]
+        attempts: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Write chat-format SFT data (prompt: task, history, retrieved demos, state, action; target:
+    /// reasoning, next state, reward, done) for training an LLM experience model.
+    ExportSft {
+        /// Trajectories (JSONL).
+        #[arg(long)]
+        data: PathBuf,
+        /// Output JSONL.
+        #[arg(long)]
+        out: PathBuf,
+        /// Retrieved demonstrations per example.
+        #[arg(long, default_value_t = 3)]
+        k: usize,
+        /// Steps of history per example.
+        #[arg(long, default_value_t = 4)]
+        history: usize,
+    },
+    /// Fit the native model on one file of trajectories and measure its fidelity on another.
+    Eval {
+        /// Training trajectories (JSONL).
+        #[arg(long)]
+        train: PathBuf,
+        /// Held-out trajectories (JSONL).
+        #[arg(long)]
+        heldout: PathBuf,
+        /// Discount for the bound's model term.
+        #[arg(long, default_value_t = 0.99)]
+        gamma: f64,
+        /// Exact memory only (ablation: no rule induction).
+        #[arg(long)]
+        no_rules: bool,
+        /// Give the model no retrieved transitions (ablation; the same as --retrieval off).
+        #[arg(long)]
+        no_retrieval: bool,
+        /// What each held-out episode is shown: off, instance (the training transitions of its
+        /// task instance, as in training in the model) or similar (those, then the most similar
+        /// other instances').
+        #[arg(long, default_value = "instance")]
+        retrieval: dreamgym_sim::model::retrieval::RetrievalMode,
+        /// Retrieve from this replay buffer (e.g. a run's `buffer.dglog`) instead of the
+        /// training file.
+        #[arg(long, value_name = "FILE.dglog")]
+        buffer: Option<PathBuf>,
+        /// Which of the buffer's episodes are retrievable: real, synthetic or all.
+        #[arg(long, default_value = "real", requires = "buffer")]
+        retrieve: dreamgym_sim::model::retrieval::Retrievable,
+        /// Also print this many wrong predictions with their reasoning.
+        #[arg(long, default_value_t = 0)]
+        show_errors: usize,
+        /// Also print the first this many predictions (right or wrong) with their reasoning.
+        #[arg(long, default_value_t = 0)]
+        show: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 /// `dreamgym model ...`: runs one subcommand.
 pub fn run(cmd: ModelCmd) -> Result<()> {
@@ -60,19 +143,19 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
 /// The episodes of the replay buffer at `path` (which must exist: a mistyped path is not an
 /// empty buffer), none evicted.
 fn buffer_trajectories(path: &Path) -> Result<Vec<dreamgym_buffer::Trajectory>> {
-    let (b, _) = crate::files::open_existing_buffer(path, usize::MAX)?;
+    let (b, _) = crate::support::files::open_existing_buffer(path, usize::MAX)?;
     Ok(b.trajectories())
 }
 
 /// `dreamgym model export-sft`: chat-format training examples from trajectories.
 pub fn export_sft(data: &Path, out: &Path, k: usize, history: usize) -> Result<()> {
-    crate::files::refuse_output_over_input(
+    crate::support::files::refuse_output_over_input(
         "model export-sft",
         ("--out", out),
         &[("--data", data)],
     )?;
     let d = dreamgym_buffer::jsonl::read_file(data)?;
-    let s = crate::sft::export(&d, out, k, history)?;
+    let s = crate::record::sft::export(&d, out, k, history)?;
     println!(
         "wrote {} examples to {} ({} with the native model's own reasoning, the rest with a factual account)",
         s.examples,

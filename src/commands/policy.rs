@@ -1,16 +1,102 @@
 //! `dreamgym policy train` and `dreamgym policy eval`: the burn learner on a real env.
 
-use crate::cli::PolicyCmd;
-use crate::envs::EnvFactory;
+use crate::commands::flags::TaskFilter;
+use crate::support::envs::EnvFactory;
+use crate::training::checkpointed::Checkpointed;
 use anyhow::{Context, Result, bail};
+use clap::Subcommand;
 use dreamgym_policy::{
-    BackendChoice, EvalReport, IterationMetrics, MetricsLog, Split, TaskSampler, TrainConfig,
-    Trainer, select_device, vocab_from_env,
+    BackendChoice, EvalReport, IterationMetrics, TaskSampler, TrainConfig, Trainer, select_device,
+    vocab_from_env,
 };
 use dreamgym_sim::{Env, TaskSpec};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+
+/// `dreamgym policy ...`
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Train a policy (PPO or GRPO) in a real env; writes OUT/checkpoint.bin, metrics.jsonl/csv
+    /// and eval.json (held-out success).
+    Train {
+        /// Env id, e.g. scenario:scenarios/keys_doors.ron
+        #[arg(long)]
+        env: String,
+        #[command(flatten)]
+        tasks: TaskFilter,
+        /// ppo | grpo (overrides the config file)
+        #[arg(long)]
+        algo: Option<String>,
+        /// A TrainConfig in RON (fields not given take their defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Iterations (overrides the config; with --resume, extends the run).
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Seed (overrides the config).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// auto | wgpu | cpu
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Run directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue the run in OUT from its checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many iterations now (the run stays resumable with --resume).
+        #[arg(long)]
+        stop_after: Option<usize>,
+        /// Held-out evaluation episodes at the end (0: none).
+        #[arg(long, default_value_t = 100)]
+        eval_episodes: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// For bridge:NAME env ids: the command that runs your own bridge.
+        #[arg(long)]
+        bridge_cmd: Option<String>,
+        /// Demonstrations (JSONL, e.g. from `dreamgym collect`) to behaviour-clone before RL.
+        #[arg(long)]
+        demos: Option<PathBuf>,
+        /// Behaviour-cloning epochs over --demos.
+        #[arg(long, default_value_t = 20)]
+        bc_epochs: usize,
+    },
+    /// Serve an env and the policy's featurizer over JSON lines on stdin/stdout (used by the
+    /// PyTorch side of benches/compare/).
+    ServeEnv {
+        /// Env id.
+        #[arg(long)]
+        env: String,
+        #[command(flatten)]
+        tasks: TaskFilter,
+        /// Seed of the vocabulary-building episodes.
+        #[arg(long, default_value_t = 1)]
+        vocab_seed: u64,
+    },
+    /// Evaluate a checkpoint on held-out task instances.
+    Eval {
+        /// Env id.
+        #[arg(long)]
+        env: String,
+        /// Checkpoint file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[command(flatten)]
+        tasks: TaskFilter,
+        /// Episodes.
+        #[arg(long, default_value_t = 100)]
+        episodes: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// For bridge:NAME env ids: the command that runs your own bridge.
+        #[arg(long)]
+        bridge_cmd: Option<String>,
+    },
+}
 
 /// Options of `dreamgym policy train`.
 #[derive(Debug, Clone)]
@@ -50,7 +136,7 @@ pub struct TrainArgs {
 /// Loads a training configuration from a RON file, naming the file and position on error.
 pub fn load_config(path: &Path) -> Result<TrainConfig> {
     let cfg: TrainConfig =
-        crate::ron_file::load(path, "a TrainConfig, e.g. `(algo: ppo, iterations: 50)`")?;
+        crate::support::ron_file::load(path, "a TrainConfig, e.g. `(algo: ppo, iterations: 50)`")?;
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(cfg)
@@ -72,23 +158,9 @@ struct EvalFile {
     backend: String,
 }
 
-fn bar(len: u64, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} it  {msg}",
-        )
-        .expect("valid template"),
-    );
-    pb
-}
-
 /// Runs `dreamgym policy train`.
 pub fn train(args: TrainArgs) -> Result<()> {
-    let _lock = crate::run_lock::RunLock::acquire(&args.out)?;
+    let _lock = crate::support::run_lock::RunLock::acquire(&args.out)?;
     let factory = EnvFactory::new(&args.env, args.bridge_cmd.as_deref())?;
     let device = select_device(args.backend)?;
     let spec = TaskSpec {
@@ -96,10 +168,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         difficulty: args.difficulty,
         posed: None,
     };
-    let train_split = TaskSampler {
-        spec: spec.clone(),
-        split: Split::Train,
-    };
+    let train_split = TaskSampler::train(spec.clone());
     let ckpt = checkpoint_path(&args.out);
 
     // a resumed run rebuilds the vocabulary the way the checkpoint's run did, to check it matches
@@ -124,29 +193,31 @@ pub fn train(args: TrainArgs) -> Result<()> {
     );
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut log = MetricsLog::open(&args.out, trainer.counters().iteration)?;
-    let pb = bar(trainer.config().iterations as u64, args.quiet);
-    pb.set_position(trainer.counters().iteration as u64);
-    let mut done_here = 0;
-    while !trainer.finished() && args.stop_after.is_none_or(|n| done_here < n) {
-        done_here += 1;
+    let mut run = Checkpointed::open(
+        &args.out,
+        ckpt,
+        &trainer,
+        trainer.config().iterations,
+        args.quiet,
+        args.stop_after,
+    )?;
+    while !trainer.finished() && !run.stopped() {
         let m: IterationMetrics = trainer.iterate(&mut envs, &train_split).with_context(|| {
             format!(
                 "iteration {} (the last good checkpoint is {})",
                 trainer.counters().iteration + 1,
-                ckpt.display()
+                run.path().display()
             )
         })?;
-        // the row before the checkpoint: a kill between them leaves a row past the checkpoint,
-        // which resuming drops and redoes, never a checkpoint without its row
-        log.append(&m)?;
-        trainer.save(&ckpt)?;
-        let msg = iteration_line(&m);
-        pb.suspend(|| tracing::info!("it {:>4} steps {:>7} {msg}", m.iteration, m.env_steps));
-        pb.set_message(format!("success {:.2}", m.success));
-        pb.inc(1);
+        let line = format!(
+            "it {:>4} steps {:>7} {}",
+            m.iteration,
+            m.env_steps,
+            iteration_line(&m)
+        );
+        run.commit(&trainer, &m, || Ok(serde_json::Value::Null), &line)?;
     }
-    pb.finish_and_clear();
+    run.finish();
     if args.eval_episodes > 0 {
         let report = evaluate_run(&trainer, &factory, &spec, args.eval_episodes)?;
         std::fs::write(
@@ -234,10 +305,7 @@ fn evaluate_run(
     spec: &TaskSpec,
     episodes: usize,
 ) -> Result<EvalFile> {
-    let held = TaskSampler {
-        spec: spec.clone(),
-        split: Split::HeldOut,
-    };
+    let held = TaskSampler::held_out(spec.clone());
     let mut env = factory.open();
     let seed = trainer.config().seed.wrapping_add(0xe7a1);
     let sampled = trainer.evaluate(env.as_mut(), &held, episodes, false, seed)?;
@@ -291,14 +359,8 @@ pub fn serve_env(env: &str, spec: TaskSpec, vocab_seed: u64) -> Result<()> {
     use std::io::{BufRead, Write};
     let factory = EnvFactory::new(env, None)?;
     let mut env = factory.open();
-    let sampler = TaskSampler {
-        spec: spec.clone(),
-        split: Split::Train,
-    };
-    let held_out = TaskSampler {
-        spec,
-        split: Split::HeldOut,
-    };
+    let sampler = TaskSampler::train(spec.clone());
+    let held_out = TaskSampler::held_out(spec);
     let cfg = TrainConfig {
         seed: vocab_seed,
         ..TrainConfig::default()

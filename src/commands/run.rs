@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub struct RunArgs {
     /// A scenario file (scenarios/household.ron) or an env id (scenario:PATH, bridge:NAME).
     pub env: String,
-    /// Settings in RON (see `pipeline::RunConfig`; fields not given take the embedded defaults).
+    /// Settings in RON (see `training::config::RunConfig`; fields not given take the embedded defaults).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Output directory.
@@ -44,7 +44,7 @@ pub struct RunArgs {
 /// `report.html` to `--out`, and unless `--no-buffer` the run's experience to
 /// `out/buffer.dglog`; `--offline` is the seed data of every seed when given.
 pub fn run(args: RunArgs) -> Result<()> {
-    use crate::pipeline::RunConfig;
+    use crate::experiments::run::RunConfig;
     let RunArgs {
         env,
         config,
@@ -59,7 +59,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     } = args;
     let (env, out, backend, buffer) = (env.as_str(), out.as_path(), backend.as_str(), !no_buffer);
     let mut cfg = match config.as_deref() {
-        Some(path) => crate::ron_file::load_checked::<RunConfig>(
+        Some(path) => crate::support::ron_file::load_checked::<RunConfig>(
             path,
             "a RunConfig, e.g. `(seeds: [1, 2, 3], iterations: 60)`",
             RunConfig::validate,
@@ -78,19 +78,22 @@ pub fn run(args: RunArgs) -> Result<()> {
     if bridge_cmd.is_some() {
         cfg.bridge_cmd = bridge_cmd;
     }
-    let id = crate::envs::env_id_of(env);
+    let id = crate::support::envs::env_id_of(env);
     let given = offline
         .as_deref()
         .map(|p| {
-            crate::pipeline::GivenOffline::load(
+            crate::training::offline::GivenOffline::load(
                 p,
-                &crate::envs::EnvFactory::new(&id, cfg.bridge_cmd.as_deref())?,
+                &crate::support::envs::EnvFactory::new(&id, cfg.bridge_cmd.as_deref())?,
             )
         })
         .transpose()?;
-    let _lock = crate::run_lock::RunLock::acquire(out)?;
+    let _lock = crate::support::run_lock::RunLock::acquire(out)?;
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
-    let progress = crate::progress::Progress::new(crate::pipeline::planned_iterations(&cfg), false);
+    let progress = crate::support::progress::Progress::new(
+        crate::experiments::run::planned_iterations(&cfg),
+        false,
+    );
     // the run's experience: a fresh log per run (a run in the same directory replaces it, as
     // it replaces the summary)
     let buffer_path = out.join("buffer.dglog");
@@ -103,10 +106,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         _ => {}
     }
     let recorder = buffer
-        .then(|| crate::recorder::RecorderThread::start(&buffer_path, &[]))
+        .then(|| crate::record::recorder::RecorderThread::start(&buffer_path, &[]))
         .transpose()?;
     let handle = recorder.as_ref().map(|r| r.handle());
-    let summary = crate::pipeline::run(
+    let summary = crate::experiments::run::run(
         &id,
         &cfg,
         &device,
@@ -114,7 +117,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         handle.as_ref(),
         given.as_ref(),
         &mut |partial| {
-            crate::report::write(out, partial)?;
+            crate::report::run::write(out, partial)?;
             progress.partial_written(&partial.seeds_done, &out.join("summary.json"));
             Ok(())
         },
@@ -124,7 +127,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(r) = recorder {
         r.stop()?;
     }
-    crate::report::write(out, &summary)?;
+    crate::report::run::write(out, &summary)?;
     println!(
         "{:<32}{:>9}{:>20}{:>12}{:>12}{:>12}",
         "method", "success", "95% CI", "real", "offline", "synthetic"
@@ -140,7 +143,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             m.synthetic_steps
         );
     }
-    if let Some(line) = crate::report::expert_faults_line(&summary.offline) {
+    if let Some(line) = crate::report::run::expert_faults_line(&summary.offline) {
         println!("{line}");
     }
     let experience = if buffer {

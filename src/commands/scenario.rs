@@ -1,9 +1,45 @@
 //! `dreamgym scenario check` and `dreamgym play`: a scenario file checked, or played by hand.
 
-use crate::envs::{load_world, open_scenario};
+use crate::commands::flags::TaskFilter;
+use crate::support::envs::{load_world, open_scenario};
 use anyhow::Result;
+use clap::Subcommand;
 use dreamgym_sim::{Env, TaskSpec};
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+/// The flags of `dreamgym play`.
+#[derive(clap::Args, Debug)]
+pub struct PlayArgs {
+    /// Scenario file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub tasks: TaskFilter,
+    /// Seed of the task instance.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `dreamgym scenario ...`
+#[derive(Subcommand, Debug)]
+pub enum ScenarioCmd {
+    /// Validate a scenario and summarise it.
+    Check {
+        /// Scenario file.
+        file: PathBuf,
+        /// Also play N instances of every template and level with the expert and with a random
+        /// policy: solved share, plan lengths, random success, distinct instances, warnings.
+        #[arg(long, value_name = "N")]
+        expert: Option<usize>,
+    },
+}
+
+/// Runs one `scenario` subcommand.
+pub fn run(cmd: ScenarioCmd) -> Result<()> {
+    match cmd {
+        ScenarioCmd::Check { file, expert } => check(&file, expert),
+    }
+}
 
 /// `dreamgym scenario check FILE [--expert N]`: compile the scenario and print what it holds;
 /// with `--expert N`, play N instances of every template and level (see [`expert_table`]).
@@ -198,7 +234,8 @@ fn expert_table(file: &std::path::Path, w: &dreamgym_sim::World, n: usize) -> Re
 }
 
 /// `dreamgym play FILE`: play a scenario from stdin, one action per line.
-pub fn play(file: &std::path::Path, spec: TaskSpec, seed: u64) -> Result<()> {
+pub fn play(args: PlayArgs) -> Result<()> {
+    let (file, spec, seed) = (&args.file, args.tasks.spec(), args.seed);
     let mut env = open_scenario(&file.display().to_string())?;
     let mut obs = env.reset(&spec, seed)?;
     let stdin = std::io::stdin();

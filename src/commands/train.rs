@@ -48,18 +48,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bridge_cmd,
     } = args;
     let (config, backend, buffer) = (config.as_path(), backend.as_str(), !no_buffer);
-    let mut cfg = crate::experiment::load(config)?;
+    let mut cfg = crate::experiments::train::load(config)?;
     if bridge_cmd.is_some() {
         cfg.run.bridge_cmd = bridge_cmd;
     }
     let out =
         out.unwrap_or_else(|| PathBuf::from("runs").join(config.file_stem().unwrap_or_default()));
     let device = dreamgym_policy::select_device(backend.parse().map_err(anyhow::Error::msg)?)?;
-    crate::experiment::train(
+    crate::experiments::train::train(
         &cfg,
         &out,
         &device,
-        crate::experiment::TrainOptions {
+        crate::experiments::train::TrainOptions {
             resume,
             stop_after,
             quiet,

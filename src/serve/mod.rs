@@ -24,7 +24,7 @@
 //! close (HTTP sessions are dropped); its episode is recorded as `idle`.
 //!
 //! **Recording**: every episode played is written to the durable replay buffer (see
-//! [`crate::recorder`]) with its session, episode id and how it ended.
+//! [`crate::record::recorder`]) with its session, episode id and how it ended.
 //!
 //! **Shutdown**: SIGTERM or Ctrl-C stops accepting, closes every session (WebSocket close 1001),
 //! records the episodes in play as `shutdown`, writes and syncs the buffer, and exits 0.
@@ -78,7 +78,7 @@ pub struct ServeConfig {
 
 /// Serve until SIGTERM / Ctrl-C (or until `stop` resolves, for tests), then shut down cleanly.
 pub fn run(cfg: ServeConfig) -> Result<()> {
-    let recorder = crate::recorder::RecorderThread::start(&cfg.buffer, &cfg.buffer_seed)?;
+    let recorder = crate::record::recorder::RecorderThread::start(&cfg.buffer, &cfg.buffer_seed)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dreamgym-serve")

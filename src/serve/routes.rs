@@ -6,7 +6,7 @@ use super::connections::{ConnectionStats, GuardedListener};
 use super::protocol::{self, ErrorCode, Incoming, ResetRequest, ServeError};
 use super::session::{Ending, Inadmissible, Session, Source};
 use super::sessions::{HttpSessions, Slot, Slots, lock};
-use crate::recorder::Recorder;
+use crate::record::recorder::Recorder;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;

@@ -7,7 +7,7 @@
 
 use super::protocol::{ErrorCode, ObservationOut, ResetRequest, ServeError, result_json};
 use super::synthetic::SyntheticWorld;
-use crate::recorder::{Recorder, episode_of, recorded_step};
+use crate::record::recorder::{Recorder, episode_of, recorded_step};
 use dreamgym_buffer::{Observation, Provenance, Step, Task};
 use dreamgym_sim::{Env, EnvError, TaskSpec};
 use rand::{RngExt, SeedableRng};
@@ -30,7 +30,7 @@ pub enum Inadmissible {
 #[derive(Clone)]
 pub enum Source {
     /// A real env (`factory.open()` per session).
-    Real(Arc<crate::envs::EnvFactory>),
+    Real(Arc<crate::support::envs::EnvFactory>),
     /// A model env of the shared synthetic world.
     Synthetic(Arc<SyntheticWorld>),
 }

@@ -8,8 +8,8 @@
 //! every `expand_every` finished episodes it proposes harder families (checked by the env's
 //! expert before they enter the pool).
 
-use crate::envs::EnvFactory;
-use crate::task_families::{Families, harder_starts, offline_families};
+use crate::support::envs::EnvFactory;
+use crate::training::families::{Families, harder_starts, offline_families};
 use anyhow::Result;
 use dreamgym_buffer::{Observation, Task, Trajectory};
 use dreamgym_curriculum::{Curriculum, CurriculumConfig};

@@ -7,7 +7,7 @@ pub fn python() -> String {
     if let Ok(p) = std::env::var("DREAMGYM_PYTHON") {
         return p;
     }
-    let venv = dreamgym::envs::cache_dir().join("venv/bin/python");
+    let venv = dreamgym::support::envs::cache_dir().join("venv/bin/python");
     assert!(
         venv.exists(),
         "no test venv (minigrid, textworld-express, openenv-core): run `bash scripts/setup-venv.sh` (or scripts/test.sh), or set DREAMGYM_PYTHON"

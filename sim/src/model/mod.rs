@@ -1,18 +1,12 @@
 //! Experience models: predict the next state, reward and `done` for an action, with a reasoning
 //! trace, instead of running the real environment.
 
-mod additive_reward;
 pub mod env;
 pub mod fidelity;
-mod line_rewrite;
 mod lines;
 pub mod llm;
 pub mod native;
-pub mod prompt;
-mod recall;
 pub mod retrieval;
-pub mod task_gen;
-mod views;
 mod words;
 
 pub use words::words;

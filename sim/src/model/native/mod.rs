@@ -1,53 +1,62 @@
 //! The native reasoning model: learns only from trajectories, never from a scenario's rules.
 //!
-//! 1. **Exact memory**: a (instruction, state, action) seen in training predicts what followed it
-//!    (the majority outcome when the data disagree); the same state and action seen under other
-//!    instructions predicts the next state when it never paid a reward or ended an episode there.
-//! 2. **Lifted rules**: every training transition becomes a token sequence — the action, the
-//!    instruction (for transitions that end an episode or pay a reward), the state lines it removed
-//!    and added, the admissible actions it removed and added, and the feedback. Transitions of the
-//!    same shape are anti-unified column by column: a column with one value everywhere is a
-//!    constant, columns whose values vary are variables, and two columns that vary *together* are the
-//!    same variable. So "take apple from countertop 1" and "take mug from cabinet 2" give the rule
-//!    `take ?a from ?b ?c` whose removed line `[?d] item: a ?a in/on ?b ?c` binds `?d` in a new state.
-//!    A rule applies when its action and instruction match and each removed line matches a line of
-//!    the current state; it is usable only if every variable of what it adds is bound — or
-//!    *derived*: spelt from the action's words (`[diningtable_1]` from `go to dining table 1`) or
-//!    looked up from a bound variable it is a function of in the examples.
-//!    Lines of the state that the transition keeps but whose words show up in the outcome (the
-//!    id of an option being selected) are kept as context preconditions that bind those words.
-//!    Relations that hold between a rule's variables in every example (numeric order, never
-//!    equal, equal but for case) are conditions too; a rule may not keep a line of a kind its action form always
-//!    removed; among matching rules that pay differently, the one with the most similar example
-//!    wins. A rule that predicts a success but, tried on the training transitions of its action
-//!    form, held on fewer than 90% of the steps it applies to (a hidden cause decided) is weak:
-//!    used only when no other rule applies, with its record as confidence.
-//! 3. **Recall** (see [`super::recall`]; tried before memory, since what a place holds is hidden
-//!    until the agent gets there and differs between instances): a rule that leads to a place
-//!    the agent left earlier in the episode — or to one a real episode of this task instance
-//!    found on arrival (the retrieved transitions, see [`super::env::ModelEnv`]) — takes what it
-//!    cannot fill (what lies there) from what was seen there; a rule whose outcome a source saw
-//!    just so (a place seen empty) is confirmed; otherwise a rule's outcome gets the place's lines
-//!    and the objects a source saw there, however many (shape-free). A cheap test comes first:
-//!    the line the action's words alone determine must be in some source.
-//!    **The instance's own steps** come next, where memory's outcomes for the exact step
+//! `stages` tries the stages in this order (its `STAGES` list); the first
+//! that explains the action answers (docs/native-model.md numbers them the same way):
+//!
+//! 1. **Recall** (`recall`; first, since what a place holds is hidden until the agent gets
+//!    there and differs between instances): a rule that leads to a place the agent left earlier
+//!    in the episode — or to one a real episode of this task instance found on arrival (the
+//!    retrieved transitions, see [`super::env::ModelEnv`]) — takes what it cannot fill (what
+//!    lies there) from what was seen there; a rule whose outcome a source saw just so (a place
+//!    seen empty) is confirmed. A cheap test comes first: the line the action's words alone
+//!    determine must be in some source.
+//! 2. **Recall of a place** no rule of the right shape recalls: the rules' outcome (5 or 6) gets
+//!    the place's lines and the objects a source saw there, however many (shape-free).
+//! 3. **The instance's own steps** (`instance`), where memory's outcomes for the exact step
 //!    disagree only in what they show (what a closed container holds differs between worlds
 //!    that look alike): real steps of this task instance that took the action and changed lines
-//!    the state still shows decide instead of the majority, when they agree (`instance`; steps
-//!    that paid nothing only).
-//! 4. **Rules read as sets** when no rule of the exact shape applies: a removed pattern takes away
+//!    the state still shows decide instead of the majority, when they agree (steps that paid
+//!    nothing only).
+//! 4. **Exact memory** (`memory`): a (instruction, state, action) seen in training predicts what
+//!    followed it (the majority outcome when the data disagree); the same state and action seen
+//!    under other instructions predicts the next state when it never paid a reward or ended an
+//!    episode there.
+//! 5. **Lifted rules** (`rule`, `fit`, `matching`, `apply`): every training transition becomes a
+//!    token sequence — the action, the instruction (for transitions that end an episode or pay a
+//!    reward), the state lines it removed and added, the admissible actions it removed and added,
+//!    and the feedback. Transitions of the same shape are anti-unified column by column: a column
+//!    with one value everywhere is a constant, columns whose values vary are variables, and two
+//!    columns that vary *together* are the same variable. So "take apple from countertop 1" and
+//!    "take mug from cabinet 2" give the rule `take ?a from ?b ?c` whose removed line
+//!    `[?d] item: a ?a in/on ?b ?c` binds `?d` in a new state. A rule applies when its action and
+//!    instruction match and each removed line matches a line of the current state; it is usable
+//!    only if every variable of what it adds is bound — or *derived*: spelt from the action's
+//!    words (`[diningtable_1]` from `go to dining table 1`) or looked up from a bound variable it
+//!    is a function of in the examples. Lines of the state that the transition keeps but whose
+//!    words show up in the outcome (the id of an option being selected) are kept as context
+//!    preconditions that bind those words. Relations that hold between a rule's variables in
+//!    every example (numeric order, never equal, equal but for case) are conditions too; a rule
+//!    may not keep a line of a kind its action form always removed; among matching rules that
+//!    pay differently, the one with the most similar example wins. A rule that predicts a
+//!    success but, tried on the training transitions of its action form, held on fewer than 90%
+//!    of the steps it applies to (a hidden cause decided) is weak: used only when no other rule
+//!    applies, with its record as confidence. **Additive rewards** (`additive_reward`) replace
+//!    a matched rule's reward where an action's rewards are sums of criteria (WebShop).
+//! 6. **Rules read as sets** when no rule of the exact shape applies: a removed pattern takes away
 //!    every line it fits, so leaving a place with three objects works with a rule learnt on one.
-//! 5. **Line rewrites** when no rule applies (egocentric views, where an action rewrites every
+//! 7. **Unrewarded transitions**: a (state, action) seen only in data imported without rewards
+//!    predicts its next state, reward 0, with low confidence.
+//! 8. **Line rewrites** (`line_rewrite`; egocentric views, where an action rewrites every
 //!    line): each `[id]` line is rewritten by what the action did to lines of its *shape* (its
 //!    text with its id's words masked) in training, unless a shape present has always meant the
 //!    action changes nothing (a wall in front); reward and done come from the shapes that lines
-//!    naming the task's object had when episodes paid (`line_rewrite.rs`).
-//! 6. **Analogy** (`analogy`) when nothing above explains an admissible action: a training step
+//!    naming the task's object had when episodes paid.
+//! 9. **Analogy** (`analogy`) when nothing above explains an admissible action: a training step
 //!    of the same action — else of one of the same first word, its words renamed to this
 //!    action's — is merged into this state line by line, word by word (a three-way merge of
 //!    this world's differences and the action's edits; edits of the same words refuse it).
-//! 7. **Failure semantics** (the paper's): an action that is not admissible, or that no memory and no
-//!    rule explains, leaves the state unchanged with reward 0; the latter with a low confidence.
+//! 10. **Failure semantics** (the paper's): an action that is not admissible, or that nothing
+//!     above explains, leaves the state unchanged with reward 0; the latter with a low confidence.
 //!
 //! After the stages, **undoing** (`undo`) corrects what a prediction that pays nothing shows: an
 //! action that in training restored the state before another one (`move west` after `move
@@ -56,38 +65,46 @@
 //! Predicted lines keep the current state's order; added lines take the place of the first removed
 //! line (or go last). Fidelity compares states as sets of lines.
 //!
-//! Files, in the order a prediction uses them: `tokens` (words), `rule` (the lifted rules and
-//! the query), `memory` (exact memory), `instance` (this instance's own steps where memory
-//! disagrees), `fit` (learning from trajectories), `matching` (rule patterns against a query),
-//! `apply` (a matched rule's outcome, recall, rules read as sets), `analogy` (merging another
-//! world's step), `undo` (pairs of actions that undo each other), `stages` (`predict`: the
-//! stages in order).
+//! After the stages, the admissible actions of a predicted state are those a training state with
+//! the same lines always had (`views`).
+//!
+//! Files, in the order a prediction uses them: `stages` (`predict`: the stages as one list),
+//! `tokens` (words), `rule` (the lifted rules and the query), `recall` (what sources saw at a
+//! place), `instance` (this instance's own steps), `memory` (exact memory), `matching` (rule
+//! patterns against a query), `apply` (a matched rule's outcome, rules read as sets),
+//! `additive_reward` (rewards as sums of criteria), `line_rewrite` (egocentric views),
+//! `analogy` (merging another world's step), `undo` (pairs of actions that undo each other),
+//! `views` (admissible actions of a state); `fit` learns all of them from trajectories.
 
+mod additive_reward;
 mod analogy;
 mod apply;
 mod fit;
 mod instance;
+mod line_rewrite;
 mod matching;
 mod memory;
+mod recall;
 mod rule;
 mod stages;
 mod tokens;
 mod undo;
+mod views;
 
-use super::additive_reward::AdditiveRewards;
-use super::line_rewrite::LineRewrites;
-use super::lines::{diff, line_kind};
-use super::recall::{self, RecallSources};
-use super::views::ViewIndex;
-use super::{ExperienceModel, ModelContext, ModelError, Prediction};
+use crate::model::lines::{diff, line_kind};
+use crate::model::{ExperienceModel, ModelContext, ModelError, Prediction};
+use additive_reward::AdditiveRewards;
 use dreamgym_buffer::{Observation, Step, Trajectory};
+use line_rewrite::LineRewrites;
 use matching::*;
 use memory::*;
+use recall::RecallSources;
 use rule::*;
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use tokens::*;
+use views::ViewIndex;
 
 /// Most examples kept per rule (more can only generalise a rule further).
 const MAX_EXAMPLES: usize = 256;

@@ -1,0 +1,7 @@
+//! The HTML reports: `run` (`dreamgym run`'s report.html), `efficiency` (`dreamgym
+//! efficiency`'s), the SVG charts and the HTML helpers both use.
+
+pub mod charts;
+pub mod efficiency;
+pub mod html;
+pub mod run;

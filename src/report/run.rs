@@ -1,0 +1,234 @@
+//! Writing a run's `summary.json` and a self-contained `report.html` (inline SVG charts drawn
+//! by `crate::report::charts`, no scripts, no network).
+
+use crate::experiments::run::RunSummary;
+use crate::report::charts::{Chart, Series};
+use crate::report::html::{esc, figure, notes_and_settings, page_start};
+use crate::support::files::replace_file;
+use anyhow::{Context, Result};
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn model_success(m: &crate::experiments::run::MethodSummary) -> String {
+    let xs: Vec<f32> = m.seeds.iter().filter_map(|r| r.model_success).collect();
+    if xs.is_empty() {
+        "-".into()
+    } else {
+        format!("{:.3}", xs.iter().sum::<f32>() / xs.len() as f32)
+    }
+}
+
+/// The fidelity figures shown, each with what it means.
+const FIDELITY_ROWS: [(&str, &str); 8] = [
+    (
+        "next_state_exact",
+        "share of steps whose predicted next observation has exactly the real one's lines",
+    ),
+    (
+        "next_state_f1",
+        "mean line-level F1 of the predicted next observation against the real one",
+    ),
+    (
+        "reward_accuracy",
+        "share of steps with the real reward (within 0.001)",
+    ),
+    (
+        "false_success_rate",
+        "share of the real non-success steps the model predicted as a success",
+    ),
+    ("done_accuracy", "share of steps with the real done flag"),
+    (
+        "eps_r",
+        "mean absolute reward error (the paper's reward error)",
+    ),
+    (
+        "eps_p",
+        "share of wrong next states (the paper's transition error)",
+    ),
+    (
+        "bound_penalty",
+        "the model's term in the paper's policy-improvement bound, 2 (eps_r / (1 - g) + 2 g eps_p / (1 - g)^2) with g = 0.99 and rewards in [0, 1]: a worst-case loss of return from training in the model instead of the real env; it grows with 1 / (1 - g)^2, so it is large whenever eps_p is not zero, and is a guide for comparing models, not a prediction",
+    ),
+];
+
+/// Renders the HTML report.
+pub fn html(s: &RunSummary) -> String {
+    let mut out = page_start("dreamgym report");
+    let _ = write!(out, "<h1>dreamgym run: {}</h1>", esc(&s.env));
+    if !s.complete {
+        let _ = write!(
+            out,
+            "<p><strong>Incomplete run: results of seeds {:?} of {:?} only.</strong></p>",
+            s.seeds_done, s.config.seeds
+        );
+    }
+    let _ = write!(
+        out,
+        "<p>{} seed(s), backend {}, {:.0} s. Offline seed data per seed: {} episodes, {} real steps (mix {}), training instances only.</p>",
+        s.config.seeds.len(),
+        esc(&s.backend),
+        s.seconds,
+        s.offline["episodes_per_seed"],
+        s.offline["real_steps_per_seed"],
+        esc(&s.offline["mix"].to_string())
+    );
+    if let Some(line) = expert_faults_line(&s.offline) {
+        let _ = write!(out, "<p>{}</p>", esc(&line));
+    }
+    success_table(&mut out, s);
+    training_charts(&mut out, s);
+    fidelity_table(&mut out, s);
+    notes_and_settings(&mut out, &s.notes, &s.config);
+    out
+}
+
+/// What the env's expert failed on during the offline collection (`offline.expert_faults` of a
+/// summary), as a sentence; `None` where it never failed.
+pub fn expert_faults_line(offline: &serde_json::Value) -> Option<String> {
+    let f = &offline["expert_faults"];
+    let n = |k: &str| f[k].as_u64().unwrap_or(0);
+    (n("raised") + n("timed_out") + n("crashed") > 0).then(|| {
+        format!(
+            "the env's expert failed during the offline collection (all seeds, fidelity episodes included): {} raised an error, {} timed out, {} crashed; {} of {} instances affected, {} given up",
+            n("raised"),
+            n("timed_out"),
+            n("crashed"),
+            n("faulty"),
+            n("attempted"),
+            n("abandoned")
+        )
+    })
+}
+
+/// The held-out success of every method, with its interval and the interactions it used.
+fn success_table(out: &mut String, s: &RunSummary) {
+    out.push_str("<h2>Held-out success</h2><table><tr><th>method</th><th>success</th><th>95% CI</th><th>online real steps</th><th>offline real steps</th><th>synthetic steps</th><th>training success in the model</th></tr>");
+    for (name, m) in &s.methods {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            m.success,
+            m.ci_low,
+            m.ci_high,
+            m.real_steps,
+            m.offline_steps,
+            m.synthetic_steps,
+            model_success(m)
+        );
+    }
+    out.push_str("</table>");
+}
+
+/// Training success against online real interactions per seed, and the first seed's
+/// curriculum difficulty over iterations.
+fn training_charts(out: &mut String, s: &RunSummary) {
+    let mut series = vec![];
+    for name in ["real_only", "dreamgym", "dreamgym_s2r"] {
+        if let Some(m) = s.methods.get(name) {
+            for r in &m.seeds {
+                series.push(Series {
+                    name: format!("{name} (seed {})", r.seed),
+                    points: r
+                        .curve
+                        .iter()
+                        .map(|(x, y)| (*x as f64, *y as f64))
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    out.push_str(&figure(&Chart {
+        title: "Training success against online real interactions".into(),
+        x_label: "online real interactions".into(),
+        y_label: "training success".into(),
+        log_x: false,
+        y_range: (0.0, 1.0),
+        series,
+    }));
+    out.push_str("<p>dreamgym's single point at 0 is its held-out success (it takes no online real step); the others are training success along their runs.</p>");
+    let max_d = s
+        .curriculum
+        .iter()
+        .map(|p| p.max_difficulty)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let difficulty = |f: &dyn Fn(&dreamgym_curriculum::DifficultyPoint) -> f32| {
+        s.curriculum
+            .iter()
+            .map(|p| (p.round as f64, f(p) as f64))
+            .collect()
+    };
+    out.push_str(&figure(&Chart {
+        title: "Curriculum: task difficulty over training iterations (first seed)".into(),
+        x_label: "iteration".into(),
+        y_label: "difficulty".into(),
+        log_x: false,
+        y_range: (0.0, max_d + 0.5),
+        series: vec![
+            Series {
+                name: "batch mean difficulty".into(),
+                points: difficulty(&|p| p.batch_difficulty),
+                ..Default::default()
+            },
+            Series {
+                name: "highest in pool".into(),
+                points: difficulty(&|p| p.max_difficulty as f32),
+                ..Default::default()
+            },
+        ],
+    }));
+    let _ = write!(
+        out,
+        "<p>Generated variants rejected by the feasibility check: {}.</p>",
+        s.curriculum_rejected
+    );
+}
+
+/// The native model's fidelity on real held-out episodes, fit on the offline data and refit
+/// after sim-to-real, every row explained.
+fn fidelity_table(out: &mut String, s: &RunSummary) {
+    out.push_str("<h2>Experience model fidelity</h2><p>The native model fit on seed 1's offline data, predicting real held-out episodes step by step.</p><table>");
+    let shown = |v: Option<&serde_json::Value>| {
+        v.map_or_else(
+            || "-".to_string(),
+            |v| {
+                v.as_f64()
+                    .map_or_else(|| v.to_string(), |x| format!("{x:.3}"))
+            },
+        )
+    };
+    let after = s.fidelity_after_s2r.as_ref();
+    let _ = write!(
+        out,
+        "<tr><th>figure</th><th>fit on the offline data</th><th>refit with sim-to-real's real episodes{}</th><th>meaning</th></tr>",
+        after.map_or_else(String::new, |a| format!(
+            " (+{} transitions, {} s)",
+            a["added_real_transitions"],
+            shown(a.get("refit_seconds"))
+        ))
+    );
+    for (key, meaning) in FIDELITY_ROWS {
+        if s.fidelity.get(key).is_some() {
+            let _ = write!(
+                out,
+                "<tr><td>{key}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                shown(s.fidelity.get(key)),
+                shown(after.and_then(|a| a.get(key))),
+                esc(meaning)
+            );
+        }
+    }
+    out.push_str("</table>");
+}
+
+/// Writes `summary.json` and `report.html` into `dir`, each to a temporary file renamed over the
+/// old one, so that a kill while writing leaves the previous version whole.
+pub fn write(dir: &Path, s: &RunSummary) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    replace_file(&dir.join("summary.json"), &serde_json::to_string_pretty(s)?)?;
+    replace_file(&dir.join("report.html"), &html(s))?;
+    Ok(())
+}

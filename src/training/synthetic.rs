@@ -1,0 +1,388 @@
+//! The DreamGym loop: a learner trained in the experience model, one iteration at a time, the
+//! curriculum choosing the tasks (`SyntheticLoop`, `SeedContext::train_synthetic`); the model
+//! envs its episodes are played in, and the check that the model answered.
+
+use crate::record::env::IterationClock;
+use crate::training::config::ExperienceModelKind;
+use crate::training::context::SeedContext;
+use crate::training::families::{Families, harder_starts, offline_families};
+use crate::training::offline::steps_of;
+use anyhow::Result;
+use dreamgym_buffer::{Observation, Provenance, Trajectory};
+use dreamgym_curriculum::{Curriculum, DifficultyPoint};
+use dreamgym_policy::{TaskSampler, Trainer};
+use dreamgym_sim::Env;
+use dreamgym_sim::model::ExperienceModel;
+use dreamgym_sim::model::env::{
+    EpisodeSink, FailureCounts, ModelEnv, ModelFailures, SharedRetrieval,
+};
+use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, RwLock};
+
+/// What the DreamGym agent is trained with; turning one off gives an ablation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switches {
+    /// The native model's rule induction (an LLM model's reasoning field).
+    pub reasoning: bool,
+    /// Task selection by value and harder variants.
+    pub curriculum: bool,
+    /// The model is shown real transitions of the instance being played (`RunConfig::retrieval`).
+    pub retrieval: bool,
+}
+
+impl Switches {
+    /// Everything on: DreamGym itself.
+    pub const ALL: Switches = Switches {
+        reasoning: true,
+        curriculum: true,
+        retrieval: true,
+    };
+}
+
+/// What one seed of the synthetic training produced.
+pub(crate) struct SyntheticRun {
+    /// Training success inside the model over the last 5 iterations.
+    pub(crate) model_success: f32,
+    /// What the model could not predict usably.
+    pub(crate) failures: FailureCounts,
+    /// The final task pool with recent mean outcome and value.
+    pub(crate) pool: Vec<serde_json::Value>,
+    /// The learner, trained.
+    pub(crate) trainer: Trainer,
+    /// Its steps in the model.
+    pub(crate) synthetic_steps: u64,
+    /// Curriculum difficulty per iteration.
+    pub(crate) history: Vec<DifficultyPoint>,
+    /// Generated variants the feasibility check rejected.
+    pub(crate) rejected: usize,
+}
+
+/// Training in the experience model, one iteration at a time: the model envs, the curriculum
+/// (pool, generator, RNG).
+pub(crate) struct SyntheticLoop {
+    envs: Vec<Box<dyn Env>>,
+    /// The curriculum (saved with checkpoints by `dreamgym train`).
+    pub(crate) pool: Curriculum,
+    generator: Option<Families>,
+    /// The curriculum's RNG.
+    pub(crate) rng: ChaCha8Rng,
+    base: TaskSampler,
+    curriculum: bool,
+    expand_every: usize,
+    batch: usize,
+    /// What the model could not predict usably, over all of the loop's envs.
+    pub(crate) failures: Arc<ModelFailures>,
+    /// The recording's iteration clock, set before each iteration.
+    clock: Option<IterationClock>,
+    /// Where retrieval admits synthetic episodes: the episodes the envs finished, added to the
+    /// shared index before each iteration.
+    retained: Option<RetainedEpisodes>,
+}
+
+/// The synthetic episodes a loop's envs finish and the index they join (between iterations, in
+/// the order the episodes ended: the rollout steps its envs one after another, so the order,
+/// and what each episode is shown, is the same in every run with the same seed).
+pub(crate) struct RetainedEpisodes {
+    sink: EpisodeSink,
+    index: SharedRetrieval,
+}
+
+impl RetainedEpisodes {
+    /// Adds the episodes finished since the last call to the index.
+    fn add_finished(&self) {
+        let finished = std::mem::take(&mut *self.sink.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        for t in &finished {
+            index.add(t);
+        }
+    }
+}
+
+impl SyntheticLoop {
+    /// One policy iteration in the model, then the curriculum update.
+    pub(crate) fn step(
+        &mut self,
+        trainer: &mut Trainer,
+    ) -> Result<dreamgym_policy::IterationMetrics> {
+        let round = trainer.counters().iteration + 1;
+        if let Some(r) = &self.retained {
+            r.add_finished();
+        }
+        if let Some(c) = &self.clock {
+            c.store(round as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        let (samplers, batch) = if self.curriculum {
+            let batch = self.pool.sample_batch(self.batch, &mut self.rng);
+            let samplers: Vec<TaskSampler> = batch
+                .iter()
+                .map(|&id| TaskSampler::any(self.pool.tasks()[id].variant.spec()))
+                .collect();
+            (samplers, batch)
+        } else {
+            (vec![self.base.clone()], vec![])
+        };
+        let m = trainer.iterate_with(&mut self.envs, &samplers)?;
+        if self.curriculum {
+            for (k, o) in &m.outcomes {
+                self.pool.record(batch[*k], &[*o]);
+            }
+            self.pool.record_round(round, &batch);
+            if let Some(g) = self.generator.as_mut()
+                && round.is_multiple_of(self.expand_every)
+            {
+                self.pool.expand(g, &mut self.rng);
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// Says loudly when the experience model failed on more than 5% of the steps asked of it, and
+/// fails the run past `max_share`: training on a model that cannot answer is no DreamGym run.
+fn check_failures(f: &FailureCounts, max_share: f32) -> Result<()> {
+    let share = f.share();
+    if share > f64::from(max_share) {
+        anyhow::bail!(
+            "the experience model failed on {:.1}% of the steps asked of it ({} rejected replies, {} states without an admissible action, {} usable predictions), more than max_model_failure_share = {max_share}: its synthetic episodes were cut there and training on them says nothing",
+            share * 100.0,
+            f.rejected,
+            f.dead_ends,
+            f.predicted
+        );
+    }
+    if share > 0.05 {
+        tracing::warn!(
+            "the experience model failed on {:.1}% of the steps asked of it ({} rejected replies, {} states without an admissible action); those synthetic episodes were cut",
+            share * 100.0,
+            f.rejected,
+            f.dead_ends
+        );
+    }
+    Ok(())
+}
+
+impl SeedContext<'_> {
+    /// The loop's model envs: episodes start from the real initial states of `real` (and
+    /// `extra_starts`), and retrieval reads `real`'s transitions (and, where `retrievable`
+    /// admits synthetic ones, the episodes the envs finish, which go to the returned sink).
+    fn model_envs(
+        &self,
+        model: Arc<dyn ExperienceModel>,
+        real: &[Trajectory],
+        extra_starts: &[(dreamgym_buffer::Task, Observation)],
+        retrieval: bool,
+        failures: &Arc<ModelFailures>,
+    ) -> (Vec<Box<dyn Env>>, Option<RetainedEpisodes>) {
+        // the real env's step limit, read off the offline data (random episodes run into it), so
+        // the policy cannot learn to take longer in the model than the real env allows
+        let max_steps = self
+            .offline
+            .iter()
+            .map(|t| t.steps.len())
+            .max()
+            .unwrap_or(1)
+            .max(1) as u32;
+        // one index for the loop's envs
+        let mode = if retrieval {
+            self.cfg.retrieval
+        } else {
+            RetrievalMode::Off
+        };
+        let retrievable = self.cfg.retrievable;
+        let real_shown = if retrievable.admits(Provenance::Real) {
+            real
+        } else {
+            &[]
+        };
+        let index = Arc::new(RwLock::new(Retrieval::new(real_shown, mode)));
+        let retained = (mode != RetrievalMode::Off && retrievable.admits(Provenance::Synthetic))
+            .then(|| RetainedEpisodes {
+                sink: EpisodeSink::default(),
+                index: index.clone(),
+            });
+        // which fit of the model played an episode: the real transitions it was fit on (the
+        // offline data, and after each sim-to-real round its real episodes too)
+        let fit = [("model_fit".to_string(), steps_of(real).to_string())];
+        let envs = (0..self.cfg.synthetic_envs.max(1))
+            .map(|_| {
+                let mut m = ModelEnv::with_retrieval(model.clone(), real, max_steps, index.clone());
+                m.count_failures_in(failures.clone());
+                m.set_uncertainty_penalty(self.cfg.uncertainty_penalty);
+                for (t, o) in extra_starts {
+                    m.add_start(t.clone(), o.clone());
+                }
+                if let Some(r) = &retained {
+                    m.keep_episodes_in(r.sink.clone());
+                }
+                self.recorded_with(Box::new(m), Provenance::Synthetic, &fit)
+            })
+            .collect();
+        (envs, retained)
+    }
+
+    /// The synthetic-training loop with the switches `sw` (see [`Switches`]): model envs, the
+    /// curriculum and its RNG.
+    pub(crate) fn synthetic_loop(&self, sw: Switches) -> Result<SyntheticLoop> {
+        self.synthetic_loop_in(self.model(sw.reasoning)?, &self.offline, sw)
+    }
+
+    /// [`Self::synthetic_loop`] in `model`, its episodes starting from the initial states of the
+    /// real trajectories `real` and retrieval reading them (sim-to-real's model update: the
+    /// offline data and the real episodes since).
+    pub(crate) fn synthetic_loop_in(
+        &self,
+        model: Arc<dyn ExperienceModel>,
+        real: &[Trajectory],
+        sw: Switches,
+    ) -> Result<SyntheticLoop> {
+        // `sw.reasoning` chose `model`; the loop plays what it is given
+        let Switches {
+            curriculum,
+            retrieval,
+            ..
+        } = sw;
+        // the curriculum's seed tasks: every (template, difficulty) family of the offline data
+        let families = offline_families(&self.offline);
+        // an LLM experience model writes the curriculum's tasks itself (the paper's M_task);
+        // otherwise the env's own difficulty levels or knobs make them
+        let generator = match (curriculum, self.cfg.experience_model) {
+            (false, _) => None,
+            (true, ExperienceModelKind::Llm) => Some(Families::written_by_llm(&self.offline)?),
+            (true, ExperienceModelKind::Native) => Some(Families::for_env(self.factory)),
+        };
+        let starts = match &generator {
+            Some(g) => harder_starts(self.factory, g, &families, self.seed)?,
+            None => vec![],
+        };
+        // a model that cannot answer stops the run within a window of steps, not at the end
+        let failures = Arc::new(ModelFailures::with_limit(f64::from(
+            self.cfg.max_model_failure_share,
+        )));
+        let (envs, retained) = self.model_envs(model, real, &starts, retrieval, &failures);
+        Ok(SyntheticLoop {
+            envs,
+            pool: Curriculum::new(self.cfg.curriculum, families),
+            generator,
+            rng: ChaCha8Rng::seed_from_u64(self.seed ^ 0xc0ff),
+            base: TaskSampler::any(self.spec.clone()),
+            curriculum,
+            expand_every: self.cfg.expand_every.max(1),
+            batch: self.cfg.synthetic_envs.max(1).max(self.policy.groups),
+            failures,
+            clock: self.recording.as_ref().map(|r| r.clock.clone()),
+            retained,
+        })
+    }
+
+    /// Trains a fresh learner in the experience model for `cfg.iterations` iterations (see
+    /// [`Self::synthetic_loop`] for the switches).
+    pub(crate) fn train_synthetic(&self, sw: Switches) -> Result<SyntheticRun> {
+        let mut lp = self.synthetic_loop(sw)?;
+        let mut trainer = self.start_with_envs(false, self.cfg.synthetic_envs)?;
+        let mut recent: Vec<f32> = vec![];
+        let mut steps = trainer.counters().env_steps;
+        for i in 0..self.cfg.iterations {
+            let m = lp.step(&mut trainer)?;
+            self.progress
+                .iteration(i + 1, self.cfg.iterations, m.env_steps - steps);
+            steps = m.env_steps;
+            recent.push(m.success);
+        }
+        let pool = &lp.pool;
+        let pool_json = pool
+            .tasks()
+            .iter()
+            .map(|t| serde_json::json!({"task": t.variant, "origin": t.origin, "mean": t.mean(), "value": t.value()}))
+            .collect();
+        let failures = lp.failures.counts();
+        check_failures(&failures, self.cfg.max_model_failure_share)?;
+        let tail = &recent[recent.len().saturating_sub(5)..];
+        Ok(SyntheticRun {
+            failures,
+            model_success: tail.iter().sum::<f32>() / tail.len().max(1) as f32,
+            pool: pool_json,
+            synthetic_steps: trainer.counters().env_steps,
+            history: pool.history().to_vec(),
+            rejected: pool.rejected(),
+            trainer,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::support::envs::EnvFactory;
+    use crate::support::progress::Progress;
+    use crate::training::config::RunConfig;
+    use crate::training::offline::collect_offline;
+    use dreamgym_policy::TrainConfig;
+    use dreamgym_sim::model::retrieval::Retrievable;
+    use dreamgym_sim::policy::ExpertFaults;
+
+    /// A keys_doors loop with `retrievable`, two iterations in: the transitions its retrieval
+    /// index holds before and after.
+    fn indexed_after_two_iterations(retrievable: Retrievable) -> (usize, usize) {
+        let factory = EnvFactory::new("scenario:scenarios/keys_doors.ron", None).unwrap();
+        let cfg = RunConfig {
+            offline_episodes: 12,
+            synthetic_envs: 4,
+            bc_warm_start: false,
+            retrievable,
+            policy: TrainConfig {
+                num_steps: 32,
+                ..RunConfig::default().policy
+            },
+            ..RunConfig::default()
+        };
+        let device = dreamgym_policy::select_device(dreamgym_policy::BackendChoice::Cpu).unwrap();
+        let progress = Progress::silent();
+        let offline = collect_offline(
+            factory.open().as_mut(),
+            &cfg,
+            1,
+            &mut ExpertFaults::default(),
+        )
+        .unwrap();
+        let ctx = SeedContext::new(&cfg, &factory, &device, 1, offline, &progress, None);
+        let mut lp = ctx
+            .synthetic_loop(Switches {
+                curriculum: false,
+                ..Switches::ALL
+            })
+            .unwrap();
+        let mut trainer = ctx.start_with_envs(false, cfg.synthetic_envs).unwrap();
+        let indexed = |lp: &SyntheticLoop| {
+            lp.retained
+                .as_ref()
+                .map(|r| r.index.read().unwrap().transitions())
+        };
+        let before = indexed(&lp).unwrap_or(0);
+        lp.step(&mut trainer).unwrap();
+        lp.step(&mut trainer).unwrap();
+        // what the first iteration finished joins before the second; the second's, before a third
+        if let Some(r) = &lp.retained {
+            r.add_finished();
+        }
+        (before, indexed(&lp).unwrap_or(0))
+    }
+
+    #[test]
+    fn a_loop_shows_its_synthetic_episodes_only_where_retrieval_admits_them() {
+        let (before, after) = indexed_after_two_iterations(Retrievable::All);
+        assert!(before > 0, "the offline data is indexed");
+        assert!(
+            after > before,
+            "synthetic episodes joined: {before} -> {after}"
+        );
+        // the same seed gives the same index
+        assert_eq!(
+            indexed_after_two_iterations(Retrievable::All),
+            (before, after)
+        );
+        // real only: no sink, nothing joins
+        assert_eq!(indexed_after_two_iterations(Retrievable::Real), (0, 0));
+    }
+}
