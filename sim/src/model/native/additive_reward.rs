@@ -6,10 +6,9 @@
 //! on the training transitions of that action and used only when, rounded to the nearest reward
 //! seen, it reproduces at least 99.5% of them (WebShop: 1,908 of 1,909).
 
+use crate::model::words;
 use dreamgym_buffer::{Observation, Step};
 use std::collections::HashMap;
-
-use crate::model::words;
 
 /// Least number of training transitions behind a model.
 const MIN_EXAMPLES: usize = 20;

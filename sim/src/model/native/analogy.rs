@@ -13,8 +13,11 @@
 //! ended an episode are not used (rewards stay with the stages that learnt them), and among
 //! examples that merge, the one whose lines differ least from this state's wins.
 
-use super::*;
-use crate::model::lines::line_kind;
+use super::tokens::tokens;
+use crate::model::lines::{diff, line_kind};
+use crate::model::{ModelContext, Prediction};
+use dreamgym_buffer::{Observation, Step, Trajectory};
+use rustc_hash::FxHashMap;
 use std::hash::BuildHasher;
 
 /// Most examples kept per action (each with a different change).

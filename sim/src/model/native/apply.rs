@@ -1,8 +1,19 @@
 //! Applying a matched rule: the next state (exact shape, recall, or read as sets), its reward
 //! and the reasoning that says why.
 
-use super::*;
-
+use super::NativeModel;
+use super::matching::{
+    action_anchor, action_fits, bind_task, fill, fits, match_all, match_rule, unify,
+};
+use super::recall::RecallSources;
+use super::rule::{ActionForm, Matched, Part, Query, Rule, Seg, Tok};
+use super::tokens::{Tokenized, Vocab};
+use crate::model::lines::{diff, line_kind};
+use crate::model::{ModelContext, Prediction};
+use dreamgym_buffer::Observation;
+use rustc_hash::FxHashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 impl NativeModel {
     /// How lines of each kind fared under actions of the query's form (see `persistence`).
     pub(super) fn persistence_of(&self, q: &Query) -> Option<&HashMap<String, (usize, usize)>> {

@@ -1,8 +1,14 @@
 //! Fitting: every training transition becomes an example, joins the rule of its shape and the
 //! exact memories.
 
-use super::*;
-
+use super::memory::{Remembered, fingerprint, most_seen, record_next, seen_prediction};
+use super::rule::{ActionForm, Example, Part, Rule};
+use super::tokens::{Interner, tokens};
+use super::{MAX_EXAMPLES, NativeModel};
+use crate::model::lines::{diff, line_kind};
+use crate::model::{ModelContext, Prediction};
+use dreamgym_buffer::{Step, Trajectory};
+use std::collections::{HashMap, HashSet};
 impl NativeModel {
     /// Fit on trajectories (all their steps, real or synthetic).
     pub fn fit(trajectories: &[Trajectory]) -> Self {

@@ -8,9 +8,11 @@
 //! guesses) that paid nothing and did not end the episode are used, so rewards and successes
 //! stay with the stages that learnt them.
 
+use super::NativeModel;
 use super::apply::splice;
-use super::*;
-use dreamgym_buffer::Provenance;
+use crate::model::lines::diff;
+use crate::model::{ModelContext, Prediction};
+use dreamgym_buffer::{Observation, Provenance};
 
 impl NativeModel {
     /// The prediction from this instance's own real steps of the action (see the module docs);
@@ -79,6 +81,7 @@ impl NativeModel {
 mod tests {
     use super::super::tests::episode;
     use super::*;
+    use dreamgym_buffer::Step;
 
     const KITCHEN: &str = "[t0] text: You are in the kitchen";
 

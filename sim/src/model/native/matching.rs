@@ -2,8 +2,9 @@
 //! conditions of a rule, and filling what it adds from the bindings. Free functions: none reads
 //! the model.
 
-use super::*;
-
+use super::MATCH_BUDGET;
+use super::rule::{Derivation, Matched, Part, Query, Rule, Seg, Tok};
+use super::tokens::{Tokenized, Vocab};
 /// Whether a pattern matches a tokenized text given bindings `b` (unbound variables match
 /// anything, the same word wherever they repeat). Binds nothing.
 pub(super) fn fits(pat: Seg, text: &Tokenized, b: &[Option<u32>]) -> bool {

@@ -1,8 +1,8 @@
 //! Exact memory: outcomes keyed by a fingerprint of the (instruction, state, action) situation,
 //! and next observations seen for a (state, action).
 
-use super::*;
-
+use crate::model::{ModelContext, Prediction};
+use dreamgym_buffer::{Observation, Step};
 /// A 64-bit fingerprint of an (instruction, state lines, action) situation: memory is keyed by it
 /// so a lookup needs no copies (a collision among n keys has probability about n²/2⁶⁵).
 pub(super) fn fingerprint(instruction: Option<&str>, lines: &[String], action: &str) -> u64 {

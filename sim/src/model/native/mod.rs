@@ -91,19 +91,15 @@ mod tokens;
 mod undo;
 mod views;
 
-use crate::model::lines::{diff, line_kind};
-use crate::model::{ExperienceModel, ModelContext, ModelError, Prediction};
 use additive_reward::AdditiveRewards;
-use dreamgym_buffer::{Observation, Step, Trajectory};
 use line_rewrite::LineRewrites;
-use matching::*;
-use memory::*;
-use recall::RecallSources;
-use rule::*;
+use memory::Remembered;
+use memory::SeenNext;
+use rule::ActionForm;
+use rule::Rule;
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write;
-use tokens::*;
+use tokens::Interner;
 use views::ViewIndex;
 
 /// Most examples kept per rule (more can only generalise a rule further).
@@ -148,7 +144,11 @@ pub struct NativeModel {
 #[cfg(test)]
 mod tests {
     use super::apply::splice;
+    use super::tokens::spell;
+    use super::tokens::tokens;
     use super::*;
+    use crate::model::ModelContext;
+    use dreamgym_buffer::{Observation, Step, Trajectory};
     use proptest::prelude::*;
 
     #[test]

@@ -1,8 +1,10 @@
 //! A lifted rule: transitions of one shape anti-unified column by column into a pattern with
 //! variables, derived words and relations; and the pieces of a query matched against it.
 
-use super::*;
-
+use super::tokens::{Interner, Tokenized, Vocab, count_kind, line_kind_word, spell};
+use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+use std::fmt::Write;
 /// The parts of a transition, each a list of token sequences.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Part {

@@ -1,8 +1,15 @@
 //! The prediction: the stages as one ordered list ([`STAGES`], numbered as in the module docs
 //! of `native`), what they share ([`Attempt`]), and the query the rule stages read.
 
-use super::*;
+use super::memory::{Remembered, SeenNext, fingerprint, most_seen, seen_prediction};
+use super::recall::RecallSources;
+use super::rule::{ActionForm, Query};
+use super::tokens::{Tokenized, Vocab, count_kind, line_kind_word};
+use super::{NativeModel, recall};
 use crate::model::fidelity::same_set;
+use crate::model::lines::{diff, line_kind};
+use crate::model::{ExperienceModel, ModelContext, ModelError, Prediction};
+use dreamgym_buffer::Observation;
 
 /// The native model's stages, in the order a prediction tries them, numbered as in the module
 /// docs of `native` and docs/native-model.md; stage 10, the failure semantics, answers what none

@@ -1,7 +1,6 @@
 //! Words: the model's vocabulary (interned training words, plus words a prediction meets for
 //! the first time), the tokenizer, and how derived words are spelt from an action's words.
-
-use super::*;
+use rustc_hash::FxHashMap;
 
 #[derive(Default)]
 pub(super) struct Interner {

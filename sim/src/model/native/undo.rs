@@ -21,9 +21,11 @@
 //! it undoes picking it up), and a pair is trusted only where its returns never paid.
 
 use super::apply::splice;
-use super::*;
 use crate::model::fidelity::same_set;
-use crate::model::lines::line_kind;
+use crate::model::lines::{diff, line_kind};
+use crate::model::{ModelContext, Prediction};
+use dreamgym_buffer::{Observation, Step};
+use rustc_hash::FxHashMap;
 
 /// Least times a pair must have followed in training before it is trusted.
 const MIN_SEEN: u32 = 3;
@@ -212,6 +214,7 @@ impl Undoing {
 
 #[cfg(test)]
 mod tests {
+    use super::super::NativeModel;
     use super::super::tests::episode;
     use super::*;
 
