@@ -167,6 +167,72 @@ pub(crate) struct Header {
     pub(crate) extra: serde_json::Value,
 }
 
+/// A checkpoint that does not fit the run resuming from it: `what` differs.
+fn mismatched(path: &Path, what: &str, checkpoint: String, run: String) -> PolicyError {
+    PolicyError::MismatchedCheckpoint {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        checkpoint,
+        run,
+    }
+}
+
+impl Header {
+    /// Checks this header against the run resuming from it (its format version, the
+    /// vocabulary's integrity and, when given, the vocabulary and `hidden` the run would use);
+    /// returns the checkpoint's vocabulary, reindexed.
+    fn check(
+        &self,
+        path: &Path,
+        expected_vocab: Option<&Vocab>,
+        hidden: Option<usize>,
+    ) -> Result<Vocab, PolicyError> {
+        let mismatch = |what: &str, checkpoint, run| mismatched(path, what, checkpoint, run);
+        if self.format != CHECKPOINT_FORMAT {
+            return Err(mismatch(
+                "format version",
+                self.format.to_string(),
+                CHECKPOINT_FORMAT.to_string(),
+            ));
+        }
+        let mut vocab = self.vocab.clone();
+        vocab.reindex();
+        if vocab.fingerprint() != self.vocab_fingerprint {
+            return Err(PolicyError::CorruptCheckpoint {
+                path: path.to_path_buf(),
+                why: "vocabulary does not match its fingerprint".into(),
+            });
+        }
+        if let Some(expected) = expected_vocab
+            && expected.fingerprint() != vocab.fingerprint()
+        {
+            return Err(mismatch(
+                "vocabulary (the scenario or its data differ)",
+                format!(
+                    "{} words, fingerprint {:08x}",
+                    vocab.known_words(),
+                    vocab.fingerprint()
+                ),
+                format!(
+                    "{} words, fingerprint {:08x}",
+                    expected.known_words(),
+                    expected.fingerprint()
+                ),
+            ));
+        }
+        if let Some(h) = hidden
+            && h != self.shape.hidden
+        {
+            return Err(mismatch(
+                "model size (hidden)",
+                self.shape.hidden.to_string(),
+                h.to_string(),
+            ));
+        }
+        Ok(vocab)
+    }
+}
+
 /// Reads a checkpoint and parses its header.
 pub(crate) fn read_with_header(path: &Path) -> Result<(Header, CheckpointParts), PolicyError> {
     let parts = read(path)?;
@@ -242,54 +308,8 @@ impl Trainer {
         hidden: Option<usize>,
     ) -> Result<Self, PolicyError> {
         let (header, parts) = read_with_header(path)?;
-        let mismatch =
-            |what: &str, checkpoint: String, run: String| PolicyError::MismatchedCheckpoint {
-                path: path.to_path_buf(),
-                what: what.to_string(),
-                checkpoint,
-                run,
-            };
-        if header.format != CHECKPOINT_FORMAT {
-            return Err(mismatch(
-                "format version",
-                header.format.to_string(),
-                CHECKPOINT_FORMAT.to_string(),
-            ));
-        }
-        let mut vocab = header.vocab.clone();
-        vocab.reindex();
-        if vocab.fingerprint() != header.vocab_fingerprint {
-            return Err(PolicyError::CorruptCheckpoint {
-                path: path.to_path_buf(),
-                why: "vocabulary does not match its fingerprint".into(),
-            });
-        }
-        if let Some(expected) = expected_vocab
-            && expected.fingerprint() != vocab.fingerprint()
-        {
-            return Err(mismatch(
-                "vocabulary (the scenario or its data differ)",
-                format!(
-                    "{} words, fingerprint {:08x}",
-                    vocab.known_words(),
-                    vocab.fingerprint()
-                ),
-                format!(
-                    "{} words, fingerprint {:08x}",
-                    expected.known_words(),
-                    expected.fingerprint()
-                ),
-            ));
-        }
-        if let Some(h) = hidden
-            && h != header.shape.hidden
-        {
-            return Err(mismatch(
-                "model size (hidden)",
-                header.shape.hidden.to_string(),
-                h.to_string(),
-            ));
-        }
+        let vocab = header.check(path, expected_vocab, hidden)?;
+        let mismatch = |what: &str, checkpoint, run| mismatched(path, what, checkpoint, run);
         let featurizer = Featurizer::new(vocab);
         let shape = NetShape {
             state_dim: featurizer.state_dim(),
