@@ -6,8 +6,8 @@
 //! the offline seed data a method used (the behaviour-cloning warm start, the experience model's
 //! fit), `real_steps` its online real steps.
 
-use crate::record::recorder::Recorder;
 use crate::training::context::{SeedContext, random_success};
+use crate::training::real::{Next, SimToRealPlan};
 use crate::training::synthetic::Switches;
 use anyhow::{Context, Result};
 use dreamgym_buffer::Trajectory;
@@ -238,35 +238,14 @@ impl SeedContext<'_> {
                     .trainer
                     .clone()
                     .context("sim-to-real continues a trained policy; this method kept none")?;
-                let rounds = self.cfg.s2r_rounds.clamp(1, (*iterations).max(1));
-                let in_model = self.cfg.s2r_synthetic_iterations;
-                self.begin_sim_to_real(&mut t, iterations + rounds * in_model);
-                let capture = Recorder::in_memory();
-                let mut real = vec![];
+                let plan = SimToRealPlan::new(self.cfg, *iterations);
+                let run = self.sim_to_real(&mut t, plan, 0, *model_update, true, &mut |_, _| {
+                    Ok(Next::Continue(()))
+                })?;
                 let mut rows = vec![(0, from.result.success)];
-                let mut synthetic = from.result.synthetic_steps;
-                for round in 0..rounds {
-                    let n = iterations * (round + 1) / rounds - iterations * round / rounds;
-                    let offset = rows.last().map_or(0, |r| r.0);
-                    let done = self.train_real(&mut t, n, Some(&capture))?;
-                    rows.extend(done.into_iter().map(|(x, y)| (offset + x, y)));
-                    // the capturing envs are dropped: episodes cut by the round's end are in too
-                    real.extend(capture.take());
-                    if in_model > 0 {
-                        let data = self.with_offline(&real);
-                        let model = if *model_update {
-                            self.refit(&data)?
-                        } else {
-                            self.model(true)?
-                        };
-                        let mut lp = self.synthetic_loop_in(model, &data, Switches::ALL)?;
-                        let before = t.counters().env_steps;
-                        for _ in 0..in_model {
-                            lp.step(&mut t)?;
-                        }
-                        synthetic += t.counters().env_steps - before;
-                    }
-                }
+                rows.extend(run.rows);
+                let real = run.real_episodes;
+                let synthetic = from.result.synthetic_steps + run.synthetic_steps;
                 result.success = self.evaluate(&t)?;
                 result.real_steps = t.counters().env_steps - synthetic;
                 result.offline_steps = from.result.offline_steps;

@@ -7,12 +7,12 @@ use crate::training::checkpointed::Checkpointed;
 use crate::training::config::{MAX_REAL_BUDGET, RunConfig};
 use crate::training::context::SeedContext;
 use crate::training::offline::collect_offline;
+use crate::training::real::{Next, SimToRealPlan};
 use crate::training::synthetic::{Switches, SyntheticLoop};
 use anyhow::{Context, Result, bail};
-use dreamgym_buffer::{JsonlWriter, Provenance};
+use dreamgym_buffer::JsonlWriter;
 use dreamgym_curriculum::Curriculum;
-use dreamgym_policy::{RngState, SelectedDevice, TaskSampler, Trainer, checkpoint_extra};
-use dreamgym_sim::Env;
+use dreamgym_policy::{IterationMetrics, RngState, SelectedDevice, Trainer, checkpoint_extra};
 use dreamgym_sim::model::retrieval::Retrievable;
 use dreamgym_sim::policy::ExpertFaults;
 use serde::{Deserialize, Serialize};
@@ -67,8 +67,10 @@ impl ExperimentConfig {
                 allowed: format!("at most {MAX_REAL_BUDGET} real steps"),
             });
         }
-        // the checkpointed sim-to-real phase here is one round without model iterations (the
-        // rounds with a refit model are `dreamgym run`'s): settings it would ignore are refused
+        // sim-to-real here is `dreamgym run`'s procedure, checkpointed every iteration: in one
+        // round without model iterations, since a run stopped inside rounds with a refit model
+        // could not resume (their real episodes are not in the checkpoint); settings it would
+        // ignore are refused
         if self.run.s2r_rounds != 1 || self.run.s2r_synthetic_iterations != 0 {
             return Err(crate::support::ron_file::RangeError {
                 field: "run.s2r_rounds / run.s2r_synthetic_iterations".into(),
@@ -76,7 +78,7 @@ impl ExperimentConfig {
                     "{} / {}",
                     self.run.s2r_rounds, self.run.s2r_synthetic_iterations
                 ),
-                allowed: "1 / 0 in `dreamgym train` (its sim-to-real is one real phase; \
+                allowed: "1 / 0 in `dreamgym train` (resumable sim-to-real is one real round; \
                           `dreamgym run` does rounds with model iterations)"
                     .into(),
             });
@@ -316,16 +318,7 @@ pub fn train(
             },
         )
     };
-    let finished = iterate(
-        cfg,
-        &ctx,
-        &factory,
-        &mut lp,
-        &mut trainer,
-        &mut phase,
-        out,
-        opts,
-    )?;
+    let finished = iterate(cfg, &ctx, &mut lp, &mut trainer, &mut phase, out, opts)?;
     if finished {
         write_eval(cfg, &ctx, &lp, &trainer, &phase, out)?;
     }
@@ -344,7 +337,6 @@ pub fn train(
 fn iterate(
     cfg: &ExperimentConfig,
     ctx: &SeedContext<'_>,
-    factory: &EnvFactory,
     lp: &mut SyntheticLoop,
     trainer: &mut Trainer,
     phase: &mut Phase,
@@ -361,60 +353,75 @@ fn iterate(
         opts.quiet,
         opts.stop_after,
     )?;
-    let mut real_envs: Vec<Box<dyn Env>> = vec![];
-    let real_split = TaskSampler::train(ctx.spec.clone());
-    loop {
+    // the synthetic phase
+    while trainer.counters().iteration < cfg.run.iterations && !phase.s2r_started {
         if run.stopped() {
             run.finish();
             return Ok(false);
         }
-        let it = trainer.counters().iteration;
-        let m = if it < cfg.run.iterations && !phase.s2r_started {
-            let m = lp.step(trainer)?;
-            phase.synthetic_steps = trainer.counters().env_steps;
-            m
-        } else if s2r_iters > 0 {
-            if !phase.s2r_started {
-                ctx.begin_sim_to_real(trainer, s2r_iters);
-                phase.s2r_started = true;
-            }
-            if trainer.finished() {
-                break;
-            }
-            if real_envs.is_empty() {
-                // (on a fresh start and on a resume inside this phase alike)
-                ctx.record_as("dreamgym_s2r");
-                real_envs = (0..ctx.policy.num_envs)
-                    .map(|_| ctx.recorded(factory.open(), Provenance::Real))
-                    .collect();
-            }
-            ctx.tell_recording(trainer);
-            trainer.iterate(&mut real_envs, &real_split)?
-        } else {
-            break;
-        };
-        let line = format!(
-            "it {:>4} {} success {:.2} return {:.2}",
-            m.iteration,
-            if phase.s2r_started { "real " } else { "model" },
-            m.success,
-            m.mean_return
-        );
-        // the buffer as of this iteration (its episodes in play recorded as abandoned), durable
-        // before the checkpoint that names its length
-        let (s2r_started, synthetic_steps) = (phase.s2r_started, phase.synthetic_steps);
-        run.commit(
-            trainer,
-            &m,
-            || {
-                let buffer_bytes = ctx.sync_recording()?;
-                Ok(loop_state(lp, s2r_started, synthetic_steps, buffer_bytes))
-            },
-            &line,
-        )?;
+        let m = lp.step(trainer)?;
+        phase.synthetic_steps = trainer.counters().env_steps;
+        commit(&mut run, ctx, lp, trainer, phase, &m)?;
     }
+    let stopped = run.stopped();
+    if stopped || s2r_iters == 0 {
+        run.finish();
+        return Ok(!stopped);
+    }
+    // sim-to-real, the same procedure as `dreamgym run`'s (one round here: see `validate`);
+    // resumed inside it, the iterations the checkpoint holds are not redone
+    let done = if phase.s2r_started {
+        let left = trainer
+            .config()
+            .iterations
+            .saturating_sub(trainer.counters().iteration);
+        s2r_iters.saturating_sub(left)
+    } else {
+        0
+    };
+    phase.s2r_started = true;
+    ctx.record_as("dreamgym_s2r");
+    let plan = SimToRealPlan::new(&cfg.run, s2r_iters);
+    let s2r = ctx.sim_to_real(trainer, plan, done, true, false, &mut |t, m| {
+        commit(&mut run, ctx, lp, t, phase, m)?;
+        Ok(if run.stopped() {
+            Next::Break(())
+        } else {
+            Next::Continue(())
+        })
+    })?;
     run.finish();
-    Ok(true)
+    Ok(!s2r.stopped)
+}
+
+/// Commits iteration `m` (see [`Checkpointed::commit`]): the buffer as of this iteration (its
+/// episodes in play recorded as abandoned) is durable before the checkpoint that names its
+/// length.
+fn commit(
+    run: &mut Checkpointed,
+    ctx: &SeedContext<'_>,
+    lp: &SyntheticLoop,
+    trainer: &Trainer,
+    phase: &Phase,
+    m: &IterationMetrics,
+) -> Result<()> {
+    let line = format!(
+        "it {:>4} {} success {:.2} return {:.2}",
+        m.iteration,
+        if phase.s2r_started { "real " } else { "model" },
+        m.success,
+        m.mean_return
+    );
+    let (s2r_started, synthetic_steps) = (phase.s2r_started, phase.synthetic_steps);
+    run.commit(
+        trainer,
+        m,
+        || {
+            let buffer_bytes = ctx.sync_recording()?;
+            Ok(loop_state(lp, s2r_started, synthetic_steps, buffer_bytes))
+        },
+        &line,
+    )
 }
 
 /// Evaluates the finished learner on held-out real episodes and writes `out/eval.json` (the
