@@ -73,6 +73,31 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         methods["dreamgym"]["real_steps"], 0,
         "dreamgym uses no online real steps"
     );
+    // what the policy exploits: the model→real gap and the model's fidelity on the policy's own
+    // held-out evaluation episodes, per seed, for every method trained in the model
+    for key in [
+        "dreamgym",
+        "dreamgym_without_retrieval",
+        "dreamgym_without_reasoning",
+        "dreamgym_without_curriculum",
+    ] {
+        let seed = &methods[key]["seeds"][0];
+        let gap = seed["model_real_gap"].as_f64().unwrap();
+        let want = seed["model_success"].as_f64().unwrap() - seed["success"].as_f64().unwrap();
+        assert!((gap - want).abs() < 1e-5, "{key}: gap {gap} vs {want}");
+        let f = &seed["on_policy"];
+        assert!(f["transitions"].as_u64().unwrap() >= 100, "{key}: {f}");
+        for field in ["next_state_exact", "reward_accuracy", "false_success_rate"] {
+            let x = f[field].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{key}.{field} = {x}");
+        }
+    }
+    for key in ["real_only", "offline_bc", "random", "dreamgym_s2r"] {
+        let seed = &methods[key]["seeds"][0];
+        assert!(seed.get("model_real_gap").is_none(), "{key}: {seed}");
+        assert!(seed.get("on_policy").is_none(), "{key}: {seed}");
+    }
+    assert!(html.contains("model→real gap"), "the report shows the gap");
     assert!(methods["dreamgym"]["synthetic_steps"].as_u64().unwrap() > 0);
     assert!(methods["dreamgym"]["offline_steps"].as_u64().unwrap() > 0);
     let real_only = methods["real_only"]["real_steps"].as_u64().unwrap();

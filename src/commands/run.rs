@@ -129,18 +129,19 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     crate::report::run::write(out, &summary)?;
     println!(
-        "{:<32}{:>9}{:>20}{:>12}{:>12}{:>12}",
-        "method", "success", "95% CI", "real", "offline", "synthetic"
+        "{:<32}{:>9}{:>20}{:>12}{:>12}{:>12}{:>12}",
+        "method", "success", "95% CI", "real", "offline", "synthetic", "model→real"
     );
     for (name, m) in &summary.methods {
         println!(
-            "{:<32}{:>9.3}{:>20}{:>12}{:>12}{:>12}",
+            "{:<32}{:>9.3}{:>20}{:>12}{:>12}{:>12}{:>12}",
             name,
             m.success,
             format!("[{:.3}, {:.3}]", m.ci_low, m.ci_high),
             m.real_steps,
             m.offline_steps,
-            m.synthetic_steps
+            m.synthetic_steps,
+            crate::report::run::model_real_gap(m)
         );
     }
     if let Some(line) = crate::report::run::expert_faults_line(&summary.offline) {

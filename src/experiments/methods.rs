@@ -6,6 +6,7 @@
 //! the offline seed data a method used (the behaviour-cloning warm start, the experience model's
 //! fit), `real_steps` its online real steps.
 
+use crate::training::config::ExperienceModelKind;
 use crate::training::context::{SeedContext, random_success};
 use crate::training::real::{Next, SimToRealPlan};
 use crate::training::synthetic::Switches;
@@ -13,7 +14,9 @@ use anyhow::{Context, Result};
 use dreamgym_buffer::Trajectory;
 use dreamgym_curriculum::DifficultyPoint;
 use dreamgym_policy::Trainer;
+use dreamgym_sim::model::ExperienceModel;
 use dreamgym_sim::model::env::FailureCounts;
+use dreamgym_sim::model::fidelity;
 use serde::Serialize;
 
 /// One method on one seed.
@@ -39,6 +42,42 @@ pub struct SeedResult {
     /// dead-end states), which ended their synthetic episodes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_failures: Option<FailureCounts>,
+    /// For methods trained in the experience model: `model_success` minus held-out real
+    /// `success`, the model→real gap (far above 0: the policy found a model error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_real_gap: Option<f32>,
+    /// For methods trained in a native experience model: that model scored on the trained
+    /// policy's own held-out evaluation episodes (already played: no extra real steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_policy: Option<OnPolicyFidelity>,
+}
+
+/// The experience model's fidelity on the states the trained policy reaches in the real env
+/// (its held-out evaluation episodes), where fidelity on behaviour data cannot see what the
+/// policy exploits. Reported, never tuned on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct OnPolicyFidelity {
+    /// Transitions scored.
+    pub transitions: usize,
+    /// Share predicted with exactly the real next state's lines.
+    pub next_state_exact: f64,
+    /// Share predicted with the real reward.
+    pub reward_accuracy: f64,
+    /// Share of the real non-success steps the model predicted as a success.
+    pub false_success_rate: f64,
+}
+
+impl OnPolicyFidelity {
+    /// `model` (fit on `train`, retrieving from it) scored on `episodes`.
+    pub fn of(model: &dyn ExperienceModel, train: &[Trajectory], episodes: &[Trajectory]) -> Self {
+        let all = fidelity::evaluate(model, train, episodes, 0.99).all;
+        Self {
+            transitions: all.transitions,
+            next_state_exact: all.next_state_exact,
+            reward_accuracy: all.reward_accuracy,
+            false_success_rate: all.false_success_rate,
+        }
+    }
 }
 
 /// `rows` averaged into at most `points` points (each the mean of its stretch, at the stretch's
@@ -176,6 +215,8 @@ impl SeedContext<'_> {
             synthetic_steps: 0,
             curve: vec![],
             model_success: None,
+            model_real_gap: None,
+            on_policy: None,
             model_failures: None,
         };
         let played = |result, trainer, curriculum| {
@@ -216,7 +257,18 @@ impl SeedContext<'_> {
             }
             Method::DreamGym(sw) => {
                 let run = self.train_synthetic(*sw)?;
-                result.success = self.evaluate(&run.trainer)?;
+                let (success, episodes) = self.evaluate_episodes(&run.trainer)?;
+                result.success = success;
+                result.model_real_gap = Some(run.model_success - success);
+                // (an LLM model would be asked once per evaluation step: left out)
+                if self.cfg.experience_model == ExperienceModelKind::Native {
+                    let model = self.model(sw.reasoning)?;
+                    result.on_policy = Some(OnPolicyFidelity::of(
+                        model.as_ref(),
+                        &self.offline,
+                        &episodes,
+                    ));
+                }
                 result.offline_steps = offline;
                 result.synthetic_steps = run.synthetic_steps;
                 result.curve = vec![(0, result.success)];

@@ -18,6 +18,30 @@ fn model_success(m: &crate::experiments::run::MethodSummary) -> String {
     }
 }
 
+/// The mean model→real gap over the seeds (`-` for methods not trained in a model).
+pub(crate) fn model_real_gap(m: &crate::experiments::run::MethodSummary) -> String {
+    let xs: Vec<f32> = m.seeds.iter().filter_map(|r| r.model_real_gap).collect();
+    if xs.is_empty() {
+        "-".into()
+    } else {
+        format!("{:+.3}", xs.iter().sum::<f32>() / xs.len() as f32)
+    }
+}
+
+/// The mean on-policy next-state exact and false success over the seeds (`-` where none).
+fn on_policy(m: &crate::experiments::run::MethodSummary) -> String {
+    let xs: Vec<_> = m.seeds.iter().filter_map(|r| r.on_policy).collect();
+    if xs.is_empty() {
+        return "-".into();
+    }
+    let n = xs.len() as f64;
+    format!(
+        "{:.3} / {:.3}",
+        xs.iter().map(|f| f.next_state_exact).sum::<f64>() / n,
+        xs.iter().map(|f| f.false_success_rate).sum::<f64>() / n
+    )
+}
+
 /// The fidelity figures shown, each with what it means.
 const FIDELITY_ROWS: [(&str, &str); 8] = [
     (
@@ -102,11 +126,11 @@ pub fn expert_faults_line(offline: &serde_json::Value) -> Option<String> {
 
 /// The held-out success of every method, with its interval and the interactions it used.
 fn success_table(out: &mut String, s: &RunSummary) {
-    out.push_str("<h2>Held-out success</h2><table><tr><th>method</th><th>success</th><th>95% CI</th><th>online real steps</th><th>offline real steps</th><th>synthetic steps</th><th>training success in the model</th></tr>");
+    out.push_str("<h2>Held-out success</h2><table><tr><th>method</th><th>success</th><th>95% CI</th><th>online real steps</th><th>offline real steps</th><th>synthetic steps</th><th>training success in the model</th><th>model→real gap</th><th>on-policy fidelity: next-state exact / false success</th></tr>");
     for (name, m) in &s.methods {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{:.3}</td><td>[{:.3}, {:.3}]</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(name),
             m.success,
             m.ci_low,
@@ -114,10 +138,12 @@ fn success_table(out: &mut String, s: &RunSummary) {
             m.real_steps,
             m.offline_steps,
             m.synthetic_steps,
-            model_success(m)
+            model_success(m),
+            model_real_gap(m),
+            on_policy(m)
         );
     }
-    out.push_str("</table>");
+    out.push_str("</table><p>The model→real gap is success inside the model (last 5 iterations) minus held-out real success: far above 0, the policy found a model error. On-policy fidelity scores the model on the trained policy's own held-out evaluation episodes (no extra real steps).</p>");
 }
 
 /// Training success against online real interactions per seed, and the first seed's

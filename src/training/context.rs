@@ -224,6 +224,34 @@ impl SeedContext<'_> {
             .success)
     }
 
+    /// [`Self::evaluate`], also returning the evaluation episodes played (the same episodes:
+    /// capturing them changes nothing the policy or the env sees), for scoring the experience
+    /// model on the trained policy's own states (on-policy fidelity, no extra real steps).
+    pub(crate) fn evaluate_episodes(&self, trainer: &Trainer) -> Result<(f32, Vec<Trajectory>)> {
+        let held = TaskSampler::held_out(self.spec.clone());
+        let capture = Recorder::in_memory();
+        let mut env: Box<dyn Env> = Box::new(RecordingEnv::new(
+            self.factory.open(),
+            capture.clone(),
+            Provenance::Real,
+            BTreeMap::new(),
+            IterationClock::default(),
+            None,
+        ));
+        let success = trainer
+            .evaluate(
+                env.as_mut(),
+                &held,
+                self.cfg.eval_episodes,
+                false,
+                self.seed ^ 0xe7a1,
+            )?
+            .success;
+        // dropped: an episode the evaluation cut is handed over too
+        drop(env);
+        Ok((success, capture.take()))
+    }
+
     /// Record what happens in the episodes of `env` (as the method set by [`Self::record_as`]),
     /// when the run records.
     pub(crate) fn recorded(&self, env: Box<dyn Env>, provenance: Provenance) -> Box<dyn Env> {
