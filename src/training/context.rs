@@ -98,6 +98,19 @@ pub fn random_success(
     Ok(wins as f32 / episodes.max(1) as f32)
 }
 
+/// `env` (a real env) with its episodes handed to `capture` as well (an in-memory recorder:
+/// sim-to-real's real episodes, the evaluation's episodes).
+pub(crate) fn captured(env: Box<dyn Env>, capture: &Recorder) -> Box<dyn Env> {
+    Box::new(RecordingEnv::new(
+        env,
+        capture.clone(),
+        Provenance::Real,
+        BTreeMap::new(),
+        IterationClock::default(),
+        None,
+    ))
+}
+
 impl<'a> SeedContext<'a> {
     /// The context of `seed` with its `offline` seed data: the task of `cfg`, the learner's
     /// settings with this seed, the vocabulary of the offline data; with `recording`, what the
@@ -211,11 +224,15 @@ impl SeedContext<'_> {
     }
 
     pub(crate) fn evaluate(&self, trainer: &Trainer) -> Result<f32> {
+        self.evaluate_in(trainer, self.factory.open().as_mut())
+    }
+
+    /// [`Self::evaluate`] in `env`.
+    fn evaluate_in(&self, trainer: &Trainer, env: &mut dyn Env) -> Result<f32> {
         let held = TaskSampler::held_out(self.spec.clone());
-        let mut env = self.factory.open();
         Ok(trainer
             .evaluate(
-                env.as_mut(),
+                env,
                 &held,
                 self.cfg.eval_episodes,
                 false,
@@ -228,25 +245,9 @@ impl SeedContext<'_> {
     /// capturing them changes nothing the policy or the env sees), for scoring the experience
     /// model on the trained policy's own states (on-policy fidelity, no extra real steps).
     pub(crate) fn evaluate_episodes(&self, trainer: &Trainer) -> Result<(f32, Vec<Trajectory>)> {
-        let held = TaskSampler::held_out(self.spec.clone());
         let capture = Recorder::in_memory();
-        let mut env: Box<dyn Env> = Box::new(RecordingEnv::new(
-            self.factory.open(),
-            capture.clone(),
-            Provenance::Real,
-            BTreeMap::new(),
-            IterationClock::default(),
-            None,
-        ));
-        let success = trainer
-            .evaluate(
-                env.as_mut(),
-                &held,
-                self.cfg.eval_episodes,
-                false,
-                self.seed ^ 0xe7a1,
-            )?
-            .success;
+        let mut env = captured(self.factory.open(), &capture);
+        let success = self.evaluate_in(trainer, env.as_mut())?;
         // dropped: an episode the evaluation cut is handed over too
         drop(env);
         Ok((success, capture.take()))

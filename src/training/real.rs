@@ -2,16 +2,14 @@
 //! model continued on real training instances, [`SeedContext::sim_to_real`]: the one procedure
 //! `run`, `efficiency` and `train` use), with the real episodes recorded.
 
-use crate::record::env::{IterationClock, RecordingEnv};
 use crate::record::recorder::Recorder;
 use crate::training::config::RunConfig;
-use crate::training::context::SeedContext;
+use crate::training::context::{SeedContext, captured};
 use crate::training::synthetic::Switches;
 use anyhow::Result;
 use dreamgym_buffer::{Provenance, Trajectory};
 use dreamgym_policy::{IterationMetrics, TaskSampler, Trainer};
 use dreamgym_sim::Env;
-use std::collections::BTreeMap;
 
 impl SeedContext<'_> {
     /// Prepares `trainer` (trained in the model) for `iterations` of sim-to-real: a fresh
@@ -187,14 +185,7 @@ impl SeedContext<'_> {
             .map(|_| {
                 let env = self.recorded(self.factory.open(), Provenance::Real);
                 match capture {
-                    Some(c) => Box::new(RecordingEnv::new(
-                        env,
-                        c.clone(),
-                        Provenance::Real,
-                        BTreeMap::new(),
-                        IterationClock::default(),
-                        None,
-                    )) as Box<dyn Env>,
+                    Some(c) => captured(env, c),
                     None => env,
                 }
             })
