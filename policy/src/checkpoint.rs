@@ -177,6 +177,14 @@ fn mismatched(path: &Path, what: &str, checkpoint: String, run: String) -> Polic
     }
 }
 
+/// A network or optimizer record of the checkpoint at `path` that burn could not write or read.
+fn record_error(path: &Path, e: burn::store::RecordError) -> PolicyError {
+    PolicyError::Record {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    }
+}
+
 impl Header {
     /// Checks this header against the run resuming from it (its format version, the
     /// vocabulary's integrity and, when given, the vocabulary and `hidden` the run would use);
@@ -279,10 +287,7 @@ impl Trainer {
             reference: self.reference.is_some(),
             extra,
         };
-        let record_err = |e: burn::store::RecordError| PolicyError::Record {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        };
+        let record_err = |e| record_error(path, e);
         let model = self
             .net
             .clone()
@@ -324,10 +329,7 @@ impl Trainer {
             ));
         }
         let ad = device.autodiff();
-        let record_err = |e: burn::store::RecordError| PolicyError::Record {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        };
+        let record_err = |e| record_error(path, e);
         let record =
             ModuleRecord::from_bytes(Bytes::from_bytes_vec(parts.model)).map_err(record_err)?;
         // (drawing throwaway initial weights uses the shared RNG too: not while another thread

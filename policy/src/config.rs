@@ -215,27 +215,27 @@ impl TrainConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn steps_per_iteration_is_ppos_rollout_and_grpos_episodes() {
-        let ppo = super::TrainConfig {
+        let ppo = TrainConfig {
             num_envs: 4,
             num_steps: 64,
             ..Default::default()
         };
         assert_eq!(ppo.steps_per_iteration(17.0), 256.0);
-        let grpo = super::TrainConfig {
+        let grpo = TrainConfig {
             groups: 3,
             group_size: 5,
             num_steps: 64,
-            ..super::TrainConfig::grpo()
+            ..TrainConfig::grpo()
         };
         // 15 episodes of 12 steps: num_steps plays no part
         assert_eq!(grpo.steps_per_iteration(12.0), 180.0);
         // a degenerate estimate still gives a step per episode
         assert_eq!(grpo.steps_per_iteration(0.0), 15.0);
     }
-
-    use super::*;
 
     #[test]
     fn the_optimizer_is_configurable_and_checked() {

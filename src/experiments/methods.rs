@@ -248,7 +248,9 @@ impl SeedContext<'_> {
             Method::RealOnly { iterations } => {
                 let mut t = self.start(false)?;
                 t.extend(*iterations);
-                let rows = self.train_real(&mut t, *iterations, None)?;
+                let (rows, _) = self.train_real(&mut t, *iterations, None, &mut |_, _| {
+                    Ok(Next::Continue(()))
+                })?;
                 result.success = self.evaluate(&t)?;
                 result.real_steps = t.counters().env_steps;
                 result.offline_steps = if self.cfg.bc_warm_start { offline } else { 0 };

@@ -105,17 +105,12 @@ struct LoopState {
     buffer_bytes: Option<u64>,
 }
 
-fn loop_state(
-    lp: &SyntheticLoop,
-    s2r_started: bool,
-    synthetic_steps: u64,
-    buffer_bytes: Option<u64>,
-) -> serde_json::Value {
+fn loop_state(lp: &SyntheticLoop, phase: &Phase, buffer_bytes: Option<u64>) -> serde_json::Value {
     serde_json::to_value(LoopState {
         curriculum: lp.pool.clone(),
         rng: RngState::of(&lp.rng),
-        s2r_started,
-        synthetic_steps,
+        s2r_started: phase.s2r_started,
+        synthetic_steps: phase.synthetic_steps,
         buffer_bytes,
     })
     .expect("loop state serialises")
@@ -412,14 +407,10 @@ fn commit(
         m.success,
         m.mean_return
     );
-    let (s2r_started, synthetic_steps) = (phase.s2r_started, phase.synthetic_steps);
     run.commit(
         trainer,
         m,
-        || {
-            let buffer_bytes = ctx.sync_recording()?;
-            Ok(loop_state(lp, s2r_started, synthetic_steps, buffer_bytes))
-        },
+        || Ok(loop_state(lp, phase, ctx.sync_recording()?)),
         &line,
     )
 }

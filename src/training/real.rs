@@ -21,14 +21,16 @@ impl SeedContext<'_> {
 
     /// Trains `trainer` for `iterations` iterations in the real env (training instances; set
     /// its schedule first with `Trainer::extend` or [`Self::begin_sim_to_real`]); returns
-    /// (online real steps so far in this call, training success) per iteration. With `capture`,
-    /// the episodes played there are handed to it too.
+    /// (online real steps so far in this call, training success) per iteration, and whether
+    /// `after_each`, which sees every iteration, stopped it. With `capture`, the episodes played
+    /// are handed to it too (all of them once this returns: its envs are dropped here).
     pub(crate) fn train_real(
         &self,
         trainer: &mut Trainer,
         iterations: usize,
         capture: Option<&Recorder>,
-    ) -> Result<Vec<(u64, f32)>> {
+        after_each: &mut dyn FnMut(&Trainer, &IterationMetrics) -> Result<Next>,
+    ) -> Result<(Vec<(u64, f32)>, bool)> {
         let mut envs = self.real_envs(capture);
         let sampler = TaskSampler::train(self.spec.clone());
         let start_steps = trainer.counters().env_steps;
@@ -41,8 +43,11 @@ impl SeedContext<'_> {
             self.progress
                 .iteration(i + 1, iterations, m.env_steps - steps);
             steps = m.env_steps;
+            if after_each(trainer, &m)?.is_break() {
+                return Ok((rows, true));
+            }
         }
-        Ok(rows)
+        Ok((rows, false))
     }
 }
 
@@ -132,47 +137,41 @@ impl SeedContext<'_> {
             synthetic_steps: 0,
             stopped: false,
         };
-        let start_steps = trainer.counters().env_steps;
         for round in 0..plan.rounds {
+            // rows count online real steps across the rounds
+            let offset = run.rows.last().map_or(0, |r| r.0);
             let n = plan.real_in_round(round).saturating_sub(done);
-            let mut envs = self.real_envs(capture.as_ref());
-            let sampler = TaskSampler::train(self.spec.clone());
-            let mut steps = trainer.counters().env_steps;
-            for i in 0..n {
-                self.tell_recording(trainer);
-                let m = trainer.iterate(&mut envs, &sampler)?;
-                run.rows
-                    .push((m.env_steps - start_steps - run.synthetic_steps, m.success));
-                self.progress.iteration(i + 1, n, m.env_steps - steps);
-                steps = m.env_steps;
-                if after_each(trainer, &m)?.is_break() {
-                    run.stopped = true;
-                    return Ok(run);
-                }
-            }
-            // the capturing envs are dropped: episodes cut by the round's end are in too
-            drop(envs);
+            let (rows, stopped) = self.train_real(trainer, n, capture.as_ref(), after_each)?;
+            run.rows
+                .extend(rows.into_iter().map(|(x, y)| (offset + x, y)));
             if let Some(c) = &capture {
                 run.real_episodes.extend(c.take());
             }
-            if plan.in_model > 0 {
-                let data = self.with_offline(&run.real_episodes);
-                let model = if model_update {
-                    self.refit(&data)?
-                } else {
-                    self.model(true)?
-                };
-                let mut lp = self.synthetic_loop_in(model, &data, Switches::ALL)?;
-                let before = trainer.counters().env_steps;
-                for _ in 0..plan.in_model {
-                    let m = lp.step(trainer)?;
-                    if after_each(trainer, &m)?.is_break() {
-                        run.synthetic_steps += trainer.counters().env_steps - before;
-                        run.stopped = true;
-                        return Ok(run);
-                    }
+            if stopped {
+                run.stopped = true;
+                return Ok(run);
+            }
+            if plan.in_model == 0 {
+                continue;
+            }
+            let data = self.with_offline(&run.real_episodes);
+            let model = if model_update {
+                self.refit(&data)?
+            } else {
+                self.model(true)?
+            };
+            let mut lp = self.synthetic_loop_in(model, &data, Switches::ALL)?;
+            let before = trainer.counters().env_steps;
+            for _ in 0..plan.in_model {
+                let m = lp.step(trainer)?;
+                if after_each(trainer, &m)?.is_break() {
+                    run.stopped = true;
+                    break;
                 }
-                run.synthetic_steps += trainer.counters().env_steps - before;
+            }
+            run.synthetic_steps += trainer.counters().env_steps - before;
+            if run.stopped {
+                return Ok(run);
             }
         }
         Ok(run)
