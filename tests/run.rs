@@ -55,6 +55,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_retrieval",
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
+        "dreamgym_deterministic_model",
         "random",
     ] {
         let m = &methods[key];
@@ -80,6 +81,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_retrieval",
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
+        "dreamgym_deterministic_model",
     ] {
         let seed = &methods[key]["seeds"][0];
         let gap = seed["model_real_gap"].as_f64().unwrap();
@@ -137,6 +139,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_retrieval",
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
+        "dreamgym_deterministic_model",
     ] {
         assert_eq!(
             n(m, "synthetic"),
@@ -144,7 +147,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
             "{m}: {by_method:?}"
         );
     }
-    assert_eq!(by_method.len(), 7, "{by_method:?}");
+    assert_eq!(by_method.len(), 8, "{by_method:?}");
     let synthetic = buf
         .iter()
         .find(|(_, r)| r.provenance() == dreamgym_buffer::Provenance::Synthetic)

@@ -99,7 +99,7 @@ pub(crate) fn curve_of(rows: &[(u64, f32)], points: usize) -> Vec<(u64, f32)> {
 }
 
 /// The ablations of `dreamgym run`, by name.
-pub(crate) const ABLATIONS: [(&str, Switches); 3] = [
+pub(crate) const ABLATIONS: [(&str, Switches); 4] = [
     (
         "dreamgym_without_retrieval",
         Switches {
@@ -118,6 +118,13 @@ pub(crate) const ABLATIONS: [(&str, Switches); 3] = [
         "dreamgym_without_curriculum",
         Switches {
             curriculum: false,
+            ..Switches::ALL
+        },
+    ),
+    (
+        "dreamgym_deterministic_model",
+        Switches {
+            sampled_world: false,
             ..Switches::ALL
         },
     ),

@@ -16,6 +16,7 @@ use dreamgym_curriculum::DifficultyPoint;
 use dreamgym_policy::{SelectedDevice, TaskSampler};
 use dreamgym_sim::model::fidelity;
 use dreamgym_sim::model::retrieval::{Retrievable, RetrievalMode};
+use dreamgym_sim::model::world::WorldPrior;
 use dreamgym_sim::policy::ExpertFaults;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -235,12 +236,20 @@ fn heldout_fidelity(
         faults,
     )?;
     let model = ctx.model(true)?;
-    let fidelity = serde_json::to_value(fidelity::evaluate(
+    let mut fidelity = serde_json::to_value(fidelity::evaluate(
         model.as_ref(),
         &ctx.offline,
         &heldout,
         0.99,
     ))?;
+    // the sampled world's prior: where held-out instances' objects were, and the mass it gave
+    if let Some(f) = fidelity.as_object_mut() {
+        let prior = WorldPrior::fit(&ctx.offline);
+        f.insert(
+            "world_prior".into(),
+            serde_json::to_value(prior.score(&heldout))?,
+        );
+    }
     Ok((heldout, fidelity))
 }
 

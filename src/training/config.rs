@@ -96,6 +96,13 @@ pub struct RunConfig {
     /// Reward penalty for the model's uncertainty: each synthetic step pays `uncertainty_penalty`
     /// x (1 - the model's confidence) less (MOPO-style; 0: none). In [0, 1].
     pub uncertainty_penalty: f32,
+    /// Sample what the data leave open (what a place holds on an instance without real evidence
+    /// of its own) once per synthetic episode, instead of the model's majority outcome
+    /// (`dreamgym_sim::model::world`); `dreamgym_deterministic_model` is the run without.
+    pub sampled_world: bool,
+    /// With `sampled_world`: the probability that a synthetic episode of a training instance
+    /// ignores the instance's own real evidence and plays a sampled world. In [0, 1].
+    pub evidence_dropout: f64,
     /// Expand the curriculum pool every this many iterations.
     pub expand_every: usize,
     /// Held-out evaluation episodes per method and seed.
@@ -190,6 +197,13 @@ impl RunConfig {
                 "a reward penalty in [0, 1]",
             );
         }
+        if !share(self.evidence_dropout) {
+            return bad(
+                "evidence_dropout",
+                self.evidence_dropout.to_string(),
+                "a probability in [0, 1]",
+            );
+        }
         if !(self.s2r_lr_scale.is_finite() && self.s2r_lr_scale > 0.0 && self.s2r_lr_scale <= 10.0)
         {
             return bad(
@@ -258,6 +272,8 @@ impl Default for RunConfig {
             s2r_synthetic_iterations: 0,
             curriculum: CurriculumConfig::default(),
             uncertainty_penalty: 0.0,
+            sampled_world: true,
+            evidence_dropout: 0.5,
             expand_every: 5,
             eval_episodes: 100,
             fidelity_episodes: 40,

@@ -14,9 +14,10 @@ use dreamgym_policy::{TaskSampler, Trainer};
 use dreamgym_sim::Env;
 use dreamgym_sim::model::ExperienceModel;
 use dreamgym_sim::model::env::{
-    EpisodeSink, FailureCounts, ModelEnv, ModelFailures, SharedRetrieval,
+    EpisodeSink, FailureCounts, ModelEnv, ModelFailures, SharedRetrieval, WorldSampling,
 };
 use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
+use dreamgym_sim::model::world::WorldPrior;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, RwLock};
@@ -30,6 +31,8 @@ pub struct Switches {
     pub curriculum: bool,
     /// The model is shown real transitions of the instance being played (`RunConfig::retrieval`).
     pub retrieval: bool,
+    /// What the data leave open is sampled per episode (`RunConfig::sampled_world`).
+    pub sampled_world: bool,
 }
 
 impl Switches {
@@ -38,6 +41,7 @@ impl Switches {
         reasoning: true,
         curriculum: true,
         retrieval: true,
+        sampled_world: true,
     };
 }
 
@@ -172,9 +176,10 @@ impl SeedContext<'_> {
         model: Arc<dyn ExperienceModel>,
         real: &[Trajectory],
         extra_starts: &[(dreamgym_buffer::Task, Observation)],
-        retrieval: bool,
+        sw: Switches,
         failures: &Arc<ModelFailures>,
     ) -> (Vec<Box<dyn Env>>, Option<RetainedEpisodes>) {
+        let retrieval = sw.retrieval;
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
         let max_steps = self
@@ -205,11 +210,21 @@ impl SeedContext<'_> {
         // which fit of the model played an episode: the real transitions it was fit on (the
         // offline data, and after each sim-to-real round its real episodes too)
         let fit = [("model_fit".to_string(), steps_of(real).to_string())];
+        // what the data leave open, drawn per episode (one prior for the loop's envs)
+        let prior =
+            (sw.sampled_world && self.cfg.sampled_world).then(|| Arc::new(WorldPrior::fit(real)));
         let envs = (0..self.cfg.synthetic_envs.max(1))
-            .map(|_| {
+            .map(|k| {
                 let mut m = ModelEnv::with_retrieval(model.clone(), real, max_steps, index.clone());
                 m.count_failures_in(failures.clone());
                 m.set_uncertainty_penalty(self.cfg.uncertainty_penalty);
+                if let Some(prior) = &prior {
+                    m.sample_worlds(WorldSampling {
+                        prior: prior.clone(),
+                        evidence_dropout: self.cfg.evidence_dropout,
+                        seed: self.seed ^ (k as u64).wrapping_mul(0x2545_f491_4f6c_dd1d),
+                    });
+                }
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
                 }
@@ -238,11 +253,7 @@ impl SeedContext<'_> {
         sw: Switches,
     ) -> Result<SyntheticLoop> {
         // `sw.reasoning` chose `model`; the loop plays what it is given
-        let Switches {
-            curriculum,
-            retrieval,
-            ..
-        } = sw;
+        let Switches { curriculum, .. } = sw;
         // the curriculum's seed tasks: every (template, difficulty) family of the offline data
         let families = offline_families(&self.offline);
         // an LLM experience model writes the curriculum's tasks itself (the paper's M_task);
@@ -260,7 +271,7 @@ impl SeedContext<'_> {
         let failures = Arc::new(ModelFailures::with_limit(f64::from(
             self.cfg.max_model_failure_share,
         )));
-        let (envs, retained) = self.model_envs(model, real, &starts, retrieval, &failures);
+        let (envs, retained) = self.model_envs(model, real, &starts, sw, &failures);
         Ok(SyntheticLoop {
             envs,
             pool: Curriculum::new(self.cfg.curriculum, families),

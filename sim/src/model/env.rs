@@ -25,13 +25,23 @@
 //! [`ModelEnv::keep_episodes_in`] hands every synthetic episode that ends (done or truncated;
 //! never one cut by a rejected prediction) to a sink, from which a loop whose retrieval admits
 //! synthetic episodes adds them to the shared index between iterations.
+//!
+//! **Sampled worlds** ([`ModelEnv::sample_worlds`], issue 31): what a place holds is hidden
+//! until the agent arrives, and an instance's real data show only the places its episodes
+//! visited. Where they are silent — or, with probability `evidence_dropout`, for the whole
+//! episode, so that a training instance is no easier than a new one — the episode plays a world
+//! drawn from [`super::world::WorldPrior`] when it starts, passed to the model as retrieved
+//! arrivals; the draw is seeded by the env's seed, the task and the reset seed, so a GRPO group
+//! (one reset seed) shares one world.
 
+use super::lines::line_id;
 use super::retrieval::{Retrieval, RetrievalMode};
+use super::world::WorldPrior;
 use super::{ExperienceModel, ModelContext};
 use crate::env::{Env, EnvError, PosedTask, StepResult, TaskSpec, fnv1a};
 use dreamgym_buffer::{Embedder, HashedNgramEmbedder, Observation, Step, Task, Trajectory};
 use rand::{RngExt, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// A retrieval index shared by the envs of a loop, which may add episodes to it between
@@ -163,6 +173,23 @@ pub struct ModelEnv {
     /// Retrieval switched off (the ablation), whatever the index.
     no_retrieval: bool,
     failures: Arc<ModelFailures>,
+    /// Where the model is shown a sampled world (see [`Self::sample_worlds`]).
+    worlds: Option<WorldSampling>,
+    /// Episodes started, for the draws of starts that come without a seed.
+    started: u64,
+}
+
+/// How a model env samples what the data leave open (see [`ModelEnv::sample_worlds`]).
+#[derive(Debug, Clone)]
+pub struct WorldSampling {
+    /// The prior the worlds are drawn from.
+    pub prior: Arc<WorldPrior>,
+    /// Probability that an episode of an instance with real evidence of its own ignores it (so
+    /// that training instances are no easier than new ones).
+    pub evidence_dropout: f64,
+    /// Seed of the draws (with the episode's reset seed: a GRPO group, reset with one seed,
+    /// shares one world).
+    pub seed: u64,
 }
 
 impl ModelEnv {
@@ -198,7 +225,60 @@ impl ModelEnv {
             no_retrieval: false,
             over: false,
             failures: Arc::default(),
+            worlds: None,
+            started: 0,
         }
+    }
+
+    /// Show the model a world sampled from `sampling.prior` in every episode: what the
+    /// instance's own real evidence (the retrieved transitions of its task) does not show — all
+    /// of it when the instance has none, or with probability `evidence_dropout` — is drawn once
+    /// when the episode starts and passed to the model as retrieved arrivals, so the recall
+    /// stages show it on arrival and keep it consistent within the episode. Retrieval switched
+    /// off (the ablation) switches this off too.
+    pub fn sample_worlds(&mut self, sampling: WorldSampling) {
+        self.worlds = (!sampling.prior.is_empty()).then_some(sampling);
+    }
+
+    /// Add the episode's sampled world to what it is shown (see [`Self::sample_worlds`]);
+    /// `draw_seed` is the episode's reset seed where it has one.
+    fn add_world(&mut self, draw_seed: Option<u64>) {
+        let (Some(w), Some(task), Some(first)) = (&self.worlds, &self.task, &self.state) else {
+            return;
+        };
+        if self.no_retrieval {
+            return;
+        }
+        let draw_seed = draw_seed.unwrap_or(self.started.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            w.seed ^ fnv1a(&task.id) ^ draw_seed.rotate_left(17),
+        );
+        let own = |s: &Step| {
+            s.provenance == dreamgym_buffer::Provenance::Real
+                && s.state.instruction == task.instruction
+        };
+        let has_own = self.retrieved.iter().any(own);
+        if has_own && rng.random_bool(w.evidence_dropout.clamp(0.0, 1.0)) {
+            self.retrieved.retain(|s| !own(s));
+        }
+        // the place the episode starts at shows what it holds
+        let mut covered: HashSet<String> =
+            w.prior.shown_by(&first.lines).map(str::to_string).collect();
+        let mut known: HashSet<String> = first
+            .lines
+            .iter()
+            .filter_map(|l| line_id(l).map(str::to_string))
+            .collect();
+        for s in self.retrieved.iter().filter(|s| own(s)) {
+            covered.insert(s.action.clone());
+            for l in s.state.lines.iter().chain(&s.next_state.lines) {
+                if let Some(id) = line_id(l) {
+                    known.insert(id.to_string());
+                }
+            }
+        }
+        let world = w.prior.draw(task, &mut rng, &covered, &known);
+        self.retrieved.extend(world);
     }
 
     /// Counts this env's failures in `failures` (shared by the envs of one training loop).
@@ -248,12 +328,14 @@ impl ModelEnv {
         self.starts.len()
     }
 
-    fn start(&mut self, task: Task, obs: Observation) -> Observation {
+    fn start(&mut self, task: Task, obs: Observation, draw_seed: Option<u64>) -> Observation {
         self.retrieve_for(&task.id, &task.instruction, &obs);
         self.task = Some(task);
         self.state = Some(obs.clone());
         self.history.clear();
         self.over = false;
+        self.started += 1;
+        self.add_world(draw_seed);
         obs
     }
 
@@ -289,7 +371,7 @@ impl ModelEnv {
             ..obs
         };
         let base_obs = obs.clone();
-        let obs = self.start(task, obs);
+        let obs = self.start(task, obs, None);
         // the same world, another goal: the base instance's experience
         self.retrieve_for(
             &base.id,
@@ -299,6 +381,7 @@ impl ModelEnv {
                 ..base_obs
             },
         );
+        self.add_world(None);
         Ok(obs)
     }
 
@@ -306,7 +389,7 @@ impl ModelEnv {
     pub fn reset_to(&mut self, task: &Task) -> Result<Observation, EnvError> {
         if let Some((_, obs)) = self.starts.iter().find(|(t, _)| t.id == task.id) {
             let obs = obs.clone();
-            return Ok(self.start(task.clone(), obs));
+            return Ok(self.start(task.clone(), obs, None));
         }
         let q = self.embedder.embed(&task.instruction);
         let best = self
@@ -326,7 +409,7 @@ impl ModelEnv {
             instruction: task.instruction.clone(),
             ..best
         };
-        Ok(self.start(task.clone(), obs))
+        Ok(self.start(task.clone(), obs, None))
     }
 }
 
@@ -350,7 +433,7 @@ impl Env for ModelEnv {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let (task, obs) = self.starts[matching[rng.random_range(0..matching.len())]].clone();
-        Ok(self.start(task, obs))
+        Ok(self.start(task, obs, Some(seed)))
     }
 
     fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {

@@ -8,6 +8,7 @@ pub mod llm;
 pub mod native;
 pub mod retrieval;
 mod words;
+pub mod world;
 
 pub use words::words;
 

@@ -355,7 +355,9 @@ impl NativeModel {
                 for &x in &own {
                     lb[x as usize] = None;
                 }
-                if unify(p, line, &mut lb) {
+                // (a line's own words are checked against the rule's functions here: they are
+                // not kept in the bindings)
+                if unify(p, line, &mut lb) && r.functions_hold(&lb) {
                     for (x, val) in lb.into_iter().enumerate() {
                         if !own.contains(&(x as u32)) {
                             b[x] = val;

@@ -308,6 +308,7 @@ impl NativeModel {
                 derived: vec![],
                 var_cols: vec![],
                 relations: vec![],
+                functions: vec![],
                 example: s.action.clone(),
                 record: (0, 0),
             });

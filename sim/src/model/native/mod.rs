@@ -35,7 +35,8 @@
 //!    is a function of in the examples. Lines of the state that the transition keeps but whose
 //!    words show up in the outcome (the id of an option being selected) are kept as context
 //!    preconditions that bind those words. Relations that hold between a rule's variables in
-//!    every example (numeric order, never equal, equal but for case) are conditions too; a rule
+//!    every example (numeric order, never equal, equal but for case, a line's word a function
+//!    of an instruction word: `heat` → `hot`) are conditions too; a rule
 //!    may not keep a line of a kind its action form always removed; among matching rules that
 //!    pay differently, the one with the most similar example wins. A rule that predicts a
 //!    success but, tried on the training transitions of its action form, held on fewer than 90%

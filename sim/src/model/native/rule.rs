@@ -121,12 +121,21 @@ pub(super) struct Rule {
     /// Pairs of variables related the same way in every example: numbers ordered the same way
     /// (`?price < ?budget`), or words never equal (`?wanted_colour != ?chosen_colour`).
     pub(super) relations: Vec<(u32, u32, Relation)>,
+    /// Variables of the removed or kept lines that are a function of a variable of the
+    /// instruction in every example (`heat` → `hot`, `cool` → `cold`): (instruction variable,
+    /// line variable, the function). Where the instruction's word was seen, the line's must be
+    /// its value: a rule learnt on hot things put away for "heat" tasks does not pay for a cold
+    /// thing put away for a "heat" task.
+    pub(super) functions: Vec<(u32, u32, FxHashMap<u32, u32>)>,
     pub(super) example: String,
     /// For a rule whose outcome is a success: over the training transitions where it applies,
     /// how many were successes, of how many (`NativeModel::score_successes`). A success that
     /// the same visible state often did not bring (a hidden cause decided) is weak.
     pub(super) record: (u32, u32),
 }
+
+/// Examples of each instruction word behind a learnt function (see [`Rule::functions`]).
+const FUNCTION_EXAMPLES: usize = 3;
 
 /// A success rule tried on at least this many training transitions...
 const MIN_TRIED: u32 = 5;
@@ -277,22 +286,77 @@ impl Rule {
                 }
             }
         }
+        self.derive_functions();
+    }
+
+    /// The functions from instruction variables to line variables (see [`Rule::functions`]):
+    /// every instruction word seen at least [`FUNCTION_EXAMPLES`] times, at least two of them,
+    /// each always with one word of the line variable, and not the same one for all.
+    fn derive_functions(&mut self) {
+        self.functions.clear();
+        let mut part_of = Vec::with_capacity(self.pattern.len());
+        for &(part, n) in &self.shape {
+            part_of.extend(std::iter::repeat_n(part, n));
+        }
+        let col_part = |c: usize| part_of.get(c).copied();
+        for (u, cu) in self.var_cols.iter().enumerate() {
+            let Some(cu) = *cu else { continue };
+            if col_part(cu) != Some(Part::Instruction) {
+                continue;
+            }
+            for (w, cw) in self.var_cols.iter().enumerate() {
+                let Some(cw) = *cw else { continue };
+                if !matches!(col_part(cw), Some(Part::Removed | Part::Context)) {
+                    continue;
+                }
+                let mut map: FxHashMap<u32, (u32, usize)> = FxHashMap::default();
+                let functional = self.columns[cu]
+                    .iter()
+                    .zip(&self.columns[cw])
+                    .all(|(x, y)| {
+                        let e = map.entry(*x).or_insert((*y, 0));
+                        e.1 += 1;
+                        e.0 == *y
+                    });
+                let values: std::collections::HashSet<u32> = map.values().map(|v| v.0).collect();
+                if functional
+                    && map.len() >= 2
+                    && values.len() >= 2
+                    && map.values().all(|v| v.1 >= FUNCTION_EXAMPLES)
+                {
+                    let f = map.into_iter().map(|(k, v)| (k, v.0)).collect();
+                    self.functions.push((u as u32, w as u32, f));
+                }
+            }
+        }
+    }
+
+    /// Whether the rule's functions (see [`Rule::functions`]) hold for bindings `b` (unbound
+    /// variables, and instruction words the examples never had, are not checked).
+    pub(super) fn functions_hold(&self, b: &[Option<u32>]) -> bool {
+        self.functions
+            .iter()
+            .all(|(x, y, f)| match (b[*x as usize], b[*y as usize]) {
+                (Some(p), Some(q)) => f.get(&p).is_none_or(|want| *want == q),
+                _ => true,
+            })
     }
 
     /// Whether the relations of the rule hold for bindings `b` (unbound ones are not checked).
     pub(super) fn relations_hold(&self, v: &Vocab, b: &[Option<u32>]) -> bool {
-        self.relations.iter().all(|&(x, y, rel)| {
-            let (Some(p), Some(q)) = (b[x as usize], b[y as usize]) else {
-                return true;
-            };
-            let num = |t: u32| v.number(t);
-            match rel {
-                Relation::Differ => p != q,
-                Relation::Less => matches!((num(p), num(q)), (Some(a), Some(b)) if a < b),
-                Relation::Greater => matches!((num(p), num(q)), (Some(a), Some(b)) if a > b),
-                Relation::SameFolded => v.word(p).eq_ignore_ascii_case(v.word(q)),
-            }
-        })
+        self.functions_hold(b)
+            && self.relations.iter().all(|&(x, y, rel)| {
+                let (Some(p), Some(q)) = (b[x as usize], b[y as usize]) else {
+                    return true;
+                };
+                let num = |t: u32| v.number(t);
+                match rel {
+                    Relation::Differ => p != q,
+                    Relation::Less => matches!((num(p), num(q)), (Some(a), Some(b)) if a < b),
+                    Relation::Greater => matches!((num(p), num(q)), (Some(a), Some(b)) if a > b),
+                    Relation::SameFolded => v.word(p).eq_ignore_ascii_case(v.word(q)),
+                }
+            })
     }
 
     /// How much bindings `b` look like one of the rule's examples: the best share, over the
