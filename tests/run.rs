@@ -55,7 +55,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_retrieval",
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
-        "dreamgym_deterministic_model",
+        "dreamgym_sampled_world",
         "random",
     ] {
         let m = &methods[key];
@@ -81,7 +81,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_retrieval",
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
-        "dreamgym_deterministic_model",
+        "dreamgym_sampled_world",
     ] {
         let seed = &methods[key]["seeds"][0];
         let gap = seed["model_real_gap"].as_f64().unwrap();
@@ -139,7 +139,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_retrieval",
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
-        "dreamgym_deterministic_model",
+        "dreamgym_sampled_world",
     ] {
         assert_eq!(
             n(m, "synthetic"),

@@ -122,13 +122,24 @@ pub(crate) const ABLATIONS: [(&str, Switches); 4] = [
         },
     ),
     (
-        "dreamgym_deterministic_model",
+        // named by `sampling_ablation`
+        "dreamgym_sampling_toggled",
         Switches {
-            sampled_world: false,
+            sampling_as_configured: false,
             ..Switches::ALL
         },
     ),
 ];
+
+/// The name of the ablation that toggles `RunConfig::sampled_world`: without sampled worlds
+/// where the run samples them, with them where it does not.
+pub(crate) fn sampling_ablation(sampled_world: bool) -> &'static str {
+    if sampled_world {
+        "dreamgym_deterministic_model"
+    } else {
+        "dreamgym_sampled_world"
+    }
+}
 
 /// One way of obtaining a policy.
 pub(crate) enum Method<'a> {

@@ -98,7 +98,9 @@ pub struct RunConfig {
     pub uncertainty_penalty: f32,
     /// Sample what the data leave open (what a place holds on an instance without real evidence
     /// of its own) once per synthetic episode, instead of the model's majority outcome
-    /// (`dreamgym_sim::model::world`); `dreamgym_deterministic_model` is the run without.
+    /// (`dreamgym_sim::model::world`). Off by default: on household level 1 it lost to the
+    /// majority outcome (docs/native-model.md, "Sampled worlds"). The ablation row toggles it:
+    /// `dreamgym_sampled_world` where it is off, `dreamgym_deterministic_model` where it is on.
     pub sampled_world: bool,
     /// With `sampled_world`: the probability that a synthetic episode of a training instance
     /// ignores the instance's own real evidence and plays a sampled world. In [0, 1].
@@ -272,7 +274,7 @@ impl Default for RunConfig {
             s2r_synthetic_iterations: 0,
             curriculum: CurriculumConfig::default(),
             uncertainty_penalty: 0.0,
-            sampled_world: true,
+            sampled_world: false,
             evidence_dropout: 0.5,
             expand_every: 5,
             eval_episodes: 100,

@@ -31,8 +31,9 @@ pub struct Switches {
     pub curriculum: bool,
     /// The model is shown real transitions of the instance being played (`RunConfig::retrieval`).
     pub retrieval: bool,
-    /// What the data leave open is sampled per episode (`RunConfig::sampled_world`).
-    pub sampled_world: bool,
+    /// `RunConfig::sampled_world` as configured (`false`: the other way round — the
+    /// ablation that shows what sampling what the data leave open changes).
+    pub sampling_as_configured: bool,
 }
 
 impl Switches {
@@ -41,7 +42,7 @@ impl Switches {
         reasoning: true,
         curriculum: true,
         retrieval: true,
-        sampled_world: true,
+        sampling_as_configured: true,
     };
 }
 
@@ -211,8 +212,8 @@ impl SeedContext<'_> {
         // offline data, and after each sim-to-real round its real episodes too)
         let fit = [("model_fit".to_string(), steps_of(real).to_string())];
         // what the data leave open, drawn per episode (one prior for the loop's envs)
-        let prior =
-            (sw.sampled_world && self.cfg.sampled_world).then(|| Arc::new(WorldPrior::fit(real)));
+        let sampled = self.cfg.sampled_world == sw.sampling_as_configured;
+        let prior = sampled.then(|| Arc::new(WorldPrior::fit(real)));
         let envs = (0..self.cfg.synthetic_envs.max(1))
             .map(|k| {
                 let mut m = ModelEnv::with_retrieval(model.clone(), real, max_steps, index.clone());

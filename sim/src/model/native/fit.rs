@@ -8,6 +8,7 @@ use super::{MAX_EXAMPLES, NativeModel};
 use crate::model::lines::{diff, line_kind};
 use crate::model::{ModelContext, Prediction};
 use dreamgym_buffer::{Step, Trajectory};
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 impl NativeModel {
     /// Fit on trajectories (all their steps, real or synthetic).
@@ -53,6 +54,20 @@ impl NativeModel {
         let words = &m.words;
         for r in &mut m.rules {
             r.derive(words);
+        }
+        // an instruction word's line word, pooled over the rules (None where they disagree)
+        let mut pooled: FxHashMap<u32, Option<(u32, usize)>> = FxHashMap::default();
+        for (_, _, map) in m.rules.iter().flat_map(|r| &r.function_candidates) {
+            for (k, &(v, n)) in map {
+                let e = pooled.entry(*k).or_insert(Some((v, 0)));
+                *e = match *e {
+                    Some((pv, pn)) if pv == v => Some((v, pn + n)),
+                    _ => None,
+                };
+            }
+        }
+        for r in &mut m.rules {
+            r.settle_functions(&pooled);
         }
         // rules whose action-determined line is spelt the same way share one lookup in recall;
         // rules with the same conditions share one match
@@ -309,6 +324,7 @@ impl NativeModel {
                 var_cols: vec![],
                 relations: vec![],
                 functions: vec![],
+                function_candidates: vec![],
                 example: s.action.clone(),
                 record: (0, 0),
             });

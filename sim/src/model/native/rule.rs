@@ -86,6 +86,10 @@ pub(super) enum Relation {
     SameFolded,
 }
 
+/// A candidate function of [`Rule::function_candidates`]: per instruction word, its line word
+/// and how many examples showed them together.
+pub(super) type FunctionSeen = FxHashMap<u32, (u32, usize)>;
+
 /// A lifted rule.
 pub(super) struct Rule {
     pub(super) shape: Vec<(Part, usize)>,
@@ -127,6 +131,9 @@ pub(super) struct Rule {
     /// its value: a rule learnt on hot things put away for "heat" tasks does not pay for a cold
     /// thing put away for a "heat" task.
     pub(super) functions: Vec<(u32, u32, FxHashMap<u32, u32>)>,
+    /// The candidates: each function with the number of examples of each instruction word,
+    /// settled against every other rule's by [`Rule::settle_functions`].
+    pub(super) function_candidates: Vec<(u32, u32, FunctionSeen)>,
     pub(super) example: String,
     /// For a rule whose outcome is a success: over the training transitions where it applies,
     /// how many were successes, of how many (`NativeModel::score_successes`). A success that
@@ -134,7 +141,8 @@ pub(super) struct Rule {
     pub(super) record: (u32, u32),
 }
 
-/// Examples of each instruction word behind a learnt function (see [`Rule::functions`]).
+/// Examples of an instruction word behind its value in a learnt function (see
+/// [`Rule::functions`]).
 const FUNCTION_EXAMPLES: usize = 3;
 
 /// A success rule tried on at least this many training transitions...
@@ -289,11 +297,13 @@ impl Rule {
         self.derive_functions();
     }
 
-    /// The functions from instruction variables to line variables (see [`Rule::functions`]):
-    /// every instruction word seen at least [`FUNCTION_EXAMPLES`] times, at least two of them,
-    /// each always with one word of the line variable, and not the same one for all.
+    /// The candidate functions from instruction variables to line variables (see
+    /// [`Rule::functions`]): each instruction word always with one word of the line variable,
+    /// at least two instruction words and two line words ([`Rule::settle_functions`] keeps
+    /// those every rule agrees on).
     fn derive_functions(&mut self) {
         self.functions.clear();
+        self.function_candidates.clear();
         let mut part_of = Vec::with_capacity(self.pattern.len());
         for &(part, n) in &self.shape {
             part_of.extend(std::iter::repeat_n(part, n));
@@ -319,16 +329,37 @@ impl Rule {
                         e.0 == *y
                     });
                 let values: std::collections::HashSet<u32> = map.values().map(|v| v.0).collect();
-                if functional
-                    && map.len() >= 2
-                    && values.len() >= 2
-                    && map.values().all(|v| v.1 >= FUNCTION_EXAMPLES)
-                {
-                    let f = map.into_iter().map(|(k, v)| (k, v.0)).collect();
-                    self.functions.push((u as u32, w as u32, f));
+                if functional && map.len() >= 2 && values.len() >= 2 {
+                    self.function_candidates.push((u as u32, w as u32, map));
                 }
             }
         }
+    }
+
+    /// Keep the candidate functions whose instruction words mean one line word in every rule
+    /// that learnt them (`pooled`: per instruction word, its line word and examples over all
+    /// rules, `None` where rules disagree), with [`FUNCTION_EXAMPLES`] examples at least:
+    /// `heat` → `hot` holds in every rule, while a rule that saw `countertop` only with
+    /// `countertop_2` learnt a coincidence another rule contradicts.
+    pub(super) fn settle_functions(&mut self, pooled: &FxHashMap<u32, Option<(u32, usize)>>) {
+        self.functions = self
+            .function_candidates
+            .iter()
+            .filter_map(|(u, w, map)| {
+                let f: FxHashMap<u32, u32> = map
+                    .iter()
+                    .filter(|(k, (v, _))| {
+                        pooled
+                            .get(k)
+                            .copied()
+                            .flatten()
+                            .is_some_and(|(pv, n)| pv == *v && n >= FUNCTION_EXAMPLES)
+                    })
+                    .map(|(k, (v, _))| (*k, *v))
+                    .collect();
+                (!f.is_empty()).then_some((*u, *w, f))
+            })
+            .collect();
     }
 
     /// Whether the rule's functions (see [`Rule::functions`]) hold for bindings `b` (unbound
