@@ -98,47 +98,44 @@ pub(crate) fn curve_of(rows: &[(u64, f32)], points: usize) -> Vec<(u64, f32)> {
         .collect()
 }
 
-/// The ablations of `dreamgym run`, by name.
-pub(crate) const ABLATIONS: [(&str, Switches); 4] = [
-    (
-        "dreamgym_without_retrieval",
-        Switches {
-            retrieval: false,
-            ..Switches::ALL
-        },
-    ),
-    (
-        "dreamgym_without_reasoning",
-        Switches {
-            reasoning: false,
-            ..Switches::ALL
-        },
-    ),
-    (
-        "dreamgym_without_curriculum",
-        Switches {
-            curriculum: false,
-            ..Switches::ALL
-        },
-    ),
-    (
-        // named by `sampling_ablation`
-        "dreamgym_sampling_toggled",
-        Switches {
-            sampling_as_configured: false,
-            ..Switches::ALL
-        },
-    ),
-];
-
-/// The name of the ablation that toggles `RunConfig::sampled_world`: without sampled worlds
-/// where the run samples them, with them where it does not.
-pub(crate) fn sampling_ablation(sampled_world: bool) -> &'static str {
-    if sampled_world {
-        "dreamgym_deterministic_model"
-    } else {
-        "dreamgym_sampled_world"
-    }
+/// The ablations of `dreamgym run`, by name; the last toggles `RunConfig::sampled_world`
+/// (`sampled_world`): `dreamgym_deterministic_model` where the run samples worlds,
+/// `dreamgym_sampled_world` where it does not.
+pub(crate) fn ablations(sampled_world: bool) -> [(&'static str, Switches); 4] {
+    [
+        (
+            "dreamgym_without_retrieval",
+            Switches {
+                retrieval: false,
+                ..Switches::ALL
+            },
+        ),
+        (
+            "dreamgym_without_reasoning",
+            Switches {
+                reasoning: false,
+                ..Switches::ALL
+            },
+        ),
+        (
+            "dreamgym_without_curriculum",
+            Switches {
+                curriculum: false,
+                ..Switches::ALL
+            },
+        ),
+        (
+            if sampled_world {
+                "dreamgym_deterministic_model"
+            } else {
+                "dreamgym_sampled_world"
+            },
+            Switches {
+                sampling_as_configured: false,
+                ..Switches::ALL
+            },
+        ),
+    ]
 }
 
 /// One way of obtaining a policy.

@@ -3,7 +3,7 @@
 //! the real-only and behaviour-cloning baselines, ablations, held-out evaluation — and the
 //! numbers the report is made of. The methods themselves are in `crate::experiments::methods`.
 
-use crate::experiments::methods::{ABLATIONS, Method, Played, sampling_ablation};
+use crate::experiments::methods::{Method, Played, ablations};
 use crate::record::recorder::Recorder;
 use crate::support::envs::EnvFactory;
 use crate::support::progress::Progress;
@@ -305,12 +305,7 @@ fn play_methods(
     }
     keep("offline_bc", &ctx.play("offline_bc", &Method::OfflineBc)?);
     if cfg.ablations {
-        for (name, switches) in ABLATIONS {
-            let name = if switches.sampling_as_configured {
-                name
-            } else {
-                sampling_ablation(cfg.sampled_world)
-            };
+        for (name, switches) in ablations(cfg.sampled_world) {
             keep(name, &ctx.play(name, &Method::DreamGym(switches))?);
         }
         // the model update matters only where the policy trains in the model after it

@@ -328,8 +328,15 @@ impl ModelEnv {
         self.starts.len()
     }
 
+    /// Start `task` from `obs`, shown the instance's own retrieved transitions.
     fn start(&mut self, task: Task, obs: Observation, draw_seed: Option<u64>) -> Observation {
         self.retrieve_for(&task.id, &task.instruction, &obs);
+        self.begin(task, obs, draw_seed)
+    }
+
+    /// Start `task` from `obs` with what `self.retrieved` holds, plus the episode's sampled
+    /// world.
+    fn begin(&mut self, task: Task, obs: Observation, draw_seed: Option<u64>) -> Observation {
         self.task = Some(task);
         self.state = Some(obs.clone());
         self.history.clear();
@@ -370,19 +377,16 @@ impl ModelEnv {
             instruction: posed.instruction.clone(),
             ..obs
         };
-        let base_obs = obs.clone();
-        let obs = self.start(task, obs, None);
         // the same world, another goal: the base instance's experience
         self.retrieve_for(
             &base.id,
             &base.instruction,
             &Observation {
                 instruction: base.instruction.clone(),
-                ..base_obs
+                ..obs.clone()
             },
         );
-        self.add_world(None);
-        Ok(obs)
+        Ok(self.begin(task, obs, None))
     }
 
     /// Start `task` from its real initial state, or from the most similar real task's.

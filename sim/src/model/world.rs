@@ -312,14 +312,13 @@ impl WorldPrior {
     }
 
     /// The probability of each place (revealing action, not in `covered`) holding the object of
-    /// `instruction` at the start of an episode of a task of `difficulty`.
+    /// `instruction` at the start of an episode, from the counts of `level` (see [`Self::level`]).
     fn object_places(
         &self,
         instruction: &[String],
-        difficulty: u32,
+        level: Option<u32>,
         covered: &HashSet<String>,
     ) -> Vec<(&str, f64)> {
-        let level = self.level(difficulty);
         let counts = |a: &str, flag: bool| {
             self.finds
                 .iter()
@@ -372,7 +371,7 @@ impl WorldPrior {
             .filter(|(_, id)| !known.contains(*id));
         // the object's place
         let object_at = named.and_then(|_| {
-            let places = self.object_places(&instruction, task.difficulty, covered);
+            let places = self.object_places(&instruction, level, covered);
             let mut u: f64 = rng.random();
             for (a, p) in &places {
                 if u < *p {
@@ -411,9 +410,8 @@ impl WorldPrior {
                 }
             }
             placed.extend(here.iter().map(|id| id.to_string()));
-            if let (Some((_, id)), Some(at)) = (named, object_at)
-                && at == action
-            {
+            let object_here = named.filter(|_| object_at == Some(action.as_str()));
+            if let Some((_, id)) = object_here {
                 here.insert(id);
             }
             let keep =
@@ -429,9 +427,7 @@ impl WorldPrior {
             let keep_action = |a: &String| !gone.iter().any(|n| mentions(a, n));
             step.state.admissible.retain(keep_action);
             step.next_state.admissible.retain(keep_action);
-            if let (Some((name, id)), Some(at)) = (named, object_at)
-                && at == action
-            {
+            if let Some((name, id)) = object_here {
                 self.add_object(&mut step, action, (id, name));
             }
             step.state.instruction = task.instruction.clone();
@@ -495,7 +491,7 @@ impl WorldPrior {
                     continue;
                 }
                 score.reveals += 1;
-                let places = self.object_places(&instruction, t.task.difficulty, &none);
+                let places = self.object_places(&instruction, self.level(t.task.difficulty), &none);
                 if let Some((_, p)) = places.iter().find(|(a, _)| *a == s.action)
                     && *p > 0.0
                 {
@@ -593,7 +589,7 @@ mod tests {
         assert_eq!(revealing, ["go to countertop 1", "go to table 1"]);
         // the counter found the object 3 times in 4 first visits, the table once in 4
         let instruction = super::words_of("heat some egg and put it in/on sink basin 1");
-        let places = prior.object_places(&instruction, 1, &HashSet::new());
+        let places = prior.object_places(&instruction, prior.level(1), &HashSet::new());
         let p: Vec<f64> = places.iter().map(|x| x.1).collect();
         // (smoothed by 2 visits at the rate over both places, 4 / 8)
         let (c, t) = ((3.0 + 1.0) / 6.0, (1.0 + 1.0) / 6.0);
