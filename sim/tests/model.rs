@@ -592,3 +592,159 @@ fn a_heat_task_does_not_pay_for_a_cold_object_put_away() {
         "{paid} of {tried} cold objects paid under a heat task"
     );
 }
+
+/// An ensemble env pays a success only where all but one member predicts it; elsewhere the
+/// episode halts (reward 0, done, no success, `info.halt`), counted; the member that plays is
+/// drawn per episode, the same for the same reset seed.
+#[test]
+fn an_ensemble_halts_where_its_members_disagree_and_pays_only_a_consensus_success() {
+    use dreamgym_sim::Env;
+    use dreamgym_sim::model::ensemble::{Ensemble, HaltRule};
+    use dreamgym_sim::model::env::{ModelEnv, ModelFailures};
+    use dreamgym_sim::model::{ModelError, Prediction};
+    use std::sync::Arc;
+    /// Pays on "win" when `pays`; names itself in the feedback so the test sees who played.
+    struct Member {
+        pays: bool,
+        name: String,
+    }
+    impl ExperienceModel for Member {
+        fn name(&self) -> &str {
+            "member"
+        }
+        fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
+            let win = ctx.action == "win" && self.pays;
+            Ok(Prediction {
+                reasoning: self.name.clone(),
+                next_state: ctx.state.clone(),
+                reward: if win { 1.0 } else { 0.0 },
+                done: win,
+                success: win,
+                confidence: 1.0,
+            })
+        }
+    }
+    let train = data("keys_doors.ron", 0..5);
+    let env_of = |paying: usize, failures: &Arc<ModelFailures>| {
+        let members = (0..5)
+            .map(|i| {
+                Arc::new(Member {
+                    pays: i < paying,
+                    name: format!("member {i}"),
+                }) as Arc<dyn ExperienceModel>
+            })
+            .collect();
+        let mut sim = ModelEnv::new(Arc::new(NativeModel::fit(&train)), &train, 30);
+        sim.play_ensemble(Arc::new(Ensemble::new(members, HaltRule::default())), 11);
+        sim.count_failures_in(failures.clone());
+        sim
+    };
+    // who plays: the member named in the reasoning of a step all agree on
+    let failures = Arc::new(ModelFailures::default());
+    let mut sim = env_of(4, &failures);
+    let mut played = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        sim.reset(&TaskSpec::default(), seed).unwrap();
+        let r = sim.step("wait").unwrap();
+        assert!(!r.done && !r.info.contains_key("halt"), "{:?}", r.info);
+        assert_eq!(r.info["confidence"], "1.000");
+        played.insert(r.info["reasoning"].clone());
+        sim.reset(&TaskSpec::default(), seed).unwrap();
+        assert_eq!(
+            sim.step("wait").unwrap().info["reasoning"],
+            r.info["reasoning"],
+            "the same reset seed, the same member"
+        );
+    }
+    assert_eq!(
+        played.len(),
+        5,
+        "every member plays some episode: {played:?}"
+    );
+    // 4 of 5 pay: a paying member's success is paid; the one that does not halts
+    let mut outcomes = std::collections::BTreeMap::new();
+    for seed in 0..40 {
+        sim.reset(&TaskSpec::default(), seed).unwrap();
+        let r = sim.step("win").unwrap();
+        assert!(r.done);
+        outcomes.insert(
+            r.info["reasoning"].lines().next().unwrap().to_string(),
+            (r.success, r.reward, r.info.contains_key("halt")),
+        );
+    }
+    for (who, o) in &outcomes {
+        let want = if who == "member 4" {
+            (false, 0.0, true)
+        } else {
+            (true, 1.0, false)
+        };
+        assert_eq!(*o, want, "{who}");
+    }
+    let halted = failures.counts().halted;
+    assert!(halted > 0, "halts are counted");
+    // 3 of 5 pay: no success is ever paid
+    let failures = Arc::new(ModelFailures::default());
+    let mut sim = env_of(3, &failures);
+    for seed in 0..40 {
+        sim.reset(&TaskSpec::default(), seed).unwrap();
+        let r = sim.step("win").unwrap();
+        assert!(r.done && !r.success && r.reward == 0.0, "{:?}", r.info);
+        assert!(r.info["halt"].contains("other members"), "{:?}", r.info);
+    }
+    assert_eq!(failures.counts().halted, 40);
+}
+
+/// Fit on bootstrap resamples of household's episodes, an ensemble agrees where the data
+/// agree: replaying real episodes of training instances (whose real transitions it retrieves),
+/// few steps halt and most real successes are paid; on held-out instances, where what a place
+/// holds is left open, the members disagree on what arrival reveals and halt there.
+#[test]
+fn a_native_ensemble_halts_where_the_data_leave_the_outcome_open() {
+    use dreamgym_sim::Env;
+    use dreamgym_sim::model::ensemble::{Ensemble, HaltRule, bootstrap};
+    use dreamgym_sim::model::env::{ModelEnv, ModelFailures};
+    use std::sync::Arc;
+    let train = household_by(BehaviourPolicy::NoisyExpert { epsilon: 0.3 }, 0..200);
+    let members: Vec<Arc<dyn ExperienceModel>> = bootstrap(&train, 5, 3)
+        .iter()
+        .map(|r| Arc::new(NativeModel::fit(r)) as Arc<dyn ExperienceModel>)
+        .collect();
+    let ensemble = Arc::new(Ensemble::new(members, HaltRule::default()));
+    // (steps, steps halted, real successes, successes paid) replaying `episodes`
+    let replay = |episodes: &[Trajectory]| {
+        let failures = Arc::new(ModelFailures::default());
+        let mut sim = ModelEnv::new(Arc::new(NativeModel::fit(&train)), &train, 60);
+        sim.play_ensemble(ensemble.clone(), 5);
+        sim.count_failures_in(failures.clone());
+        let (mut steps, mut wins, mut paid) = (0, 0, 0);
+        for t in episodes {
+            sim.reset_to(&t.task).unwrap();
+            for s in &t.steps {
+                let r = sim.step(&s.action).unwrap();
+                steps += 1;
+                if r.done || r.truncated {
+                    paid += usize::from(r.success);
+                    break;
+                }
+            }
+            wins += usize::from(t.outcome.success);
+        }
+        (steps, failures.counts().halted as usize, wins, paid)
+    };
+    let (steps, halted, wins, paid) = replay(&household_by(BehaviourPolicy::Expert, 0..60));
+    assert!(wins >= 50, "{wins} expert successes");
+    assert!(
+        halted * 20 <= steps,
+        "training instances: {halted} of {steps} steps halted"
+    );
+    // (measured: 14 of 386 steps halted, 46 of 60 successes paid)
+    assert!(
+        paid * 10 >= wins * 7,
+        "{paid} of {wins} real successes paid"
+    );
+    let (steps, halted, _, _) = replay(&household_by(BehaviourPolicy::Expert, 10_000..10_060));
+    assert!(
+        halted * 10 >= steps,
+        "held-out instances: {halted} of {steps} steps halted"
+    );
+}

@@ -10,6 +10,7 @@ use crate::training::config::ExperienceModelKind;
 use crate::training::context::{SeedContext, random_success};
 use crate::training::real::{Next, SimToRealPlan};
 use crate::training::synthetic::Switches;
+use crate::training::validation::ValidationReport;
 use anyhow::{Context, Result};
 use dreamgym_buffer::Trajectory;
 use dreamgym_curriculum::DifficultyPoint;
@@ -50,6 +51,10 @@ pub struct SeedResult {
     /// policy's own held-out evaluation episodes (already played: no extra real steps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_policy: Option<OnPolicyFidelity>,
+    /// For methods trained in the experience model with `validate_every`: the validation
+    /// checks and the policy kept (a roll-back, where it happened).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationReport>,
 }
 
 /// The experience model's fidelity on the states the trained policy reaches in the real env
@@ -98,10 +103,10 @@ pub(crate) fn curve_of(rows: &[(u64, f32)], points: usize) -> Vec<(u64, f32)> {
         .collect()
 }
 
-/// The ablations of `dreamgym run`, by name; the last toggles `RunConfig::sampled_world`
-/// (`sampled_world`): `dreamgym_deterministic_model` where the run samples worlds,
-/// `dreamgym_sampled_world` where it does not.
-pub(crate) fn ablations(sampled_world: bool) -> [(&'static str, Switches); 4] {
+/// The ablations of `dreamgym run`, by name; the last two toggle `RunConfig::sampled_world`
+/// (`dreamgym_deterministic_model` where the run samples worlds, `dreamgym_sampled_world` where
+/// it does not) and `RunConfig::ensemble` (`dreamgym_without_ensemble` / `dreamgym_ensemble`).
+pub(crate) fn ablations(sampled_world: bool, ensemble: bool) -> [(&'static str, Switches); 5] {
     [
         (
             "dreamgym_without_retrieval",
@@ -132,6 +137,17 @@ pub(crate) fn ablations(sampled_world: bool) -> [(&'static str, Switches); 4] {
             },
             Switches {
                 sampling_as_configured: false,
+                ..Switches::ALL
+            },
+        ),
+        (
+            if ensemble {
+                "dreamgym_without_ensemble"
+            } else {
+                "dreamgym_ensemble"
+            },
+            Switches {
+                ensemble_as_configured: false,
                 ..Switches::ALL
             },
         ),
@@ -233,6 +249,7 @@ impl SeedContext<'_> {
             model_real_gap: None,
             on_policy: None,
             model_failures: None,
+            validation: None,
         };
         let played = |result, trainer, curriculum| {
             Ok(Played {
@@ -291,6 +308,7 @@ impl SeedContext<'_> {
                 result.curve = vec![(0, result.success)];
                 result.model_success = Some(run.model_success);
                 result.model_failures = Some(run.failures);
+                result.validation = run.validation;
                 let curriculum = CurriculumReport {
                     history: run.history,
                     rejected: run.rejected,

@@ -305,7 +305,7 @@ fn play_methods(
     }
     keep("offline_bc", &ctx.play("offline_bc", &Method::OfflineBc)?);
     if cfg.ablations {
-        for (name, switches) in ablations(cfg.sampled_world) {
+        for (name, switches) in ablations(cfg.sampled_world, cfg.ensemble) {
             keep(name, &ctx.play(name, &Method::DreamGym(switches))?);
         }
         // the model update matters only where the policy trains in the model after it

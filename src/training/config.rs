@@ -46,6 +46,16 @@ pub enum ExperienceModelKind {
     Llm,
 }
 
+/// Who plays a synthetic episode of an ensemble (`RunConfig::ensemble_player`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum EnsemblePlayer {
+    /// One of the bootstrap members, drawn per episode.
+    Member,
+    /// The model fit on all the offline data; the bootstrap members judge.
+    #[default]
+    AllData,
+}
+
 /// Settings of `dreamgym run` (RON; every field optional; these defaults are embedded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -105,6 +115,30 @@ pub struct RunConfig {
     /// With `sampled_world`: the probability that a synthetic episode of a training instance
     /// ignores the instance's own real evidence and plays a sampled world. In [0, 1].
     pub evidence_dropout: f64,
+    /// Play synthetic episodes in an ensemble of `ensemble_members` native models fit on
+    /// bootstrap resamples of the offline episodes, halting an episode where they disagree
+    /// (`dreamgym_sim::model::ensemble`; a success is paid only where all but `halt_dissent`
+    /// members predict it). The ablation row toggles it: `dreamgym_ensemble` where it is off,
+    /// `dreamgym_without_ensemble` where it is on. With an LLM experience model it does nothing.
+    pub ensemble: bool,
+    /// With `ensemble`: the number of members fit on bootstrap resamples (K, at least 2).
+    pub ensemble_members: usize,
+    /// With `ensemble`: who plays a synthetic episode — `Member` (one of the K, drawn per
+    /// episode, as in MOReL/ME-TRPO) or `AllData` (the model fit on all the offline data; the K
+    /// members only judge).
+    pub ensemble_player: EnsemblePlayer,
+    /// With `ensemble`: how many of the other members may dissent on reward, `done` or success
+    /// before the episode halts.
+    pub halt_dissent: usize,
+    /// With `ensemble`: halt where most of the other members predict another next state too.
+    pub halt_on_next_state: bool,
+    /// Validation against unlearning (`crate::training::validation`): every this many
+    /// iterations (and at the start and the end) the learner is evaluated in
+    /// `ensemble_members` native models fit on bootstrap resamples of the offline episodes;
+    /// the run keeps the best policy (0: off; no real step either way).
+    pub validate_every: usize,
+    /// With `validate_every`: episodes per member and check.
+    pub validation_episodes: usize,
     /// Expand the curriculum pool every this many iterations.
     pub expand_every: usize,
     /// Held-out evaluation episodes per method and seed.
@@ -206,6 +240,20 @@ impl RunConfig {
                 "a probability in [0, 1]",
             );
         }
+        if !(2..=32).contains(&self.ensemble_members) {
+            return bad(
+                "ensemble_members",
+                self.ensemble_members.to_string(),
+                "a number of ensemble members in 2..=32",
+            );
+        }
+        if self.halt_dissent >= self.ensemble_members {
+            return bad(
+                "halt_dissent",
+                self.halt_dissent.to_string(),
+                "fewer dissenting members than ensemble_members",
+            );
+        }
         if !(self.s2r_lr_scale.is_finite() && self.s2r_lr_scale > 0.0 && self.s2r_lr_scale <= 10.0)
         {
             return bad(
@@ -276,6 +324,13 @@ impl Default for RunConfig {
             uncertainty_penalty: 0.0,
             sampled_world: false,
             evidence_dropout: 0.5,
+            ensemble: false,
+            ensemble_members: 5,
+            ensemble_player: EnsemblePlayer::AllData,
+            halt_dissent: 1,
+            halt_on_next_state: true,
+            validate_every: 0,
+            validation_episodes: 40,
             expand_every: 5,
             eval_episodes: 100,
             fidelity_episodes: 40,

@@ -11,3 +11,4 @@ pub mod offline;
 pub mod offline_file;
 pub mod real;
 pub mod synthetic;
+pub mod validation;

@@ -3,19 +3,22 @@
 //! envs its episodes are played in, and the check that the model answered.
 
 use crate::record::env::IterationClock;
-use crate::training::config::ExperienceModelKind;
+use crate::training::config::{EnsemblePlayer, ExperienceModelKind};
 use crate::training::context::SeedContext;
 use crate::training::families::{Families, harder_starts, offline_families};
 use crate::training::offline::steps_of;
+use crate::training::validation::{Validation, ValidationReport};
 use anyhow::Result;
 use dreamgym_buffer::{Observation, Provenance, Trajectory};
 use dreamgym_curriculum::{Curriculum, DifficultyPoint};
 use dreamgym_policy::{TaskSampler, Trainer};
 use dreamgym_sim::Env;
 use dreamgym_sim::model::ExperienceModel;
+use dreamgym_sim::model::ensemble::{Ensemble, HaltRule, bootstrap};
 use dreamgym_sim::model::env::{
     EpisodeSink, FailureCounts, ModelEnv, ModelFailures, SharedRetrieval, WorldSampling,
 };
+use dreamgym_sim::model::native::NativeModel;
 use dreamgym_sim::model::retrieval::{Retrieval, RetrievalMode};
 use dreamgym_sim::model::world::WorldPrior;
 use rand::SeedableRng;
@@ -34,6 +37,9 @@ pub struct Switches {
     /// `RunConfig::sampled_world` as configured (`false`: the other way round — the
     /// ablation that shows what sampling what the data leave open changes).
     pub sampling_as_configured: bool,
+    /// `RunConfig::ensemble` as configured (`false`: the other way round — the ablation that
+    /// shows what the ensemble and its halts change).
+    pub ensemble_as_configured: bool,
 }
 
 impl Switches {
@@ -43,6 +49,7 @@ impl Switches {
         curriculum: true,
         retrieval: true,
         sampling_as_configured: true,
+        ensemble_as_configured: true,
     };
 }
 
@@ -62,6 +69,8 @@ pub(crate) struct SyntheticRun {
     pub(crate) history: Vec<DifficultyPoint>,
     /// Generated variants the feasibility check rejected.
     pub(crate) rejected: usize,
+    /// What validation against unlearning did, where it ran.
+    pub(crate) validation: Option<ValidationReport>,
 }
 
 /// Training in the experience model, one iteration at a time: the model envs, the curriculum
@@ -84,6 +93,8 @@ pub(crate) struct SyntheticLoop {
     /// Where retrieval admits synthetic episodes: the episodes the envs finished, added to the
     /// shared index before each iteration.
     retained: Option<RetainedEpisodes>,
+    /// Validation against unlearning, where `validate_every` asks for it.
+    validation: Option<Validation>,
 }
 
 /// The synthetic episodes a loop's envs finish and the index they join (between iterations, in
@@ -144,6 +155,16 @@ impl SyntheticLoop {
     }
 }
 
+/// The real env's step limit, read off `offline` (random episodes run into it).
+fn max_steps_of(offline: &[Trajectory]) -> u32 {
+    offline
+        .iter()
+        .map(|t| t.steps.len())
+        .max()
+        .unwrap_or(1)
+        .max(1) as u32
+}
+
 /// Says loudly when the experience model failed on more than 5% of the steps asked of it, and
 /// fails the run past `max_share`: training on a model that cannot answer is no DreamGym run.
 fn check_failures(f: &FailureCounts, max_share: f32) -> Result<()> {
@@ -179,17 +200,12 @@ impl SeedContext<'_> {
         extra_starts: &[(dreamgym_buffer::Task, Observation)],
         sw: Switches,
         failures: &Arc<ModelFailures>,
+        members: Option<&[Arc<dyn ExperienceModel>]>,
     ) -> (Vec<Box<dyn Env>>, Option<RetainedEpisodes>) {
         let retrieval = sw.retrieval;
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
-        let max_steps = self
-            .offline
-            .iter()
-            .map(|t| t.steps.len())
-            .max()
-            .unwrap_or(1)
-            .max(1) as u32;
+        let max_steps = max_steps_of(&self.offline);
         // one index for the loop's envs
         let mode = if retrieval {
             self.cfg.retrieval
@@ -214,6 +230,22 @@ impl SeedContext<'_> {
         // what the data leave open, drawn per episode (one prior for the loop's envs)
         let sampled = self.cfg.sampled_world == sw.sampling_as_configured;
         let prior = sampled.then(|| Arc::new(WorldPrior::fit(real)));
+        // K native models on bootstrap resamples of the episodes judge each step
+        let ensemble = (self.cfg.ensemble == sw.ensemble_as_configured)
+            .then_some(members)
+            .flatten()
+            .map(|members| {
+                let rule = HaltRule {
+                    dissent: self.cfg.halt_dissent,
+                    next_state: self.cfg.halt_on_next_state,
+                };
+                Arc::new(match self.cfg.ensemble_player {
+                    EnsemblePlayer::Member => Ensemble::new(members.to_vec(), rule),
+                    EnsemblePlayer::AllData => {
+                        Ensemble::judged(model.clone(), members.to_vec(), rule)
+                    }
+                })
+            });
         let envs = (0..self.cfg.synthetic_envs.max(1))
             .map(|k| {
                 let mut m = ModelEnv::with_retrieval(model.clone(), real, max_steps, index.clone());
@@ -225,6 +257,12 @@ impl SeedContext<'_> {
                         evidence_dropout: self.cfg.evidence_dropout,
                         seed: self.seed ^ (k as u64).wrapping_mul(0x2545_f491_4f6c_dd1d),
                     });
+                }
+                if let Some(e) = &ensemble {
+                    m.play_ensemble(
+                        e.clone(),
+                        self.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    );
                 }
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
@@ -272,7 +310,33 @@ impl SeedContext<'_> {
         let failures = Arc::new(ModelFailures::with_limit(f64::from(
             self.cfg.max_model_failure_share,
         )));
-        let (envs, retained) = self.model_envs(model, real, &starts, sw, &failures);
+        // native models on bootstrap resamples of the episodes: the ensemble's judges and the
+        // validation's models
+        let native = self.cfg.experience_model == ExperienceModelKind::Native;
+        let members = (native
+            && (self.cfg.ensemble == sw.ensemble_as_configured || self.cfg.validate_every > 0))
+            .then(|| self.bootstrap_members(real, sw.reasoning));
+        let (envs, retained) =
+            self.model_envs(model, real, &starts, sw, &failures, members.as_deref());
+        let validation = (self.cfg.validate_every > 0)
+            .then_some(members)
+            .flatten()
+            .map(|members| {
+                let envs = members
+                    .into_iter()
+                    .map(|m| {
+                        let mut env = ModelEnv::new(m, real, max_steps_of(&self.offline));
+                        env.set_retrieval(sw.retrieval);
+                        Box::new(env) as Box<dyn Env>
+                    })
+                    .collect();
+                Validation::new(
+                    envs,
+                    TaskSampler::any(self.spec.clone()),
+                    self.cfg.validation_episodes,
+                    self.seed ^ 0x7a11_da7e,
+                )
+            });
         Ok(SyntheticLoop {
             envs,
             pool: Curriculum::new(self.cfg.curriculum, families),
@@ -285,7 +349,17 @@ impl SeedContext<'_> {
             failures,
             clock: self.recording.as_ref().map(|r| r.clock.clone()),
             retained,
+            validation,
         })
+    }
+
+    /// `ensemble_members` native models, each fit on a bootstrap resample of `real`'s episodes
+    /// (with or without rule induction), seeded by the run's seed.
+    fn bootstrap_members(&self, real: &[Trajectory], rules: bool) -> Vec<Arc<dyn ExperienceModel>> {
+        bootstrap(real, self.cfg.ensemble_members, self.seed)
+            .iter()
+            .map(|r| Arc::new(NativeModel::fit_with(r, rules)) as Arc<dyn ExperienceModel>)
+            .collect()
     }
 
     /// Trains a fresh learner in the experience model for `cfg.iterations` iterations (see
@@ -295,13 +369,40 @@ impl SeedContext<'_> {
         let mut trainer = self.start_with_envs(false, self.cfg.synthetic_envs)?;
         let mut recent: Vec<f32> = vec![];
         let mut steps = trainer.counters().env_steps;
-        for i in 0..self.cfg.iterations {
+        let iterations = self.cfg.iterations;
+        let every = self.cfg.validate_every.max(1);
+        let mut validation = lp.validation.take();
+        if let Some(v) = validation.as_mut() {
+            v.check(0, &trainer)?;
+        }
+        for i in 0..iterations {
             let m = lp.step(&mut trainer)?;
             self.progress
-                .iteration(i + 1, self.cfg.iterations, m.env_steps - steps);
+                .iteration(i + 1, iterations, m.env_steps - steps);
             steps = m.env_steps;
             recent.push(m.success);
+            if let Some(v) = validation.as_mut()
+                && ((i + 1) % every == 0 || i + 1 == iterations)
+            {
+                v.check(i + 1, &trainer)?;
+            }
         }
+        let synthetic_steps = trainer.counters().env_steps;
+        let (trainer, validation) = match validation {
+            Some(v) => {
+                let (t, report) = v.finish(trainer, iterations);
+                (t, Some(report))
+            }
+            None => (trainer, None),
+        };
+        // the success inside the model of the policy kept: the 5 iterations before it (the
+        // validation's own mean where it is the warm start)
+        let kept = validation.as_ref().map_or(iterations, |v| v.kept_iteration);
+        let tail = &recent[kept.saturating_sub(5)..kept];
+        let model_success = match (tail.is_empty(), &validation) {
+            (true, Some(v)) => v.checks.first().map_or(0.0, |c| c.mean),
+            _ => tail.iter().sum::<f32>() / tail.len().max(1) as f32,
+        };
         let pool = &lp.pool;
         let pool_json = pool
             .tasks()
@@ -310,12 +411,12 @@ impl SeedContext<'_> {
             .collect();
         let failures = lp.failures.counts();
         check_failures(&failures, self.cfg.max_model_failure_share)?;
-        let tail = &recent[recent.len().saturating_sub(5)..];
         Ok(SyntheticRun {
             failures,
-            model_success: tail.iter().sum::<f32>() / tail.len().max(1) as f32,
+            model_success,
+            validation,
             pool: pool_json,
-            synthetic_steps: trainer.counters().env_steps,
+            synthetic_steps,
             history: pool.history().to_vec(),
             rejected: pool.rejected(),
             trainer,

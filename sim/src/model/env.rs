@@ -33,7 +33,15 @@
 //! drawn from [`super::world::WorldPrior`] when it starts, passed to the model as retrieved
 //! arrivals; the draw is seeded by the env's seed, the task and the reset seed, so a GRPO group
 //! (one reset seed) shares one world.
+//!
+//! **Ensembles** ([`ModelEnv::play_ensemble`], issue 31): each episode plays one member of an
+//! [`Ensemble`] drawn when it starts (seeded like the world); every step all members predict,
+//! and where they disagree ([`Ensemble::judge`]) the step *halts* the episode: reward 0, no
+//! success, `done` (an absorbing state: the learner bootstraps no value), `info.halt` saying
+//! why; the step's confidence is the members' agreement. Halts are counted in
+//! [`ModelFailures`].
 
+use super::ensemble::Ensemble;
 use super::lines::line_id;
 use super::retrieval::{Retrieval, RetrievalMode};
 use super::world::WorldPrior;
@@ -71,6 +79,9 @@ pub struct ModelFailures {
     pub dead_ends: std::sync::atomic::AtomicU64,
     /// Steps predicted and used.
     pub predicted: std::sync::atomic::AtomicU64,
+    /// Of those, steps where an ensemble's members disagreed and the episode halted (not a
+    /// failure: the halt is the prediction).
+    pub halted: std::sync::atomic::AtomicU64,
     /// The largest share of failed steps over the window before the envs stop (none: never).
     limit: Option<f64>,
     /// Whether each of the last steps failed, and how many did.
@@ -100,6 +111,7 @@ impl ModelFailures {
             rejected: self.rejected.load(Relaxed),
             dead_ends: self.dead_ends.load(Relaxed),
             predicted: self.predicted.load(Relaxed),
+            halted: self.halted.load(Relaxed),
         }
     }
 
@@ -141,6 +153,8 @@ pub struct FailureCounts {
     pub dead_ends: u64,
     /// Predictions used.
     pub predicted: u64,
+    /// Of those, steps where an ensemble halted the episode.
+    pub halted: u64,
 }
 
 impl FailureCounts {
@@ -177,6 +191,10 @@ pub struct ModelEnv {
     worlds: Option<WorldSampling>,
     /// Episodes started, for the draws of starts that come without a seed.
     started: u64,
+    /// Where episodes play a member of an ensemble: the ensemble and the seed of the draws.
+    ensemble: Option<(Arc<Ensemble>, u64)>,
+    /// The member playing the episode in play.
+    member: usize,
 }
 
 /// How a model env samples what the data leave open (see [`ModelEnv::sample_worlds`]).
@@ -227,7 +245,32 @@ impl ModelEnv {
             failures: Arc::default(),
             worlds: None,
             started: 0,
+            ensemble: None,
+            member: 0,
         }
+    }
+
+    /// Play every episode in one member of `ensemble`, drawn when it starts (by `seed`, the
+    /// task and the reset seed, as the world), halting where the members disagree (see the
+    /// module docs). Replaces the model the env was built with.
+    pub fn play_ensemble(&mut self, ensemble: Arc<Ensemble>, seed: u64) {
+        self.id = format!("model:{}", ensemble.name());
+        self.ensemble = Some((ensemble, seed));
+    }
+
+    /// Draw the member that plays the episode starting (see [`Self::play_ensemble`]).
+    fn draw_member(&mut self, draw_seed: Option<u64>) {
+        let (Some((e, seed)), Some(task)) = (&self.ensemble, &self.task) else {
+            return;
+        };
+        let draw_seed = draw_seed.unwrap_or(self.started.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            seed ^ fnv1a(&task.id) ^ draw_seed.rotate_left(29) ^ 0x5eed_e45e,
+        );
+        self.member = match e.player() {
+            Some(p) => p,
+            None => rng.random_range(0..e.len()),
+        };
     }
 
     /// Show the model a world sampled from `sampling.prior` in every episode: what the
@@ -343,6 +386,7 @@ impl ModelEnv {
         self.over = false;
         self.started += 1;
         self.add_world(draw_seed);
+        self.draw_member(draw_seed);
         obs
     }
 
@@ -453,13 +497,21 @@ impl Env for ModelEnv {
         }
         // the whole episode (bounded by max_steps): the native model recalls places left long
         // ago; the LLM prompt shows the last few steps
-        let predicted = self.model.predict(&ModelContext {
+        let ctx = ModelContext {
             task,
             history: &self.history,
             state,
             action,
             retrieved: &self.retrieved,
-        });
+        };
+        let (predicted, judgement) = match &self.ensemble {
+            None => (self.model.predict(&ctx), None),
+            Some((e, _)) => {
+                let mut all = e.predict_all(&ctx);
+                let j = e.judge(self.member, &all);
+                (all.swap_remove(self.member), Some(j))
+            }
+        };
         let p = match predicted {
             Ok(p) => p,
             // a reply the model rejected (an LLM's cut or invalid reply) is never taken as
@@ -487,6 +539,22 @@ impl Env for ModelEnv {
                 });
             }
         };
+        // where the members disagree the episode halts: nothing paid, nothing to bootstrap
+        let mut p = p;
+        let mut halted = None;
+        if let Some(j) = judgement {
+            p.confidence = j.agreement;
+            if let Some(why) = j.halt {
+                p.reward = 0.0;
+                p.done = true;
+                p.success = false;
+                p.reasoning = format!("{}\nHALT: {why}", p.reasoning);
+                halted = Some(why);
+                self.failures
+                    .halted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         // a state the agent cannot act in is a model error: the episode is cut there
         let dead_end = !p.done && p.next_state.admissible.is_empty();
         let counter = if dead_end {
@@ -532,6 +600,9 @@ impl Env for ModelEnv {
         }
         let mut info = BTreeMap::new();
         info.insert("confidence".into(), format!("{:.3}", p.confidence));
+        if let Some(why) = &halted {
+            info.insert("halt".into(), why.to_string());
+        }
         if dead_end {
             info.insert(
                 "dead_end".into(),
