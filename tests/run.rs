@@ -56,6 +56,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
         "dreamgym_sampled_world",
+        "dreamgym_ensemble",
         "random",
     ] {
         let m = &methods[key];
@@ -82,6 +83,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
         "dreamgym_sampled_world",
+        "dreamgym_ensemble",
     ] {
         let seed = &methods[key]["seeds"][0];
         let gap = seed["model_real_gap"].as_f64().unwrap();
@@ -99,6 +101,14 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         assert!(seed.get("model_real_gap").is_none(), "{key}: {seed}");
         assert!(seed.get("on_policy").is_none(), "{key}: {seed}");
     }
+    // the ensemble row counts its halts; the single model never halts
+    let halted = |key: &str| methods[key]["seeds"][0]["model_failures"]["halted"].as_u64();
+    assert_eq!(halted("dreamgym"), Some(0));
+    assert!(
+        halted("dreamgym_ensemble").is_some(),
+        "{}",
+        methods["dreamgym_ensemble"]
+    );
     assert!(html.contains("model→real gap"), "the report shows the gap");
     assert!(methods["dreamgym"]["synthetic_steps"].as_u64().unwrap() > 0);
     assert!(methods["dreamgym"]["offline_steps"].as_u64().unwrap() > 0);
@@ -140,6 +150,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
         "dreamgym_without_reasoning",
         "dreamgym_without_curriculum",
         "dreamgym_sampled_world",
+        "dreamgym_ensemble",
     ] {
         assert_eq!(
             n(m, "synthetic"),
@@ -147,7 +158,7 @@ fn a_small_run_writes_report_and_summary_and_s2r_beats_random() {
             "{m}: {by_method:?}"
         );
     }
-    assert_eq!(by_method.len(), 8, "{by_method:?}");
+    assert_eq!(by_method.len(), 9, "{by_method:?}");
     let synthetic = buf
         .iter()
         .find(|(_, r)| r.provenance() == dreamgym_buffer::Provenance::Synthetic)

@@ -4,7 +4,7 @@
 //! in: native models fit on bootstrap resamples of the offline episodes (the ensemble's
 //! members). No real step is spent. Training keeps the best policy so far, "best" the ME-TRPO
 //! way: a higher mean success over the members *and* at least as high in most of them; where
-//! the last policy is not the best, the run rolls back to the best (a model that is wrong and
+//! the best policy so far beats the last one so, the run rolls back to it (a model that is wrong and
 //! pessimistic can unlearn a good start; its bootstrap siblings are wrong elsewhere).
 //!
 //! Every check evaluates the same episodes (one seed for all checks: common random numbers),
@@ -99,11 +99,21 @@ impl Validation {
         Ok(())
     }
 
-    /// The policy to keep — `last` (trained `iterations` iterations, checked last) or the best
-    /// one before it — and the report.
+    /// The policy to keep — `last` (trained `iterations` iterations, checked last) unless an
+    /// earlier best policy beats it — and the report.
     pub fn finish(self, last: Trainer, iterations: usize) -> (Trainer, ValidationReport) {
-        let (kept_iteration, trainer) = match self.best {
-            Some((i, _, t)) if i != iterations => (i, t),
+        let last_scores = self
+            .checks
+            .iter()
+            .rev()
+            .find(|c| c.iteration == iterations)
+            .map(|c| c.scores.clone());
+        let (kept_iteration, trainer) = match (self.best, last_scores) {
+            (Some((i, best, t)), Some(last_scores))
+                if i != iterations && beats(&best, &last_scores) =>
+            {
+                (i, t)
+            }
             _ => (iterations, last),
         };
         (
@@ -171,11 +181,15 @@ mod tests {
             (again - report.checks[0].scores[0]).abs() < 1e-6,
             "the good policy kept"
         );
-        // the last policy the best: kept, no roll-back
+        // the last policy as good as the best: kept, no roll-back
         let mut v = Validation::new(vec![factory.open()], sampler, 30, 9);
         v.check(0, &kept).unwrap();
-        let (_, report) = v.finish(kept, 0);
-        assert!(!report.rolled_back && report.kept_iteration == 0);
+        v.check(3, &kept).unwrap();
+        let (_, report) = v.finish(kept, 3);
+        assert!(
+            !report.rolled_back && report.kept_iteration == 3,
+            "{report:?}"
+        );
     }
 
     #[test]
