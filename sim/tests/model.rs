@@ -709,7 +709,11 @@ fn a_native_ensemble_halts_where_the_data_leave_the_outcome_open() {
         .iter()
         .map(|r| Arc::new(NativeModel::fit(r)) as Arc<dyn ExperienceModel>)
         .collect();
-    let ensemble = Arc::new(Ensemble::new(members, HaltRule::default()));
+    let rule = HaltRule {
+        next_state: true,
+        ..HaltRule::default()
+    };
+    let ensemble = Arc::new(Ensemble::new(members, rule));
     // (steps, steps halted, real successes, successes paid) replaying `episodes`
     let replay = |episodes: &[Trajectory]| {
         let failures = Arc::new(ModelFailures::default());

@@ -89,6 +89,11 @@ pub enum ModelCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also score an ensemble: the model judged by this many native models fit on
+        /// bootstrap resamples of the training episodes (seed 1), its confidence the share of
+        /// them that agree with it (what `ensemble: true` uses); 0: none.
+        #[arg(long, default_value_t = 0)]
+        ensemble: usize,
     },
 }
 
@@ -121,6 +126,7 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
             show_errors,
             show,
             json,
+            ensemble,
         } => eval(
             &train,
             &heldout,
@@ -136,6 +142,7 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
             ),
             (show_errors, show),
             json,
+            ensemble,
         ),
     }
 }
@@ -174,6 +181,7 @@ pub fn eval(
     (no_rules, retrieval): (bool, RetrievalMode),
     (show_errors, show): (usize, usize),
     json: bool,
+    ensemble: usize,
 ) -> Result<()> {
     use dreamgym_sim::model::{fidelity, native::NativeModel};
     if !(0.0..1.0).contains(&gamma) {
@@ -203,10 +211,48 @@ pub fn eval(
     let t1 = std::time::Instant::now();
     let r = fidelity::evaluate_with_index(&model, &tr, &index, &ho, gamma);
     let eval_s = t1.elapsed().as_secs_f64();
+    // the same model judged by bootstrap members: its confidence their agreement
+    let judged = (ensemble > 0).then(|| {
+        use dreamgym_sim::model::ensemble::{Ensemble, HaltRule, bootstrap};
+        let judges = bootstrap(&tr, ensemble.max(2), 1)
+            .iter()
+            .map(|t| {
+                std::sync::Arc::new(NativeModel::fit_with(t, !no_rules))
+                    as std::sync::Arc<dyn dreamgym_sim::model::ExperienceModel>
+            })
+            .collect();
+        let e = Ensemble::judged(
+            std::sync::Arc::new(NativeModel::fit_with(&tr, !no_rules)),
+            judges,
+            HaltRule::default(),
+        );
+        fidelity::evaluate_with_index(&e, &tr, &index, &ho, gamma)
+    });
+    if let Some(e) = &judged {
+        let line = |f: &fidelity::Fidelity| {
+            format!(
+                "calibration_error {:.4}, false_success_rate {:.4}",
+                f.calibration_error, f.false_success_rate
+            )
+        };
+        eprintln!(
+            "judged by {ensemble} bootstrap models, confidence = their agreement: all {}; seen tasks {}; unseen tasks {} (the model alone: calibration_error {:.4})",
+            line(&e.all),
+            line(&e.seen_tasks),
+            line(&e.unseen_tasks),
+            r.all.calibration_error
+        );
+    }
     // one-step predictions plus the open-loop ones of the drift measurement
     let predictions = r.all.transitions + r.drift.iter().map(|d| d.windows).sum::<usize>();
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        match &judged {
+            None => println!("{}", serde_json::to_string_pretty(&r)?),
+            Some(e) => println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"model": r, "ensemble": e}))?
+            ),
+        }
         return Ok(());
     }
     eprintln!(

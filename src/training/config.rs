@@ -130,12 +130,15 @@ pub struct RunConfig {
     /// With `ensemble`: how many of the other members may dissent on reward, `done` or success
     /// before the episode halts.
     pub halt_dissent: usize,
-    /// With `ensemble`: halt where most of the other members predict another next state too.
+    /// With `ensemble`: halt where most of the other members predict another next state too
+    /// (off by default: on household level 1 it cut episodes where the data leave a place's
+    /// contents open, and lost).
     pub halt_on_next_state: bool,
     /// Validation against unlearning (`crate::training::validation`): every this many
     /// iterations (and at the start and the end) the learner is evaluated in
     /// `ensemble_members` native models fit on bootstrap resamples of the offline episodes;
-    /// the run keeps the best policy (0: off; no real step either way).
+    /// the run keeps the best policy (0: off; no real step either way). `dreamgym run` only:
+    /// `dreamgym train`, which checkpoints as it goes, keeps its last policy.
     pub validate_every: usize,
     /// With `validate_every`: episodes per member and check.
     pub validation_episodes: usize,
@@ -328,7 +331,7 @@ impl Default for RunConfig {
             ensemble_members: 5,
             ensemble_player: EnsemblePlayer::AllData,
             halt_dissent: 1,
-            halt_on_next_state: true,
+            halt_on_next_state: false,
             validate_every: 0,
             validation_episodes: 40,
             expand_every: 5,

@@ -33,10 +33,12 @@ pub struct HaltRule {
 }
 
 impl Default for HaltRule {
+    /// One dissent tolerated; next states not judged (`RunConfig`'s defaults: halting on next
+    /// states cut household's episodes where the data leave a place's contents open, and lost).
     fn default() -> Self {
         Self {
             dissent: 1,
-            next_state: true,
+            next_state: false,
         }
     }
 }
@@ -159,6 +161,24 @@ impl Ensemble {
     }
 }
 
+/// As a model (for fidelity, e.g. `dreamgym model eval --ensemble K`): the player's prediction
+/// (the fixed player, else the first member) with the members' agreement as its confidence; no
+/// halts (a halt is the env's decision).
+impl ExperienceModel for Ensemble {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
+        let player = self.player.unwrap_or(0);
+        let mut all = self.predict_all(ctx);
+        let agreement = self.judge(player, &all).agreement;
+        let mut p = all.swap_remove(player)?;
+        p.confidence = agreement;
+        Ok(p)
+    }
+}
+
 /// [`Ensemble::judge`] with the rule `rule`.
 pub fn judge(rule: HaltRule, playing: usize, all: &[Result<Prediction, ModelError>]) -> Judgement {
     let others = all.len().saturating_sub(1);
@@ -240,8 +260,56 @@ pub fn bootstrap(episodes: &[Trajectory], k: usize, seed: u64) -> Vec<Vec<Trajec
 
 #[cfg(test)]
 mod tests {
-    use super::{HaltRule, bootstrap, judge};
-    use crate::model::{ModelError, Prediction, test_observation, test_task};
+    use super::{Ensemble, HaltRule, bootstrap, judge};
+    use crate::model::{ExperienceModel, ModelContext, test_task};
+    use std::sync::Arc;
+
+    /// Predicts its state unchanged, paying `reward`.
+    struct Pays(f32);
+
+    impl ExperienceModel for Pays {
+        fn name(&self) -> &str {
+            "pays"
+        }
+        fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
+            Ok(Prediction {
+                reasoning: String::new(),
+                next_state: ctx.state.clone(),
+                reward: self.0,
+                done: false,
+                success: false,
+                confidence: 1.0,
+            })
+        }
+    }
+
+    #[test]
+    fn as_a_model_an_ensemble_answers_with_its_player_and_the_judges_agreement() {
+        let e = Ensemble::judged(
+            Arc::new(Pays(0.5)),
+            vec![
+                Arc::new(Pays(0.5)),
+                Arc::new(Pays(0.0)),
+                Arc::new(Pays(0.5)),
+                Arc::new(Pays(0.5)),
+            ],
+            HaltRule::default(),
+        );
+        assert_eq!(e.name(), "pays+4judges");
+        let task = test_task("do it");
+        let state = test_observation(&["[a] here"], "do it");
+        let ctx = ModelContext {
+            task: &task,
+            history: &[],
+            state: &state,
+            action: "wait",
+            retrieved: &[],
+        };
+        let p = e.predict(&ctx).unwrap();
+        assert_eq!((p.reward, p.confidence), (0.5, 0.75));
+    }
+
+    use crate::model::{ModelError, Prediction, test_observation};
     use dreamgym_buffer::Trajectory;
 
     fn pred(lines: &[&str], reward: f32, done: bool) -> Result<Prediction, ModelError> {
@@ -280,7 +348,10 @@ mod tests {
 
     #[test]
     fn most_members_predicting_another_state_halt_the_episode() {
-        let rule = HaltRule::default();
+        let rule = HaltRule {
+            next_state: true,
+            ..HaltRule::default()
+        };
         let here = || pred(&["[a] here", "[b] there"], 0.0, false);
         let reordered = || pred(&["[b] there", "[a] here"], 0.0, false);
         let elsewhere = || pred(&["[a] elsewhere"], 0.0, false);
