@@ -314,3 +314,53 @@ impl SeedContext<'_> {
         }
     }
 }
+
+/// What a unit test needs for a [`SeedContext`] on keys_doors (level 1): the env factory, the
+/// CPU device, a silent progress and `cfg.offline_episodes` offline episodes (seed 1).
+#[cfg(test)]
+pub(crate) struct KeysDoorsFixture {
+    factory: EnvFactory,
+    device: SelectedDevice,
+    progress: Progress,
+    offline: Vec<Trajectory>,
+}
+
+#[cfg(test)]
+impl KeysDoorsFixture {
+    /// The fixture, its offline data collected as `cfg` says.
+    pub(crate) fn new(cfg: &RunConfig) -> Self {
+        let factory = EnvFactory::new("scenario:scenarios/keys_doors.ron", None).unwrap();
+        let device = dreamgym_policy::select_device(dreamgym_policy::BackendChoice::Cpu).unwrap();
+        let offline = crate::training::offline::collect_offline(
+            factory.open().as_mut(),
+            cfg,
+            1,
+            &mut dreamgym_sim::policy::ExpertFaults::default(),
+        )
+        .unwrap();
+        Self {
+            factory,
+            device,
+            progress: Progress::silent(),
+            offline,
+        }
+    }
+
+    /// The env factory.
+    pub(crate) fn factory(&self) -> &EnvFactory {
+        &self.factory
+    }
+
+    /// Seed 1's context under `cfg`, not recording.
+    pub(crate) fn context<'a>(&'a self, cfg: &'a RunConfig) -> SeedContext<'a> {
+        SeedContext::new(
+            cfg,
+            &self.factory,
+            &self.device,
+            1,
+            self.offline.clone(),
+            &self.progress,
+            None,
+        )
+    }
+}

@@ -427,18 +427,14 @@ impl SeedContext<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::support::envs::EnvFactory;
-    use crate::support::progress::Progress;
     use crate::training::config::RunConfig;
-    use crate::training::offline::collect_offline;
+    use crate::training::context::KeysDoorsFixture;
     use dreamgym_policy::TrainConfig;
     use dreamgym_sim::model::retrieval::Retrievable;
-    use dreamgym_sim::policy::ExpertFaults;
 
     /// A keys_doors loop with `retrievable`, two iterations in: the transitions its retrieval
     /// index holds before and after.
     fn indexed_after_two_iterations(retrievable: Retrievable) -> (usize, usize) {
-        let factory = EnvFactory::new("scenario:scenarios/keys_doors.ron", None).unwrap();
         let cfg = RunConfig {
             offline_episodes: 12,
             synthetic_envs: 4,
@@ -450,16 +446,8 @@ mod tests {
             },
             ..RunConfig::default()
         };
-        let device = dreamgym_policy::select_device(dreamgym_policy::BackendChoice::Cpu).unwrap();
-        let progress = Progress::silent();
-        let offline = collect_offline(
-            factory.open().as_mut(),
-            &cfg,
-            1,
-            &mut ExpertFaults::default(),
-        )
-        .unwrap();
-        let ctx = SeedContext::new(&cfg, &factory, &device, 1, offline, &progress, None);
+        let fixture = KeysDoorsFixture::new(&cfg);
+        let ctx = fixture.context(&cfg);
         let mut lp = ctx
             .synthetic_loop(Switches {
                 curriculum: false,

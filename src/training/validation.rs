@@ -130,34 +130,22 @@ impl Validation {
 #[cfg(test)]
 mod tests {
     use super::{Validation, beats};
-    use crate::support::envs::EnvFactory;
-    use crate::support::progress::Progress;
     use crate::training::config::RunConfig;
-    use crate::training::context::SeedContext;
-    use crate::training::offline::collect_offline;
+    use crate::training::context::KeysDoorsFixture;
     use dreamgym_policy::TaskSampler;
-    use dreamgym_sim::policy::ExpertFaults;
 
     /// A good policy (behaviour cloned on expert-rich data) checked first and a bad one (fresh)
     /// last: the run rolls back to the good one, which evaluates as it did.
     #[test]
     fn training_rolls_back_to_the_best_policy_checked() {
-        let factory = EnvFactory::new("scenario:scenarios/keys_doors.ron", None).unwrap();
         let cfg = RunConfig {
             offline_episodes: 40,
             bc_warm_start: false,
             ..RunConfig::default()
         };
-        let device = dreamgym_policy::select_device(dreamgym_policy::BackendChoice::Cpu).unwrap();
-        let progress = Progress::silent();
-        let offline = collect_offline(
-            factory.open().as_mut(),
-            &cfg,
-            1,
-            &mut ExpertFaults::default(),
-        )
-        .unwrap();
-        let ctx = SeedContext::new(&cfg, &factory, &device, 1, offline, &progress, None);
+        let fixture = KeysDoorsFixture::new(&cfg);
+        let factory = fixture.factory();
+        let ctx = fixture.context(&cfg);
         let good = ctx.start(true).unwrap();
         let bad = ctx.start(false).unwrap();
         let envs = (0..3).map(|_| factory.open()).collect();
