@@ -401,6 +401,21 @@ fn model_eval_json_and_sft_export() {
     assert_eq!(v["seen_tasks"]["transitions"], 0);
     assert_eq!(v["drift"].as_array().unwrap().len(), 5);
     assert!(v["next_state_exact"].as_f64().unwrap() > 0.5);
+    // judged by an ensemble: the model's report as it was, and the ensemble's — the same
+    // predictions (the model plays), the judges' agreement as confidence
+    let (ok, out, err) = run(bin()
+        .args(["model", "eval", "--json", "--ensemble", "3", "--train"])
+        .arg(&train)
+        .arg("--heldout")
+        .arg(&held));
+    assert!(ok, "{err}");
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["model"], v);
+    assert_eq!(e["ensemble"]["next_state_exact"], v["next_state_exact"]);
+    assert_eq!(e["ensemble"]["reward_accuracy"], v["reward_accuracy"]);
+    let ece = e["ensemble"]["calibration_error"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ece), "{ece}");
+    assert!(err.contains("judged by 3 bootstrap models"), "{err}");
     // SFT export: system, user, assistant; the target is the real outcome, reasoning first
     let sft = dir.path().join("sft.jsonl");
     let (ok, _, err) = run(bin()

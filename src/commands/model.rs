@@ -139,10 +139,10 @@ pub fn run(cmd: ModelCmd) -> Result<()> {
                 } else {
                     retrieval
                 },
+                ensemble,
             ),
             (show_errors, show),
             json,
-            ensemble,
         ),
     }
 }
@@ -178,10 +178,9 @@ pub fn eval(
     heldout: &std::path::Path,
     buffer: Option<(&Path, Retrievable)>,
     gamma: f64,
-    (no_rules, retrieval): (bool, RetrievalMode),
+    (no_rules, retrieval, ensemble): (bool, RetrievalMode, usize),
     (show_errors, show): (usize, usize),
     json: bool,
-    ensemble: usize,
 ) -> Result<()> {
     use dreamgym_sim::model::{fidelity, native::NativeModel};
     if !(0.0..1.0).contains(&gamma) {
