@@ -189,7 +189,7 @@ pub fn eval(
     let tr = dreamgym_buffer::jsonl::read_file(train)?;
     let ho = dreamgym_buffer::jsonl::read_file(heldout)?;
     let t0 = std::time::Instant::now();
-    let model = NativeModel::fit_with(&tr, !no_rules);
+    let model = std::sync::Arc::new(NativeModel::fit_with(&tr, !no_rules));
     let fit_s = t0.elapsed().as_secs_f64();
     let index = match buffer {
         None => Retrieval::new(&tr, retrieval),
@@ -208,7 +208,7 @@ pub fn eval(
         }
     };
     let t1 = std::time::Instant::now();
-    let r = fidelity::evaluate_with_index(&model, &tr, &index, &ho, gamma);
+    let r = fidelity::evaluate_with_index(model.as_ref(), &tr, &index, &ho, gamma);
     let eval_s = t1.elapsed().as_secs_f64();
     // the same model judged by bootstrap members: its confidence their agreement
     let judged = (ensemble > 0).then(|| {
@@ -220,11 +220,7 @@ pub fn eval(
                     as std::sync::Arc<dyn dreamgym_sim::model::ExperienceModel>
             })
             .collect();
-        let e = Ensemble::judged(
-            std::sync::Arc::new(NativeModel::fit_with(&tr, !no_rules)),
-            judges,
-            HaltRule::default(),
-        );
+        let e = Ensemble::judged(model.clone(), judges, HaltRule::default());
         fidelity::evaluate_with_index(&e, &tr, &index, &ho, gamma)
     });
     if let Some(e) = &judged {
@@ -256,7 +252,7 @@ pub fn eval(
     }
     eprintln!(
         "fitted {} on {} transitions ({} rules) in {fit_s:.2}s; {} predictions in {eval_s:.2}s ({:.0}/s)",
-        dreamgym_sim::model::ExperienceModel::name(&model),
+        dreamgym_sim::model::ExperienceModel::name(model.as_ref()),
         model.transitions(),
         model.rules(),
         predictions,
@@ -314,8 +310,8 @@ pub fn eval(
         "reliability (confidence bin: predictions at mean confidence -> share right): {}",
         reliability.join(", ")
     );
-    show_predictions(&model, &ho, &index, show, false);
-    show_predictions(&model, &ho, &index, show_errors, true);
+    show_predictions(model.as_ref(), &ho, &index, show, false);
+    show_predictions(model.as_ref(), &ho, &index, show_errors, true);
     Ok(())
 }
 

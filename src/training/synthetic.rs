@@ -202,16 +202,11 @@ impl SeedContext<'_> {
         failures: &Arc<ModelFailures>,
         members: Option<&[Arc<dyn ExperienceModel>]>,
     ) -> (Vec<Box<dyn Env>>, Option<RetainedEpisodes>) {
-        let retrieval = sw.retrieval;
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
         let max_steps = max_steps_of(&self.offline);
         // one index for the loop's envs
-        let mode = if retrieval {
-            self.cfg.retrieval
-        } else {
-            RetrievalMode::Off
-        };
+        let mode = self.retrieval_mode(sw);
         let retrievable = self.cfg.retrievable;
         let real_shown = if retrievable.admits(Provenance::Real) {
             real
@@ -322,11 +317,13 @@ impl SeedContext<'_> {
             .then_some(members)
             .flatten()
             .map(|members| {
+                // the models retrieve real transitions as the loop's do, from one index
+                let index = Arc::new(RwLock::new(Retrieval::new(real, self.retrieval_mode(sw))));
+                let max_steps = max_steps_of(&self.offline);
                 let envs = members
                     .into_iter()
                     .map(|m| {
-                        let mut env = ModelEnv::new(m, real, max_steps_of(&self.offline));
-                        env.set_retrieval(sw.retrieval);
+                        let env = ModelEnv::with_retrieval(m, real, max_steps, index.clone());
                         Box::new(env) as Box<dyn Env>
                     })
                     .collect();
@@ -351,6 +348,16 @@ impl SeedContext<'_> {
             retained,
             validation,
         })
+    }
+
+    /// What the model envs of a loop with the switches `sw` retrieve (`RunConfig::retrieval`,
+    /// off without retrieval).
+    fn retrieval_mode(&self, sw: Switches) -> RetrievalMode {
+        if sw.retrieval {
+            self.cfg.retrieval
+        } else {
+            RetrievalMode::Off
+        }
     }
 
     /// `ensemble_members` native models, each fit on a bootstrap resample of `real`'s episodes

@@ -4,7 +4,7 @@
 //! The members are fit on bootstrap resamples of the seed *episodes* ([`bootstrap`]), so they
 //! agree where many episodes say the same and disagree where the data are thin — a rule learnt
 //! from one episode, an outcome a hidden cause decides. Each synthetic episode plays one member
-//! (drawn when it starts); every step, all members predict and [`Ensemble::judge`] compares them
+//! (drawn when it starts); every step, all members predict and [`Ensemble::play`] compares them
 //! with the playing one:
 //!
 //! 1. a member **dissents** when its reward, `done` or success differs from the playing
@@ -155,9 +155,16 @@ impl Ensemble {
         self.members.iter().map(|m| m.predict(ctx)).collect()
     }
 
-    /// Judge member `playing`'s prediction against the others' (see the module docs).
-    pub fn judge(&self, playing: usize, all: &[Result<Prediction, ModelError>]) -> Judgement {
-        judge(self.rule, playing, all)
+    /// Member `playing`'s prediction of `ctx`, judged against the other members' (see the
+    /// module docs).
+    pub fn play(
+        &self,
+        playing: usize,
+        ctx: &ModelContext,
+    ) -> (Result<Prediction, ModelError>, Judgement) {
+        let mut all = self.predict_all(ctx);
+        let j = judge(self.rule, playing, &all);
+        (all.swap_remove(playing), j)
     }
 }
 
@@ -170,16 +177,15 @@ impl ExperienceModel for Ensemble {
     }
 
     fn predict(&self, ctx: &ModelContext) -> Result<Prediction, ModelError> {
-        let player = self.player.unwrap_or(0);
-        let mut all = self.predict_all(ctx);
-        let agreement = self.judge(player, &all).agreement;
-        let mut p = all.swap_remove(player)?;
-        p.confidence = agreement;
+        let (p, j) = self.play(self.player.unwrap_or(0), ctx);
+        let mut p = p?;
+        p.confidence = j.agreement;
         Ok(p)
     }
 }
 
-/// [`Ensemble::judge`] with the rule `rule`.
+/// The judgement of [`Ensemble::play`]: member `playing`'s prediction in `all` against the
+/// others', by `rule`.
 pub fn judge(rule: HaltRule, playing: usize, all: &[Result<Prediction, ModelError>]) -> Judgement {
     let others = all.len().saturating_sub(1);
     let Some(Ok(p)) = all.get(playing) else {

@@ -36,7 +36,7 @@
 //!
 //! **Ensembles** ([`ModelEnv::play_ensemble`], issue 31): each episode plays one member of an
 //! [`Ensemble`] drawn when it starts (seeded like the world); every step all members predict,
-//! and where they disagree ([`Ensemble::judge`]) the step *halts* the episode: reward 0, no
+//! and where they disagree ([`Ensemble::play`]) the step *halts* the episode: reward 0, no
 //! success, `done` (an absorbing state: the learner bootstraps no value), `info.halt` saying
 //! why; the step's confidence is the members' agreement. Halts are counted in
 //! [`ModelFailures`].
@@ -258,18 +258,26 @@ impl ModelEnv {
         self.ensemble = Some((ensemble, seed));
     }
 
+    /// The seed of the episode starting's draws: its reset seed, else one from the episodes
+    /// started so far.
+    fn episode_seed(&self, draw_seed: Option<u64>) -> u64 {
+        draw_seed.unwrap_or(self.started.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+
     /// Draw the member that plays the episode starting (see [`Self::play_ensemble`]).
     fn draw_member(&mut self, draw_seed: Option<u64>) {
         let (Some((e, seed)), Some(task)) = (&self.ensemble, &self.task) else {
             return;
         };
-        let draw_seed = draw_seed.unwrap_or(self.started.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-            seed ^ fnv1a(&task.id) ^ draw_seed.rotate_left(29) ^ 0x5eed_e45e,
-        );
         self.member = match e.player() {
             Some(p) => p,
-            None => rng.random_range(0..e.len()),
+            None => {
+                let draw_seed = self.episode_seed(draw_seed);
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                    seed ^ fnv1a(&task.id) ^ draw_seed.rotate_left(29) ^ 0x5eed_e45e,
+                );
+                rng.random_range(0..e.len())
+            }
         };
     }
 
@@ -292,7 +300,7 @@ impl ModelEnv {
         if self.no_retrieval {
             return;
         }
-        let draw_seed = draw_seed.unwrap_or(self.started.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let draw_seed = self.episode_seed(draw_seed);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
             w.seed ^ fnv1a(&task.id) ^ draw_seed.rotate_left(17),
         );
@@ -507,12 +515,11 @@ impl Env for ModelEnv {
         let (predicted, judgement) = match &self.ensemble {
             None => (self.model.predict(&ctx), None),
             Some((e, _)) => {
-                let mut all = e.predict_all(&ctx);
-                let j = e.judge(self.member, &all);
-                (all.swap_remove(self.member), Some(j))
+                let (p, j) = e.play(self.member, &ctx);
+                (p, Some(j))
             }
         };
-        let p = match predicted {
+        let mut p = match predicted {
             Ok(p) => p,
             // a reply the model rejected (an LLM's cut or invalid reply) is never taken as
             // experience: the synthetic episode is cut here, the state unchanged, nothing recorded
@@ -540,7 +547,6 @@ impl Env for ModelEnv {
             }
         };
         // where the members disagree the episode halts: nothing paid, nothing to bootstrap
-        let mut p = p;
         let mut halted = None;
         if let Some(j) = judgement {
             p.confidence = j.agreement;
