@@ -212,12 +212,15 @@ fn clipped_gradients(
 
 /// Takes one optimizer step on `samples`; returns the updated network, or an error (and the
 /// network untouched, since the caller keeps its copy) when the loss or gradient is not finite.
+/// With `critic_only` the loss is the value loss alone: the actor's parameters get no gradient,
+/// so the optimizer leaves them (and their moments) as they are.
 pub fn minibatch_step(
     net: PolicyNet,
     optim: &mut ModuleOptimizer,
     samples: &[Sample<'_>],
     loss_cfg: &LossConfig,
     lr: f64,
+    critic_only: bool,
     device: &Device,
 ) -> Result<(PolicyNet, StepStats), PolicyError> {
     let (batch, one_hot) = chosen_batch(&net, samples, device);
@@ -255,11 +258,16 @@ pub fn minibatch_step(
     let d_ref = ref_logp - logp;
     let ref_kl = (d_ref.clone().exp() - d_ref - 1.0).mean();
 
-    let mut loss = policy_loss.clone() - entropy.clone() * loss_cfg.ent_coef;
-    if loss_cfg.vf_coef != 0.0 {
+    let mut loss = if critic_only {
+        // the actor's outputs stay out of the graph: no gradient reaches its parameters
+        value_loss.clone() * loss_cfg.vf_coef
+    } else {
+        policy_loss.clone() - entropy.clone() * loss_cfg.ent_coef
+    };
+    if !critic_only && loss_cfg.vf_coef != 0.0 {
         loss = loss + value_loss.clone() * loss_cfg.vf_coef;
     }
-    if loss_cfg.kl_coef != 0.0 {
+    if !critic_only && loss_cfg.kl_coef != 0.0 {
         loss = loss + ref_kl.clone() * loss_cfg.kl_coef;
     }
 
@@ -359,6 +367,8 @@ pub struct EpochPlan {
     pub norm_adv: bool,
     /// Learning rate of this iteration.
     pub lr: f64,
+    /// Train the critic only, the policy frozen (sim-to-real's critic warm-up).
+    pub critic_only: bool,
 }
 
 /// Runs `plan.epochs` shuffled passes of minibatch steps over `samples`.
@@ -377,7 +387,7 @@ pub fn optimise(
         if plan.norm_adv {
             normalise(&mut mb);
         }
-        minibatch_step(net, optim, &mb, loss, plan.lr, device)
+        minibatch_step(net, optim, &mb, loss, plan.lr, plan.critic_only, device)
     })?;
     Ok((net, per_epoch.into_iter().flatten().collect()))
 }

@@ -17,7 +17,8 @@ pub struct IterationMetrics {
     pub env_steps: u64,
     /// Episodes finished in this iteration.
     pub episodes: usize,
-    /// Success rate of those episodes (NaN-free: 0 when none finished).
+    /// Success rate of those episodes that started at their task's beginning (branched ones are
+    /// left out unless all branched; NaN-free: 0 when none finished).
     pub success: f32,
     /// Mean return of those episodes.
     pub mean_return: f32,
@@ -35,7 +36,8 @@ pub struct IterationMetrics {
     pub update_samples_per_s: f64,
     /// Wall-clock seconds of the iteration.
     pub seconds: f64,
-    /// (sampler index, success 0/1) of every finished episode (for a curriculum; not written).
+    /// (sampler index, success 0/1) of every finished episode that started at its task's
+    /// beginning (for a curriculum; not written).
     #[serde(skip)]
     pub outcomes: Vec<(usize, f32)>,
 }

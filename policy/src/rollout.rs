@@ -157,6 +157,9 @@ pub struct EpisodeStats {
     pub length: usize,
     /// Which env (and so which sampler) it ran in.
     pub env: usize,
+    /// It joined a recorded episode mid-way (a branched rollout, [`Env::joined_after`]): its
+    /// success says nothing of the task from its beginning.
+    pub branched: bool,
 }
 
 /// Samples an action index from log-probabilities.
@@ -234,7 +237,7 @@ impl VecCollector<'_> {
             let (obs, _) = sampler_of(e).reset(env.as_mut(), rng)?;
             slots.push(Slot {
                 obs,
-                memory: EpisodeMemory::default(),
+                memory: EpisodeMemory::joined(env.joined_after()),
                 ret: 0.0,
                 length: 0,
             });
@@ -283,12 +286,13 @@ impl VecCollector<'_> {
                         ret: slot.ret,
                         length: slot.length,
                         env: e,
+                        branched: env.joined_after().is_some(),
                     });
                     if !last {
                         let (obs, _) = sampler_of(e).reset(env.as_mut(), rng)?;
                         *slot = Slot {
                             obs,
-                            memory: EpisodeMemory::default(),
+                            memory: EpisodeMemory::joined(env.joined_after()),
                             ret: 0.0,
                             length: 0,
                         };
@@ -330,7 +334,7 @@ pub fn run_episode(
         greedy,
     } = policy;
     let mut obs = first;
-    let mut memory = EpisodeMemory::default();
+    let mut memory = EpisodeMemory::joined(env.joined_after());
     let mut steps = vec![];
     let mut ret = 0.0;
     loop {
@@ -373,6 +377,7 @@ pub fn run_episode(
                     ret,
                     length,
                     env: 0,
+                    branched: env.joined_after().is_some(),
                 },
             ));
         }

@@ -141,6 +141,16 @@ pub struct EpisodeMemory {
 }
 
 impl EpisodeMemory {
+    /// The memory of an episode joined after `actions` (a branched rollout, as if the agent
+    /// had taken them), or a fresh one (`None`).
+    pub fn joined(actions: Option<&[String]>) -> Self {
+        let mut memory = Self::default();
+        for a in actions.unwrap_or_default() {
+            memory.record(a);
+        }
+        memory
+    }
+
     /// Records that `action` was taken.
     pub fn record(&mut self, action: &str) {
         *self.taken.entry(action.to_string()).or_default() += 1;

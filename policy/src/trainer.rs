@@ -104,6 +104,8 @@ pub struct Trainer {
     pub(crate) reference: Option<NativeNet>,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) counters: Counters,
+    /// Updates train the critic only (see [`Self::freeze_policy`]).
+    policy_frozen: bool,
 }
 
 impl Trainer {
@@ -169,6 +171,7 @@ impl Trainer {
             native,
             rng,
             counters,
+            policy_frozen: false,
         }
     }
 
@@ -205,6 +208,13 @@ impl Trainer {
     /// The burn network.
     pub fn net(&self) -> &PolicyNet {
         &self.net
+    }
+
+    /// Freezes the policy (`true`): the following PPO updates train the critic only and leave
+    /// the actor's parameters as they are (sim-to-real's critic warm-up); `false` thaws it.
+    /// GRPO, which has no critic, refuses to iterate while frozen.
+    pub fn freeze_policy(&mut self, frozen: bool) {
+        self.policy_frozen = frozen;
     }
 
     /// Makes the current policy the KL reference (GRPO).
@@ -263,6 +273,12 @@ impl Trainer {
         if envs.is_empty() || samplers.is_empty() {
             return Err(PolicyError::Config("no environments to train in".into()));
         }
+        if self.policy_frozen && self.cfg.algo == Algo::Grpo {
+            return Err(PolicyError::Config(
+                "GRPO has no critic to train while the policy is frozen (a critic warm-up is PPO's)"
+                    .into(),
+            ));
+        }
         let start = Instant::now();
         let lr = self.lr();
         let Collected {
@@ -290,6 +306,7 @@ impl Trainer {
             minibatches: self.cfg.minibatches,
             norm_adv: self.cfg.norm_adv && self.cfg.algo == Algo::Ppo,
             lr,
+            critic_only: self.policy_frozen,
         };
         let update_start = Instant::now();
         let before = self.net.clone();
@@ -321,11 +338,19 @@ impl Trainer {
         self.counters.env_steps += steps as u64;
         self.counters.episodes += episodes.len() as u64;
         self.counters.updates += stats.len() as u64;
+        // success is the task's from its beginning: branched episodes (joined mid-way) are
+        // left out of it, and of the curriculum's outcomes, unless every episode branched
+        let from_start: Vec<&EpisodeStats> = episodes.iter().filter(|e| !e.branched).collect();
+        let judged: Vec<&EpisodeStats> = if from_start.is_empty() {
+            episodes.iter().collect()
+        } else {
+            from_start
+        };
         Ok(IterationMetrics {
             iteration: self.counters.iteration,
             env_steps: self.counters.env_steps,
             episodes: episodes.len(),
-            success: mean(episodes.iter().map(|e| if e.success { 1.0 } else { 0.0 })),
+            success: mean(judged.iter().map(|e| if e.success { 1.0 } else { 0.0 })),
             mean_return: mean(episodes.iter().map(|e| e.ret)),
             mean_length: mean(episodes.iter().map(|e| e.length as f32)),
             lr,
@@ -336,6 +361,7 @@ impl Trainer {
             seconds: start.elapsed().as_secs_f64(),
             outcomes: episodes
                 .iter()
+                .filter(|e| !e.branched)
                 .map(|e| (e.env % samplers.len(), if e.success { 1.0 } else { 0.0 }))
                 .collect(),
         })

@@ -278,3 +278,112 @@ fn auto_falls_back_to_cpu_when_no_adapter_is_allowed() {
     assert!(err.to_string().contains("no usable wgpu adapter"), "{err}");
     unsafe { std::env::remove_var("DREAMGYM_NO_WGPU") };
 }
+
+/// keys_doors joined after one action and cut after one step, as a branched rollout of an
+/// experience model is: truncated, never terminal.
+struct Branched {
+    env: ScenarioEnv,
+    joined: Vec<String>,
+}
+
+impl Env for Branched {
+    fn id(&self) -> &str {
+        "branched"
+    }
+    fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
+        let first = self.env.reset(spec, seed)?;
+        self.joined = vec![first.admissible[0].clone()];
+        Ok(first)
+    }
+    fn step(&mut self, action: &str) -> Result<StepResult, EnvError> {
+        let mut r = self.env.step(action)?;
+        r.done = false;
+        r.success = false;
+        r.truncated = true;
+        Ok(r)
+    }
+    fn task(&self) -> Option<&Task> {
+        self.env.task()
+    }
+    fn joined_after(&self) -> Option<&[String]> {
+        Some(&self.joined)
+    }
+}
+
+#[test]
+fn a_cut_branch_bootstraps_from_the_critic_and_remembers_what_was_done_before_it() {
+    use dreamgym_policy::rollout::VecCollector;
+    use dreamgym_policy::text::EpisodeMemory;
+    use rand::SeedableRng;
+    let (mut t, _) = trainer_for("keys_doors", small_ppo(2, 6), 1);
+    let train = sampler(Split::Train, LEVEL);
+    let mut branched: Vec<Box<dyn Env>> = vec![Box::new(Branched {
+        env: ScenarioEnv::load(&scenario("keys_doors")).unwrap(),
+        joined: vec![],
+    })];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let net = t.policy().clone();
+    let featurizer = t.featurizer().clone();
+    let samplers = [train.clone()];
+    let mut collector = VecCollector {
+        envs: &mut branched,
+        samplers: &samplers,
+        featurizer: &featurizer,
+    };
+    let segs = collector.collect(&net, 4, &mut rng).unwrap();
+    assert_eq!(segs.episodes.len(), 4, "every step ends a branch");
+    assert!(segs.episodes.iter().all(|e| e.branched));
+    for d in &segs.segments[0] {
+        assert!(d.cut);
+        assert_ne!(d.next_value, 0.0, "truncated: the critic's value, not a terminal 0");
+    }
+    // the agent decided with the joined episode's action in its memory, as in the real env
+    let mut env = ScenarioEnv::load(&scenario("keys_doors")).unwrap();
+    let (first, _) = train
+        .reset(&mut env, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))
+        .unwrap();
+    let joined = EpisodeMemory::joined(Some(&[first.admissible[0].clone()]));
+    assert_eq!(
+        segs.segments[0][0].encoded.state,
+        featurizer.encode(&first, &joined).state
+    );
+    assert_ne!(
+        featurizer.encode(&first, &joined).state,
+        featurizer.encode(&first, &EpisodeMemory::default()).state,
+        "the memory shows in the features"
+    );
+    // an iteration of only branches still reports (their) success and gives no curriculum outcome
+    let m = t.iterate(&mut branched, &train).unwrap();
+    assert!(m.episodes > 0);
+    assert!(m.outcomes.is_empty(), "a branch says nothing of its task from the start");
+}
+
+#[test]
+fn a_frozen_policy_trains_its_critic_and_leaves_the_actor_untouched() {
+    let (mut t, mut e) = trainer_for("keys_doors", small_ppo(6, 8), 2);
+    let train = sampler(Split::Train, LEVEL);
+    // moments in the optimizer for every parameter, as after training in a model
+    t.iterate(&mut e, &train).unwrap();
+    let mut probe_env = ScenarioEnv::load(&scenario("keys_doors")).unwrap();
+    let (first, _) = train
+        .reset(
+            &mut probe_env,
+            &mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3),
+        )
+        .unwrap();
+    let enc = t
+        .featurizer()
+        .encode(&first, &dreamgym_policy::text::EpisodeMemory::default());
+    let before = t.policy().decide(&enc.state, &enc.actions);
+    t.freeze_policy(true);
+    for _ in 0..2 {
+        t.iterate(&mut e, &train).unwrap();
+    }
+    let frozen = t.policy().decide(&enc.state, &enc.actions);
+    assert_eq!(frozen.log_probs, before.log_probs, "the actor is untouched");
+    assert_ne!(frozen.value, before.value, "the critic trained");
+    t.freeze_policy(false);
+    t.iterate(&mut e, &train).unwrap();
+    let thawed = t.policy().decide(&enc.state, &enc.actions);
+    assert_ne!(thawed.log_probs, before.log_probs, "thawed, the actor trains again");
+}

@@ -215,6 +215,13 @@ pub trait Env: Send {
     fn expert_action(&mut self) -> Result<Option<String>, EnvError> {
         Ok(None)
     }
+    /// Where the episode in play joined a recorded episode mid-way (a branched rollout of an
+    /// experience model, [`crate::model::branch`]): the actions taken before the agent joined,
+    /// which its memory holds as if it had taken them; `None` where the episode started at its
+    /// task's beginning (every real env).
+    fn joined_after(&self) -> Option<&[String]> {
+        None
+    }
 }
 
 #[cfg(test)]

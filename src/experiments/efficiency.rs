@@ -268,6 +268,12 @@ pub struct S2rSaving {
     pub mean_curves: Option<Saving>,
     /// Per seed: the seed's S2R success against the seed's real_only curve.
     pub per_seed: Vec<Option<Saving>>,
+    /// As the paper counts: online real steps only on both sides (the offline seed data both
+    /// methods start from left out) — real_only's online steps for S2R's success over S2R's
+    /// online steps, from the mean curves.
+    pub online_only: Option<Saving>,
+    /// The same per seed: geometric mean and interval, when every seed gives a value.
+    pub online_only_per_seed: Option<Interval>,
     /// The per-seed factors' geometric mean and 95% interval (a t-interval of their logs), when
     /// every one is a value (not a bound).
     pub factor: Option<Interval>,
@@ -282,6 +288,8 @@ pub struct ReachConverged {
     pub s2r_budget: Option<u64>,
     /// Its saving factor against real_only's mean curve at that level.
     pub saving: Option<Saving>,
+    /// The same counting online real steps only (as the paper does).
+    pub online_only: Option<Saving>,
     /// The target: a factor of at least 20 (a value or an at-least bound).
     pub target_20x_met: bool,
 }
@@ -614,6 +622,15 @@ fn geometric_of_values(savings: impl Iterator<Item = Option<Saving>>) -> Option<
         .map(|f| Interval::geometric(&f))
 }
 
+/// A point's mean online real steps over its seeds.
+fn online(p: &CurvePoint) -> f64 {
+    p.seeds
+        .iter()
+        .map(|s| s.online_real_steps as f64)
+        .sum::<f64>()
+        / p.seeds.len().max(1) as f64
+}
+
 /// The headline figures from the curves (`None` before any seed is done).
 fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Option<Headline> {
     let real = curves.get("real_only")?;
@@ -642,6 +659,13 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
     let seed_curve = |k: usize| -> Vec<(f64, f32)> {
         real.iter()
             .map(|p| (p.seeds[k].real_interactions as f64, p.seeds[k].success))
+            .collect()
+    };
+    // as the paper counts: online real steps only, on both sides
+    let online_curve: Vec<(f64, f32)> = real.iter().map(|p| (online(p), p.success)).collect();
+    let seed_online_curve = |k: usize| -> Vec<(f64, f32)> {
+        real.iter()
+            .map(|p| (p.seeds[k].online_real_steps as f64, p.seeds[k].success))
             .collect()
     };
     let dg = &curves.get("dreamgym")?[0];
@@ -689,6 +713,16 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
                 mean_curves: saving(&mean_curve, p.success, p.real_interactions),
                 factor: geometric_of_values(per_seed.iter().copied()),
                 per_seed,
+                online_only: saving(&online_curve, p.success, online(p)),
+                online_only_per_seed: geometric_of_values(p.seeds.iter().enumerate().map(
+                    |(k, s)| {
+                        saving(
+                            &seed_online_curve(k),
+                            s.success,
+                            s.online_real_steps as f64,
+                        )
+                    },
+                )),
             }
         })
         .collect();
@@ -700,13 +734,14 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
         s2r_budget: reached.map(|p| p.budget),
         target_20x_met: reach_saving.is_some_and(|s| s.factor >= 20.0 && s.bound != Bound::AtMost),
         saving: reach_saving,
+        online_only: reached.and_then(|p| saving(&online_curve, target, online(p))),
     };
     Some(Headline {
         real_only,
         dreamgym,
         s2r,
         reach_converged,
-        method: "factor = real interactions real_only needs for the success (interpolated on its curve: success linear in log real interactions between the two budgets around it, first crossing) / real interactions the method used; bound at_most: real_only reaches it at its smallest budget; more_than: never within its budgets".into(),
+        method: "factor = real interactions real_only needs for the success (interpolated on its curve: success linear in log real interactions between the two budgets around it, first crossing) / real interactions the method used, counting offline seed steps + online real steps on both sides; online_only: the same counting online real steps only (the paper's counting: the offline data both start from left out; DreamGym with 0 online steps has no such factor); bound at_most: real_only reaches it at its smallest budget; more_than: never within its budgets".into(),
     })
 }
 
@@ -768,6 +803,11 @@ mod tests {
         assert_eq!(first.bound, Bound::Exact);
         assert!((first.factor - 5.5).abs() < 1e-6, "{}", first.factor);
         assert!((h.s2r[0].factor.unwrap().mean - 5.5).abs() < 1e-4);
+        // as the paper counts, online steps only: real_only reaches 0.6 with 10,000 online
+        // steps, S2R with 1,000
+        let online = h.s2r[0].online_only.unwrap();
+        assert!((online.factor - 10.0).abs() < 1e-6, "{}", online.factor);
+        assert!((h.s2r[0].online_only_per_seed.unwrap().mean - 10.0).abs() < 1e-3);
         // S2R at 4k: 0.92, more than real_only ever reached
         let second = h.s2r[1].mean_curves.unwrap();
         assert_eq!(second.bound, Bound::MoreThan);
@@ -777,6 +817,7 @@ mod tests {
         let reach = h.reach_converged;
         assert_eq!(reach.s2r_budget, Some(4_000));
         assert!((reach.saving.unwrap().factor - 200.2).abs() < 0.01);
+        assert!((reach.online_only.unwrap().factor - 250.0).abs() < 0.01);
         assert!(reach.target_20x_met);
     }
 

@@ -191,6 +191,10 @@ impl Env for RecordingEnv {
     fn expert_action(&mut self) -> Result<Option<String>, EnvError> {
         self.inner.expert_action()
     }
+
+    fn joined_after(&self) -> Option<&[String]> {
+        self.inner.joined_after()
+    }
 }
 
 impl Drop for RecordingEnv {

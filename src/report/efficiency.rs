@@ -172,10 +172,17 @@ pub fn html(s: &EfficiencySummary) -> String {
             );
             let _ = write!(
                 out,
-                "<tr><td>(c) saving factor of DreamGym-S2R at {} online steps</td><td>{} at success {:.3}; {ci}</td></tr>",
+                "<tr><td>(c) saving factor of DreamGym-S2R at {} online steps</td><td>{} at success {:.3}; {ci}; online steps only (the paper's counting): {}{}</td></tr>",
                 p.budget,
                 saving_text(&p.mean_curves),
-                p.mean_curves.map_or(0.0, |m| m.target_success)
+                p.mean_curves.map_or(0.0, |m| m.target_success),
+                saving_text(&p.online_only),
+                p.online_only_per_seed
+                    .map(|f| format!(
+                        ", per seed {:.3} [{:.3}, {:.3}]",
+                        f.mean, f.ci_low, f.ci_high
+                    ))
+                    .unwrap_or_default()
             );
         }
         let rc = &h.reach_converged;
@@ -185,8 +192,9 @@ pub fn html(s: &EfficiencySummary) -> String {
             rc.target_success,
             match rc.s2r_budget {
                 Some(b) => format!(
-                    "S2R reaches it at {b} online steps: {}",
-                    saving_text(&rc.saving)
+                    "S2R reaches it at {b} online steps: {}; online steps only: {}",
+                    saving_text(&rc.saving),
+                    saving_text(&rc.online_only)
                 ),
                 None => "no S2R budget reaches it".into(),
             },

@@ -142,6 +142,18 @@ pub struct RunConfig {
     pub validate_every: usize,
     /// With `validate_every`: episodes per member and check.
     pub validation_episodes: usize,
+    /// Branched rollouts (`dreamgym_sim::model::branch`, MBPO's): the share of synthetic
+    /// episodes that start mid-way through a real episode of the data (the replay buffer's
+    /// offline episodes, and in sim-to-real's model rounds its real ones) instead of at a task's
+    /// beginning, cut after `branch_horizon` steps. In [0, 1]; 0: off.
+    pub branch_share: f64,
+    /// With `branch_share`: a branch's horizon at the first and at the last iteration in the
+    /// model (grown linearly in between), e.g. `(5, 15)`.
+    pub branch_horizon: (u32, u32),
+    /// Sim-to-real's first this many real iterations train the critic only, the policy frozen
+    /// (WSRL: at the switch the critic is miscalibrated for the real env, and the first updates
+    /// would follow a wrong advantage); they count in the real budget. 0: off.
+    pub s2r_critic_warmup: usize,
     /// Expand the curriculum pool every this many iterations.
     pub expand_every: usize,
     /// Held-out evaluation episodes per method and seed.
@@ -204,6 +216,28 @@ impl RunConfig {
                 "offline_mix.noise",
                 mix.noise.to_string(),
                 "a probability in [0, 1]",
+            );
+        }
+        if !share(self.branch_share) {
+            return bad(
+                "branch_share",
+                self.branch_share.to_string(),
+                "a share in [0, 1]",
+            );
+        }
+        if self.s2r_critic_warmup > 0 && self.policy.algo == dreamgym_policy::Algo::Grpo {
+            return bad(
+                "s2r_critic_warmup",
+                self.s2r_critic_warmup.to_string(),
+                "0 with policy.algo: Grpo (GRPO has no critic to warm up)",
+            );
+        }
+        let (h0, h1) = self.branch_horizon;
+        if h0 == 0 || h0 > h1 {
+            return bad(
+                "branch_horizon",
+                format!("({h0}, {h1})"),
+                "(start, end) with 1 <= start <= end",
             );
         }
         if !share(f64::from(self.max_model_failure_share)) {
@@ -334,6 +368,9 @@ impl Default for RunConfig {
             halt_on_next_state: false,
             validate_every: 0,
             validation_episodes: 40,
+            branch_share: 0.0,
+            branch_horizon: (5, 15),
+            s2r_critic_warmup: 0,
             expand_every: 5,
             eval_episodes: 100,
             fidelity_episodes: 40,

@@ -53,7 +53,9 @@ impl SeedContext<'_> {
 
 /// Sim-to-real's schedule: `real` iterations in the real env (training instances) in `rounds`
 /// rounds, each followed by `in_model` iterations in the experience model refit on the offline
-/// data plus the real episodes so far (or the offline model, without the update).
+/// data plus the real episodes so far (or the offline model, without the update); the first
+/// `critic_warmup` real iterations train the critic only (the policy frozen), and the
+/// learning-rate schedule starts afresh after them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SimToRealPlan {
     /// Real iterations in all.
@@ -62,16 +64,20 @@ pub(crate) struct SimToRealPlan {
     pub(crate) rounds: usize,
     /// Iterations in the model after each round (0: none).
     pub(crate) in_model: usize,
+    /// The first real iterations train the critic only, the policy frozen (0: none).
+    pub(crate) critic_warmup: usize,
 }
 
 impl SimToRealPlan {
     /// `real` real iterations in `cfg.s2r_rounds` rounds, each followed by
-    /// `cfg.s2r_synthetic_iterations` in the model.
+    /// `cfg.s2r_synthetic_iterations` in the model, the first `cfg.s2r_critic_warmup` of them
+    /// training the critic only.
     pub(crate) fn new(cfg: &RunConfig, real: usize) -> Self {
         Self {
             real,
             rounds: cfg.s2r_rounds.clamp(1, real.max(1)),
             in_model: cfg.s2r_synthetic_iterations,
+            critic_warmup: cfg.s2r_critic_warmup,
         }
     }
 
@@ -137,19 +143,38 @@ impl SeedContext<'_> {
             synthetic_steps: 0,
             stopped: false,
         };
+        // the critic warm-up: the first real iterations train the critic only (PPO's; the
+        // config refuses it with GRPO), then the schedule starts afresh over the rest
+        let warmup = plan.critic_warmup.min(plan.real);
         for round in 0..plan.rounds {
-            // rows count online real steps across the rounds
-            let offset = run.rows.last().map_or(0, |r| r.0);
             let n = plan.real_in_round(round).saturating_sub(done);
-            let (rows, stopped) = self.train_real(trainer, n, capture.as_ref(), after_each)?;
-            run.rows
-                .extend(rows.into_iter().map(|(x, y)| (offset + x, y)));
-            if let Some(c) = &capture {
-                run.real_episodes.extend(c.take());
-            }
-            if stopped {
-                run.stopped = true;
-                return Ok(run);
+            let warm = if round == 0 {
+                warmup.saturating_sub(done).min(n)
+            } else {
+                0
+            };
+            for (part, frozen) in [(warm, true), (n - warm, false)] {
+                if part == 0 {
+                    continue;
+                }
+                // rows count online real steps across the rounds
+                let offset = run.rows.last().map_or(0, |r| r.0);
+                trainer.freeze_policy(frozen);
+                let trained = self.train_real(trainer, part, capture.as_ref(), after_each);
+                trainer.freeze_policy(false);
+                let (rows, stopped) = trained?;
+                run.rows
+                    .extend(rows.into_iter().map(|(x, y)| (offset + x, y)));
+                if let Some(c) = &capture {
+                    run.real_episodes.extend(c.take());
+                }
+                if stopped {
+                    run.stopped = true;
+                    return Ok(run);
+                }
+                if frozen {
+                    trainer.extend(plan.iterations().saturating_sub(warmup));
+                }
             }
             if plan.in_model == 0 {
                 continue;

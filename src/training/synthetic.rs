@@ -14,6 +14,7 @@ use dreamgym_curriculum::{Curriculum, DifficultyPoint};
 use dreamgym_policy::{TaskSampler, Trainer};
 use dreamgym_sim::Env;
 use dreamgym_sim::model::ExperienceModel;
+use dreamgym_sim::model::branch::{BranchHorizon, Branching};
 use dreamgym_sim::model::ensemble::{Ensemble, HaltRule, bootstrap};
 use dreamgym_sim::model::env::{
     EpisodeSink, FailureCounts, ModelEnv, ModelFailures, SharedRetrieval, WorldSampling,
@@ -95,6 +96,20 @@ pub(crate) struct SyntheticLoop {
     retained: Option<RetainedEpisodes>,
     /// Validation against unlearning, where `validate_every` asks for it.
     validation: Option<Validation>,
+    /// Where episodes branch from real states: the horizon the envs share, grown over the
+    /// loop's iterations.
+    branching: Option<BranchSchedule>,
+    /// Iterations this loop has run.
+    done: usize,
+}
+
+/// The horizon of a loop's branched rollouts over its iterations (`RunConfig::branch_horizon`).
+struct BranchSchedule {
+    horizon: BranchHorizon,
+    /// Horizon at the first and the last iteration.
+    span: (u32, u32),
+    /// Iterations the horizon grows over.
+    iterations: usize,
 }
 
 /// The synthetic episodes a loop's envs finish and the index they join (between iterations, in
@@ -129,6 +144,12 @@ impl SyntheticLoop {
         if let Some(c) = &self.clock {
             c.store(round as u64, std::sync::atomic::Ordering::Relaxed);
         }
+        if let Some(b) = &self.branching {
+            let (start, end) = b.span;
+            b.horizon
+                .set(BranchHorizon::scheduled(start, end, self.done, b.iterations));
+        }
+        self.done += 1;
         let (samplers, batch) = if self.curriculum {
             let batch = self.pool.sample_batch(self.batch, &mut self.rng);
             let samplers: Vec<TaskSampler> = batch
@@ -201,6 +222,7 @@ impl SeedContext<'_> {
         sw: Switches,
         failures: &Arc<ModelFailures>,
         members: Option<&[Arc<dyn ExperienceModel>]>,
+        horizon: Option<&BranchHorizon>,
     ) -> (Vec<Box<dyn Env>>, Option<RetainedEpisodes>) {
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
@@ -259,6 +281,14 @@ impl SeedContext<'_> {
                         self.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                     );
                 }
+                if let Some(h) = horizon {
+                    m.branch_from(Branching::new(
+                        real,
+                        self.cfg.branch_share,
+                        h.clone(),
+                        self.seed ^ (k as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+                    ));
+                }
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
                 }
@@ -311,8 +341,21 @@ impl SeedContext<'_> {
         let members = (native
             && (self.cfg.ensemble == sw.ensemble_as_configured || self.cfg.validate_every > 0))
             .then(|| self.bootstrap_members(real, sw.reasoning));
-        let (envs, retained) =
-            self.model_envs(model, real, &starts, sw, &failures, members.as_deref());
+        // branched rollouts: one horizon for the loop's envs, grown over its iterations
+        let branching = (self.cfg.branch_share > 0.0).then(|| BranchSchedule {
+            horizon: BranchHorizon::new(self.cfg.branch_horizon.0),
+            span: self.cfg.branch_horizon,
+            iterations: self.cfg.iterations,
+        });
+        let (envs, retained) = self.model_envs(
+            model,
+            real,
+            &starts,
+            sw,
+            &failures,
+            members.as_deref(),
+            branching.as_ref().map(|b| &b.horizon),
+        );
         let validation = (self.cfg.validate_every > 0)
             .then_some(members)
             .flatten()
@@ -347,6 +390,8 @@ impl SeedContext<'_> {
             clock: self.recording.as_ref().map(|r| r.clock.clone()),
             retained,
             validation,
+            branching,
+            done: 0,
         })
     }
 

@@ -40,7 +40,14 @@
 //! success, `done` (an absorbing state: the learner bootstraps no value), `info.halt` saying
 //! why; the step's confidence is the members' agreement. Halts are counted in
 //! [`ModelFailures`].
+//!
+//! **Branched rollouts** ([`ModelEnv::branch_from`], issue 32): a share of the episodes start
+//! mid-way through a real episode of the data ([`super::branch`]): its real prefix is the
+//! history the model and retrieval see, the agent is told the prefix's actions
+//! ([`Env::joined_after`]), and the branch is cut (truncated, so the learner bootstraps it)
+//! after the loop's horizon; only the steps from the branch point on are handed to the sink.
 
+use super::branch::{Branch, Branching};
 use super::ensemble::Ensemble;
 use super::lines::line_id;
 use super::retrieval::{Retrieval, RetrievalMode};
@@ -195,6 +202,13 @@ pub struct ModelEnv {
     ensemble: Option<(Arc<Ensemble>, u64)>,
     /// The member playing the episode in play.
     member: usize,
+    /// Where episodes may branch from real episodes' middles (see [`Self::branch_from`]).
+    branching: Option<Branching>,
+    /// Real steps of the history before the episode in play joined it (0: it started at its
+    /// task's beginning).
+    branch_at: usize,
+    /// The actions of those steps, where it joined mid-way.
+    joined: Option<Vec<String>>,
 }
 
 /// How a model env samples what the data leave open (see [`ModelEnv::sample_worlds`]).
@@ -247,7 +261,16 @@ impl ModelEnv {
             started: 0,
             ensemble: None,
             member: 0,
+            branching: None,
+            branch_at: 0,
+            joined: None,
         }
+    }
+
+    /// Start a share of the episodes mid-way through a real episode of `branching`, cut after
+    /// its horizon (see the module docs); `reset` draws whether and where by its seed.
+    pub fn branch_from(&mut self, branching: Branching) {
+        self.branching = (!branching.is_empty() && branching.share > 0.0).then_some(branching);
     }
 
     /// Play every episode in one member of `ensemble`, drawn when it starts (by `seed`, the
@@ -320,7 +343,8 @@ impl ModelEnv {
             .iter()
             .filter_map(|l| line_id(l).map(str::to_string))
             .collect();
-        for s in self.retrieved.iter().filter(|s| own(s)) {
+        // what the episode's real prefix saw (a branch) is the instance's own evidence too
+        for s in self.retrieved.iter().chain(&self.history).filter(|s| own(s)) {
             covered.insert(s.action.clone());
             for l in s.state.lines.iter().chain(&s.next_state.lines) {
                 if let Some(id) = line_id(l) {
@@ -382,15 +406,37 @@ impl ModelEnv {
     /// Start `task` from `obs`, shown the instance's own retrieved transitions.
     fn start(&mut self, task: Task, obs: Observation, draw_seed: Option<u64>) -> Observation {
         self.retrieve_for(&task.id, &task.instruction, &obs);
-        self.begin(task, obs, draw_seed)
+        self.begin(task, obs, draw_seed, vec![])
     }
 
-    /// Start `task` from `obs` with what `self.retrieved` holds, plus the episode's sampled
-    /// world.
-    fn begin(&mut self, task: Task, obs: Observation, draw_seed: Option<u64>) -> Observation {
+    /// Join the real episode of `branch` after its prefix, shown its instance's retrieved
+    /// transitions (asked with the episode's first observation, as a start from the beginning).
+    fn start_branch(&mut self, branch: Branch, draw_seed: u64) -> Observation {
+        let Branch {
+            task,
+            first,
+            prefix,
+            state,
+        } = branch;
+        self.retrieve_for(&task.id, &task.instruction, &first);
+        self.begin(task, state, Some(draw_seed), prefix)
+    }
+
+    /// Start `task` from `obs` after the real steps `prefix` (none: at the task's beginning)
+    /// with what `self.retrieved` holds, plus the episode's sampled world.
+    fn begin(
+        &mut self,
+        task: Task,
+        obs: Observation,
+        draw_seed: Option<u64>,
+        prefix: Vec<Step>,
+    ) -> Observation {
         self.task = Some(task);
         self.state = Some(obs.clone());
-        self.history.clear();
+        self.branch_at = prefix.len();
+        self.joined =
+            (!prefix.is_empty()).then(|| prefix.iter().map(|s| s.action.clone()).collect());
+        self.history = prefix;
         self.over = false;
         self.started += 1;
         self.add_world(draw_seed);
@@ -438,7 +484,7 @@ impl ModelEnv {
                 ..obs.clone()
             },
         );
-        Ok(self.begin(task, obs, None))
+        Ok(self.begin(task, obs, None, vec![]))
     }
 
     /// Start `task` from its real initial state, or from the most similar real task's.
@@ -477,6 +523,9 @@ impl Env for ModelEnv {
     fn reset(&mut self, spec: &TaskSpec, seed: u64) -> Result<Observation, EnvError> {
         if let Some(posed) = &spec.posed {
             return self.reset_posed(posed);
+        }
+        if let Some(branch) = self.branching.as_ref().and_then(|b| b.draw(spec, seed)) {
+            return Ok(self.start_branch(branch, seed));
         }
         let matching: Vec<usize> = (0..self.starts.len())
             .filter(|&i| spec.admits(&self.starts[i].0))
@@ -575,7 +624,13 @@ impl Env for ModelEnv {
                 env: self.id.clone(),
                 message,
             })?;
-        let truncated = dead_end || (!p.done && self.history.len() as u32 + 1 >= self.max_steps);
+        // a branch is cut after its horizon, as any episode at the real env's step limit
+        let cut_branch = self.joined.is_some()
+            && self.branching.as_ref().is_some_and(|b| {
+                (self.history.len() - self.branch_at) as u32 + 1 >= b.horizon.get()
+            });
+        let truncated = dead_end
+            || (!p.done && (cut_branch || self.history.len() as u32 + 1 >= self.max_steps));
         let step = Step {
             state: state.clone(),
             action: action.to_string(),
@@ -599,8 +654,9 @@ impl Env for ModelEnv {
                 seed: 0,
                 provenance: dreamgym_buffer::Provenance::Synthetic,
                 policy: "learner".into(),
-                outcome: Trajectory::outcome_from_steps(&self.history, p.success),
-                steps: self.history.clone(),
+                outcome: Trajectory::outcome_from_steps(&self.history[self.branch_at..], p.success),
+                // a branch's real prefix is not synthetic experience
+                steps: self.history[self.branch_at..].to_vec(),
             };
             sink.lock().unwrap_or_else(|e| e.into_inner()).push(t);
         }
@@ -635,6 +691,10 @@ impl Env for ModelEnv {
 
     fn task(&self) -> Option<&Task> {
         self.task.as_ref()
+    }
+
+    fn joined_after(&self) -> Option<&[String]> {
+        self.joined.as_deref()
     }
 }
 
@@ -696,6 +756,98 @@ mod tests {
         assert_eq!((c.dead_ends, c.rejected, c.predicted), (1, 0, 0));
         // the next episode starts normally
         env.reset(&TaskSpec::default(), 1).unwrap();
+    }
+
+    /// A model that stays where it is and says how much history it was shown.
+    struct Counting;
+
+    impl ExperienceModel for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn predict(&self, ctx: &crate::model::ModelContext) -> Result<Prediction, ModelError> {
+            Ok(Prediction {
+                reasoning: String::new(),
+                next_state: Observation {
+                    lines: vec![format!("history {}", ctx.history.len())],
+                    ..ctx.state.clone()
+                },
+                reward: 0.0,
+                done: false,
+                success: false,
+                confidence: 1.0,
+            })
+        }
+    }
+
+    #[test]
+    fn a_branch_joins_a_real_episode_after_its_prefix_and_is_cut_after_its_horizon() {
+        use crate::model::branch::{BranchHorizon, Branching};
+        let place = |p: &str| Observation {
+            lines: vec![format!("at {p}")],
+            instruction: "walk".into(),
+            admissible: vec!["walk on".into()],
+            feedback: String::new(),
+        };
+        let places = ["p0", "p1", "p2", "p3", "p4", "p5"];
+        let steps: Vec<Step> = places
+            .windows(2)
+            .map(|w| Step {
+                state: place(w[0]),
+                action: format!("to {}", w[1]),
+                reward: 0.0,
+                next_state: place(w[1]),
+                done: false,
+                truncated: false,
+                reasoning: None,
+                provenance: dreamgym_buffer::Provenance::Real,
+                reward_known: true,
+            })
+            .collect();
+        let real = vec![Trajectory {
+            task: crate::model::test_task("walk"),
+            env_id: "real".into(),
+            seed: 0,
+            provenance: dreamgym_buffer::Provenance::Real,
+            policy: "random".into(),
+            outcome: Trajectory::outcome_from_steps(&steps, false),
+            steps: steps.clone(),
+        }];
+        let sink = EpisodeSink::default();
+        let mut env = ModelEnv::new(Arc::new(Counting), &real, 50);
+        env.keep_episodes_in(sink.clone());
+        let horizon = BranchHorizon::new(2);
+        env.branch_from(Branching::new(&real, 1.0, horizon.clone(), 3));
+        for seed in 0..10 {
+            let first = env.reset(&TaskSpec::default(), seed).unwrap();
+            let joined = env.joined_after().expect("every episode branches").to_vec();
+            let at = joined.len();
+            assert!((1..5).contains(&at));
+            assert_eq!(first, steps[at].state, "the real state after the prefix");
+            let prefix: Vec<String> = steps[..at].iter().map(|s| s.action.clone()).collect();
+            assert_eq!(joined, prefix);
+            // the model sees the real prefix as the episode's history
+            let r = env.step("walk on").unwrap();
+            assert_eq!(r.observation.lines, vec![format!("history {at}")]);
+            assert!(!r.truncated && !r.done);
+            let r = env.step("walk on").unwrap();
+            assert!(r.truncated && !r.done, "cut after 2 steps, not terminal");
+            let kept = sink.lock().unwrap().pop().unwrap();
+            assert_eq!(kept.steps.len(), 2, "only the branch is synthetic experience");
+            assert_eq!(kept.steps[0].state, steps[at].state);
+        }
+        // the horizon the loop sets holds from the next branch on
+        horizon.set(3);
+        env.reset(&TaskSpec::default(), 0).unwrap();
+        let played = (0..3)
+            .map(|_| env.step("walk on").unwrap())
+            .take_while(|r| !r.truncated)
+            .count();
+        assert_eq!(played, 2, "the third step is cut");
+        // without branching the episode starts at the beginning and says so
+        let mut plain = ModelEnv::new(Arc::new(Counting), &real, 50);
+        assert_eq!(plain.reset(&TaskSpec::default(), 0).unwrap(), steps[0].state);
+        assert!(plain.joined_after().is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Experience models: predict the next state, reward and `done` for an action, with a reasoning
 //! trace, instead of running the real environment.
 
+pub mod branch;
 pub mod ensemble;
 pub mod env;
 pub mod fidelity;
