@@ -335,7 +335,10 @@ fn a_cut_branch_bootstraps_from_the_critic_and_remembers_what_was_done_before_it
     assert!(segs.episodes.iter().all(|e| e.branched));
     for d in &segs.segments[0] {
         assert!(d.cut);
-        assert_ne!(d.next_value, 0.0, "truncated: the critic's value, not a terminal 0");
+        assert_ne!(
+            d.next_value, 0.0,
+            "truncated: the critic's value, not a terminal 0"
+        );
     }
     // the agent decided with the joined episode's action in its memory, as in the real env
     let mut env = ScenarioEnv::load(&scenario("keys_doors")).unwrap();
@@ -355,7 +358,10 @@ fn a_cut_branch_bootstraps_from_the_critic_and_remembers_what_was_done_before_it
     // an iteration of only branches still reports (their) success and gives no curriculum outcome
     let m = t.iterate(&mut branched, &train).unwrap();
     assert!(m.episodes > 0);
-    assert!(m.outcomes.is_empty(), "a branch says nothing of its task from the start");
+    assert!(
+        m.outcomes.is_empty(),
+        "a branch says nothing of its task from the start"
+    );
 }
 
 #[test]
@@ -385,5 +391,8 @@ fn a_frozen_policy_trains_its_critic_and_leaves_the_actor_untouched() {
     t.freeze_policy(false);
     t.iterate(&mut e, &train).unwrap();
     let thawed = t.policy().decide(&enc.state, &enc.actions);
-    assert_ne!(thawed.log_probs, before.log_probs, "thawed, the actor trains again");
+    assert_ne!(
+        thawed.log_probs, before.log_probs,
+        "thawed, the actor trains again"
+    );
 }

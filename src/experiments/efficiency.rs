@@ -715,13 +715,7 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
                 per_seed,
                 online_only: saving(&online_curve, p.success, online(p)),
                 online_only_per_seed: geometric_of_values(p.seeds.iter().enumerate().map(
-                    |(k, s)| {
-                        saving(
-                            &seed_online_curve(k),
-                            s.success,
-                            s.online_real_steps as f64,
-                        )
-                    },
+                    |(k, s)| saving(&seed_online_curve(k), s.success, s.online_real_steps as f64),
                 )),
             }
         })

@@ -35,6 +35,10 @@ pub struct SeedResult {
     pub synthetic_steps: u64,
     /// (real steps so far, training success) along the way.
     pub curve: Vec<(u64, f32)>,
+    /// For methods trained in the experience model: (synthetic steps so far, training success
+    /// inside the model) along the way.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub synthetic_curve: Vec<(u64, f32)>,
     /// For methods trained in the experience model: training success inside the model over the
     /// last 5 iterations (against `success` in the real env: the sim-to-real gap).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -245,6 +249,7 @@ impl SeedContext<'_> {
             offline_steps: 0,
             synthetic_steps: 0,
             curve: vec![],
+            synthetic_curve: vec![],
             model_success: None,
             model_real_gap: None,
             on_policy: None,
@@ -306,6 +311,7 @@ impl SeedContext<'_> {
                 result.offline_steps = offline;
                 result.synthetic_steps = run.synthetic_steps;
                 result.curve = vec![(0, result.success)];
+                result.synthetic_curve = curve_of(&run.rows, self.cfg.curve_points);
                 result.model_success = Some(run.model_success);
                 result.model_failures = Some(run.failures);
                 result.validation = run.validation;

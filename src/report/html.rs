@@ -28,6 +28,14 @@ pub fn figure(chart: &Chart) -> String {
     }
 }
 
+/// `dots` as an SVG figure, or a line saying why it could not be drawn.
+pub fn dots_figure(dots: &crate::report::dots::Dots) -> String {
+    match crate::report::dots::svg(dots) {
+        Ok(svg) => format!("<figure>{svg}</figure>"),
+        Err(e) => format!("<p>(chart not drawn: {})</p>", esc(&e.to_string())),
+    }
+}
+
 /// The end of a page: the notes as a list, the settings as JSON, and the closing tags.
 pub fn notes_and_settings(out: &mut String, notes: &[String], settings: &impl serde::Serialize) {
     out.push_str("<h2>Notes</h2><ul>");

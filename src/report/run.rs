@@ -1,9 +1,11 @@
 //! Writing a run's `summary.json` and a self-contained `report.html` (inline SVG charts drawn
 //! by `crate::report::charts`, no scripts, no network).
 
-use crate::experiments::run::RunSummary;
+use crate::experiments::run::{MethodSummary, RunSummary};
+use crate::experiments::stats::{mean_ci, t_interval};
 use crate::report::charts::{Chart, Series};
-use crate::report::html::{esc, figure, notes_and_settings, page_start};
+use crate::report::dots::{DotRow, Dots};
+use crate::report::html::{dots_figure, esc, figure, notes_and_settings, page_start};
 use crate::support::files::replace_file;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
@@ -100,6 +102,8 @@ pub fn html(s: &RunSummary) -> String {
         let _ = write!(out, "<p>{}</p>", esc(&line));
     }
     success_table(&mut out, s);
+    success_chart(&mut out, s);
+    gap_chart(&mut out, s);
     training_charts(&mut out, s);
     fidelity_table(&mut out, s);
     notes_and_settings(&mut out, &s.notes, &s.config);
@@ -146,34 +150,157 @@ fn success_table(out: &mut String, s: &RunSummary) {
     out.push_str("</table><p>The model→real gap is success inside the model (last 5 iterations) minus held-out real success: far above 0, the policy found a model error. On-policy fidelity scores the model on the trained policy's own held-out evaluation episodes (no extra real steps).</p>");
 }
 
-/// Training success against online real interactions per seed, and the first seed's
-/// curriculum difficulty over iterations.
+/// The methods' held-out success as dots with their 95% intervals, best first, with
+/// offline_bc's and random's as reference lines.
+fn success_chart(out: &mut String, s: &RunSummary) {
+    let mut rows: Vec<DotRow> = s
+        .methods
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "offline_bc" | "random"))
+        .map(|(name, m)| DotRow {
+            name: name.clone(),
+            mean: f64::from(m.success),
+            low: f64::from(m.ci_low),
+            high: f64::from(m.ci_high),
+        })
+        .collect();
+    rows.sort_by(|a, b| b.mean.total_cmp(&a.mean).then_with(|| a.name.cmp(&b.name)));
+    let references = ["offline_bc", "random"]
+        .iter()
+        .filter_map(|name| {
+            s.methods
+                .get(*name)
+                .map(|m| (name.to_string(), f64::from(m.success)))
+        })
+        .collect();
+    out.push_str(&dots_figure(&Dots {
+        title: format!(
+            "Held-out success: mean over {} seed(s) with its 95% interval",
+            s.seeds_done.len()
+        ),
+        x_label: "held-out success".into(),
+        x_range: (0.0, 1.0),
+        rows,
+        references,
+    }));
+}
+
+/// The model→real gap of the methods trained in a model: mean over seeds with its 95%
+/// interval (unclipped), 0 as the reference.
+fn gap_chart(out: &mut String, s: &RunSummary) {
+    let mut rows: Vec<DotRow> = s
+        .methods
+        .iter()
+        .filter_map(|(name, m)| {
+            let gaps: Vec<f32> = m.seeds.iter().filter_map(|r| r.model_real_gap).collect();
+            (!gaps.is_empty()).then(|| {
+                let (mean, low, high) = t_interval(&gaps);
+                DotRow {
+                    name: name.clone(),
+                    mean: f64::from(mean),
+                    low: f64::from(low),
+                    high: f64::from(high),
+                }
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    rows.sort_by(|a, b| b.mean.total_cmp(&a.mean).then_with(|| a.name.cmp(&b.name)));
+    let lo = rows.iter().map(|r| r.low).fold(-0.2, f64::min).max(-1.0);
+    let hi = rows.iter().map(|r| r.high).fold(0.2, f64::max).min(1.0);
+    out.push_str(&dots_figure(&Dots {
+        title: "Model→real gap: training success inside the model minus held-out real success"
+            .into(),
+        x_label: "model→real gap (far above 0: the policy found a model error)".into(),
+        x_range: (lo - 0.05, hi + 0.25),
+        rows,
+        references: vec![("no gap".into(), 0.0)],
+    }));
+}
+
+/// The mean over seeds of per-seed curves (point by point, as far as every seed's curve goes)
+/// with its 95% interval as a band.
+fn mean_curve(name: &str, curves: &[&[(u64, f32)]]) -> Option<Series> {
+    let len = curves.iter().map(|c| c.len()).min()?;
+    if len == 0 {
+        return None;
+    }
+    let mut points = vec![];
+    let mut band = vec![];
+    for i in 0..len {
+        let x = curves.iter().map(|c| c[i].0 as f64).sum::<f64>() / curves.len() as f64;
+        let ys: Vec<f32> = curves.iter().map(|c| c[i].1).collect();
+        let (mean, low, high) = mean_ci(&ys);
+        points.push((x, f64::from(mean)));
+        band.push((x, f64::from(low), f64::from(high)));
+    }
+    Some(Series {
+        name: format!("{name} (mean of {})", curves.len()),
+        points,
+        band,
+        ..Default::default()
+    })
+}
+
+/// A method's held-out success as one point at `x` with its interval as a bar.
+fn held_out_point(name: &str, m: &MethodSummary, x: f64) -> Series {
+    Series {
+        name: format!("{name}: held-out success"),
+        points: vec![(x, f64::from(m.success))],
+        bars: vec![(x, f64::from(m.ci_low), f64::from(m.ci_high))],
+        ..Default::default()
+    }
+}
+
+/// Training success against online real interactions and, apart, inside the model against
+/// synthetic steps, each the mean over seeds with a shaded 95% interval; then the first
+/// seed's curriculum difficulty over iterations.
 fn training_charts(out: &mut String, s: &RunSummary) {
     let mut series = vec![];
-    for name in ["real_only", "dreamgym", "dreamgym_s2r"] {
+    for name in ["real_only", "dreamgym_s2r"] {
         if let Some(m) = s.methods.get(name) {
-            for r in &m.seeds {
-                series.push(Series {
-                    name: format!("{name} (seed {})", r.seed),
-                    points: r
-                        .curve
-                        .iter()
-                        .map(|(x, y)| (*x as f64, *y as f64))
-                        .collect(),
-                    ..Default::default()
-                });
-            }
+            let curves: Vec<&[(u64, f32)]> = m.seeds.iter().map(|r| r.curve.as_slice()).collect();
+            series.extend(mean_curve(name, &curves));
         }
     }
+    // drawn last, on top: the point every S2R curve starts from
+    if let Some(m) = s.methods.get("dreamgym") {
+        series.push(held_out_point("dreamgym (0 online steps)", m, 0.0));
+    }
     out.push_str(&figure(&Chart {
-        title: "Training success against online real interactions".into(),
+        title: "Training success against online real interactions (mean over seeds, shaded: 95% interval)".into(),
         x_label: "online real interactions".into(),
         y_label: "training success".into(),
         log_x: false,
         y_range: (0.0, 1.0),
         series,
     }));
-    out.push_str("<p>dreamgym's single point at 0 is its held-out success (it takes no online real step); the others are training success along their runs.</p>");
+    out.push_str("<p>real_only and dreamgym_s2r: training success along their runs in the real env (dreamgym_s2r starts at the dreamgym policy's held-out success). dreamgym takes no online real step: its point at 0 is its held-out success with its interval.</p>");
+    let mut synthetic = vec![];
+    for (name, m) in &s.methods {
+        let curves: Vec<&[(u64, f32)]> = m
+            .seeds
+            .iter()
+            .map(|r| r.synthetic_curve.as_slice())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if curves.len() == m.seeds.len() {
+            synthetic.extend(mean_curve(name, &curves));
+        }
+    }
+    if !synthetic.is_empty() {
+        out.push_str(&figure(&Chart {
+            title: "Training success inside the experience model against synthetic steps (mean over seeds, shaded: 95% interval)".into(),
+            x_label: "synthetic steps".into(),
+            y_label: "training success in the model".into(),
+            log_x: false,
+            y_range: (0.0, 1.0),
+            series: synthetic,
+        }));
+        out.push_str("<p>Success inside the model, from a task's beginning (branched episodes left out). Where it ends far above the method's held-out real success, the policy found a model error (the gap chart above).</p>");
+    }
     let max_d = s
         .curriculum
         .iter()

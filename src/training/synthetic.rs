@@ -72,6 +72,8 @@ pub(crate) struct SyntheticRun {
     pub(crate) rejected: usize,
     /// What validation against unlearning did, where it ran.
     pub(crate) validation: Option<ValidationReport>,
+    /// (synthetic steps so far, training success inside the model) per iteration.
+    pub(crate) rows: Vec<(u64, f32)>,
 }
 
 /// Training in the experience model, one iteration at a time: the model envs, the curriculum
@@ -146,8 +148,12 @@ impl SyntheticLoop {
         }
         if let Some(b) = &self.branching {
             let (start, end) = b.span;
-            b.horizon
-                .set(BranchHorizon::scheduled(start, end, self.done, b.iterations));
+            b.horizon.set(BranchHorizon::scheduled(
+                start,
+                end,
+                self.done,
+                b.iterations,
+            ));
         }
         self.done += 1;
         let (samplers, batch) = if self.curriculum {
@@ -210,6 +216,16 @@ fn check_failures(f: &FailureCounts, max_share: f32) -> Result<()> {
     Ok(())
 }
 
+/// What the model envs of one loop share.
+struct LoopShared<'a> {
+    /// The count of the model's failures.
+    failures: &'a Arc<ModelFailures>,
+    /// Native models on bootstrap resamples (the ensemble's judges), where built.
+    members: Option<&'a [Arc<dyn ExperienceModel>]>,
+    /// The horizon of branched rollouts, where they are on.
+    horizon: Option<&'a BranchHorizon>,
+}
+
 impl SeedContext<'_> {
     /// The loop's model envs: episodes start from the real initial states of `real` (and
     /// `extra_starts`), and retrieval reads `real`'s transitions (and, where `retrievable`
@@ -220,10 +236,13 @@ impl SeedContext<'_> {
         real: &[Trajectory],
         extra_starts: &[(dreamgym_buffer::Task, Observation)],
         sw: Switches,
-        failures: &Arc<ModelFailures>,
-        members: Option<&[Arc<dyn ExperienceModel>]>,
-        horizon: Option<&BranchHorizon>,
+        shared: LoopShared<'_>,
     ) -> (Vec<Box<dyn Env>>, Option<RetainedEpisodes>) {
+        let LoopShared {
+            failures,
+            members,
+            horizon,
+        } = shared;
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
         let max_steps = max_steps_of(&self.offline);
@@ -352,9 +371,11 @@ impl SeedContext<'_> {
             real,
             &starts,
             sw,
-            &failures,
-            members.as_deref(),
-            branching.as_ref().map(|b| &b.horizon),
+            LoopShared {
+                failures: &failures,
+                members: members.as_deref(),
+                horizon: branching.as_ref().map(|b| &b.horizon),
+            },
         );
         let validation = (self.cfg.validate_every > 0)
             .then_some(members)
@@ -420,6 +441,7 @@ impl SeedContext<'_> {
         let mut lp = self.synthetic_loop(sw)?;
         let mut trainer = self.start_with_envs(false, self.cfg.synthetic_envs)?;
         let mut recent: Vec<f32> = vec![];
+        let mut rows: Vec<(u64, f32)> = vec![];
         let mut steps = trainer.counters().env_steps;
         let iterations = self.cfg.iterations;
         let every = self.cfg.validate_every.max(1);
@@ -433,6 +455,7 @@ impl SeedContext<'_> {
                 .iteration(i + 1, iterations, m.env_steps - steps);
             steps = m.env_steps;
             recent.push(m.success);
+            rows.push((m.env_steps, m.success));
             if let Some(v) = validation.as_mut()
                 && ((i + 1) % every == 0 || i + 1 == iterations)
             {
@@ -472,6 +495,7 @@ impl SeedContext<'_> {
             history: pool.history().to_vec(),
             rejected: pool.rejected(),
             trainer,
+            rows,
         })
     }
 }

@@ -186,14 +186,23 @@ mod tests {
 
     #[test]
     fn a_branch_starts_in_the_real_state_after_its_prefix() {
-        let real = vec![episode("a", &["p0", "p1", "p2", "p3", "p4"], Provenance::Real)];
+        let real = vec![episode(
+            "a",
+            &["p0", "p1", "p2", "p3", "p4"],
+            Provenance::Real,
+        )];
         let b = Branching::new(&real, 1.0, BranchHorizon::new(3), 7);
         for seed in 0..50 {
-            let br = b.draw(&TaskSpec::default(), seed).expect("share 1 branches");
+            let br = b
+                .draw(&TaskSpec::default(), seed)
+                .expect("share 1 branches");
             let at = br.prefix.len();
             assert!((1..4).contains(&at), "never at the first step: {at}");
             assert_eq!(br.prefix, real[0].steps[..at]);
-            assert_eq!(br.state, real[0].steps[at].state, "the state the prefix led to");
+            assert_eq!(
+                br.state, real[0].steps[at].state,
+                "the state the prefix led to"
+            );
             assert_eq!(br.first, real[0].steps[0].state);
             assert_eq!(br.task, real[0].task);
             // the same reset seed draws the same branch

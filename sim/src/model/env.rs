@@ -344,7 +344,12 @@ impl ModelEnv {
             .filter_map(|l| line_id(l).map(str::to_string))
             .collect();
         // what the episode's real prefix saw (a branch) is the instance's own evidence too
-        for s in self.retrieved.iter().chain(&self.history).filter(|s| own(s)) {
+        for s in self
+            .retrieved
+            .iter()
+            .chain(&self.history)
+            .filter(|s| own(s))
+        {
             covered.insert(s.action.clone());
             for l in s.state.lines.iter().chain(&s.next_state.lines) {
                 if let Some(id) = line_id(l) {
@@ -833,7 +838,11 @@ mod tests {
             let r = env.step("walk on").unwrap();
             assert!(r.truncated && !r.done, "cut after 2 steps, not terminal");
             let kept = sink.lock().unwrap().pop().unwrap();
-            assert_eq!(kept.steps.len(), 2, "only the branch is synthetic experience");
+            assert_eq!(
+                kept.steps.len(),
+                2,
+                "only the branch is synthetic experience"
+            );
             assert_eq!(kept.steps[0].state, steps[at].state);
         }
         // the horizon the loop sets holds from the next branch on
@@ -846,7 +855,10 @@ mod tests {
         assert_eq!(played, 2, "the third step is cut");
         // without branching the episode starts at the beginning and says so
         let mut plain = ModelEnv::new(Arc::new(Counting), &real, 50);
-        assert_eq!(plain.reset(&TaskSpec::default(), 0).unwrap(), steps[0].state);
+        assert_eq!(
+            plain.reset(&TaskSpec::default(), 0).unwrap(),
+            steps[0].state
+        );
         assert!(plain.joined_after().is_none());
     }
 
