@@ -2,7 +2,8 @@
 # The whole test suite (what the README's second command and CI run).
 # Sets up the Python venv with the real environments the bridge tests drive (cached in
 # $DREAMGYM_CACHE, default ~/.cache/dreamgym), installs Mesa's software Vulkan driver (lavapipe)
-# so the wgpu tests run without a GPU, and reuses $CARGO_TARGET_DIR when set.
+# so the wgpu tests run without a GPU and Debian's chromium for the report's browser test, and
+# reuses $CARGO_TARGET_DIR when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DREAMGYM_PYTHON="$(bash scripts/setup-venv.sh)"
@@ -10,6 +11,10 @@ export DREAMGYM_PYTHON
 if bash scripts/setup-vulkan.sh; then
     # an adapter is there: the wgpu test must run, not skip
     export DREAMGYM_REQUIRE_WGPU=1
+fi
+if bash scripts/setup-browser.sh; then
+    # a browser is there: the report's charts must be checked in it, not skipped
+    export DREAMGYM_REQUIRE_BROWSER=1
 fi
 # no crate's modules import each other in a circle (the checker first checks itself on made crates)
 python3 scripts/module-cycles.py --self-test
