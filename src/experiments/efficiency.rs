@@ -64,6 +64,8 @@ impl Default for EfficiencyConfig {
         Self {
             run: RunConfig {
                 iterations: 150,
+                // five seeds: a paired comparison of two settings needs them (t = 2.78)
+                seeds: vec![1, 2, 3, 4, 5],
                 ..RunConfig::default()
             },
             real_budgets: vec![5_000, 20_000, 80_000, 320_000],

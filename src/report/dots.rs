@@ -79,6 +79,7 @@ pub fn svg(dots: &Dots) -> Result<String> {
             .y_label_formatter(&name_of)
             .y_labels(n)
             .disable_y_mesh()
+            .x_max_light_lines(1)
             .light_line_style(RGBColor(235, 235, 235))
             .label_style(("sans-serif", 12))
             .draw()
