@@ -17,6 +17,35 @@ pub enum Split {
     HeldOut,
     /// Every instance.
     Any,
+    /// The validation fold: training instances (fold 1 of 5) kept out of training, to tune
+    /// settings on without touching the held-out fold.
+    Validation,
+    /// The training instances beside the validation fold (folds 2 to 4 of 5).
+    TrainBesideValidation,
+}
+
+impl Split {
+    /// Whether an instance of fold `fold` belongs to the split.
+    pub fn holds(self, fold: u32) -> bool {
+        match self {
+            Split::Any => true,
+            Split::HeldOut => fold == 0,
+            Split::Train => fold != 0,
+            Split::Validation => fold == 1,
+            Split::TrainBesideValidation => fold >= 2,
+        }
+    }
+
+    /// Its name in messages and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "training (folds 1-4 of 5)",
+            Split::HeldOut => "held-out (fold 0 of 5)",
+            Split::Any => "any",
+            Split::Validation => "validation (fold 1 of 5, training instances kept out of training)",
+            Split::TrainBesideValidation => "training beside validation (folds 2-4 of 5)",
+        }
+    }
 }
 
 /// Number of folds instances are hashed into; fold 0 is held out.
@@ -37,7 +66,14 @@ pub fn fold_of(obs: &Observation) -> u32 {
 /// held-out fold 0): seed data and demonstrations keep only those, so that evaluation on
 /// held-out instances stays honest.
 pub fn on_training_instance(t: &dreamgym_buffer::Trajectory) -> bool {
-    t.steps.first().is_some_and(|s| fold_of(&s.state) != 0)
+    on_split(t, Split::Train)
+}
+
+/// Whether `t` was played on an instance of `split` (by its first state).
+pub fn on_split(t: &dreamgym_buffer::Trajectory, split: Split) -> bool {
+    t.steps
+        .first()
+        .is_some_and(|s| split.holds(fold_of(&s.state)))
 }
 
 /// Draws task instances of one spec from one split.
@@ -69,6 +105,11 @@ impl TaskSampler {
         }
     }
 
+    /// Instances of `spec` from `split`.
+    pub fn of(spec: TaskSpec, split: Split) -> Self {
+        Self { spec, split }
+    }
+
     /// Instances of `spec` from either fold.
     pub fn any(spec: TaskSpec) -> Self {
         Self {
@@ -79,11 +120,7 @@ impl TaskSampler {
 
     /// Whether an instance with this first observation belongs to the split.
     pub fn accepts(&self, obs: &Observation) -> bool {
-        match self.split {
-            Split::Any => true,
-            Split::HeldOut => fold_of(obs) == 0,
-            Split::Train => fold_of(obs) != 0,
-        }
+        self.split.holds(fold_of(obs))
     }
 
     /// Resets `env` to an instance of the split, drawing seeds from `rng`; returns the first
@@ -115,12 +152,7 @@ impl TaskSampler {
         }
         Err(PolicyError::NoInstance {
             env: env.id().to_string(),
-            split: match self.split {
-                Split::Train => "training",
-                Split::HeldOut => "held-out",
-                Split::Any => "any",
-            }
-            .to_string(),
+            split: self.split.name().to_string(),
         })
     }
 }

@@ -85,6 +85,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             crate::training::offline::GivenOffline::load(
                 p,
                 &crate::support::envs::EnvFactory::new(&id, cfg.bridge_cmd.as_deref())?,
+                cfg.train_split(),
             )
         })
         .transpose()?;

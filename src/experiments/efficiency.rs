@@ -483,6 +483,7 @@ fn notes(cfg: &EfficiencyConfig) -> Vec<String> {
         ),
         "saving factor: the real interactions real_only needs to reach a success, interpolated on its curve (success linear in log real interactions, first crossing), over those the method used; a target real_only reaches at its smallest budget gives an at-most bound, one it never reaches an at-least bound".to_string(),
     ];
+    notes.push(crate::experiments::run::folds_note(&cfg.run));
     if cfg.run.seeds.len() < 3 {
         notes.push(format!(
             "only {} seed(s): the intervals are not meaningful below 3",

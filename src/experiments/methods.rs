@@ -14,6 +14,7 @@ use crate::training::validation::ValidationReport;
 use anyhow::{Context, Result};
 use dreamgym_buffer::Trajectory;
 use dreamgym_curriculum::DifficultyPoint;
+use dreamgym_policy::TaskSampler;
 use dreamgym_policy::Trainer;
 use dreamgym_sim::model::ExperienceModel;
 use dreamgym_sim::model::env::FailureCounts;
@@ -269,7 +270,7 @@ impl SeedContext<'_> {
                 let mut env = self.factory.open();
                 result.success = random_success(
                     env.as_mut(),
-                    &self.spec,
+                    &TaskSampler::of(self.spec.clone(), self.cfg.eval_split()),
                     self.cfg.eval_episodes,
                     self.policy.max_episode_steps,
                     self.seed ^ 0xe7a1,

@@ -211,10 +211,28 @@ fn run_notes(cfg: &RunConfig, factory: &EnvFactory) -> Vec<String> {
             ""
         }
     )];
+    notes.push(folds_note(cfg));
     if factory.scenario().is_none() {
         notes.push(format!("curriculum variants of a bridged env: its adapter's difficulty knob, levels 2 to {BRIDGE_MAX_DIFFICULTY} above the env as named (docs/bridge.md); a level enters the pool when the env's expert solves 3 instances of it"));
     }
     notes
+}
+
+/// Which instances a run trains and evaluates on (`RunConfig::eval_fold`), as a note.
+pub(crate) fn folds_note(cfg: &RunConfig) -> String {
+    let rule = "an instance's fold is a CRC-32 of its first observation (instruction and lines) mod 5 (dreamgym_policy::rollout::fold_of)";
+    match cfg.eval_fold {
+        crate::training::config::EvalFold::HeldOut => format!(
+            "folds: every method trains on {} and is evaluated on {}; {rule}",
+            cfg.train_split().name(),
+            cfg.eval_split().name()
+        ),
+        crate::training::config::EvalFold::Validation => format!(
+            "folds: VALIDATION run — every method trains on {} and is evaluated on {}; the held-out fold 0 is never played: tune on these figures, report the held-out ones; {rule}",
+            cfg.train_split().name(),
+            cfg.eval_split().name()
+        ),
+    }
 }
 
 /// Real held-out episodes (`fidelity_episodes` of them, new instances) and the fidelity on them
@@ -225,7 +243,7 @@ fn heldout_fidelity(
     seed: u64,
     faults: &mut ExpertFaults,
 ) -> Result<(Vec<dreamgym_buffer::Trajectory>, serde_json::Value)> {
-    let held = TaskSampler::held_out(ctx.spec.clone());
+    let held = TaskSampler::of(ctx.spec.clone(), ctx.cfg.eval_split());
     let heldout = collect_split(
         env,
         &held,

@@ -190,7 +190,8 @@ fn offline_data(
     let data = match &cfg.offline {
         // as `dreamgym run --offline`: episodes on held-out instances are left out
         Some(p) => {
-            let given = crate::training::offline::GivenOffline::load(p, factory)?;
+            let given =
+                crate::training::offline::GivenOffline::load(p, factory, cfg.run.train_split())?;
             if given.held_out_left_out > 0 {
                 tracing::info!(
                     "{}: {} episode(s) on held-out instances left out of the seed data",

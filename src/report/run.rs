@@ -3,6 +3,7 @@
 
 use crate::experiments::run::{MethodSummary, RunSummary};
 use crate::experiments::stats::{mean_ci, t_interval};
+use crate::training::config::EvalFold;
 use crate::report::charts::{Chart, Series};
 use crate::report::dots::{DotRow, Dots};
 use crate::report::html::{dots_figure, esc, figure, notes_and_settings, page_start};
@@ -130,7 +131,11 @@ pub fn expert_faults_line(offline: &serde_json::Value) -> Option<String> {
 
 /// The held-out success of every method, with its interval and the interactions it used.
 fn success_table(out: &mut String, s: &RunSummary) {
-    out.push_str("<h2>Held-out success</h2><table><tr><th>method</th><th>success</th><th>95% CI</th><th>online real steps</th><th>offline real steps</th><th>synthetic steps</th><th>training success in the model</th><th>model→real gap</th><th>on-policy fidelity: next-state exact / false success</th></tr>");
+    out.push_str(match s.config.eval_fold {
+        EvalFold::HeldOut => "<h2>Held-out success</h2>",
+        EvalFold::Validation => "<h2>Validation-fold success</h2><p><strong>A tuning run: every method was evaluated on the validation fold (training instances kept out of training), never on the held-out fold. Report held-out figures, not these.</strong></p>",
+    });
+    out.push_str("<table><tr><th>method</th><th>success</th><th>95% CI</th><th>online real steps</th><th>offline real steps</th><th>synthetic steps</th><th>training success in the model</th><th>model→real gap</th><th>on-policy fidelity: next-state exact / false success</th></tr>");
     for (name, m) in &s.methods {
         let _ = write!(
             out,

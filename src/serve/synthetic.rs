@@ -13,6 +13,7 @@ use crate::training::families::{Families, harder_starts, offline_families};
 use anyhow::Result;
 use dreamgym_buffer::{Observation, Task, Trajectory};
 use dreamgym_curriculum::{Curriculum, CurriculumConfig};
+use dreamgym_policy::rollout::Split;
 use dreamgym_sim::TaskSpec;
 use dreamgym_sim::model::ExperienceModel;
 use dreamgym_sim::model::env::{ModelEnv, ModelFailures};
@@ -66,7 +67,7 @@ impl SyntheticWorld {
         let families = offline_families(&offline);
         let generator = curriculum.then(|| Families::for_env(factory));
         let extra_starts = match &generator {
-            Some(g) => harder_starts(factory, g, &families, seed)?,
+            Some(g) => harder_starts(factory, g, &families, Split::Train, seed)?,
             None => vec![],
         };
         // the real env's step limit, read off the offline data (as the pipeline does)

@@ -5,6 +5,7 @@
 use crate::support::ron_file::RangeError;
 use dreamgym_curriculum::CurriculumConfig;
 use dreamgym_policy::TrainConfig;
+use dreamgym_policy::rollout::Split;
 use dreamgym_sim::TaskSpec;
 use dreamgym_sim::model::retrieval::{Retrievable, RetrievalMode};
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,18 @@ pub enum EnsemblePlayer {
     /// The model fit on all the offline data; the bootstrap members judge.
     #[default]
     AllData,
+}
+
+/// Which instances a run evaluates its methods on (`RunConfig::eval_fold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum EvalFold {
+    /// The held-out fold (fold 0 of 5); training uses folds 1-4. What every reported figure
+    /// is measured on.
+    #[default]
+    HeldOut,
+    /// The validation fold (fold 1 of 5), kept out of training, which then uses folds 2-4: to
+    /// tune a setting without looking at the held-out fold, which such a run never plays.
+    Validation,
 }
 
 /// Settings of `dreamgym run` (RON; every field optional; these defaults are embedded).
@@ -158,6 +171,10 @@ pub struct RunConfig {
     pub expand_every: usize,
     /// Held-out evaluation episodes per method and seed.
     pub eval_episodes: usize,
+    /// Which fold the methods are evaluated on: `HeldOut` (the default; the reported figures)
+    /// or `Validation` (training instances kept out of training, to tune settings on; the
+    /// held-out fold is then never played).
+    pub eval_fold: EvalFold,
     /// Real held-out episodes used only to measure the model's fidelity.
     pub fidelity_episodes: usize,
     /// Run the ablations (without retrieval, without reasoning, without curriculum).
@@ -373,6 +390,7 @@ impl Default for RunConfig {
             s2r_critic_warmup: 0,
             expand_every: 5,
             eval_episodes: 100,
+            eval_fold: EvalFold::HeldOut,
             fidelity_episodes: 40,
             ablations: true,
             curve_points: 12,
@@ -381,6 +399,24 @@ impl Default for RunConfig {
             max_model_failure_share: 0.5,
             max_expert_failure_share: 0.5,
             bridge_cmd: None,
+        }
+    }
+}
+
+impl RunConfig {
+    /// The instances the methods train on (offline data, real training, curriculum starts).
+    pub fn train_split(&self) -> Split {
+        match self.eval_fold {
+            EvalFold::HeldOut => Split::Train,
+            EvalFold::Validation => Split::TrainBesideValidation,
+        }
+    }
+
+    /// The instances the methods are evaluated on (and fidelity measured on).
+    pub fn eval_split(&self) -> Split {
+        match self.eval_fold {
+            EvalFold::HeldOut => Split::HeldOut,
+            EvalFold::Validation => Split::Validation,
         }
     }
 }

@@ -71,13 +71,12 @@ impl Recording {
 /// Held-out success of a uniformly random admissible policy (the floor every method must clear).
 pub fn random_success(
     env: &mut dyn Env,
-    spec: &TaskSpec,
+    held: &TaskSampler,
     episodes: usize,
     max_steps: usize,
     seed: u64,
 ) -> Result<f32> {
     use rand::RngExt;
-    let held = TaskSampler::held_out(spec.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut wins = 0;
     for _ in 0..episodes {
@@ -229,7 +228,7 @@ impl SeedContext<'_> {
 
     /// [`Self::evaluate`] in `env`.
     fn evaluate_in(&self, trainer: &Trainer, env: &mut dyn Env) -> Result<f32> {
-        let held = TaskSampler::held_out(self.spec.clone());
+        let held = TaskSampler::of(self.spec.clone(), self.cfg.eval_split());
         Ok(trainer
             .evaluate(
                 env,
@@ -362,5 +361,64 @@ impl KeysDoorsFixture {
             &self.progress,
             None,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeysDoorsFixture;
+    use crate::training::config::{EvalFold, RunConfig};
+    use dreamgym_policy::rollout::{Split, fold_of};
+
+    #[test]
+    fn a_validation_run_trains_beside_the_validation_fold_and_never_plays_the_held_out_one() {
+        let cfg = RunConfig {
+            difficulty: Some(1),
+            offline_episodes: 40,
+            eval_episodes: 30,
+            eval_fold: EvalFold::Validation,
+            ..RunConfig::default()
+        };
+        let fixture = KeysDoorsFixture::new(&cfg);
+        let ctx = fixture.context(&cfg);
+        let first_folds = |ts: &[dreamgym_buffer::Trajectory]| -> Vec<u32> {
+            ts.iter().map(|t| fold_of(&t.steps[0].state)).collect()
+        };
+        let offline = first_folds(&ctx.offline);
+        assert!(!offline.is_empty());
+        assert!(
+            offline.iter().all(|&f| f >= 2),
+            "seed data on folds 2-4 only: {offline:?}"
+        );
+        let trainer = ctx.start(true).unwrap();
+        let (_, episodes) = ctx.evaluate_episodes(&trainer).unwrap();
+        let evaluated = first_folds(&episodes);
+        assert_eq!(evaluated.len(), 30);
+        assert!(
+            evaluated.iter().all(|&f| f == 1),
+            "evaluated on the validation fold only: {evaluated:?}"
+        );
+        // the splits partition the folds: held-out, validation and the rest of training
+        for fold in 0..dreamgym_policy::rollout::FOLDS {
+            let holding = [
+                Split::HeldOut,
+                Split::Validation,
+                Split::TrainBesideValidation,
+            ]
+            .iter()
+            .filter(|s| s.holds(fold))
+            .count();
+            assert_eq!(holding, 1, "fold {fold}");
+            assert_eq!(
+                Split::Train.holds(fold),
+                Split::Validation.holds(fold) || Split::TrainBesideValidation.holds(fold)
+            );
+        }
+        // the default evaluates on the held-out fold, trains on the other four
+        let held = RunConfig::default();
+        assert_eq!(
+            (held.train_split(), held.eval_split()),
+            (Split::Train, Split::HeldOut)
+        );
     }
 }

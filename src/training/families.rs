@@ -10,6 +10,7 @@ use dreamgym_curriculum::{
     KnobVariants, LlmVariants, ScenarioVariants, TaskVariant, VariantGenerator,
 };
 use dreamgym_policy::TaskSampler;
+use dreamgym_policy::rollout::Split;
 use dreamgym_sim::TaskSpec;
 use dreamgym_sim::model::env::initial_states;
 use dreamgym_sim::model::llm::{LlmConfig, LlmModel};
@@ -92,6 +93,7 @@ pub(crate) fn harder_starts(
     factory: &EnvFactory,
     generator: &Families,
     families: &[TaskVariant],
+    split: Split,
     seed: u64,
 ) -> Result<Vec<(Task, Observation)>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x57a7);
@@ -110,11 +112,14 @@ pub(crate) fn harder_starts(
     let mut env = factory.open();
     let mut out = vec![];
     for (template, difficulty) in levels {
-        let sampler = TaskSampler::train(TaskSpec {
-            template,
-            difficulty: Some(difficulty),
-            posed: None,
-        });
+        let sampler = TaskSampler::of(
+            TaskSpec {
+                template,
+                difficulty: Some(difficulty),
+                posed: None,
+            },
+            split,
+        );
         for _ in 0..32 {
             let obs = match sampler.reset(env.as_mut(), &mut rng) {
                 Ok((obs, _)) => obs,

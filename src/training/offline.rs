@@ -8,6 +8,7 @@ use crate::training::config::{OfflineMix, RunConfig};
 use anyhow::{Context, Result};
 use dreamgym_buffer::Trajectory;
 use dreamgym_policy::TaskSampler;
+use dreamgym_policy::rollout::Split;
 use dreamgym_sim::Env;
 use dreamgym_sim::policy::{
     BehaviourPolicy, ExpertFaults, MAX_EPISODE_STEPS, collect_episode_limited,
@@ -129,7 +130,7 @@ pub(crate) fn collect_offline(
     seed: u64,
     faults: &mut ExpertFaults,
 ) -> Result<Vec<Trajectory>> {
-    let train = TaskSampler::train(task_of(cfg));
+    let train = TaskSampler::of(task_of(cfg), cfg.train_split());
     collect_split(
         env,
         &train,
@@ -142,26 +143,27 @@ pub(crate) fn collect_offline(
 }
 
 /// Offline seed data the user gave (`dreamgym run --offline FILE`): the same for every seed,
-/// without the episodes on held-out instances (evaluation on those must stay honest).
+/// without the episodes outside the run's training split (held-out instances, and with
+/// `eval_fold: Validation` the validation fold too: evaluation on those must stay honest).
 pub struct GivenOffline {
     /// The file.
     pub path: std::path::PathBuf,
     /// Its episodes on training instances.
     pub trajectories: Vec<dreamgym_buffer::Trajectory>,
-    /// Episodes left out: on held-out instances (fold 0).
+    /// Episodes left out: outside the training split (the evaluation fold's instances).
     pub held_out_left_out: usize,
 }
 
 impl GivenOffline {
-    /// Reads `path`, refusing data of another env (naming the line) and a file with no episode
-    /// on a training instance.
-    pub fn load(path: &std::path::Path, factory: &EnvFactory) -> Result<Self> {
+    /// Reads `path`, keeping the episodes on instances of `train` and refusing data of another
+    /// env (naming the line) and a file with no episode on a training instance.
+    pub fn load(path: &std::path::Path, factory: &EnvFactory, train: Split) -> Result<Self> {
         let all = dreamgym_buffer::jsonl::read_file(path)?;
         factory.check_offline(path, &all)?;
         let total = all.len();
         let trajectories: Vec<_> = all
             .into_iter()
-            .filter(dreamgym_policy::rollout::on_training_instance)
+            .filter(|t| dreamgym_policy::rollout::on_split(t, train))
             .collect();
         if trajectories.is_empty() {
             anyhow::bail!(

@@ -32,7 +32,7 @@ impl SeedContext<'_> {
         after_each: &mut dyn FnMut(&Trainer, &IterationMetrics) -> Result<Next>,
     ) -> Result<(Vec<(u64, f32)>, bool)> {
         let mut envs = self.real_envs(capture);
-        let sampler = TaskSampler::train(self.spec.clone());
+        let sampler = TaskSampler::of(self.spec.clone(), self.cfg.train_split());
         let start_steps = trainer.counters().env_steps;
         let mut rows = vec![];
         let mut steps = start_steps;

@@ -347,7 +347,13 @@ impl SeedContext<'_> {
             (true, ExperienceModelKind::Native) => Some(Families::for_env(self.factory)),
         };
         let starts = match &generator {
-            Some(g) => harder_starts(self.factory, g, &families, self.seed)?,
+            Some(g) => harder_starts(
+                self.factory,
+                g,
+                &families,
+                self.cfg.train_split(),
+                self.seed,
+            )?,
             None => vec![],
         };
         // a model that cannot answer stops the run within a window of steps, not at the end
