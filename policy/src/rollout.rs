@@ -42,7 +42,9 @@ impl Split {
             Split::Train => "training (folds 1-4 of 5)",
             Split::HeldOut => "held-out (fold 0 of 5)",
             Split::Any => "any",
-            Split::Validation => "validation (fold 1 of 5, training instances kept out of training)",
+            Split::Validation => {
+                "validation (fold 1 of 5, training instances kept out of training)"
+            }
             Split::TrainBesideValidation => "training beside validation (folds 2-4 of 5)",
         }
     }

@@ -3,11 +3,11 @@
 
 use crate::experiments::run::{MethodSummary, RunSummary};
 use crate::experiments::stats::{mean_ci, t_interval};
-use crate::training::config::EvalFold;
 use crate::report::charts::{Chart, Series};
 use crate::report::dots::{DotRow, Dots};
 use crate::report::html::{dots_figure, esc, figure, notes_and_settings, page_start};
 use crate::support::files::replace_file;
+use crate::training::config::EvalFold;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
