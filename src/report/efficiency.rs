@@ -2,7 +2,7 @@
 //! (`efficiency.svg`): held-out success against real interactions on a log axis, one curve per
 //! method with its 95% interval shaded, DreamGym at its offline steps.
 
-use crate::experiments::efficiency::{CurvePoint, EfficiencySummary};
+use crate::experiments::efficiency::{CurvePoint, EfficiencySummary, Interval};
 use crate::experiments::saving::{Bound, Saving};
 use crate::report::charts::{self, Chart, Series};
 use crate::report::html::{esc, figure, notes_and_settings, page_start};
@@ -154,21 +154,13 @@ pub fn html(s: &EfficiencySummary) -> String {
             "<tr><td>(b') saving factor of DreamGym (0 online real steps)</td><td>{}{}</td></tr>",
             saving_text(&d.saving),
             d.saving_per_seed
-                .map(|f| format!(
-                    "; per seed: geometric mean {:.3} [{:.3}, {:.3}]",
-                    f.mean, f.ci_low, f.ci_high
-                ))
+                .map(|f| format!("; {}", per_seed_text(f)))
                 .unwrap_or_default()
         );
         for p in &h.s2r {
             let ci = p.factor.map_or_else(
                 || "per-seed interval: n/a (some seeds give bounds)".to_string(),
-                |f| {
-                    format!(
-                        "per seed: geometric mean {:.3} [{:.3}, {:.3}]",
-                        f.mean, f.ci_low, f.ci_high
-                    )
-                },
+                per_seed_text,
             );
             let _ = write!(
                 out,
@@ -178,10 +170,7 @@ pub fn html(s: &EfficiencySummary) -> String {
                 p.mean_curves.map_or(0.0, |m| m.target_success),
                 saving_text(&p.online_only),
                 p.online_only_per_seed
-                    .map(|f| format!(
-                        ", per seed {:.3} [{:.3}, {:.3}]",
-                        f.mean, f.ci_low, f.ci_high
-                    ))
+                    .map(|f| format!(", {}", per_seed_text(f)))
                     .unwrap_or_default()
             );
         }
@@ -210,6 +199,14 @@ pub fn html(s: &EfficiencySummary) -> String {
     out.push_str("</table>");
     notes_and_settings(&mut out, &s.notes, &s.config);
     out
+}
+
+/// Per-seed saving factors' geometric mean and interval, as written in the headline.
+fn per_seed_text(f: Interval) -> String {
+    format!(
+        "per seed: geometric mean {:.3} [{:.3}, {:.3}]",
+        f.mean, f.ci_low, f.ci_high
+    )
 }
 
 /// Writes `summary.json`, `report.html` and `efficiency.svg` into `dir` (each replaced whole).
