@@ -5,7 +5,9 @@
 //! env's kind says (real for a real env, synthetic for a model env) and the episode's tags (the
 //! method and seed of the run, given at construction; `iteration` = the policy iterations that
 //! acted, `first-last`; for a model env `model` and the model's per-step `confidence`, space
-//! separated). An episode is written when it ends (done or truncated), when the learner resets in
+//! separated; for a branched rollout `joined_after`, the JSON array of the real actions before
+//! its first state — `dreamgym buffer replay` counts such episodes under `other_start`, as their
+//! first state is no reset's). An episode is written when it ends (done or truncated), when the learner resets in
 //! the middle of it, or when the env is dropped (`ended = abandoned`: PPO's envs run across
 //! iterations, and the last iteration leaves episodes in play). A step whose prediction the
 //! model rejected (`info.rejected`) is not experience and is not recorded (the model env's
@@ -36,6 +38,9 @@ struct Episode {
     steps: Vec<Step>,
     confidence: Vec<String>,
     first_iteration: u64,
+    /// Where the episode joined a recorded one mid-way (a branched rollout): the actions
+    /// before it.
+    joined_after: Option<Vec<String>>,
 }
 
 /// What a recording env writes with: everything but the inner env, shared with [`InPlay`].
@@ -70,6 +75,13 @@ impl Writer {
         if self.provenance == Provenance::Synthetic {
             tags.insert("model".into(), self.env_id.clone());
             tags.insert("confidence".into(), ep.confidence.join(" "));
+        }
+        if let Some(actions) = &ep.joined_after {
+            // a branch: its first state is a real episode's mid-way state, reached by these
+            tags.insert(
+                "joined_after".into(),
+                serde_json::to_string(actions).unwrap_or_default(),
+            );
         }
         self.recorder.record(
             episode_of(
@@ -159,6 +171,7 @@ impl Env for RecordingEnv {
                 steps: vec![],
                 confidence: vec![],
                 first_iteration: w.clock.load(Ordering::Relaxed),
+                joined_after: self.inner.joined_after().map(<[String]>::to_vec),
             });
         }
         Ok(obs)
