@@ -215,3 +215,82 @@ impl Drop for RecordingEnv {
         self.writer().finish("abandoned");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{IterationClock, RecordingEnv};
+    use crate::record::recorder::RecorderThread;
+    use dreamgym_buffer::{BufferConfig, Observation, Provenance, ReplayBuffer, Task};
+    use dreamgym_sim::{Env, EnvError, StepResult, TaskSpec};
+    use std::collections::BTreeMap;
+
+    /// An env whose every episode joined a recorded one after two actions, cut at once.
+    struct Joined {
+        task: Task,
+        joined: Vec<String>,
+    }
+
+    impl Env for Joined {
+        fn id(&self) -> &str {
+            "joined"
+        }
+        fn reset(&mut self, _: &TaskSpec, _: u64) -> Result<Observation, EnvError> {
+            Ok(Observation {
+                lines: vec!["mid-way".into()],
+                instruction: "go".into(),
+                admissible: vec!["on".into()],
+                feedback: String::new(),
+            })
+        }
+        fn step(&mut self, _: &str) -> Result<StepResult, EnvError> {
+            Ok(StepResult {
+                observation: self.reset(&TaskSpec::default(), 0)?,
+                reward: 0.0,
+                done: false,
+                truncated: true,
+                success: false,
+                info: BTreeMap::new(),
+            })
+        }
+        fn task(&self) -> Option<&Task> {
+            Some(&self.task)
+        }
+        fn joined_after(&self) -> Option<&[String]> {
+            Some(&self.joined)
+        }
+    }
+
+    #[test]
+    fn a_branch_is_recorded_with_the_actions_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.dglog");
+        let thread = RecorderThread::start(&path, &[]).unwrap();
+        let joined = vec!["open the door".to_string(), "go \"north\"".to_string()];
+        let mut env = RecordingEnv::new(
+            Box::new(Joined {
+                task: Task {
+                    id: "t".into(),
+                    instruction: "go".into(),
+                    params: BTreeMap::new(),
+                    difficulty: 1,
+                    origin: Default::default(),
+                },
+                joined: joined.clone(),
+            }),
+            thread.handle(),
+            Provenance::Synthetic,
+            BTreeMap::new(),
+            IterationClock::default(),
+            None,
+        );
+        env.reset(&TaskSpec::default(), 0).unwrap();
+        env.step("on").unwrap();
+        drop(env);
+        thread.stop().unwrap();
+        let (buffer, _) = ReplayBuffer::open(&path, BufferConfig::default()).unwrap();
+        let (_, rec) = buffer.iter().next().expect("the episode was recorded");
+        let tag = rec.episode.tags.get("joined_after").expect("tagged");
+        let back: Vec<String> = serde_json::from_str(tag).unwrap();
+        assert_eq!(back, joined);
+    }
+}
