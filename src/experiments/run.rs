@@ -146,10 +146,14 @@ pub fn run(
     let mut notes = run_notes(cfg, &factory);
     if let Some(g) = given {
         notes.push(format!(
-            "offline seed data: {} ({} episodes for every seed; {} on held-out instances left out)",
+            "offline seed data: {} ({} episodes for every seed; {} on {} instances left out)",
             g.path.display(),
             g.trajectories.len(),
-            g.held_out_left_out
+            g.held_out_left_out,
+            match cfg.eval_fold {
+                crate::training::config::EvalFold::HeldOut => "held-out",
+                crate::training::config::EvalFold::Validation => "held-out and validation",
+            }
         ));
     }
     let mut summary = RunSummary::empty(env_id, cfg, device, notes);
