@@ -870,7 +870,7 @@ mod tests {
             let cfg: EfficiencyConfig =
                 ron::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
             cfg.validate().unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert_eq!(cfg.run.seeds.len(), 3, "{path}: three seeds");
+            assert_eq!(cfg.run.seeds.len(), 5, "{path}: five seeds");
         }
     }
 
