@@ -659,18 +659,16 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
         .iter()
         .map(|p| (p.real_interactions, p.success))
         .collect();
-    let seed_curve = |k: usize| -> Vec<(f64, f32)> {
+    // seed k's real_only curve against the real steps `x` counts (all, or online only)
+    let seed_curve = |k: usize, x: fn(&SeedPoint) -> u64| -> Vec<(f64, f32)> {
         real.iter()
-            .map(|p| (p.seeds[k].real_interactions as f64, p.seeds[k].success))
+            .map(|p| (x(&p.seeds[k]) as f64, p.seeds[k].success))
             .collect()
     };
+    let all_real = |s: &SeedPoint| s.real_interactions;
     // as the paper counts: online real steps only, on both sides
+    let online_only = |s: &SeedPoint| s.online_real_steps;
     let online_curve: Vec<(f64, f32)> = real.iter().map(|p| (online(p), p.success)).collect();
-    let seed_online_curve = |k: usize| -> Vec<(f64, f32)> {
-        real.iter()
-            .map(|p| (p.seeds[k].online_real_steps as f64, p.seeds[k].success))
-            .collect()
-    };
     let dg = &curves.get("dreamgym")?[0];
     let shares: Vec<f32> = dg
         .seeds
@@ -698,7 +696,7 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
             dg.seeds
                 .iter()
                 .enumerate()
-                .map(|(k, d)| saving(&seed_curve(k), d.success, d.real_interactions as f64)),
+                .map(|(k, d)| saving(&seed_curve(k, all_real), d.success, all_real(d) as f64)),
         ),
     };
     let s2r_curve = curves.get("dreamgym_s2r")?;
@@ -709,7 +707,7 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
                 .seeds
                 .iter()
                 .enumerate()
-                .map(|(k, s)| saving(&seed_curve(k), s.success, s.real_interactions as f64))
+                .map(|(k, s)| saving(&seed_curve(k, all_real), s.success, all_real(s) as f64))
                 .collect();
             S2rSaving {
                 budget: p.budget,
@@ -718,7 +716,13 @@ fn headline(curves: &BTreeMap<String, Vec<CurvePoint>>, tolerance: f32) -> Optio
                 per_seed,
                 online_only: saving(&online_curve, p.success, online(p)),
                 online_only_per_seed: geometric_of_values(p.seeds.iter().enumerate().map(
-                    |(k, s)| saving(&seed_online_curve(k), s.success, s.online_real_steps as f64),
+                    |(k, s)| {
+                        saving(
+                            &seed_curve(k, online_only),
+                            s.success,
+                            online_only(s) as f64,
+                        )
+                    },
                 )),
             }
         })

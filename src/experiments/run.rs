@@ -149,7 +149,7 @@ pub fn run(
             "offline seed data: {} ({} episodes for every seed; {} on {} instances left out)",
             g.path.display(),
             g.trajectories.len(),
-            g.held_out_left_out,
+            g.left_out,
             match cfg.eval_fold {
                 crate::training::config::EvalFold::HeldOut => "held-out",
                 crate::training::config::EvalFold::Validation => "held-out and validation",
@@ -224,19 +224,18 @@ fn run_notes(cfg: &RunConfig, factory: &EnvFactory) -> Vec<String> {
 
 /// Which instances a run trains and evaluates on (`RunConfig::eval_fold`), as a note.
 pub(crate) fn folds_note(cfg: &RunConfig) -> String {
-    let rule = "an instance's fold is a CRC-32 of its first observation (instruction and lines) mod 5 (dreamgym_policy::rollout::fold_of)";
-    match cfg.eval_fold {
-        crate::training::config::EvalFold::HeldOut => format!(
-            "folds: every method trains on {} and is evaluated on {}; {rule}",
-            cfg.train_split().name(),
-            cfg.eval_split().name()
+    let (run, tuning) = match cfg.eval_fold {
+        crate::training::config::EvalFold::HeldOut => ("", ""),
+        crate::training::config::EvalFold::Validation => (
+            "VALIDATION run — ",
+            "; the held-out fold 0 is never played: tune on these figures, report the held-out ones",
         ),
-        crate::training::config::EvalFold::Validation => format!(
-            "folds: VALIDATION run — every method trains on {} and is evaluated on {}; the held-out fold 0 is never played: tune on these figures, report the held-out ones; {rule}",
-            cfg.train_split().name(),
-            cfg.eval_split().name()
-        ),
-    }
+    };
+    format!(
+        "folds: {run}every method trains on {} and is evaluated on {}{tuning}; an instance's fold is a CRC-32 of its first observation (instruction and lines) mod 5 (dreamgym_policy::rollout::fold_of)",
+        cfg.train_split().name(),
+        cfg.eval_split().name()
+    )
 }
 
 /// Real held-out episodes (`fidelity_episodes` of them, new instances) and the fidelity on them

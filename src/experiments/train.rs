@@ -188,15 +188,16 @@ fn offline_data(
         return Ok(dreamgym_buffer::jsonl::read_file(&offline_path)?);
     }
     let data = match &cfg.offline {
-        // as `dreamgym run --offline`: episodes on held-out instances are left out
+        // as `dreamgym run --offline`: episodes outside the training split are left out
         Some(p) => {
             let given =
                 crate::training::offline::GivenOffline::load(p, factory, cfg.run.train_split())?;
-            if given.held_out_left_out > 0 {
+            if given.left_out > 0 {
                 tracing::info!(
-                    "{}: {} episode(s) on held-out instances left out of the seed data",
+                    "{}: {} episode(s) outside the {} split left out of the seed data",
                     p.display(),
-                    given.held_out_left_out
+                    given.left_out,
+                    cfg.run.train_split().name()
                 );
             }
             given.trajectories

@@ -21,6 +21,23 @@ pub struct DotRow {
     pub high: f64,
 }
 
+impl DotRow {
+    /// The row `name` at a `(mean, low, high)` interval.
+    pub fn new(name: &str, (mean, low, high): (f32, f32, f32)) -> Self {
+        Self {
+            name: name.to_string(),
+            mean: f64::from(mean),
+            low: f64::from(low),
+            high: f64::from(high),
+        }
+    }
+}
+
+/// Orders `rows` best first: the highest mean on top, ties by name.
+pub fn best_first(rows: &mut [DotRow]) {
+    rows.sort_by(|a, b| b.mean.total_cmp(&a.mean).then_with(|| a.name.cmp(&b.name)));
+}
+
 /// A dot plot.
 #[derive(Debug, Clone)]
 pub struct Dots {

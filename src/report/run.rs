@@ -4,7 +4,7 @@
 use crate::experiments::run::{MethodSummary, RunSummary};
 use crate::experiments::stats::{mean_ci, t_interval};
 use crate::report::charts::{Chart, Series};
-use crate::report::dots::{DotRow, Dots};
+use crate::report::dots::{DotRow, Dots, best_first};
 use crate::report::html::{dots_figure, esc, figure, notes_and_settings, page_start};
 use crate::support::files::replace_file;
 use crate::training::config::EvalFold;
@@ -162,14 +162,9 @@ fn success_chart(out: &mut String, s: &RunSummary) {
         .methods
         .iter()
         .filter(|(name, _)| !matches!(name.as_str(), "offline_bc" | "random"))
-        .map(|(name, m)| DotRow {
-            name: name.clone(),
-            mean: f64::from(m.success),
-            low: f64::from(m.ci_low),
-            high: f64::from(m.ci_high),
-        })
+        .map(|(name, m)| DotRow::new(name, (m.success, m.ci_low, m.ci_high)))
         .collect();
-    rows.sort_by(|a, b| b.mean.total_cmp(&a.mean).then_with(|| a.name.cmp(&b.name)));
+    best_first(&mut rows);
     let references = ["offline_bc", "random"]
         .iter()
         .filter_map(|name| {
@@ -198,28 +193,20 @@ fn gap_chart(out: &mut String, s: &RunSummary) {
         .iter()
         .filter_map(|(name, m)| {
             let gaps: Vec<f32> = m.seeds.iter().filter_map(|r| r.model_real_gap).collect();
-            (!gaps.is_empty()).then(|| {
-                let (mean, low, high) = t_interval(&gaps);
-                DotRow {
-                    name: name.clone(),
-                    mean: f64::from(mean),
-                    low: f64::from(low),
-                    high: f64::from(high),
-                }
-            })
+            (!gaps.is_empty()).then(|| DotRow::new(name, t_interval(&gaps)))
         })
         .collect();
     if rows.is_empty() {
         return;
     }
-    rows.sort_by(|a, b| b.mean.total_cmp(&a.mean).then_with(|| a.name.cmp(&b.name)));
+    best_first(&mut rows);
     let lo = rows.iter().map(|r| r.low).fold(-0.2, f64::min).max(-1.0);
     let hi = rows.iter().map(|r| r.high).fold(0.2, f64::max).min(1.0);
     out.push_str(&dots_figure(&Dots {
         title: "Model→real gap: training success inside the model minus held-out real success"
             .into(),
         x_label: "model→real gap (far above 0: the policy found a model error)".into(),
-        x_range: (lo - 0.05, hi + 0.25),
+        x_range: (lo - 0.05, hi + 0.05),
         rows,
         references: vec![("no gap".into(), 0.0)],
     }));

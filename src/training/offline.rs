@@ -151,7 +151,7 @@ pub struct GivenOffline {
     /// Its episodes on training instances.
     pub trajectories: Vec<dreamgym_buffer::Trajectory>,
     /// Episodes left out: outside the training split (the evaluation fold's instances).
-    pub held_out_left_out: usize,
+    pub left_out: usize,
 }
 
 impl GivenOffline {
@@ -173,7 +173,7 @@ impl GivenOffline {
         }
         Ok(Self {
             path: path.to_path_buf(),
-            held_out_left_out: total - trajectories.len(),
+            left_out: total - trajectories.len(),
             trajectories,
         })
     }

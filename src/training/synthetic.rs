@@ -222,8 +222,8 @@ struct LoopShared<'a> {
     failures: &'a Arc<ModelFailures>,
     /// Native models on bootstrap resamples (the ensemble's judges), where built.
     members: Option<&'a [Arc<dyn ExperienceModel>]>,
-    /// The horizon of branched rollouts, where they are on.
-    horizon: Option<&'a BranchHorizon>,
+    /// Where episodes branch from (each env draws with a seed of its own), where they do.
+    branching: Option<&'a Branching>,
 }
 
 impl SeedContext<'_> {
@@ -241,7 +241,7 @@ impl SeedContext<'_> {
         let LoopShared {
             failures,
             members,
-            horizon,
+            branching,
         } = shared;
         // the real env's step limit, read off the offline data (random episodes run into it), so
         // the policy cannot learn to take longer in the model than the real env allows
@@ -300,13 +300,10 @@ impl SeedContext<'_> {
                         self.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                     );
                 }
-                if let Some(h) = horizon {
-                    m.branch_from(Branching::new(
-                        real,
-                        self.cfg.branch_share,
-                        h.clone(),
-                        self.seed ^ (k as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9),
-                    ));
+                if let Some(b) = branching {
+                    m.branch_from(
+                        b.with_seed(self.seed ^ (k as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9)),
+                    );
                 }
                 for (t, o) in extra_starts {
                     m.add_start(t.clone(), o.clone());
@@ -366,12 +363,16 @@ impl SeedContext<'_> {
         let members = (native
             && (self.cfg.ensemble == sw.ensemble_as_configured || self.cfg.validate_every > 0))
             .then(|| self.bootstrap_members(real, sw.reasoning));
-        // branched rollouts: one horizon for the loop's envs, grown over its iterations
+        // branched rollouts: one horizon for the loop's envs, grown over its iterations, and
+        // one set of real episodes to branch from
         let branching = (self.cfg.branch_share > 0.0).then(|| BranchSchedule {
             horizon: BranchHorizon::new(self.cfg.branch_horizon.0),
             span: self.cfg.branch_horizon,
             iterations: self.cfg.iterations,
         });
+        let branch_from = branching
+            .as_ref()
+            .map(|b| Branching::new(real, self.cfg.branch_share, b.horizon.clone(), self.seed));
         let (envs, retained) = self.model_envs(
             model,
             real,
@@ -380,7 +381,7 @@ impl SeedContext<'_> {
             LoopShared {
                 failures: &failures,
                 members: members.as_deref(),
-                horizon: branching.as_ref().map(|b| &b.horizon),
+                branching: branch_from.as_ref(),
             },
         );
         let validation = (self.cfg.validate_every > 0)
@@ -446,7 +447,6 @@ impl SeedContext<'_> {
     pub(crate) fn train_synthetic(&self, sw: Switches) -> Result<SyntheticRun> {
         let mut lp = self.synthetic_loop(sw)?;
         let mut trainer = self.start_with_envs(false, self.cfg.synthetic_envs)?;
-        let mut recent: Vec<f32> = vec![];
         let mut rows: Vec<(u64, f32)> = vec![];
         let mut steps = trainer.counters().env_steps;
         let iterations = self.cfg.iterations;
@@ -460,7 +460,6 @@ impl SeedContext<'_> {
             self.progress
                 .iteration(i + 1, iterations, m.env_steps - steps);
             steps = m.env_steps;
-            recent.push(m.success);
             rows.push((m.env_steps, m.success));
             if let Some(v) = validation.as_mut()
                 && ((i + 1) % every == 0 || i + 1 == iterations)
@@ -479,10 +478,10 @@ impl SeedContext<'_> {
         // the success inside the model of the policy kept: the 5 iterations before it (the
         // validation's own mean where it is the warm start)
         let kept = validation.as_ref().map_or(iterations, |v| v.kept_iteration);
-        let tail = &recent[kept.saturating_sub(5)..kept];
+        let tail = &rows[kept.saturating_sub(5)..kept];
         let model_success = match (tail.is_empty(), &validation) {
             (true, Some(v)) => v.checks.first().map_or(0.0, |c| c.mean),
-            _ => tail.iter().sum::<f32>() / tail.len().max(1) as f32,
+            _ => tail.iter().map(|r| r.1).sum::<f32>() / tail.len().max(1) as f32,
         };
         let pool = &lp.pool;
         let pool_json = pool

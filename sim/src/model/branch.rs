@@ -93,6 +93,15 @@ impl Branching {
         }
     }
 
+    /// The same branches (sharing the episodes, not copying them) drawn with `seed`: one
+    /// `Branching` per loop, one seed per env.
+    pub fn with_seed(&self, seed: u64) -> Self {
+        Self {
+            seed,
+            ..self.clone()
+        }
+    }
+
     /// Real episodes a branch can start in.
     pub fn len(&self) -> usize {
         self.episodes.len()

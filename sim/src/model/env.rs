@@ -204,10 +204,8 @@ pub struct ModelEnv {
     member: usize,
     /// Where episodes may branch from real episodes' middles (see [`Self::branch_from`]).
     branching: Option<Branching>,
-    /// Real steps of the history before the episode in play joined it (0: it started at its
-    /// task's beginning).
-    branch_at: usize,
-    /// The actions of those steps, where it joined mid-way.
+    /// Where the episode in play joined a real episode mid-way: the actions of the real steps
+    /// that open its history (`None`: it started at its task's beginning).
     joined: Option<Vec<String>>,
 }
 
@@ -262,9 +260,14 @@ impl ModelEnv {
             ensemble: None,
             member: 0,
             branching: None,
-            branch_at: 0,
             joined: None,
         }
+    }
+
+    /// Real steps at the start of the history, before the episode in play joined it (0: it
+    /// started at its task's beginning).
+    fn branch_at(&self) -> usize {
+        self.joined.as_ref().map_or(0, Vec::len)
     }
 
     /// Start a share of the episodes mid-way through a real episode of `branching`, cut after
@@ -438,7 +441,6 @@ impl ModelEnv {
     ) -> Observation {
         self.task = Some(task);
         self.state = Some(obs.clone());
-        self.branch_at = prefix.len();
         self.joined =
             (!prefix.is_empty()).then(|| prefix.iter().map(|s| s.action.clone()).collect());
         self.history = prefix;
@@ -630,10 +632,12 @@ impl Env for ModelEnv {
                 message,
             })?;
         // a branch is cut after its horizon, as any episode at the real env's step limit
+        let branch_at = self.branch_at();
         let cut_branch = self.joined.is_some()
-            && self.branching.as_ref().is_some_and(|b| {
-                (self.history.len() - self.branch_at) as u32 + 1 >= b.horizon.get()
-            });
+            && self
+                .branching
+                .as_ref()
+                .is_some_and(|b| (self.history.len() - branch_at) as u32 + 1 >= b.horizon.get());
         let truncated = dead_end
             || (!p.done && (cut_branch || self.history.len() as u32 + 1 >= self.max_steps));
         let step = Step {
@@ -659,9 +663,9 @@ impl Env for ModelEnv {
                 seed: 0,
                 provenance: dreamgym_buffer::Provenance::Synthetic,
                 policy: "learner".into(),
-                outcome: Trajectory::outcome_from_steps(&self.history[self.branch_at..], p.success),
+                outcome: Trajectory::outcome_from_steps(&self.history[branch_at..], p.success),
                 // a branch's real prefix is not synthetic experience
-                steps: self.history[self.branch_at..].to_vec(),
+                steps: self.history[branch_at..].to_vec(),
             };
             sink.lock().unwrap_or_else(|e| e.into_inner()).push(t);
         }
