@@ -7,8 +7,12 @@
 //! Without a browser the test says so and passes, unless `DREAMGYM_REQUIRE_BROWSER` is set (the
 //! test script sets it once the browser is installed).
 
+#[path = "support/cli.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::{bin, run};
 
 /// The headless browser, if there is one.
 fn browser() -> Option<PathBuf> {
@@ -119,17 +123,14 @@ fn every_chart_of_a_run_report_shows_something_in_a_real_browser() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_dreamgym"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let (ok, _, err) = run(bin()
         .args(["run", "scenarios/keys_doors.ron", "--backend", "cpu"])
         .arg("--config")
         .arg(&cfg)
         .arg("--out")
         .arg(&out)
-        .arg("--no-buffer")
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .arg("--no-buffer"));
+    assert!(ok, "{err}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     let charts = svgs(&html);
     // held-out success, the model→real gap, training in the real env and in the model, the
